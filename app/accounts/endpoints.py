@@ -1,0 +1,157 @@
+"""HTTP for accounts: signup, login, me, tokens, and the admin's user and invite lists."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from app.accounts import schemas, service
+from app.core.pagination import Page, PageParams, page_params
+from app.core.security import AdminPrincipal, CurrentPrincipal, DbSession, ReadSession
+from app.core.settings import Settings
+from app.models.accounts import Role, UserStatus
+
+router = APIRouter(prefix="/v1")
+
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+def _settings(request: Request) -> Settings:
+    settings = request.app.state.settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _token_out(issued: service.IssuedToken) -> schemas.TokenCreated:
+    return schemas.TokenCreated(
+        **schemas.TokenOut.model_validate(issued.token).model_dump(), secret=issued.secret
+    )
+
+
+@router.post(
+    "/auth/signup",
+    status_code=status.HTTP_201_CREATED,
+    tags=["auth"],
+    response_model=schemas.SessionOut,
+)
+def signup(body: schemas.SignupRequest, session: DbSession, request: Request) -> schemas.SessionOut:
+    """Register a client or annotator account (subject to the platform's signup policy)."""
+    user, issued = service.signup(
+        session,
+        policy=_settings(request).signup_policy,
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        role=Role(body.role),
+        invite_code=body.invite_code,
+    )
+    session.commit()
+    return schemas.SessionOut(user=schemas.UserOut.model_validate(user), token=_token_out(issued))
+
+
+@router.post("/auth/login", tags=["auth"], response_model=schemas.SessionOut)
+def login(body: schemas.LoginRequest, session: DbSession) -> schemas.SessionOut:
+    """Exchange email and password for a new API token."""
+    user, issued = service.login(
+        session, email=body.email, password=body.password, token_name=body.token_name
+    )
+    session.commit()
+    return schemas.SessionOut(user=schemas.UserOut.model_validate(user), token=_token_out(issued))
+
+
+@router.get("/me", tags=["me"], response_model=schemas.UserOut)
+def me(principal: CurrentPrincipal) -> schemas.UserOut:
+    return schemas.UserOut.model_validate(principal.user)
+
+
+@router.get("/me/tokens", tags=["me"], response_model=list[schemas.TokenOut])
+def list_tokens(principal: CurrentPrincipal, session: ReadSession) -> list[schemas.TokenOut]:
+    return [schemas.TokenOut.model_validate(t) for t in service.list_tokens(session, principal.id)]
+
+
+@router.post(
+    "/me/tokens",
+    tags=["me"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.TokenCreated,
+)
+def create_token(
+    body: schemas.TokenCreateRequest, principal: CurrentPrincipal, session: DbSession
+) -> schemas.TokenCreated:
+    """Create an API token; its secret is in this response only."""
+    expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    issued = service.issue_token(session, principal.user, body.name, expires)
+    session.commit()
+    return _token_out(issued)
+
+
+@router.delete("/me/tokens/{token_id}", tags=["me"], status_code=status.HTTP_204_NO_CONTENT)
+def revoke_token(token_id: int, principal: CurrentPrincipal, session: DbSession) -> Response:
+    service.revoke_token(session, principal.id, token_id)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/admin/users", tags=["admin"], response_model=Page[schemas.AdminUserOut])
+def list_users(
+    _: AdminPrincipal,
+    session: ReadSession,
+    paging: Paging,
+    role: Role | None = None,
+    status_: Annotated[UserStatus | None, Query(alias="status")] = None,
+    email: Annotated[str | None, Query(max_length=320, description="Part of the email")] = None,
+) -> Page[schemas.AdminUserOut]:
+    users, cursor = service.list_users(
+        session, paging, role=role, status=status_, email_contains=email
+    )
+    return Page(items=[schemas.AdminUserOut.model_validate(u) for u in users], next_cursor=cursor)
+
+
+@router.post("/admin/users/{user_id}/suspend", tags=["admin"], response_model=schemas.AdminUserOut)
+def suspend_user(
+    user_id: int, body: schemas.SuspendRequest, admin: AdminPrincipal, session: DbSession
+) -> schemas.AdminUserOut:
+    """Suspend an account with a reason; its tokens answer 403 until it is reactivated."""
+    user = service.suspend_user(session, user_id=user_id, reason=body.reason, admin_id=admin.id)
+    session.commit()
+    return schemas.AdminUserOut.model_validate(user)
+
+
+@router.post(
+    "/admin/users/{user_id}/reactivate", tags=["admin"], response_model=schemas.AdminUserOut
+)
+def reactivate_user(user_id: int, _: AdminPrincipal, session: DbSession) -> schemas.AdminUserOut:
+    user = service.reactivate_user(session, user_id=user_id)
+    session.commit()
+    return schemas.AdminUserOut.model_validate(user)
+
+
+@router.post(
+    "/admin/invites",
+    tags=["admin"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.InviteCreated,
+)
+def create_invite(
+    body: schemas.InviteCreateRequest, admin: AdminPrincipal, session: DbSession
+) -> schemas.InviteCreated:
+    """Create a single-use invite code (for the `invite` signup policy)."""
+    invite, code = service.create_invite(
+        session,
+        role=Role(body.role),
+        email=body.email,
+        expires_in=timedelta(days=body.expires_in_days),
+        admin_id=admin.id,
+    )
+    session.commit()
+    return schemas.InviteCreated(**schemas.InviteOut.model_validate(invite).model_dump(), code=code)
+
+
+@router.get("/admin/invites", tags=["admin"], response_model=Page[schemas.InviteOut])
+def list_invites(
+    _: AdminPrincipal, session: ReadSession, paging: Paging
+) -> Page[schemas.InviteOut]:
+    invites, cursor = service.list_invites(session, paging)
+    return Page(items=[schemas.InviteOut.model_validate(i) for i in invites], next_cursor=cursor)

@@ -1,0 +1,108 @@
+"""Request and response bodies for accounts, tokens and invites."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.models.accounts import Role, UserStatus
+
+Password = Annotated[str, Field(min_length=10, max_length=256)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+TokenName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+
+
+class SignupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: Password
+    display_name: DisplayName
+    role: Literal["client", "annotator"]
+    invite_code: str | None = Field(default=None, max_length=200)
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+    token_name: TokenName = "login"  # noqa: S105
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    display_name: str
+    role: Role
+    status: UserStatus
+    created_at: datetime
+
+
+class AdminUserOut(UserOut):
+    suspended_at: datetime | None
+    suspended_reason: str | None
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    secret: str = Field(description="The token itself. Shown once; store it now.")
+
+
+class TokenCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: TokenName
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class SessionOut(BaseModel):
+    """A user and a fresh token (after signup or login)."""
+
+    user: UserOut
+    token: TokenCreated
+
+
+class SuspendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class InviteCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["client", "annotator"]
+    email: EmailStr | None = None
+    expires_in_days: int = Field(default=14, ge=1, le=365)
+
+
+class InviteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    role: Role
+    email: str | None
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
+class InviteCreated(InviteOut):
+    code: str = Field(description="The invite code. Shown once.")

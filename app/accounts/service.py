@@ -1,0 +1,248 @@
+"""Accounts: signup, login, API tokens, invites, suspension. Services flush, never commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import EmailStr, TypeAdapter, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.clock import utcnow
+from app.core.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from app.core.pagination import PageParams, page_of, paginate
+from app.core.security import hash_password, hash_secret, new_secret, verify_password
+from app.core.settings import SignupPolicy
+from app.models.accounts import ApiToken, Invite, Role, User, UserStatus
+
+INVITE_PREFIX = "inv_"
+_EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def create_user(
+    session: Session, *, email: str, display_name: str, role: Role, password: str | None
+) -> User:
+    """Create a user; 409 if the email (compared case-insensitively) is taken."""
+    email = normalize_email(email)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(
+            "An account with this email already exists",
+            errors=[{"pointer": "#/email", "detail": "already registered"}],
+        )
+    user = User(
+        email=email,
+        display_name=display_name,
+        role=role,
+        password_hash=hash_password(password) if password else None,
+        status=UserStatus.active,
+    )
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # a concurrent signup won the race for this email
+        raise Conflict("An account with this email already exists") from None
+    return user
+
+
+def issue_token(
+    session: Session, user: User, name: str, expires_in: timedelta | None = None
+) -> IssuedToken:
+    """Create an API token; the secret is returned here and never again."""
+    secret = new_secret()
+    token = ApiToken(
+        user_id=user.id,
+        name=name,
+        prefix=secret[:12],
+        secret_hash=hash_secret(secret),
+        expires_at=utcnow() + expires_in if expires_in else None,
+    )
+    session.add(token)
+    session.flush()
+    return IssuedToken(token=token, secret=secret)
+
+
+def signup(
+    session: Session,
+    *,
+    policy: SignupPolicy,
+    email: str,
+    password: str,
+    display_name: str,
+    role: Role,
+    invite_code: str | None,
+) -> tuple[User, IssuedToken]:
+    """Register a client or annotator under the platform's signup policy."""
+    if role is Role.admin:
+        raise Forbidden("Admin accounts are created with `tessera admin create`")
+    if policy is SignupPolicy.closed:
+        raise Forbidden("Signup is closed on this platform; ask an administrator for an account")
+    invite = None
+    if policy is SignupPolicy.invite:
+        invite = _usable_invite(session, invite_code, email, role)
+    user = create_user(
+        session, email=email, display_name=display_name, role=role, password=password
+    )
+    if invite is not None:
+        invite.used_at = utcnow()
+        invite.used_by_id = user.id
+    return user, issue_token(session, user, "signup")
+
+
+def _usable_invite(session: Session, code: str | None, email: str, role: Role) -> Invite:
+    if not code:
+        raise Forbidden(
+            "Signup on this platform needs an invite code",
+            errors=[{"pointer": "#/invite_code", "detail": "required"}],
+        )
+    invite = session.scalar(
+        select(Invite).where(Invite.code_hash == hash_secret(code)).with_for_update()
+    )
+    problem = None
+    if invite is None or invite.used_at is not None or invite.expires_at <= utcnow():
+        problem = "unknown, used or expired invite code"
+    elif invite.role is not role:
+        problem = f"this invite is for a {invite.role.value} account"
+    elif invite.email is not None and invite.email != normalize_email(email):
+        problem = "this invite is for another email address"
+    if problem:
+        raise Forbidden(
+            "The invite code cannot be used",
+            errors=[{"pointer": "#/invite_code", "detail": problem}],
+        )
+    assert invite is not None
+    return invite
+
+
+def login(
+    session: Session, *, email: str, password: str, token_name: str
+) -> tuple[User, IssuedToken]:
+    """Check a password and issue a token; 401 for a wrong email or password alike."""
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        raise Unauthorized("Wrong email or password")
+    if user.status is UserStatus.suspended:
+        raise Forbidden("This account is suspended", reason=user.suspended_reason)
+    return user, issue_token(session, user, token_name)
+
+
+def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id))
+    )
+
+
+def revoke_token(session: Session, user_id: int, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens (404 for anyone else's). Revoking twice is a no-op."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user_id:
+        raise NotFound("No such token")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    session.flush()
+    return token
+
+
+def list_users(
+    session: Session,
+    params: PageParams,
+    *,
+    role: Role | None = None,
+    status: UserStatus | None = None,
+    email_contains: str | None = None,
+) -> tuple[list[User], int | None]:
+    stmt = select(User)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if status is not None:
+        stmt = stmt.where(User.status == status)
+    if email_contains:
+        stmt = stmt.where(User.email.contains(normalize_email(email_contains), autoescape=True))
+    users = list(session.scalars(paginate(stmt, User.id, params)))
+    return page_of(users, params, [u.id for u in users])
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user")
+    return user
+
+
+def suspend_user(session: Session, *, user_id: int, reason: str, admin_id: int) -> User:
+    """Suspend an account: its tokens stop working at once (403). Admins cannot suspend
+    themselves, so a platform never locks out its last administrator by accident."""
+    if user_id == admin_id:
+        raise Conflict("You cannot suspend your own account")
+    user = get_user(session, user_id)
+    user.status = UserStatus.suspended
+    user.suspended_at = utcnow()
+    user.suspended_reason = reason
+    user.suspended_by_id = admin_id
+    session.flush()
+    return user
+
+
+def reactivate_user(session: Session, *, user_id: int) -> User:
+    user = get_user(session, user_id)
+    user.status = UserStatus.active
+    user.suspended_at = None
+    user.suspended_reason = None
+    user.suspended_by_id = None
+    session.flush()
+    return user
+
+
+def create_invite(
+    session: Session, *, role: Role, email: str | None, expires_in: timedelta, admin_id: int
+) -> tuple[Invite, str]:
+    code = new_secret(INVITE_PREFIX)
+    invite = Invite(
+        code_hash=hash_secret(code),
+        role=role,
+        email=normalize_email(email) if email else None,
+        created_by_id=admin_id,
+        expires_at=utcnow() + expires_in,
+    )
+    session.add(invite)
+    session.flush()
+    return invite, code
+
+
+def list_invites(session: Session, params: PageParams) -> tuple[list[Invite], int | None]:
+    invites = list(session.scalars(paginate(select(Invite), Invite.id, params)))
+    return page_of(invites, params, [i.id for i in invites])
+
+
+def create_admin(
+    session: Session, *, email: str, display_name: str, password: str | None
+) -> tuple[User, IssuedToken]:
+    """Create an administrator (CLI only) and a first token for them."""
+    user = create_user(
+        session, email=email, display_name=display_name, role=Role.admin, password=password
+    )
+    return user, issue_token(session, user, "cli")
+
+
+def count_admins(session: Session) -> int:
+    return session.scalar(select(func.count()).where(User.role == Role.admin)) or 0
+
+
+def ensure_valid_email(email: str) -> str:
+    """Validate an email outside a request body (CLI input)."""
+    try:
+        return _EMAIL.validate_python(email)
+    except ValidationError as exc:
+        raise ValidationFailed(f"not a valid email address: {email}") from exc

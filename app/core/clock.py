@@ -1,0 +1,10 @@
+"""The one place Tessera reads the time, so tests can move it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)

@@ -1,0 +1,49 @@
+"""Keyset pagination: `?limit=&after=<id>`; responses carry `next_cursor` (the last id) or null."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
+
+T = TypeVar("T")
+
+MAX_PAGE = 500
+
+
+class PageParams(BaseModel):
+    limit: int = 50
+    after: int | None = None
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")] = 50,
+    after: Annotated[
+        int | None, Query(ge=0, description="Cursor: `next_cursor` of the previous page")
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, after=after)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: int | None
+
+
+def paginate(
+    stmt: Select[Any], id_column: InstrumentedAttribute[int], params: PageParams
+) -> Select[Any]:
+    """Order by id and apply the cursor; fetch one extra row to know whether more follow."""
+    if params.after is not None:
+        stmt = stmt.where(id_column > params.after)
+    return stmt.order_by(id_column).limit(params.limit + 1)
+
+
+def page_of(rows: list[Any], params: PageParams, ids: list[int]) -> tuple[list[Any], int | None]:
+    """Cut the extra row off and compute the next cursor."""
+    if len(rows) > params.limit:
+        return rows[: params.limit], ids[params.limit - 1]
+    return rows, None

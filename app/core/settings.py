@@ -1,0 +1,159 @@
+"""Settings from `TESSERA_*` environment variables (and an optional `.env` file).
+
+Invalid settings raise `SettingsError` with one line per bad variable, so start-up fails with a
+message a person can act on instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./tessera.db"
+
+
+class SignupPolicy(StrEnum):
+    open = "open"
+    invite = "invite"
+    closed = "closed"
+
+
+class PayoutsProvider(StrEnum):
+    manual = "manual"
+    stripe = "stripe"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class SettingsError(Exception):
+    """Raised when the environment holds settings Tessera cannot start with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TESSERA_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    broker_url: str | None = None
+    secret_key: SecretStr | None = None
+    metrics_token: SecretStr | None = None
+
+    payouts_provider: PayoutsProvider = PayoutsProvider.manual
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+    platform_fee_bps: int = Field(default=2000, ge=0, le=10_000)
+    currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")
+
+    signup_policy: SignupPolicy = SignupPolicy.open
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: LogLevel = LogLevel.INFO
+    log_json: bool = True
+
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    demo: bool | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+            raise ValueError("must be a redis:// or amqp:// URL, or empty for in-process jobs")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not self.is_sqlite and self.secret_key is None:
+            raise ValueError("TESSERA_SECRET_KEY is required with PostgreSQL (32+ characters)")
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("TESSERA_SECRET_KEY must be at least 32 characters")
+        if self.payouts_provider is PayoutsProvider.stripe and self.stripe_api_key is None:
+            raise ValueError("TESSERA_PAYOUTS_PROVIDER=stripe needs TESSERA_STRIPE_API_KEY")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None for PostgreSQL and in-memory databases."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        return None if path in ("", ":memory:") else Path(path)
+
+    @property
+    def embedded(self) -> bool:
+        """The embedded default: SQLite and no broker, everything in one process."""
+        return self.is_sqlite and self.broker_url is None
+
+    @property
+    def demo_enabled(self) -> bool:
+        return self.embedded if self.demo is None else self.demo
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; in the embedded default one is generated once beside the database."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.sqlite_path
+        if path is None:
+            return _ephemeral_secret()
+        key_file = path.with_name(path.name + ".secret")
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def _ephemeral_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise `SettingsError` naming every bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            name = f"TESSERA_{field.upper()}" if field else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {name}: {message}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None

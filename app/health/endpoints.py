@@ -1,0 +1,70 @@
+"""`/healthz` (process up), `/readyz` (database reachable, schema at head), `/metrics`."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.core.db import Database
+from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.core.schema import current_revision, head_revision
+from app.core.security import bearer_secret, current_principal, get_database
+from app.core.settings import Settings
+from app.models.accounts import Role
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up (no dependencies checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(db: Annotated[Database, Depends(get_database)]) -> dict[str, Any]:
+    """Ready to serve: the database answers and its schema is at the latest migration."""
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = current_revision(db.engine)
+    except SQLAlchemyError as exc:
+        raise ServiceUnavailable(
+            "The database is unreachable", checks={"database": f"error: {type(exc).__name__}"}
+        ) from None
+    head = head_revision()
+    if current != head:
+        raise ServiceUnavailable(
+            "The database schema is not at the latest migration; run `tessera migrate`",
+            checks={"database": "ok", "schema": {"current": current, "head": head}},
+        )
+    return {
+        "status": "ready",
+        "checks": {"database": "ok", "schema": {"current": current, "head": head}},
+    }
+
+
+def _metrics_access(request: Request, db: Annotated[Database, Depends(get_database)]) -> None:
+    settings: Settings = request.app.state.settings
+    secret = bearer_secret(request)
+    if secret is None:
+        raise Unauthorized("Metrics need the metrics token or an admin API token")
+    if settings.metrics_token is not None and hmac.compare_digest(
+        secret.encode(), settings.metrics_token.get_secret_value().encode()
+    ):
+        return
+    principal = current_principal(request, db)
+    if principal.role is not Role.admin:
+        raise Forbidden("Metrics are for administrators")
+
+
+@router.get("/metrics", dependencies=[Depends(_metrics_access)], response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics (bearer: `TESSERA_METRICS_TOKEN` or an admin token)."""
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

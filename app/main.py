@@ -1,0 +1,53 @@
+"""create_app(): routers, middleware, error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import __version__
+from app.accounts.endpoints import router as accounts_router
+from app.core.db import Database
+from app.core.errors import install_error_handlers
+from app.core.observability import Metrics, RequestContextMiddleware
+from app.core.settings import Settings, load_settings
+from app.health.endpoints import router as health_router
+
+DESCRIPTION = """Tessera is a crowdsourcing marketplace backend for data labeling.
+
+Authenticate with `Authorization: Bearer <token>`. Every error is RFC 9457 problem+json."""
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the service. Tests pass their own settings and database."""
+    settings = settings or load_settings()
+    db = database or Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPI(title="Tessera", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.metrics = Metrics()
+
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+
+    app.include_router(health_router)
+    app.include_router(accounts_router)
+    return app

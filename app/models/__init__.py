@@ -1,0 +1,7 @@
+"""All ORM classes, one module per domain; importing this package registers them all
+(Alembic's env imports it for autogenerate)."""
+
+from app.models.accounts import ApiToken, Invite, Role, User, UserStatus
+from app.models.base import Base
+
+__all__ = ["ApiToken", "Base", "Invite", "Role", "User", "UserStatus"]

@@ -1,0 +1,83 @@
+"""Users, API tokens and signup invites."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Enum, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, BigId, CreatedAtMixin, IdMixin
+
+
+class Role(StrEnum):
+    client = "client"
+    annotator = "annotator"
+    admin = "admin"
+
+
+class UserStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    # Stored as VARCHAR + CHECK (no native PG enum), so adding a value is a plain migration.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class User(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    display_name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), index=True)
+    status: Mapped[UserStatus] = mapped_column(
+        _enum(UserStatus, "user_status"), default=UserStatus.active
+    )
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    suspended_at: Mapped[datetime | None]
+    suspended_reason: Mapped[str | None] = mapped_column(Text)
+    suspended_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+
+    tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", foreign_keys="ApiToken.user_id"
+    )
+
+
+class ApiToken(IdMixin, CreatedAtMixin, Base):
+    """An API token. Only the SHA-256 of the secret is stored; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters, to recognise a token
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="tokens", foreign_keys=[user_id])
+
+
+class Invite(IdMixin, CreatedAtMixin, Base):
+    """A single-use signup invitation (signup policy `invite`)."""
+
+    __tablename__ = "invites"
+
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "invite_role"))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_by_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))

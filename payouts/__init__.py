@@ -1,0 +1,1 @@
+"""Pricing, ledger, funding and payouts (the only place that talks to Stripe)."""

@@ -1,0 +1,1 @@
+"""Qualification tests and skills: gate annotators before they touch client work."""

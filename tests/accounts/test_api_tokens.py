@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, select, text
+
+from app.core.db import Database
+from app.models import ApiToken, Base
+from tests.support import Account, problem
+
+
+def test_create_list_and_revoke_tokens(client: TestClient, annotator: Account) -> None:
+    created = client.post("/v1/me/tokens", headers=annotator.headers, json={"name": "laptop"})
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    new_headers = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/v1/me", headers=new_headers).status_code == 200
+
+    listed = client.get("/v1/me/tokens", headers=annotator.headers).json()
+    assert {t["name"] for t in listed} == {"test", "laptop"}
+    assert all("secret" not in t for t in listed)
+
+    token_id = created.json()["id"]
+    assert client.delete(f"/v1/me/tokens/{token_id}", headers=annotator.headers).status_code == 204
+    body = problem(client.get("/v1/me", headers=new_headers), 401)
+    assert "revoked" in body["detail"]
+    assert client.get("/v1/me", headers=annotator.headers).status_code == 200
+
+
+def test_cannot_revoke_someone_elses_token(
+    client: TestClient, make_account: Callable[..., Account]
+) -> None:
+    alice, bob = make_account(), make_account()
+    bobs = client.get("/v1/me/tokens", headers=bob.headers).json()[0]["id"]
+    problem(client.delete(f"/v1/me/tokens/{bobs}", headers=alice.headers), 404)
+    assert client.get("/v1/me", headers=bob.headers).status_code == 200
+
+
+def test_expired_token_is_401(client: TestClient, annotator: Account, db: Database) -> None:
+    with db.transaction() as session:
+        token = session.scalars(select(ApiToken).where(ApiToken.user_id == annotator.id)).one()
+        token.expires_at = token.created_at - timedelta(seconds=1)
+    assert "expired" in problem(client.get("/v1/me", headers=annotator.headers), 401)["detail"]
+
+
+def test_missing_or_garbage_token_is_401(client: TestClient) -> None:
+    problem(client.get("/v1/me"), 401)
+    problem(client.get("/v1/me", headers={"Authorization": "Bearer tsr_nonsense"}), 401)
+    problem(client.get("/v1/me", headers={"Authorization": "Basic abc"}), 401)
+
+
+def test_last_used_is_recorded(client: TestClient, annotator: Account, db: Database) -> None:
+    client.get("/v1/me", headers=annotator.headers)
+    with db.read_session() as session:
+        used = session.scalars(
+            select(ApiToken.last_used_at).where(ApiToken.user_id == annotator.id)
+        ).one()
+    assert used is not None
+
+
+def test_token_secrets_and_passwords_are_never_stored_in_clear(
+    client: TestClient, db: Database
+) -> None:
+    password = "a long and secret password"
+    signed = client.post(
+        "/v1/auth/signup",
+        json={
+            "email": "c@example.com",
+            "password": password,
+            "display_name": "C",
+            "role": "client",
+        },
+    )
+    extra = client.post(
+        "/v1/me/tokens",
+        json={"name": "ci"},
+        headers={"Authorization": f"Bearer {signed.json()['token']['secret']}"},
+    )
+    secrets = [signed.json()["token"]["secret"], extra.json()["secret"]]
+
+    dump = []
+    with db.engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            if table in Base.metadata.tables:
+                dump.extend(str(row) for row in conn.execute(text(f"SELECT * FROM {table}")))
+    stored = "\n".join(dump)
+    for secret in secrets:
+        assert secret not in stored
+        assert secret[len("tsr_") :] not in stored
+    assert password not in stored
+    assert "$argon2id$" in stored

@@ -1,0 +1,166 @@
+"""Test harness: one database per run, built with Alembic, emptied after every test.
+
+`pytest --db=sqlite` (default) or `--db=postgresql` (URL from TESSERA_TEST_DATABASE_URL; the suite
+creates its own database on that server and drops it afterwards). With CI=true an unreachable
+PostgreSQL fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import make_url, text
+
+from app.accounts import service as accounts
+from app.core.db import Database
+from app.core.schema import upgrade_to_head
+from app.core.settings import Settings
+from app.main import create_app
+from app.models import Base, Role
+from tests.support import Account
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tessera_test"
+TEST_SECRET = "test-secret-key-" + "x" * 32
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=["sqlite", "postgresql"],
+        default=os.environ.get("TESSERA_TEST_DB", "sqlite"),
+        help="database the suite runs against",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--db") == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL-only; runs in the --db=postgresql pass")
+    for item in items:
+        if "postgresql" in item.keywords:
+            item.add_marker(skip)
+
+
+def _pg_admin_conninfo(url: str) -> tuple[str, str]:
+    """(conninfo for the server's `postgres` database, name of the test database to create)."""
+    parsed = make_url(url)
+    base = parsed.database or "tessera_test"
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    return admin.render_as_string(hide_password=False), f"{base}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.config.getoption("--db") == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "tessera-test.db"
+        yield f"sqlite:///{path}"
+        return
+    url = os.environ.get("TESSERA_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    admin_conninfo, name = _pg_admin_conninfo(url)
+    try:
+        with psycopg.connect(admin_conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL is unreachable at {url}: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.exit(message + " (CI=true: failing instead of skipping)", returncode=3)
+        pytest.skip(message)
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        log_json=False,
+        demo=False,
+        _env_file=None,
+    )  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings)
+    upgrade_to_head(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts and ends with empty tables (tests commit for real)."""
+    yield
+    if "db" not in request.fixturenames:
+        return
+    database: Database = request.getfixturevalue("db")
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with database.engine.begin() as conn:
+        if database.dialect == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database) -> FastAPI:
+    return create_app(settings, db)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_account(db: Database) -> Callable[..., Account]:
+    """Create a user with a token (no password: argon2 is slow and most tests need none)."""
+    counter = iter(range(1, 1_000_000))
+
+    def make(
+        role: Role | str = Role.annotator,
+        *,
+        email: str | None = None,
+        password: str | None = None,
+        **_: Any,
+    ) -> Account:
+        role = Role(role)
+        email = email or f"{role.value}{next(counter)}-{uuid.uuid4().hex[:6]}@example.com"
+        with db.transaction() as session:
+            user = accounts.create_user(
+                session, email=email, display_name=email.split("@")[0], role=role, password=password
+            )
+            issued = accounts.issue_token(session, user, "test")
+        return Account(user=user, token=issued.secret)
+
+    return make
+
+
+@pytest.fixture
+def admin(make_account: Callable[..., Account]) -> Account:
+    return make_account(Role.admin)
+
+
+@pytest.fixture
+def client_account(make_account: Callable[..., Account]) -> Account:
+    return make_account(Role.client)
+
+
+@pytest.fixture
+def annotator(make_account: Callable[..., Account]) -> Account:
+    return make_account(Role.annotator)

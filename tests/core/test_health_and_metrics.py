@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from app.core.db import Database
+from app.core.settings import Settings
+from app.main import create_app
+from tests.support import Account, problem
+
+
+def test_healthz_and_readyz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["schema"]["current"] == ready.json()["checks"]["schema"]["head"]
+
+
+def test_readyz_is_503_on_an_unmigrated_database(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}", _env_file=None)  # type: ignore[call-arg]
+    with TestClient(create_app(settings)) as client:
+        body = problem(client.get("/readyz"), 503)
+    assert body["checks"]["schema"]["current"] is None
+
+
+def test_metrics_need_admin_or_metrics_token(
+    client: TestClient, admin: Account, annotator: Account, settings: Settings, db: Database
+) -> None:
+    problem(client.get("/metrics"), 401)
+    problem(client.get("/metrics", headers=annotator.headers), 403)
+    client.get("/healthz")
+    scraped = client.get("/metrics", headers=admin.headers)
+    assert scraped.status_code == 200
+    assert 'tessera_http_requests_total{method="GET",route="/healthz",status="200"}' in scraped.text
+
+    with_token = settings.model_copy(update={"metrics_token": SecretStr("m" * 40)})
+    with TestClient(create_app(with_token, db)) as other:
+        assert (
+            other.get("/metrics", headers={"Authorization": "Bearer " + "m" * 40}).status_code
+            == 200
+        )

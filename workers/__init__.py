@@ -1,0 +1,1 @@
+"""Background processes: broker setup, actors and the scheduler."""
