@@ -1,0 +1,1 @@
+"""Jobs: label schemas, datasets, splitting into tasks, progress and export."""
