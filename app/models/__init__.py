@@ -3,5 +3,40 @@
 
 from app.models.accounts import ApiToken, Invite, Role, User, UserStatus
 from app.models.base import Base
+from app.models.jobs import (
+    Answer,
+    Assignment,
+    AssignmentStatus,
+    Item,
+    ItemResult,
+    Job,
+    JobStatus,
+    PricingMode,
+    Task,
+    TaskItem,
+    TaskOrder,
+    TaskStatus,
+    Tier,
+)
 
-__all__ = ["ApiToken", "Base", "Invite", "Role", "User", "UserStatus"]
+__all__ = [
+    "Answer",
+    "ApiToken",
+    "Assignment",
+    "AssignmentStatus",
+    "Base",
+    "Invite",
+    "Item",
+    "ItemResult",
+    "Job",
+    "JobStatus",
+    "PricingMode",
+    "Role",
+    "Task",
+    "TaskItem",
+    "TaskOrder",
+    "TaskStatus",
+    "Tier",
+    "User",
+    "UserStatus",
+]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, BigId, CreatedAtMixin, IdMixin
+from app.models.base import Base, BigId, CreatedAtMixin, IdMixin, str_enum
 
 
 class Role(StrEnum):
@@ -22,26 +22,14 @@ class UserStatus(StrEnum):
     suspended = "suspended"
 
 
-def _enum(cls: type[StrEnum], name: str) -> Enum:
-    # Stored as VARCHAR + CHECK (no native PG enum), so adding a value is a plain migration.
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=20,
-        values_callable=lambda e: [m.value for m in e],
-    )
-
-
 class User(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "users"
 
     email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
     display_name: Mapped[str] = mapped_column(String(120))
-    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), index=True)
+    role: Mapped[Role] = mapped_column(str_enum(Role, "user_role"), index=True)
     status: Mapped[UserStatus] = mapped_column(
-        _enum(UserStatus, "user_status"), default=UserStatus.active
+        str_enum(UserStatus, "user_status"), default=UserStatus.active
     )
     password_hash: Mapped[str | None] = mapped_column(String(255))
     suspended_at: Mapped[datetime | None]
@@ -75,7 +63,7 @@ class Invite(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "invites"
 
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[Role] = mapped_column(_enum(Role, "invite_role"))
+    role: Mapped[Role] = mapped_column(str_enum(Role, "invite_role"))
     email: Mapped[str | None] = mapped_column(String(320))
     created_by_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
     expires_at: Mapped[datetime]

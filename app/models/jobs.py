@@ -1,0 +1,225 @@
+"""Jobs, their items, the microtasks items are split into, assignments and answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, BigId, CreatedAtMixin, IdMixin, str_enum
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class JobStatus(StrEnum):
+    draft = "draft"
+    active = "active"
+    paused = "paused"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class PricingMode(StrEnum):
+    per_task = "per_task"
+    hourly = "hourly"
+
+
+class TaskOrder(StrEnum):
+    """How open tasks of a job are handed out (after job priority)."""
+
+    near_completion = "near_completion"  # tasks closest to their overlap first, then upload order
+    upload_order = "upload_order"  # first uploaded, first labeled
+    uncertainty = "uncertainty"  # lowest pre-label model score first (active learning)
+
+
+class Tier(StrEnum):
+    entry = "entry"
+    mid = "mid"
+    expert = "expert"
+
+
+class TaskStatus(StrEnum):
+    open = "open"  # still needs answers
+    complete = "complete"  # reached its overlap
+    cancelled = "cancelled"
+
+
+class AssignmentStatus(StrEnum):
+    active = "active"
+    submitted = "submitted"
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"
+    released = "released"
+
+
+class Job(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "jobs"
+
+    client_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    label_schema: Mapped[dict[str, Any]] = mapped_column(Json)
+    status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus, "job_status"), index=True)
+    pricing_mode: Mapped[PricingMode] = mapped_column(str_enum(PricingMode, "pricing_mode"))
+    # Micro-units of the platform currency (1 unit = 1,000,000 micros): per task, or per hour.
+    rate_micros: Mapped[int] = mapped_column(BigInteger)
+    overlap_min: Mapped[int] = mapped_column(Integer)
+    overlap_max: Mapped[int] = mapped_column(Integer)
+    items_per_task: Mapped[int] = mapped_column(Integer)
+    gold_ratio: Mapped[float] = mapped_column(Float, default=0.0)
+    required_skills: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    min_reputation: Mapped[float | None] = mapped_column(Float)
+    min_tier: Mapped[Tier | None] = mapped_column(str_enum(Tier, "tier"))
+    lease_seconds: Mapped[int] = mapped_column(Integer)
+    max_tasks_per_annotator: Mapped[int | None] = mapped_column(Integer)
+    deadline: Mapped[datetime | None]
+    confidence_threshold: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    task_order: Mapped[TaskOrder] = mapped_column(str_enum(TaskOrder, "task_order"))
+    instant_feedback: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime | None]
+    activated_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("overlap_min >= 1 AND overlap_max >= overlap_min", name="overlap"),
+        CheckConstraint("items_per_task >= 1", name="items_per_task"),
+        CheckConstraint("gold_ratio >= 0 AND gold_ratio < 1", name="gold_ratio"),
+        CheckConstraint("rate_micros >= 0", name="rate"),
+    )
+
+
+class Item(IdMixin, Base):
+    """One row of a client's dataset. Gold items carry a known answer, never shown as such."""
+
+    __tablename__ = "items"
+
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id"))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    gold_answer: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    prelabel: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    prelabel_score: Mapped[float | None] = mapped_column(Float)
+    # Regular items belong to one task once split; gold items are a pool mixed into many tasks.
+    task_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tasks.id"))
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "external_id"),
+        Index("ix_items_job_id_id", "job_id", "id"),
+        Index(
+            "ix_items_unsplit",
+            "job_id",
+            "id",
+            postgresql_where=text("task_id IS NULL AND NOT is_gold"),
+            sqlite_where=text("task_id IS NULL AND NOT is_gold"),
+        ),
+    )
+
+
+class Task(IdMixin, CreatedAtMixin, Base):
+    """A microtask: 1..k items shown together, needing `overlap_target` accepted answers."""
+
+    __tablename__ = "tasks"
+
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id"))
+    status: Mapped[TaskStatus] = mapped_column(str_enum(TaskStatus, "task_status"))
+    order_key: Mapped[float] = mapped_column(Float)
+    overlap_target: Mapped[int] = mapped_column(Integer)
+    live_count: Mapped[int] = mapped_column(Integer, default=0)  # active assignments
+    done_count: Mapped[int] = mapped_column(Integer, default=0)  # submitted or approved
+    has_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    completed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_tasks_job_id_status", "job_id", "status"),
+        CheckConstraint("live_count >= 0 AND done_count >= 0", name="counts"),
+    )
+
+
+class TaskItem(Base):
+    """The items of a task, in the order they are shown."""
+
+    __tablename__ = "task_items"
+
+    task_id: Mapped[int] = mapped_column(BigId, ForeignKey("tasks.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(BigId, ForeignKey("items.id"), index=True)
+
+
+class Assignment(IdMixin, Base):
+    """One annotator's attempt at one task."""
+
+    __tablename__ = "assignments"
+
+    task_id: Mapped[int] = mapped_column(BigId, ForeignKey("tasks.id"))
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id"))
+    annotator_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    status: Mapped[AssignmentStatus] = mapped_column(
+        str_enum(AssignmentStatus, "assignment_status")
+    )
+    claimed_at: Mapped[datetime]
+    lease_expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+    active_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    gold_score: Mapped[float | None] = mapped_column(Float)
+    release_reason: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "annotator_id"),
+        Index("ix_assignments_annotator_id_status", "annotator_id", "status"),
+        Index("ix_assignments_job_id_status", "job_id", "status"),
+    )
+
+
+class Answer(IdMixin, Base):
+    """One annotator's answer for one item (a submitted assignment has one per task item)."""
+
+    __tablename__ = "answers"
+
+    assignment_id: Mapped[int] = mapped_column(BigId, ForeignKey("assignments.id"), index=True)
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id"))
+    item_id: Mapped[int] = mapped_column(BigId, ForeignKey("items.id"))
+    annotator_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    value: Mapped[dict[str, Any]] = mapped_column(Json)
+    score: Mapped[float | None] = mapped_column(Float)  # gold items: graded at submit
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_answers_item_id", "item_id"),
+        Index("ix_answers_job_id_created_at", "job_id", "created_at"),
+    )
+
+
+class ItemResult(Base):
+    """The consensus answer of an item and how sure we are of it."""
+
+    __tablename__ = "item_results"
+
+    item_id: Mapped[int] = mapped_column(BigId, ForeignKey("items.id"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id"), index=True)
+    answer: Mapped[dict[str, Any]] = mapped_column(Json)
+    confidence: Mapped[float] = mapped_column(Float)
+    answer_count: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime]
