@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from app.core.db import Database
-from app.core.errors import TesseraError
+from app.core.errors import NotFound, TesseraError
 from app.core.observability import configure_logging
 from app.core.schema import current_revision, head_revision, is_at_head, upgrade_to_head
 from app.core.settings import Settings, SettingsError, load_settings
@@ -75,7 +77,7 @@ def serve(
                 "Run `tessera migrate` first.[/red]"
             )
             raise typer.Exit(1)
-        if settings.embedded:
+        if settings.embedded or settings.demo_enabled:
             _first_run_bootstrap(db, host, port)
     finally:
         db.dispose()
@@ -92,21 +94,39 @@ def serve(
 
 
 def _first_run_bootstrap(db: Database, host: str, port: int) -> None:
-    """On a new embedded database, create an administrator and print how to start."""
+    """On a new database, create an administrator (embedded default only) and the demo content
+    (TESSERA_DEMO), and print how to start."""
     from app.accounts import service
+    from app.jobs.demo import create_demo
 
+    settings = db.settings
     with db.transaction() as session:
-        if service.count_admins(session):
+        if service.count_admins(session) or service.count_users(session):
             return
-        _, issued = service.create_admin(
-            session, email=FIRST_ADMIN_EMAIL, display_name="Administrator", password=None
+        admin = (
+            service.create_admin(
+                session, email=FIRST_ADMIN_EMAIL, display_name="Administrator", password=None
+            )[1]
+            if settings.embedded
+            else None
         )
+        demo = create_demo(session) if settings.demo_enabled else None
     base = f"http://{host}:{port}"
+    auth = "curl -H 'Authorization: Bearer {}'"
     out.rule("Tessera is ready")
     # Plain print: these lines are meant to be copied, so they must not be wrapped.
-    print(f"API docs:     {base}/docs")
-    print(f"Admin token:  {issued.secret}   (shown once; {FIRST_ADMIN_EMAIL})")
-    print(f"Try:          curl -H 'Authorization: Bearer {issued.secret}' {base}/v1/me")
+    print(f"API docs:         {base}/docs")
+    if admin is not None:
+        print(f"Admin token:      {admin.secret}   ({FIRST_ADMIN_EMAIL}; shown once)")
+        print(f"  {auth.format(admin.secret)} {base}/v1/me")
+    if demo is not None:
+        print(f"Demo client:      {demo.client_token}")
+        print(f"Demo annotator:   {demo.annotator_token}")
+        print(f"  {auth.format(demo.client_token)} {base}/v1/jobs/{demo.job_id}/progress")
+        print(f"  {auth.format(demo.annotator_token)} -X POST {base}/v1/assignments/next")
+        print(
+            f"  {auth.format(demo.client_token)} '{base}/v1/jobs/{demo.job_id}/export?format=csv'"
+        )
     out.rule()
 
 
@@ -147,6 +167,111 @@ def admin_create(
         db.dispose()
     out.print(f"admin {user.email} (id {user.id}) created")
     print(issued.secret)
+
+
+@cli.command("import")
+def import_command(
+    job_id: Annotated[int, typer.Argument(help="The job to import into")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV/JSON/JSONL[.gz]")],
+    mode: Annotated[str, typer.Option(help="all-or-nothing or skip-invalid")] = "all-or-nothing",
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, json or jsonl")] = None,
+) -> None:
+    """Import a dataset file into a job, with a progress bar (same rules as the API)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from app.jobs import importing
+    from app.jobs.service import job_schema
+    from app.models.jobs import Job
+
+    settings = _settings()
+    fmt_value = importing.ImportFormat(fmt) if fmt else importing.detect_format(path.name, None)
+    if fmt_value is None:
+        err.print("[red]Cannot tell the format from the file name; pass --format[/red]")
+        raise typer.Exit(2)
+    db = Database(settings)
+    size = path.stat().st_size
+    try:
+        with (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[rows]}"),
+                TimeElapsedColumn(),
+                console=err,
+            ) as bar,
+            path.open("rb") as raw,
+            db.session() as session,
+        ):
+            task = bar.add_task(f"importing {path.name}", total=size, rows="")
+
+            def show(result: importing.ImportResult) -> None:
+                bar.update(
+                    task,
+                    completed=raw.tell(),
+                    rows=f"{result.rows_read:,} rows, {result.rejected:,} rejected",
+                )
+
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                raise NotFound(f"No job {job_id}")
+            result = importing.import_dataset(
+                session,
+                job,
+                job_schema(job),
+                raw,
+                fmt_value,
+                importing.ImportMode(mode),
+                progress=show,
+            )
+            session.commit()
+    except TesseraError as exc:
+        err.print(f"[red]{exc.detail or exc.title}[/red]")
+        for error in exc.errors[:20]:
+            err.print(f"  line {error.get('line')}: {error.get('detail')}")
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    out.print(
+        f"{result.created:,} created, {result.unchanged:,} unchanged, "
+        f"{result.rejected:,} rejected, {result.tasks_created:,} tasks created"
+    )
+
+
+@cli.command("export")
+def export_command(
+    job_id: Annotated[int, typer.Argument(help="The job to export")],
+    output: Annotated[Path, typer.Argument(dir_okay=False, help="File to write ('-': stdout)")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl, csv, label-studio or coco")
+    ] = "jsonl",
+    include_gold: Annotated[bool, typer.Option(help="Also export gold items")] = False,
+) -> None:
+    """Export a job's results (same content as the API's export)."""
+    from app.jobs.endpoints import stream_export
+    from app.jobs.service import job_schema
+    from app.models.jobs import Job
+
+    settings = _settings()
+    db = Database(settings)
+    try:
+        with db.read_session() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"No job {job_id}")
+            schema, client_id = job_schema(job), job.client_id
+        body = stream_export(db, job_id, client_id, schema, fmt, include_gold)
+        target = sys.stdout.buffer if str(output) == "-" else output.open("wb")
+        try:
+            for chunk in body:
+                target.write(chunk)
+        finally:
+            if target is not sys.stdout.buffer:
+                target.close()
+    except TesseraError as exc:
+        err.print(f"[red]{exc.detail or exc.title}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
 
 
 def main() -> None:

@@ -236,6 +236,18 @@ def create_admin(
     return user, issue_token(session, user, "cli")
 
 
+def create_account_with_token(
+    session: Session, *, email: str, display_name: str, role: Role
+) -> tuple[User, str]:
+    """A password-less account with a token (demo content and scripted set-ups)."""
+    user = create_user(session, email=email, display_name=display_name, role=role, password=None)
+    return user, issue_token(session, user, "demo").secret
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User)) or 0
+
+
 def count_admins(session: Session) -> int:
     return session.scalar(select(func.count()).where(User.role == Role.admin)) or 0
 

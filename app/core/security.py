@@ -7,7 +7,6 @@ nothing for secrets with that much entropy, and a keyed lookup must stay fast on
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,10 +51,17 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def pseudonym(secret_key: str, kind: str, value: int) -> str:
-    """A stable pseudonymous id (for example an annotator as seen by a client)."""
-    digest = hmac.new(secret_key.encode(), f"{kind}:{value}".encode(), hashlib.sha256)
-    return digest.hexdigest()[:16]
+def pseudonym_prefix(secret_key: str, audience: str) -> str:
+    return f"{secret_key}:{audience}:"
+
+
+def pseudonym(secret_key: str, audience: str, value: int) -> str:
+    """A stable pseudonymous id of `value` (say an annotator id) for one audience (say a client):
+    the first 16 hex digits of SHA-256(secret:audience:value). Exports compute the same in SQL
+    (PostgreSQL's sha256(), a registered function on SQLite), so the two must stay in step."""
+    return hashlib.sha256(f"{pseudonym_prefix(secret_key, audience)}{value}".encode()).hexdigest()[
+        :16
+    ]
 
 
 # --- request dependencies ---------------------------------------------------------------------

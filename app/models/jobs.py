@@ -18,7 +18,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -96,6 +95,9 @@ class Job(IdMixin, CreatedAtMixin, Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     task_order: Mapped[TaskOrder] = mapped_column(str_enum(TaskOrder, "task_order"))
     instant_feedback: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Regular items with ids up to here are split into tasks. Imports and splits of a job hold
+    # the job's row lock, so item ids of a job commit in order and a watermark is enough.
+    split_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime | None]
     activated_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -120,19 +122,10 @@ class Item(IdMixin, Base):
     gold_answer: Mapped[dict[str, Any] | None] = mapped_column(Json)
     prelabel: Mapped[dict[str, Any] | None] = mapped_column(Json)
     prelabel_score: Mapped[float | None] = mapped_column(Float)
-    # Regular items belong to one task once split; gold items are a pool mixed into many tasks.
-    task_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tasks.id"))
 
     __table_args__ = (
         UniqueConstraint("job_id", "external_id"),
-        Index("ix_items_job_id_id", "job_id", "id"),
-        Index(
-            "ix_items_unsplit",
-            "job_id",
-            "id",
-            postgresql_where=text("task_id IS NULL AND NOT is_gold"),
-            sqlite_where=text("task_id IS NULL AND NOT is_gold"),
-        ),
+        Index("ix_items_job_id_is_gold_id", "job_id", "is_gold", "id"),
     )
 
 

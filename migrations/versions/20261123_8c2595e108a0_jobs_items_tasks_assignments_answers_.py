@@ -1,8 +1,8 @@
 """jobs, items, tasks, assignments, answers, item results
 
-Revision ID: 500918982eb6
+Revision ID: 8c2595e108a0
 Revises: b2a17c0927c1
-Create Date: 2026-11-23 15:46:51.446610
+Create Date: 2026-11-23 15:48:29.995528
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import app.models.base
 
-revision: str = "500918982eb6"
+revision: str = "8c2595e108a0"
 down_revision: str | None = "b2a17c0927c1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -109,6 +109,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("instant_feedback", sa.Boolean(), nullable=False),
+        sa.Column("split_watermark", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("activated_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("finished_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -130,6 +131,42 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_jobs_client_id"), ["client_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_jobs_status"), ["status"], unique=False)
+
+    op.create_table(
+        "items",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("external_id", sa.String(length=255), nullable=True),
+        sa.Column(
+            "payload",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("is_gold", sa.Boolean(), nullable=False),
+        sa.Column(
+            "gold_answer",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "prelabel",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("prelabel_score", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_items_job_id_jobs")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_items")),
+        sa.UniqueConstraint("job_id", "external_id", name=op.f("uq_items_job_id_external_id")),
+    )
+    with op.batch_alter_table("items", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_items_job_id_is_gold_id", ["job_id", "is_gold", "id"], unique=False
+        )
 
     op.create_table(
         "tasks",
@@ -227,47 +264,42 @@ def upgrade() -> None:
         batch_op.create_index("ix_assignments_job_id_status", ["job_id", "status"], unique=False)
 
     op.create_table(
-        "items",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        "item_results",
+        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("external_id", sa.String(length=255), nullable=True),
         sa.Column(
-            "payload",
+            "answer",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("is_gold", sa.Boolean(), nullable=False),
-        sa.Column(
-            "gold_answer",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=True,
+        sa.Column("confidence", sa.Float(), nullable=False),
+        sa.Column("answer_count", sa.Integer(), nullable=False),
+        sa.Column("method", sa.String(length=40), nullable=False),
+        sa.Column("updated_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["item_id"], ["items.id"], name=op.f("fk_item_results_item_id_items")
         ),
-        sa.Column(
-            "prelabel",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=True,
-        ),
-        sa.Column("prelabel_score", sa.Float(), nullable=True),
-        sa.Column("task_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_items_job_id_jobs")),
-        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name=op.f("fk_items_task_id_tasks")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_items")),
-        sa.UniqueConstraint("job_id", "external_id", name=op.f("uq_items_job_id_external_id")),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_item_results_job_id_jobs")),
+        sa.PrimaryKeyConstraint("item_id", name=op.f("pk_item_results")),
     )
-    with op.batch_alter_table("items", schema=None) as batch_op:
-        batch_op.create_index("ix_items_job_id_id", ["job_id", "id"], unique=False)
-        batch_op.create_index(
-            "ix_items_unsplit",
-            ["job_id", "id"],
-            unique=False,
-            postgresql_where=sa.text("task_id IS NULL AND NOT is_gold"),
-            sqlite_where=sa.text("task_id IS NULL AND NOT is_gold"),
-        )
+    with op.batch_alter_table("item_results", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_item_results_job_id"), ["job_id"], unique=False)
+
+    op.create_table(
+        "task_items",
+        sa.Column("task_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["item_id"], ["items.id"], name=op.f("fk_task_items_item_id_items")
+        ),
+        sa.ForeignKeyConstraint(
+            ["task_id"], ["tasks.id"], name=op.f("fk_task_items_task_id_tasks")
+        ),
+        sa.PrimaryKeyConstraint("task_id", "position", name=op.f("pk_task_items")),
+    )
+    with op.batch_alter_table("task_items", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_task_items_item_id"), ["item_id"], unique=False)
 
     op.create_table(
         "answers",
@@ -311,47 +343,15 @@ def upgrade() -> None:
             "ix_answers_job_id_created_at", ["job_id", "created_at"], unique=False
         )
 
-    op.create_table(
-        "item_results",
-        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "answer",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
-        sa.Column("confidence", sa.Float(), nullable=False),
-        sa.Column("answer_count", sa.Integer(), nullable=False),
-        sa.Column("method", sa.String(length=40), nullable=False),
-        sa.Column("updated_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["item_id"], ["items.id"], name=op.f("fk_item_results_item_id_items")
-        ),
-        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_item_results_job_id_jobs")),
-        sa.PrimaryKeyConstraint("item_id", name=op.f("pk_item_results")),
-    )
-    with op.batch_alter_table("item_results", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_item_results_job_id"), ["job_id"], unique=False)
-
-    op.create_table(
-        "task_items",
-        sa.Column("task_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["item_id"], ["items.id"], name=op.f("fk_task_items_item_id_items")
-        ),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["tasks.id"], name=op.f("fk_task_items_task_id_tasks")
-        ),
-        sa.PrimaryKeyConstraint("task_id", "position", name=op.f("pk_task_items")),
-    )
-    with op.batch_alter_table("task_items", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_task_items_item_id"), ["item_id"], unique=False)
-
 
 def downgrade() -> None:
 
+    with op.batch_alter_table("answers", schema=None) as batch_op:
+        batch_op.drop_index("ix_answers_job_id_created_at")
+        batch_op.drop_index("ix_answers_item_id")
+        batch_op.drop_index(batch_op.f("ix_answers_assignment_id"))
+
+    op.drop_table("answers")
     with op.batch_alter_table("task_items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_task_items_item_id"))
 
@@ -360,21 +360,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_item_results_job_id"))
 
     op.drop_table("item_results")
-    with op.batch_alter_table("answers", schema=None) as batch_op:
-        batch_op.drop_index("ix_answers_job_id_created_at")
-        batch_op.drop_index("ix_answers_item_id")
-        batch_op.drop_index(batch_op.f("ix_answers_assignment_id"))
-
-    op.drop_table("answers")
-    with op.batch_alter_table("items", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_items_unsplit",
-            postgresql_where=sa.text("task_id IS NULL AND NOT is_gold"),
-            sqlite_where=sa.text("task_id IS NULL AND NOT is_gold"),
-        )
-        batch_op.drop_index("ix_items_job_id_id")
-
-    op.drop_table("items")
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.drop_index("ix_assignments_job_id_status")
         batch_op.drop_index("ix_assignments_annotator_id_status")
@@ -384,6 +369,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tasks_job_id_status")
 
     op.drop_table("tasks")
+    with op.batch_alter_table("items", schema=None) as batch_op:
+        batch_op.drop_index("ix_items_job_id_is_gold_id")
+
+    op.drop_table("items")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_status"))
         batch_op.drop_index(batch_op.f("ix_jobs_client_id"))

@@ -1,0 +1,77 @@
+"""Consensus per item. A plain majority vote lives here until the quality package plugs in a
+better aggregator through the same `Aggregator` signature."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.core.clock import utcnow
+from app.jobs.label_schema import LabelSchema
+from app.models.jobs import Answer, ItemResult, Job
+
+# (schema, answers of one item) -> (consensus answer, confidence in [0, 1])
+Aggregator = Callable[[LabelSchema, Sequence[dict[str, Any]]], tuple[dict[str, Any], float]]
+
+
+def majority_vote(
+    schema: LabelSchema, answers: Sequence[dict[str, Any]]
+) -> tuple[dict[str, Any], float]:
+    """Per control, the most frequent value (compared as canonical JSON; ties go to the value
+    seen first); confidence is the mean share of the winning values."""
+    consensus: dict[str, Any] = {}
+    shares: list[float] = []
+    for control in schema.controls:
+        values = [a[control.name] for a in answers if control.name in a]
+        if not values:
+            continue
+        counts = Counter(_canonical(v) for v in values)
+        winner, votes = max(counts.items(), key=lambda kv: kv[1])  # first max wins ties
+        consensus[control.name] = json.loads(winner)
+        shares.append(votes / len(values))
+    return consensus, (sum(shares) / len(shares) if shares else 0.0)
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = sorted(value)  # multi-choice: order does not matter
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def refresh_item_results(
+    session: Session,
+    job: Job,
+    schema: LabelSchema,
+    item_ids: Sequence[int],
+    aggregator: Aggregator = majority_vote,
+    method: str = "majority_vote",
+) -> int:
+    """Recompute the consensus of the given items from their answers; return how many items
+    now have one."""
+    by_item: dict[int, list[dict[str, Any]]] = {}
+    for item_id, value in session.execute(
+        select(Answer.item_id, Answer.value).where(Answer.item_id.in_(item_ids)).order_by(Answer.id)
+    ):
+        by_item.setdefault(item_id, []).append(value)
+    session.execute(delete(ItemResult).where(ItemResult.item_id.in_(item_ids)))
+    now = utcnow()
+    for item_id, values in by_item.items():
+        answer, confidence = aggregator(schema, values)
+        session.add(
+            ItemResult(
+                item_id=item_id,
+                job_id=job.id,
+                answer=answer,
+                confidence=confidence,
+                answer_count=len(values),
+                method=method,
+                updated_at=now,
+            )
+        )
+    session.flush()
+    return len(by_item)

@@ -1,0 +1,540 @@
+"""Dataset import: CSV, JSON array or JSONL (optionally gzip), streamed with bounded memory.
+
+Rows are parsed one at a time, checked against the fields the label schema needs, and written in
+batches (COPY on PostgreSQL, executemany on SQLite) inside the caller's transaction, so an
+all-or-nothing import that finds a bad row is rolled back whole by the caller. Re-uploading a row
+with an external id already imported with the same content is a no-op; with different content it
+is a bad row.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.errors import Conflict, ValidationFailed
+from app.jobs.label_schema import (
+    BoxesControl,
+    KeypointsControl,
+    LabelSchema,
+    PolygonsControl,
+    SpansControl,
+    required_fields,
+    validate_answer,
+)
+from app.jobs.splitting import split_into_tasks
+from app.models.jobs import Item, Job, JobStatus
+
+BATCH_ROWS = 5000
+MAX_REPORTED_ERRORS = 1000
+MAX_ROW_BYTES = 1_000_000
+READ_CHUNK = 1 << 20
+RESERVED = ("external_id", "gold_answer", "prelabel", "prelabel_score")
+DATA_FORM_KEYS = frozenset({"data", *RESERVED})
+
+
+class ImportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+
+
+class ImportMode(StrEnum):
+    all_or_nothing = "all-or-nothing"
+    skip_invalid = "skip-invalid"
+
+
+class UnreadableFile(ValidationFailed):
+    """The file itself cannot be parsed past some point (not just one bad row)."""
+
+    slug, title = "unreadable-dataset", "The dataset file cannot be read"
+
+
+@dataclass
+class ImportResult:
+    format: ImportFormat
+    mode: ImportMode
+    rows_read: int = 0
+    created: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    gold: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.created + self.unchanged
+
+    tasks_created: int = 0
+
+    @property
+    def errors_truncated(self) -> bool:
+        return self.rejected > len(self.errors)
+
+    def reject(self, line: int, detail: str, pointer: str | None = None) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            entry: dict[str, Any] = {"line": line, "detail": detail}
+            if pointer:
+                entry["pointer"] = pointer
+            self.errors.append(entry)
+
+
+class RowError(Exception):
+    def __init__(self, detail: str, pointer: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.pointer = detail, pointer
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    line: int
+    external_id: str | None
+    payload: dict[str, Any]
+    gold_answer: dict[str, Any] | None
+    prelabel: dict[str, Any] | None
+    prelabel_score: float | None
+
+    def same_content(self, item: Any) -> bool:
+        return bool(
+            item.payload == self.payload
+            and item.gold_answer == self.gold_answer
+            and item.prelabel == self.prelabel
+            and item.prelabel_score == self.prelabel_score
+        )
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def detect_format(filename: str | None, content_type: str | None) -> ImportFormat | None:
+    name = (filename or "").lower().removesuffix(".gz")
+    for suffix, fmt in (
+        (".csv", ImportFormat.csv),
+        (".jsonl", ImportFormat.jsonl),
+        (".ndjson", ImportFormat.jsonl),
+        (".json", ImportFormat.json),
+    ):
+        if name.endswith(suffix):
+            return fmt
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    return {
+        "text/csv": ImportFormat.csv,
+        "application/json": ImportFormat.json,
+        "application/x-ndjson": ImportFormat.jsonl,
+        "application/jsonl": ImportFormat.jsonl,
+        "application/x-jsonlines": ImportFormat.jsonl,
+    }.get(ctype)
+
+
+def open_text(binary: IO[bytes]) -> IO[str]:
+    """A text view of an upload, gunzipping it when it starts with the gzip magic bytes."""
+    buffered: Any = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)
+    if buffered.peek(2)[:2] == b"\x1f\x8b":
+        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"))
+    return io.TextIOWrapper(buffered, encoding="utf-8-sig", newline="")
+
+
+def read_rows(text: IO[str], fmt: ImportFormat) -> Iterator[tuple[int, Any]]:
+    """(line or element number, parsed row or RowError) for each row of the file.
+    Raises UnreadableFile when the file cannot be parsed any further."""
+    try:
+        if fmt is ImportFormat.csv:
+            yield from _csv_rows(text)
+        elif fmt is ImportFormat.jsonl:
+            yield from _jsonl_rows(text)
+        else:
+            yield from _json_array_rows(text)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"The file is not valid UTF-8 ({exc.reason})") from None
+    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise UnreadableFile(f"The file is truncated or not valid gzip: {exc}") from None
+
+
+def _csv_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise UnreadableFile(f"line 1: {exc}") from None
+    names = [h.strip() for h in header]
+    if len(set(names)) != len(names) or "" in names:
+        raise UnreadableFile("line 1: the CSV header needs unique, non-empty column names")
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UnreadableFile(f"line {start}: {exc}") from None
+        line, start = start, reader.line_num + 1
+        if not cells:
+            continue
+        if len(cells) != len(names):
+            yield line, RowError(f"expected {len(names)} columns, found {len(cells)}")
+            continue
+        yield line, {name: value for name, value in zip(names, cells, strict=True) if value != ""}
+
+
+def _jsonl_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_ROW_BYTES:
+            yield number, RowError(f"row larger than {MAX_ROW_BYTES} bytes")
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, RowError(f"invalid JSON: {exc.msg} at column {exc.colno}")
+
+
+def _json_array_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
+    """Stream the elements of a top-level JSON array without loading the whole file."""
+    decoder = json.JSONDecoder()
+    buf, pos, eof, number = "", 0, False, 0
+
+    def fill() -> bool:
+        nonlocal buf, pos, eof
+        chunk = text.read(READ_CHUNK)
+        if not chunk:
+            eof = True
+            return False
+        buf, pos = buf[pos:] + chunk, 0
+        return True
+
+    def skip_ws() -> str:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buf):
+                return buf[pos]
+            if not fill():
+                return ""
+
+    if skip_ws() != "[":
+        raise UnreadableFile("A JSON dataset must be an array of objects (or use JSONL)")
+    pos += 1
+    if skip_ws() == "]":
+        return
+    while True:
+        number += 1
+        skip_ws()
+        while True:
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError as exc:
+                if not eof and len(buf) - pos < MAX_ROW_BYTES * 4 and fill():
+                    continue
+                raise UnreadableFile(f"element {number}: invalid JSON ({exc.msg})") from None
+            if end == len(buf) and not eof and fill():
+                continue  # a number or literal may go on in the next chunk
+            break
+        pos = end
+        yield number, value
+        sep = skip_ws()
+        if sep == ",":
+            pos += 1
+        elif sep == "]":
+            return
+        else:
+            raise UnreadableFile(f"after element {number}: expected ',' or ']'")
+
+
+# --- checking -----------------------------------------------------------------------------------
+
+
+class RowChecker:
+    """Turns a parsed row into an ItemRow, or raises RowError saying what is wrong."""
+
+    def __init__(self, schema: LabelSchema, fmt: ImportFormat) -> None:
+        self.schema = schema
+        self.fmt = fmt
+        self.fields = required_fields(schema)
+        self.text_fields = {c.field for c in schema.controls if isinstance(c, SpansControl)}
+        size_fields: set[str] = set()
+        for control in schema.controls:
+            if isinstance(control, BoxesControl | PolygonsControl | KeypointsControl):
+                size_fields.update(f for f in (control.width_field, control.height_field) if f)
+        self.size_fields = size_fields
+
+    def check(self, line: int, row: Any) -> ItemRow:
+        if isinstance(row, RowError):
+            raise row
+        if not isinstance(row, dict):
+            raise RowError("a row must be a JSON object")
+        if isinstance(row.get("data"), dict):
+            unknown = sorted(set(row) - DATA_FORM_KEYS)
+            if unknown:
+                raise RowError(f"unknown top-level keys beside 'data': {', '.join(unknown)}")
+            payload = dict(row["data"])
+        else:
+            payload = {k: v for k, v in row.items() if k not in RESERVED}
+        if self.fmt is ImportFormat.csv:
+            self._numbers_from_csv(payload)
+        self._check_payload(payload)
+        external_id = self._external_id(row.get("external_id"))
+        gold = self._answer(row.get("gold_answer"), payload, "gold_answer")
+        prelabel = self._answer(row.get("prelabel"), payload, "prelabel")
+        score = self._score(row.get("prelabel_score"))
+        return ItemRow(line, external_id, payload, gold, prelabel, score)
+
+    def _numbers_from_csv(self, payload: dict[str, Any]) -> None:
+        for name in self.size_fields:
+            value = payload.get(name)
+            if isinstance(value, str):
+                try:
+                    payload[name] = int(value) if value.strip().isdigit() else float(value)
+                except ValueError:
+                    raise RowError(f"{name} must be a number", f"#/{name}") from None
+
+    def _check_payload(self, payload: dict[str, Any]) -> None:
+        missing = [name for name in self.fields if payload.get(name) in (None, "")]
+        if missing:
+            raise RowError(
+                f"missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                "required by the label schema",
+                f"#/{missing[0]}",
+            )
+        for name in self.text_fields:
+            if not isinstance(payload[name], str):
+                raise RowError(f"{name} must be a string (spans are offsets into it)", f"#/{name}")
+        for name in self.size_fields:
+            value = payload.get(name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise RowError(f"{name} must be a positive number (image size)", f"#/{name}")
+
+    @staticmethod
+    def _external_id(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise RowError("external_id must be a string or an integer", "#/external_id")
+        text = str(value)
+        if not 1 <= len(text) <= 255:
+            raise RowError("external_id must be 1 to 255 characters", "#/external_id")
+        return text
+
+    def _answer(self, value: Any, payload: dict[str, Any], name: str) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if isinstance(value, str) and self.fmt is ImportFormat.csv:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise RowError(f"{name} must be a JSON object", f"#/{name}") from None
+        if not isinstance(value, dict):
+            raise RowError(f"{name} must be a JSON object keyed by control name", f"#/{name}")
+        problems = validate_answer(self.schema, value, payload)
+        if problems:
+            first = problems[0]
+            detail = "; ".join(p["detail"] for p in problems[:5])
+            raise RowError(
+                f"{name} does not fit the label schema: {detail}",
+                f"#/{name}" + first["pointer"].removeprefix("#"),
+            )
+        return value
+
+    @staticmethod
+    def _score(value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise RowError("prelabel_score must be a number", "#/prelabel_score") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise RowError("prelabel_score must be a number from 0 to 1", "#/prelabel_score")
+        return float(value)
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+COLUMNS = (
+    "job_id",
+    "external_id",
+    "payload",
+    "is_gold",
+    "gold_answer",
+    "prelabel",
+    "prelabel_score",
+)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class ItemWriter:
+    """Bulk-inserts rows through the session's own connection (and so its transaction)."""
+
+    def __init__(self, session: Session, job_id: int) -> None:
+        self.session = session
+        self.job_id = job_id
+        self.raw: Any = session.connection().connection.driver_connection
+        self.dialect = session.get_bind().dialect.name
+
+    def write(self, rows: list[ItemRow]) -> None:
+        if not rows:
+            return
+        values = (
+            (
+                self.job_id,
+                r.external_id,
+                _dumps(r.payload),
+                r.gold_answer is not None,
+                _dumps(r.gold_answer),
+                _dumps(r.prelabel),
+                r.prelabel_score,
+            )
+            for r in rows
+        )
+        if self.dialect == "postgresql":
+            with (
+                self.raw.cursor() as cur,
+                cur.copy(f"COPY items ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+            ):
+                for value in values:
+                    copy.write_row(value)
+        else:
+            marks = ", ".join("?" for _ in COLUMNS)
+            self.raw.executemany(
+                f"INSERT INTO items ({', '.join(COLUMNS)}) VALUES ({marks})",  # noqa: S608
+                values,
+            )
+
+
+ProgressCallback = Callable[[ImportResult], None]
+
+
+def import_items(
+    session: Session,
+    job: Job,
+    schema: LabelSchema,
+    binary: IO[bytes],
+    fmt: ImportFormat,
+    mode: ImportMode = ImportMode.all_or_nothing,
+    *,
+    progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Read `binary` and insert its rows as items of `job` in the session's transaction.
+
+    Every bad row is counted and (the first MAX_REPORTED_ERRORS) reported with its line. In
+    all-or-nothing mode the caller must roll back when `result.rejected` is not zero; this
+    function stops writing at the first bad row but reads on to report every problem.
+    Raises UnreadableFile when the file cannot be parsed past some point."""
+    result = ImportResult(format=fmt, mode=mode)
+    checker = RowChecker(schema, fmt)
+    writer = ItemWriter(session, job.id)
+    batch: list[ItemRow] = []
+
+    def flush() -> None:
+        fresh = _drop_known(session, job.id, batch, result)
+        if not (mode is ImportMode.all_or_nothing and result.rejected):
+            writer.write(fresh)
+            result.created += len(fresh)
+            result.gold += sum(1 for r in fresh if r.gold_answer is not None)
+        batch.clear()
+        if progress is not None:
+            progress(result)
+
+    for line, row in read_rows(open_text(binary), fmt):
+        result.rows_read += 1
+        try:
+            batch.append(checker.check(line, row))
+        except RowError as exc:
+            result.reject(line, exc.detail, exc.pointer)
+        if len(batch) >= BATCH_ROWS:
+            flush()
+    flush()
+    return result
+
+
+def _drop_known(
+    session: Session, job_id: int, batch: list[ItemRow], result: ImportResult
+) -> list[ItemRow]:
+    """Rows of the batch to insert: those with an external id seen before (in the database or
+    earlier in this batch) are unchanged when identical, rejected when different."""
+    ids = [r.external_id for r in batch if r.external_id is not None]
+    existing: dict[str, Any] = {}
+    if ids:
+        for chunk_start in range(0, len(ids), 1000):
+            chunk = ids[chunk_start : chunk_start + 1000]
+            for item in session.execute(
+                select(
+                    Item.external_id,
+                    Item.payload,
+                    Item.gold_answer,
+                    Item.prelabel,
+                    Item.prelabel_score,
+                ).where(Item.job_id == job_id, Item.external_id.in_(chunk))
+            ):
+                existing[item.external_id] = item
+    fresh: list[ItemRow] = []
+    for row in batch:
+        if row.external_id is not None:
+            known = existing.get(row.external_id)
+            if known is not None:
+                if row.same_content(known):
+                    result.unchanged += 1
+                else:
+                    result.reject(
+                        row.line,
+                        f"external_id {row.external_id!r} was already imported with different "
+                        "content",
+                        "#/external_id",
+                    )
+                continue
+            existing[row.external_id] = row
+        fresh.append(row)
+    return fresh
+
+
+def import_dataset(
+    session: Session,
+    job: Job,
+    schema: LabelSchema,
+    binary: IO[bytes],
+    fmt: ImportFormat,
+    mode: ImportMode = ImportMode.all_or_nothing,
+    *,
+    progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Import a dataset into `job` (whose row the caller has locked) and, if the job is active,
+    split the new items into tasks. In all-or-nothing mode any bad row raises ValidationFailed
+    listing every bad row; the caller then must not commit (nothing is kept)."""
+    if job.status in (JobStatus.completed, JobStatus.cancelled):
+        raise Conflict(f"Cannot import into a {job.status.value} job")
+    result = import_items(session, job, schema, binary, fmt, mode, progress=progress)
+    if mode is ImportMode.all_or_nothing and result.rejected:
+        raise ValidationFailed(
+            f"{result.rejected} of {result.rows_read} rows are invalid; nothing was imported "
+            "(use mode=skip-invalid to import the valid rows)",
+            errors=result.errors,
+            rows_read=result.rows_read,
+            rejected=result.rejected,
+            errors_truncated=result.errors_truncated,
+        )
+    if job.status is JobStatus.active:
+        result.tasks_created = split_into_tasks(session, job)
+    return result

@@ -1,0 +1,191 @@
+"""Request and response bodies for jobs, imports, progress and export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.core.money import format_micros
+from app.models.jobs import JobStatus, PricingMode, TaskOrder, Tier
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+SkillSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+
+
+class SkillRequirement(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    skill: SkillSlug
+    level: int = Field(default=1, ge=1, le=10)
+
+
+class Pricing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: PricingMode = PricingMode.per_task
+    rate_micros: int = Field(
+        ge=0,
+        le=10**12,
+        description="Per task (mode per_task) or per hour of active work (mode hourly), in "
+        "micro-units of the platform currency: 50000 = 0.05",
+    )
+
+
+class Overlap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min: int = Field(default=3, ge=1, le=100)
+    max: int | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _max_at_least_min(self) -> Overlap:
+        if self.max is None:
+            self.max = self.min
+        if self.max < self.min:
+            raise ValueError("overlap.max must be at least overlap.min")
+        return self
+
+
+class _JobSettings(BaseModel):
+    """Fields a client may set at creation and (some of them) change later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instructions: str | None = Field(default=None, max_length=100_000)
+    required_skills: list[SkillRequirement] | None = Field(default=None, max_length=20)
+    min_reputation: float | None = Field(default=None, ge=0, le=1)
+    min_tier: Tier | None = None
+    lease_seconds: int | None = Field(default=None, ge=30, le=86_400)
+    max_tasks_per_annotator: int | None = Field(default=None, ge=1)
+    deadline: datetime | None = None
+    confidence_threshold: float | None = Field(default=None, ge=0, le=1)
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    task_order: TaskOrder | None = None
+    instant_feedback: bool | None = None
+
+
+class JobCreate(_JobSettings):
+    title: Title
+    label_schema: dict[str, Any] | str = Field(
+        description="A label schema document (see docs/label-schema.md) or a Label Studio XML "
+        "labeling config"
+    )
+    pricing: Pricing
+    overlap: Overlap = Field(default_factory=Overlap)
+    items_per_task: int = Field(default=1, ge=1, le=100)
+    gold_ratio: float = Field(default=0.0, ge=0, le=0.5)
+
+
+class JobUpdate(_JobSettings):
+    """Partial update. Schema, pricing, items per task and gold ratio change only in draft."""
+
+    title: Title | None = None
+    label_schema: dict[str, Any] | str | None = None
+    pricing: Pricing | None = None
+    overlap: Overlap | None = None
+    items_per_task: int | None = Field(default=None, ge=1, le=100)
+    gold_ratio: float | None = Field(default=None, ge=0, le=0.5)
+
+
+class JobOut(BaseModel):
+    id: int
+    client_id: int
+    title: str
+    instructions: str
+    label_schema: dict[str, Any]
+    status: JobStatus
+    pricing: dict[str, Any]
+    overlap: dict[str, int]
+    items_per_task: int
+    gold_ratio: float
+    required_skills: list[dict[str, Any]]
+    min_reputation: float | None
+    min_tier: Tier | None
+    lease_seconds: int
+    max_tasks_per_annotator: int | None
+    deadline: datetime | None
+    confidence_threshold: float | None
+    priority: int
+    task_order: TaskOrder
+    instant_feedback: bool
+    created_at: datetime
+    updated_at: datetime | None
+    activated_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Any) -> JobOut:
+        return cls(
+            id=job.id,
+            client_id=job.client_id,
+            title=job.title,
+            instructions=job.instructions,
+            label_schema=job.label_schema,
+            status=job.status,
+            pricing={
+                "mode": job.pricing_mode,
+                "rate_micros": job.rate_micros,
+                "rate": format_micros(job.rate_micros),
+            },
+            overlap={"min": job.overlap_min, "max": job.overlap_max},
+            items_per_task=job.items_per_task,
+            gold_ratio=job.gold_ratio,
+            required_skills=job.required_skills,
+            min_reputation=job.min_reputation,
+            min_tier=job.min_tier,
+            lease_seconds=job.lease_seconds,
+            max_tasks_per_annotator=job.max_tasks_per_annotator,
+            deadline=job.deadline,
+            confidence_threshold=job.confidence_threshold,
+            priority=job.priority,
+            task_order=job.task_order,
+            instant_feedback=job.instant_feedback,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            activated_at=job.activated_at,
+            finished_at=job.finished_at,
+        )
+
+
+class RowError(BaseModel):
+    line: int = Field(description="1-based line (CSV, JSONL) or element number (JSON array)")
+    pointer: str | None = None
+    detail: str
+
+
+class ImportReport(BaseModel):
+    format: str
+    mode: str
+    rows_read: int
+    accepted: int
+    created: int
+    unchanged: int = Field(
+        description="Rows whose external id was already imported with the "
+        "same content (re-upload is idempotent)"
+    )
+    rejected: int
+    gold: int
+    errors: list[RowError]
+    errors_truncated: bool
+    tasks_created: int
+
+
+class ImportAccepted(BaseModel):
+    run_id: int
+    status_url: str
+
+
+ExportFormat = Literal["jsonl", "csv", "label-studio", "coco"]
+
+
+class Progress(BaseModel):
+    job_id: int
+    status: JobStatus
+    items: dict[str, int]
+    tasks: dict[str, int]
+    assignments: dict[str, int]
+    consensus_reached: int
+    answers_last_hour: int
+    estimated_completion: datetime | None

@@ -1,0 +1,210 @@
+"""Jobs: create, read, update, and the status machine
+draft → active ⇄ paused → completed | cancelled. Services flush, never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.core.clock import utcnow
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.pagination import PageParams, page_of, paginate
+from app.core.security import Principal
+from app.jobs import schemas
+from app.jobs.label_schema import LabelSchema, parse_label_schema
+from app.models.accounts import Role
+from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
+
+DEFAULT_LEASE_SECONDS = 600
+
+# Which status may follow which (the action names the endpoint).
+TRANSITIONS: dict[str, tuple[frozenset[JobStatus], JobStatus]] = {
+    "activate": (frozenset({JobStatus.draft, JobStatus.paused}), JobStatus.active),
+    "pause": (frozenset({JobStatus.active}), JobStatus.paused),
+    "complete": (frozenset({JobStatus.active, JobStatus.paused}), JobStatus.completed),
+    "cancel": (
+        frozenset({JobStatus.draft, JobStatus.active, JobStatus.paused}),
+        JobStatus.cancelled,
+    ),
+}
+
+# Fields that define the work itself: frozen once annotators may have seen the job.
+DRAFT_ONLY = ("label_schema", "pricing", "items_per_task", "gold_ratio")
+
+
+def job_schema(job: Job) -> LabelSchema:
+    """The job's label schema as a model (stored documents were validated on the way in)."""
+    return LabelSchema.model_validate(job.label_schema)
+
+
+def _parse_schema(document: object) -> LabelSchema:
+    """Parse a schema document or Label Studio config from a request body; problems point
+    into the body (`#/label_schema/...`)."""
+    try:
+        return parse_label_schema(document)
+    except ValidationFailed as exc:
+        for error in exc.errors:
+            if "pointer" in error:
+                error["pointer"] = "#/label_schema" + str(error["pointer"]).removeprefix("#")
+        raise
+
+
+def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> Job:
+    """Create a draft job owned by `client` (validates and normalises the label schema)."""
+    label_schema = _parse_schema(body.label_schema)
+    assert body.overlap.max is not None
+    job = Job(
+        client_id=client.id,
+        title=body.title,
+        instructions=body.instructions or "",
+        label_schema=label_schema.model_dump(mode="json", exclude_defaults=False),
+        status=JobStatus.draft,
+        pricing_mode=body.pricing.mode,
+        rate_micros=body.pricing.rate_micros,
+        overlap_min=body.overlap.min,
+        overlap_max=body.overlap.max,
+        items_per_task=body.items_per_task,
+        gold_ratio=body.gold_ratio,
+        required_skills=[r.model_dump() for r in body.required_skills or []],
+        min_reputation=body.min_reputation,
+        min_tier=body.min_tier,
+        lease_seconds=body.lease_seconds or DEFAULT_LEASE_SECONDS,
+        max_tasks_per_annotator=body.max_tasks_per_annotator,
+        deadline=body.deadline,
+        confidence_threshold=body.confidence_threshold,
+        priority=body.priority or 0,
+        task_order=body.task_order or TaskOrder.near_completion,
+        instant_feedback=bool(body.instant_feedback),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, principal: Principal, job_id: int, *, lock: bool = False) -> Job:
+    """The job if `principal` owns it (or is an admin); 404 otherwise, so ids do not leak."""
+    stmt = select(Job).where(Job.id == job_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    job = session.scalar(stmt)
+    if job is None or (principal.role is not Role.admin and job.client_id != principal.id):
+        raise NotFound("No such job")
+    return job
+
+
+def list_jobs(
+    session: Session, principal: Principal, params: PageParams, status: JobStatus | None = None
+) -> tuple[list[Job], int | None]:
+    stmt = select(Job)
+    if principal.role is not Role.admin:
+        stmt = stmt.where(Job.client_id == principal.id)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    jobs = list(session.scalars(paginate(stmt, Job.id, params)))
+    return page_of(jobs, params, [j.id for j in jobs])
+
+
+def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
+    """Apply a partial update; 409 for changes the job's status no longer allows."""
+    changes = body.model_dump(exclude_unset=True)
+    if job.status in (JobStatus.completed, JobStatus.cancelled):
+        raise Conflict(f"A {job.status.value} job cannot be changed")
+    frozen = [name for name in DRAFT_ONLY if name in changes]
+    if frozen and job.status is not JobStatus.draft:
+        raise Conflict(
+            "These fields can only change while the job is a draft",
+            errors=[
+                {"pointer": f"#/{name}", "detail": "frozen after activation"} for name in frozen
+            ],
+        )
+    if "label_schema" in changes and body.label_schema is not None:
+        schema = _parse_schema(body.label_schema)
+        if _has_items(session, job.id):
+            raise Conflict(
+                "The label schema cannot change once items are imported (their gold answers and "
+                "fields were checked against it); delete the job or create a new one",
+                errors=[{"pointer": "#/label_schema", "detail": "items already imported"}],
+            )
+        job.label_schema = schema.model_dump(mode="json")
+    if body.pricing is not None:
+        job.pricing_mode, job.rate_micros = body.pricing.mode, body.pricing.rate_micros
+    if body.overlap is not None:
+        assert body.overlap.max is not None
+        if job.status is not JobStatus.draft and body.overlap.min != job.overlap_min:
+            raise Conflict(
+                "overlap.min can only change while the job is a draft",
+                errors=[{"pointer": "#/overlap/min", "detail": "frozen after activation"}],
+            )
+        job.overlap_min, job.overlap_max = body.overlap.min, body.overlap.max
+    if body.required_skills is not None:
+        job.required_skills = [r.model_dump() for r in body.required_skills]
+    simple = (
+        "title",
+        "instructions",
+        "items_per_task",
+        "gold_ratio",
+        "min_reputation",
+        "min_tier",
+        "lease_seconds",
+        "max_tasks_per_annotator",
+        "deadline",
+        "confidence_threshold",
+        "priority",
+        "task_order",
+        "instant_feedback",
+    )
+    for name in simple:
+        if name in changes:
+            value: Any = changes[name]
+            if value is None and name in (
+                "title",
+                "items_per_task",
+                "gold_ratio",
+                "priority",
+                "task_order",
+                "instant_feedback",
+                "lease_seconds",
+            ):
+                continue  # these have no "unset"
+            setattr(job, name, value if name != "instructions" else (value or ""))
+    job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def _has_items(session: Session, job_id: int) -> bool:
+    return session.scalar(select(Item.id).where(Item.job_id == job_id).limit(1)) is not None
+
+
+def change_status(session: Session, job: Job, action: str) -> Job:
+    """Move the job along the status machine; 409 naming the allowed moves otherwise.
+    Activating a draft needs at least one regular item."""
+    allowed_from, target = TRANSITIONS[action]
+    if job.status not in allowed_from:
+        possible = sorted(a for a, (froms, _) in TRANSITIONS.items() if job.status in froms)
+        raise Conflict(
+            f"Cannot {action} a {job.status.value} job",
+            current_status=job.status.value,
+            allowed_actions=possible,
+        )
+    if action == "activate" and job.status is JobStatus.draft:
+        regular = session.scalar(
+            select(func.count()).where(Item.job_id == job.id, Item.is_gold.is_(False))
+        )
+        if not regular:
+            raise Conflict("Import at least one (non-gold) item before activating the job")
+        job.activated_at = utcnow()
+    if target in (JobStatus.completed, JobStatus.cancelled):
+        job.finished_at = utcnow()
+    if target is JobStatus.cancelled:
+        session.execute(
+            update(Task)
+            .where(Task.job_id == job.id, Task.status == TaskStatus.open)
+            .values(status=TaskStatus.cancelled)
+        )
+    job.status = target
+    job.updated_at = utcnow()
+    session.flush()
+    return job

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import gzip
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.core.db import Database
+from app.models import Item
+from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
+from tests.support import Account, problem
+
+
+def count_items(db: Database, job_id: int) -> int:
+    with db.read_session() as session:
+        return session.scalar(select(func.count()).where(Item.job_id == job_id)) or 0
+
+
+def test_jsonl_import_reports_counts(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    response = upload(client, client_account, job_id, jsonl(reviews(10, gold_every=5)))
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert (report["rows_read"], report["created"], report["gold"], report["rejected"]) == (
+        10,
+        10,
+        2,
+        0,
+    )
+    assert count_items(db, job_id) == 10
+
+
+CSV_WITH_BAD_ROWS = (
+    "external_id,text,gold_answer\n"
+    "a,fine text,\n"
+    "b,,\n"  # line 3: text missing
+    'c,"multi\nline text",\n'  # lines 4-5: one record
+    'd,gold row,"{""sentiment"": ""angry""}"\n'  # line 6: label not in the schema
+    "e,too,many,cells\n"  # line 7
+    "f,last good row,\n"
+)
+
+
+def test_csv_all_or_nothing_writes_nothing_and_reports_every_bad_line(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    body = problem(
+        upload(client, client_account, job_id, CSV_WITH_BAD_ROWS.encode(), content_type="text/csv"),
+        422,
+    )
+    assert [e["line"] for e in body["errors"]] == [3, 6, 7]
+    assert body["errors"][0]["pointer"] == "#/text"
+    assert body["errors"][1]["pointer"].startswith("#/gold_answer/sentiment")
+    assert (body["rows_read"], body["rejected"]) == (6, 3)
+    assert count_items(db, job_id) == 0
+
+
+def test_csv_skip_invalid_imports_the_good_rows(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    response = upload(
+        client,
+        client_account,
+        job_id,
+        CSV_WITH_BAD_ROWS.encode(),
+        content_type="text/csv",
+        mode="skip-invalid",
+    )
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert (report["created"], report["rejected"]) == (3, 3)
+    assert [e["line"] for e in report["errors"]] == [3, 6, 7]
+    with db.read_session() as session:
+        texts = session.scalars(
+            select(Item.payload).where(Item.job_id == job_id).order_by(Item.id)
+        ).all()
+    assert [t["text"] for t in texts] == ["fine text", "multi\nline text", "last good row"]
+
+
+def test_jsonl_bad_rows_have_line_numbers_in_both_modes(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    body = b'{"text": "ok"}\n\n{"text": 5, "oops\n["not an object"]\n{"txt": "missing"}\n'
+    failed = problem(upload(client, client_account, job_id, body), 422)
+    assert [e["line"] for e in failed["errors"]] == [3, 4, 5]
+    assert count_items(db, job_id) == 0
+    skipped = upload(client, client_account, job_id, body, mode="skip-invalid").json()
+    assert (skipped["created"], skipped["rejected"]) == (1, 3)
+
+
+def test_json_array_and_gzip_and_multipart(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    rows = [{"data": {"text": f"t{n}"}, "external_id": n} for n in range(3)]
+    as_array = upload(
+        client, client_account, job_id, json.dumps(rows).encode(), content_type="application/json"
+    )
+    assert as_array.json()["created"] == 3
+
+    more = gzip.compress(jsonl(reviews(4)))
+    multipart = client.post(
+        f"/v1/jobs/{job_id}/items",
+        headers=client_account.headers,
+        files={"file": ("batch.jsonl.gz", more, "application/gzip")},
+    )
+    assert multipart.status_code == 201, multipart.text
+    assert multipart.json()["created"] == 4
+    assert count_items(db, job_id) == 7
+
+
+def test_reupload_with_external_ids_is_idempotent(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    first = upload(client, client_account, job_id, jsonl(reviews(5))).json()
+    again = upload(client, client_account, job_id, jsonl(reviews(8))).json()
+    assert (first["created"], again["created"], again["unchanged"]) == (5, 3, 5)
+    assert count_items(db, job_id) == 8
+
+    changed = reviews(1)
+    changed[0]["text"] = "edited"
+    body = problem(upload(client, client_account, job_id, jsonl(changed)), 422)
+    assert body["errors"][0]["pointer"] == "#/external_id"
+    assert count_items(db, job_id) == 8
+
+
+def test_duplicate_external_id_within_one_file(client: TestClient, client_account: Account) -> None:
+    job_id = create_job(client, client_account)
+    rows = reviews(2) + reviews(1) + [{"external_id": "r0", "text": "other"}]
+    body = problem(upload(client, client_account, job_id, jsonl(rows)), 422)
+    assert [e["line"] for e in body["errors"]] == [4]
+
+
+def test_gold_answers_and_box_fields_are_checked(
+    client: TestClient, client_account: Account
+) -> None:
+    job_id = create_job(client, client_account, BOXES)
+    rows = [
+        {"image": "a.jpg", "width": 100, "height": 50},
+        {
+            "image": "b.jpg",
+            "width": 100,
+            "height": 50,
+            "gold_answer": {
+                "objects": [{"x": 90, "y": 0, "width": 20, "height": 10, "label": "car"}]
+            },
+        },  # outside the image
+        {"image": "c.jpg", "width": -1, "height": 50},
+        {"image": "d.jpg", "width": 100, "height": 50, "prelabel_score": 2},
+    ]
+    body = problem(upload(client, client_account, job_id, jsonl(rows)), 422)
+    assert [(e["line"], e["pointer"].split("/")[1]) for e in body["errors"]] == [
+        (2, "gold_answer"),
+        (3, "width"),
+        (4, "prelabel_score"),
+    ]
+
+
+def test_unreadable_files_and_unknown_formats(client: TestClient, client_account: Account) -> None:
+    job_id = create_job(client, client_account)
+    problem(
+        upload(
+            client,
+            client_account,
+            job_id,
+            b'[{"text": "a"}, {"text": ',
+            content_type="application/json",
+        ),
+        422,
+    )
+    problem(upload(client, client_account, job_id, b"\xff\xfe bad", content_type="text/csv"), 422)
+    problem(upload(client, client_account, job_id, b"text\nx\n", content_type="image/png"), 415)
+    problem(upload(client, client_account, job_id, b"x", content_type="application/json"), 422)
+
+
+def test_oversize_upload_is_413(client: TestClient, client_account: Account, db: Database) -> None:
+    from app.main import create_app
+
+    small = db.settings.model_copy(update={"max_upload_bytes": 1024})
+    job_id = create_job(client, client_account)
+    with TestClient(create_app(small, db)) as limited:
+        problem(upload(limited, client_account, job_id, jsonl(reviews(100))), 413)
+    assert count_items(db, job_id) == 0
+
+
+def test_import_into_an_active_job_splits_new_items(
+    client: TestClient, client_account: Account
+) -> None:
+    job_id = create_job(client, client_account)
+    upload(client, client_account, job_id, jsonl(reviews(3)))
+    client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers)
+    report = upload(client, client_account, job_id, jsonl(reviews(2, start=3))).json()
+    assert report["tasks_created"] == 2
+    progress = client.get(f"/v1/jobs/{job_id}/progress", headers=client_account.headers).json()
+    assert progress["tasks"]["open"] == 5
+    assert progress["items"] == {"total": 5, "regular": 5, "gold": 0}
+
+
+def test_cannot_import_into_a_finished_job(client: TestClient, client_account: Account) -> None:
+    job_id = create_job(client, client_account)
+    client.post(f"/v1/jobs/{job_id}/cancel", headers=client_account.headers)
+    problem(upload(client, client_account, job_id, jsonl(reviews(1))), 409)

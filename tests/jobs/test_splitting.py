@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.core.db import Database
+from app.models import Item, Task, TaskItem
+from tests.jobs.factories import create_job, jsonl, reviews, upload
+from tests.support import Account
+
+
+def task_layout(db: Database, job_id: int) -> list[list[tuple[int, bool]]]:
+    """[(item id, is gold) in slot order] per task, in task order."""
+    with db.read_session() as session:
+        rows = session.execute(
+            select(TaskItem.task_id, TaskItem.item_id, Item.is_gold)
+            .join(Item, Item.id == TaskItem.item_id)
+            .join(Task, Task.id == TaskItem.task_id)
+            .where(Task.job_id == job_id)
+            .order_by(Task.order_key, TaskItem.task_id, TaskItem.position)
+        ).all()
+    tasks: dict[int, list[tuple[int, bool]]] = {}
+    for task_id, item_id, is_gold in rows:
+        tasks.setdefault(task_id, []).append((item_id, is_gold))
+    return list(tasks.values())
+
+
+def activate(client: TestClient, owner: Account, job_id: int) -> None:
+    response = client.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
+    assert response.status_code == 200, response.text
+
+
+def test_items_are_grouped_with_gold_at_the_ratio(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account, items_per_task=5, gold_ratio=0.2)
+    regular = reviews(400)
+    gold = [{"text": f"gold {n}", "gold_answer": {"sentiment": "negative"}} for n in range(10)]
+    upload(client, client_account, job_id, jsonl(regular + gold))
+    activate(client, client_account, job_id)
+
+    tasks = task_layout(db, job_id)
+    slots = [slot for task in tasks for slot in task]
+    assert all(len(task) == 5 for task in tasks[:-1])
+    regular_slots = [item for item, is_gold in slots if not is_gold]
+    assert sorted(regular_slots) == sorted(set(regular_slots))  # each regular item once
+    assert len(regular_slots) == 400
+    gold_share = sum(1 for _, is_gold in slots if is_gold) / len(slots)
+    assert abs(gold_share - 0.2) < 0.01
+    for task in tasks:  # never the same gold item twice in one task
+        golds = [item for item, is_gold in task if is_gold]
+        assert len(golds) == len(set(golds))
+    # Gold does not sit in a fixed slot.
+    gold_positions = Counter(pos for task in tasks for pos, (_, g) in enumerate(task) if g)
+    assert len(gold_positions) >= 4
+
+
+def test_one_item_per_task_makes_whole_gold_tasks(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account, gold_ratio=0.1)
+    rows = [*reviews(90), {"text": "g", "gold_answer": {"sentiment": "neutral"}}]
+    upload(client, client_account, job_id, jsonl(rows))
+    activate(client, client_account, job_id)
+    tasks = task_layout(db, job_id)
+    gold_tasks = sum(1 for task in tasks if task[0][1])
+    assert gold_tasks in (9, 10)  # one in ten; the last one may fall after the final item
+    assert len(tasks) == 90 + gold_tasks
+    assert all(len(task) == 1 for task in tasks)
+
+
+def test_no_gold_items_means_no_gold_slots(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account, items_per_task=3, gold_ratio=0.3)
+    upload(client, client_account, job_id, jsonl(reviews(10)))
+    activate(client, client_account, job_id)
+    tasks = task_layout(db, job_id)
+    assert [len(t) for t in tasks] == [3, 3, 3, 1]
+    assert not any(g for task in tasks for _, g in task)
+
+
+def test_uncertainty_order_puts_least_confident_prelabels_first(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account, task_order="uncertainty")
+    scores = [0.9, 0.2, 0.6, 0.4]
+    rows = [
+        {
+            "text": f"t{n}",
+            "external_id": f"e{n}",
+            "prelabel": {"sentiment": "positive"},
+            "prelabel_score": s,
+        }
+        for n, s in enumerate(scores)
+    ]
+    upload(client, client_account, job_id, jsonl(rows))
+    activate(client, client_account, job_id)
+    with db.read_session() as session:
+        ordered = session.scalars(
+            select(Item.prelabel_score)
+            .join(TaskItem, TaskItem.item_id == Item.id)
+            .join(Task, Task.id == TaskItem.task_id)
+            .where(Task.job_id == job_id)
+            .order_by(Task.order_key)
+        ).all()
+    assert ordered == sorted(scores)
