@@ -1,0 +1,572 @@
+"""Grading: how close an answer is to a key, per control and overall (docs/label-schema.md).
+
+Pure functions, shared by gold checks at submit time and by qualification test attempts. Every
+score is in [0, 1].
+
+Answers reach the graders already validated, but a malformed answer value still scores 0 instead
+of raising: grading runs on the submit hot path and must not fail an annotator's request. A
+malformed key raises ValueError: keys are validated when they are imported, so a bad one is a bug
+to surface, not the annotator's fault.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar, assert_never
+
+import numpy as np
+import shapely
+from rapidfuzz.distance import Levenshtein
+from scipy.optimize import linear_sum_assignment
+
+from app.jobs.label_schema import (
+    BoxesControl,
+    ChoicesControl,
+    Control,
+    KeypointsControl,
+    LabelSchema,
+    NumberControl,
+    PolygonsControl,
+    RatingControl,
+    SpansControl,
+    TextControl,
+)
+
+__all__ = [
+    "grade_answer",
+    "grade_boxes",
+    "grade_choices",
+    "grade_controls",
+    "grade_keypoints",
+    "grade_number",
+    "grade_polygons",
+    "grade_rating",
+    "grade_spans",
+    "grade_text",
+]
+
+# Coordinates arrive as JSON decimals, so a pair that is exactly at the threshold on paper can land
+# an ulp below it in binary floating point (0.1 + 0.2 style). These slacks make the documented
+# "≤ tolerance" / "≥ iou_threshold" boundaries inclusive in practice; they are far below anything
+# a person could draw or type.
+_IOU_SLACK = 1e-9
+_RELATIVE_SLACK = 1e-12
+
+T = TypeVar("T")
+
+
+class _MalformedError(Exception):
+    """A value does not have the shape of its control's answers."""
+
+
+class _Box(NamedTuple):
+    left: float
+    top: float
+    right: float
+    bottom: float
+    label: str
+
+
+class _Polygon(NamedTuple):
+    points: tuple[tuple[float, float], ...]
+    label: str
+
+
+class _Keypoint(NamedTuple):
+    x: float
+    y: float
+    label: str
+
+
+class _Pair(NamedTuple):
+    """A candidate match: answer item, key item, quality in [0, 1] (higher is better)."""
+
+    answer: int
+    key: int
+    quality: float
+
+
+# Parsing: turn a JSON value into a typed value or raise _MalformedError.
+
+
+def _label(value: object) -> str:
+    if not isinstance(value, str):
+        raise _MalformedError("label must be a string")
+    return value
+
+
+def _number(value: object) -> int | float:
+    # bool is an int subclass; the contract never accepts it where a number is expected.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _MalformedError("expected a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _MalformedError("expected a finite number")
+    return value
+
+
+def _coordinate(value: object) -> float:
+    try:
+        coordinate = float(_number(value))
+    except OverflowError:  # an int too large for a float
+        raise _MalformedError("coordinate out of range") from None
+    if not math.isfinite(coordinate):
+        raise _MalformedError("coordinate out of range")
+    return coordinate
+
+
+def _offset(value: object) -> int:
+    number = _number(value)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise _MalformedError("offsets are whole characters")
+        return int(number)
+    return number
+
+
+def _items(value: object) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        raise _MalformedError("expected a list of objects")
+    items: list[Mapping[str, Any]] = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise _MalformedError("expected a list of objects")
+        items.append(item)
+    return items
+
+
+def _field(item: Mapping[str, Any], name: str) -> object:
+    if name not in item:
+        raise _MalformedError(f"missing {name!r}")
+    return item[name]
+
+
+def _parse_single_choice(value: object) -> str:
+    return _label(value)
+
+
+def _parse_multiple_choice(value: object) -> frozenset[str]:
+    if not isinstance(value, list):
+        raise _MalformedError("expected a list of labels")
+    return frozenset(_label(item) for item in value)
+
+
+def _parse_spans(value: object) -> list[tuple[int, int, str]]:
+    spans = []
+    for item in _items(value):
+        start, end = _offset(_field(item, "start")), _offset(_field(item, "end"))
+        if not 0 <= start < end:
+            raise _MalformedError("a span needs 0 <= start < end")
+        spans.append((start, end, _label(_field(item, "label"))))
+    return spans
+
+
+def _parse_boxes(value: object) -> list[_Box]:
+    boxes = []
+    for item in _items(value):
+        x, y = _coordinate(_field(item, "x")), _coordinate(_field(item, "y"))
+        width, height = _coordinate(_field(item, "width")), _coordinate(_field(item, "height"))
+        if width <= 0 or height <= 0:
+            raise _MalformedError("width and height must be positive")
+        right, bottom = x + width, y + height
+        if not (math.isfinite(right) and math.isfinite(bottom)):
+            raise _MalformedError("box out of range")
+        boxes.append(_Box(x, y, right, bottom, _label(_field(item, "label"))))
+    return boxes
+
+
+def _parse_polygons(value: object) -> list[_Polygon]:
+    polygons = []
+    for item in _items(value):
+        points = _field(item, "points")
+        if not isinstance(points, list) or len(points) < 3:
+            raise _MalformedError("a polygon needs at least 3 points")
+        parsed = []
+        for point in points:
+            if not isinstance(point, list | tuple) or len(point) != 2:
+                raise _MalformedError("a point is [x, y]")
+            parsed.append((_coordinate(point[0]), _coordinate(point[1])))
+        polygons.append(_Polygon(tuple(parsed), _label(_field(item, "label"))))
+    return polygons
+
+
+def _parse_keypoints(value: object) -> list[_Keypoint]:
+    return [
+        _Keypoint(
+            _coordinate(_field(item, "x")),
+            _coordinate(_field(item, "y")),
+            _label(_field(item, "label")),
+        )
+        for item in _items(value)
+    ]
+
+
+def _parse_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise _MalformedError("expected a string")
+    return value
+
+
+def _parse_both(parse: Callable[[object], T], answer: object, key: object) -> tuple[T | None, T]:
+    """(parsed answer or None when malformed, parsed key); a malformed key raises ValueError."""
+    try:
+        parsed_key = parse(key)
+    except _MalformedError as exc:
+        raise ValueError(f"malformed key: {exc}") from None
+    try:
+        return parse(answer), parsed_key
+    except _MalformedError:
+        return None, parsed_key
+
+
+# Matching: one-to-one assignment of answer items to key items.
+
+
+def _f1(matched: int, answer_count: int, key_count: int) -> float:
+    # Precision m/a and recall m/k give F1 = 2m/(a+k); both lists empty is a perfect "nothing here".
+    total = answer_count + key_count
+    return 1.0 if total == 0 else 2.0 * matched / total
+
+
+def _max_matching(pairs: Sequence[_Pair]) -> int:
+    """Size of the best one-to-one matching over the candidate pairs.
+
+    The score counts matches, so the assignment first maximises how many pairs are matched and
+    only then the total quality (IoU, closeness): trading a match for a better IoU elsewhere would
+    cost the annotator points for nothing.
+    """
+    if len(pairs) <= 1:
+        return len(pairs)
+    answer_uses = Counter(pair.answer for pair in pairs)
+    key_uses = Counter(pair.key for pair in pairs)
+    contested = [p for p in pairs if answer_uses[p.answer] > 1 or key_uses[p.key] > 1]
+    # An uncontested pair (neither side appears in any other pair) is in every maximum matching;
+    # the common case of a careful annotator needs no assignment solver at all.
+    matched = len(pairs) - len(contested)
+    if not contested:
+        return matched
+    rows = {index: row for row, index in enumerate(sorted({p.answer for p in contested}))}
+    cols = {index: col for col, index in enumerate(sorted({p.key for p in contested}))}
+    # Any single match outweighs the whole quality sum, so cardinality comes first.
+    bonus = min(len(rows), len(cols)) + 1.0
+    weights = np.zeros((len(rows), len(cols)))
+    for pair in contested:
+        weights[rows[pair.answer], cols[pair.key]] = bonus + min(1.0, max(0.0, pair.quality))
+    row_ind, col_ind = linear_sum_assignment(weights, maximize=True)
+    return matched + int(np.count_nonzero(weights[row_ind, col_ind] > 0))
+
+
+def _label_ids(answer: Sequence[str], key: Sequence[str]) -> tuple[Any, Any]:
+    ids: dict[str, int] = {}
+    answer_ids = np.array([ids.setdefault(label, len(ids)) for label in answer])
+    key_ids = np.array([ids.setdefault(label, len(ids)) for label in key])
+    return answer_ids, key_ids
+
+
+def _box_pairs(answer: Sequence[_Box], key: Sequence[_Box], iou_threshold: float) -> list[_Pair]:
+    a = np.array([box[:4] for box in answer], dtype=float)
+    k = np.array([box[:4] for box in key], dtype=float)
+    # Areas from the same differences as the intersection, so identical boxes give IoU exactly 1.
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_k = (k[:, 2] - k[:, 0]) * (k[:, 3] - k[:, 1])
+    width = np.minimum(a[:, None, 2], k[None, :, 2]) - np.maximum(a[:, None, 0], k[None, :, 0])
+    height = np.minimum(a[:, None, 3], k[None, :, 3]) - np.maximum(a[:, None, 1], k[None, :, 1])
+    inter = np.clip(width, 0.0, None) * np.clip(height, 0.0, None)
+    union = area_a[:, None] + area_k[None, :] - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    answer_labels, key_labels = _label_ids([b.label for b in answer], [b.label for b in key])
+    same_label = answer_labels[:, None] == key_labels[None, :]
+    rows, cols = np.nonzero(same_label & (iou >= iou_threshold - _IOU_SLACK))
+    return [_Pair(int(i), int(j), float(iou[i, j])) for i, j in zip(rows, cols, strict=True)]
+
+
+def _region(points: tuple[tuple[float, float], ...]) -> Any:
+    """The area a polygon encloses; self-intersecting rings are repaired, never rejected."""
+    try:
+        polygon = shapely.Polygon(points)
+        # make_valid keeps both lobes of a bow-tie; buffer(0) would silently drop one.
+        return polygon if polygon.is_valid else shapely.make_valid(polygon)
+    except (shapely.errors.GEOSException, ValueError):
+        return shapely.Polygon()  # empty: overlaps nothing
+
+
+def _intersection_areas(left: Any, right: Any) -> Any:
+    try:
+        return shapely.area(shapely.intersection(left, right))
+    except shapely.errors.GEOSException:
+        # GEOS's robust overlay makes this rare; isolate the failing pair rather than lose all.
+        areas = []
+        for one, other in zip(left, right, strict=True):
+            try:
+                areas.append(shapely.area(shapely.intersection(one, other)))
+            except shapely.errors.GEOSException:
+                areas.append(0.0)
+        return np.array(areas, dtype=float)
+
+
+def _polygon_pairs(
+    answer: Sequence[_Polygon], key: Sequence[_Polygon], iou_threshold: float
+) -> list[_Pair]:
+    common = {p.label for p in answer} & {p.label for p in key}
+    answer_index = [i for i, p in enumerate(answer) if p.label in common]
+    key_index = [j for j, p in enumerate(key) if p.label in common]
+    if not answer_index:
+        return []  # no label in common: no geometry needed
+    answer_regions = np.array([_region(answer[i].points) for i in answer_index], dtype=object)
+    key_regions = np.array([_region(key[j].points) for j in key_index], dtype=object)
+    ai, kj = shapely.STRtree(key_regions).query(answer_regions, predicate="intersects")
+    answer_labels, key_labels = _label_ids(
+        [answer[i].label for i in answer_index], [key[j].label for j in key_index]
+    )
+    same = answer_labels[ai] == key_labels[kj]
+    ai, kj = ai[same], kj[same]
+    if ai.size == 0:
+        return []
+    inter = _intersection_areas(answer_regions[ai], key_regions[kj])
+    union = shapely.area(answer_regions[ai]) + shapely.area(key_regions[kj]) - inter
+    pairs = []
+    for n, (i, j) in enumerate(zip(ai, kj, strict=True)):
+        original_i, original_j = answer_index[int(i)], key_index[int(j)]
+        if union[n] > 0:
+            iou = float(inter[n] / union[n])
+        else:
+            # Zero-area outlines (collinear or repeated points) enclose nothing; only an exact
+            # copy is a match, so a degenerate key still grades 1 against itself.
+            iou = 1.0 if answer[original_i].points == key[original_j].points else 0.0
+        if iou >= iou_threshold - _IOU_SLACK:
+            pairs.append(_Pair(original_i, original_j, iou))
+    return pairs
+
+
+def _keypoint_pairs(
+    answer: Sequence[_Keypoint], key: Sequence[_Keypoint], tolerance: float
+) -> list[_Pair]:
+    a = np.array([(p.x, p.y) for p in answer], dtype=float)
+    k = np.array([(p.x, p.y) for p in key], dtype=float)
+    distance = np.hypot(a[:, None, 0] - k[None, :, 0], a[:, None, 1] - k[None, :, 1])
+    scale = max(1.0, float(np.abs(a).max()), float(np.abs(k).max()))
+    limit = tolerance + _RELATIVE_SLACK * scale
+    answer_labels, key_labels = _label_ids([p.label for p in answer], [p.label for p in key])
+    same_label = answer_labels[:, None] == key_labels[None, :]
+    rows, cols = np.nonzero(same_label & (distance <= limit))
+    return [
+        _Pair(int(i), int(j), 1.0 - float(distance[i, j]) / tolerance if tolerance > 0 else 1.0)
+        for i, j in zip(rows, cols, strict=True)
+    ]
+
+
+def _within_tolerance(answer: int | float, key: int | float, tolerance: int | float) -> bool:
+    if isinstance(answer, int) and isinstance(key, int) and isinstance(tolerance, int):
+        return abs(answer - key) <= tolerance  # exact: no rounding to forgive
+    try:
+        slack = _RELATIVE_SLACK * max(abs(answer), abs(key), tolerance)
+        return abs(answer - key) <= tolerance + slack
+    except OverflowError:  # an int beyond float range against a float: cannot be that close
+        return False
+
+
+# Public graders, one per control type.
+
+
+def grade_choices(answer: object, key: object, *, multiple: bool) -> float:
+    """Score a `choices` answer.
+
+    Single choice: 1 if the labels are equal, else 0. Multiple: Jaccard similarity of the two label
+    sets, size of the intersection over size of the union (both empty → 1). A malformed answer
+    scores 0; a malformed key raises ValueError.
+    """
+    if not multiple:
+        single_answer, single_key = _parse_both(_parse_single_choice, answer, key)
+        return 1.0 if single_answer == single_key else 0.0
+    chosen, expected = _parse_both(_parse_multiple_choice, answer, key)
+    if chosen is None:
+        return 0.0
+    union = chosen | expected
+    return 1.0 if not union else len(chosen & expected) / len(union)
+
+
+def grade_spans(answer: object, key: object) -> float:
+    """Score a `spans` answer: F1 of exact matches (same start, end and label; both empty → 1).
+
+    Matching is one-to-one, so a span duplicated in the answer matches at most once per copy in
+    the key. A partly overlapping span does not count. A malformed answer scores 0; a malformed
+    key raises ValueError.
+    """
+    spans, expected = _parse_both(_parse_spans, answer, key)
+    if spans is None:
+        return 0.0
+    matched = sum((Counter(spans) & Counter(expected)).values())
+    return _f1(matched, len(spans), len(expected))
+
+
+def grade_boxes(answer: object, key: object, *, iou_threshold: float) -> float:
+    """Score a `boxes` answer: F1 of a one-to-one matching of answer boxes to key boxes.
+
+    A pair can match when the labels are equal and IoU ≥ `iou_threshold`; the assignment
+    (Hungarian) matches as many pairs as possible, preferring the larger total IoU among equally
+    large matchings. Precision = matched / answer boxes, recall = matched / key boxes. Both empty →
+    1, exactly one empty → 0. Box order does not matter. A malformed answer scores 0; a malformed
+    key raises ValueError.
+    """
+    boxes, expected = _parse_both(_parse_boxes, answer, key)
+    if boxes is None:
+        return 0.0
+    if not boxes or not expected:
+        return _f1(0, len(boxes), len(expected))
+    return _f1(_max_matching(_box_pairs(boxes, expected, iou_threshold)), len(boxes), len(expected))
+
+
+def grade_polygons(answer: object, key: object, *, iou_threshold: float) -> float:
+    """Score a `polygons` answer: as `grade_boxes`, with the IoU of the enclosed areas.
+
+    Polygons may be non-convex; self-intersecting ones are repaired (a bow-tie counts as its two
+    triangles), never rejected. A zero-area polygon matches only an identical copy of itself. A
+    malformed answer scores 0; a malformed key raises ValueError.
+    """
+    polygons, expected = _parse_both(_parse_polygons, answer, key)
+    if polygons is None:
+        return 0.0
+    if not polygons or not expected:
+        return _f1(0, len(polygons), len(expected))
+    pairs = _polygon_pairs(polygons, expected, iou_threshold)
+    return _f1(_max_matching(pairs), len(polygons), len(expected))
+
+
+def grade_keypoints(answer: object, key: object, *, tolerance: float) -> float:
+    """Score a `keypoints` answer: F1 of a one-to-one matching of answer points to key points.
+
+    A pair can match when the labels are equal and the Euclidean distance ≤ `tolerance` (pixels);
+    the assignment matches as many pairs as possible, preferring the smaller total distance. Both
+    empty → 1, exactly one empty → 0. A malformed answer scores 0; a malformed key raises
+    ValueError.
+    """
+    points, expected = _parse_both(_parse_keypoints, answer, key)
+    if points is None:
+        return 0.0
+    if not points or not expected:
+        return _f1(0, len(points), len(expected))
+    pairs = _keypoint_pairs(points, expected, tolerance)
+    return _f1(_max_matching(pairs), len(points), len(expected))
+
+
+def grade_text(answer: object, key: object, *, normalize: bool) -> float:
+    """Score a `text` answer: 1 - min(1, Levenshtein(answer, key) / len(key)).
+
+    Distances count Unicode code points. With `normalize`, both sides are case-folded and runs of
+    whitespace collapsed to one space and stripped first. An empty key scores 1 against an empty
+    answer and 0 against anything else. A malformed answer scores 0; a malformed key raises
+    ValueError.
+    """
+    text, expected = _parse_both(_parse_text, answer, key)
+    if text is None:
+        return 0.0
+    if normalize:
+        text, expected = _normalize_text(text), _normalize_text(expected)
+    if not expected:
+        return 1.0 if not text else 0.0
+    # The cutoff lets the C++ implementation stop early once the score is bound to be 0.
+    distance = Levenshtein.distance(text, expected, score_cutoff=len(expected))
+    return 1.0 - min(1.0, distance / len(expected))
+
+
+def _normalize_text(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def grade_rating(answer: object, key: object, *, tolerance: int) -> float:
+    """Score a `rating` answer: 1 if |answer - key| ≤ `tolerance`, else 0.
+
+    A malformed answer scores 0; a malformed key raises ValueError.
+    """
+    return grade_number(answer, key, tolerance=tolerance)
+
+
+def grade_number(answer: object, key: object, *, tolerance: float) -> float:
+    """Score a `number` answer: 1 if |answer - key| ≤ `tolerance`, else 0.
+
+    The boundary is inclusive, also after binary rounding (1.1 vs 1.0 within 0.1 scores 1).
+    Booleans are not numbers. A malformed answer scores 0; a malformed key raises ValueError.
+    """
+    number, expected = _parse_both(_number, answer, key)
+    if number is None:
+        return 0.0
+    return 1.0 if _within_tolerance(number, expected, tolerance) else 0.0
+
+
+def _grade_control(control: Control, answer: object, key: object) -> float:
+    match control:
+        case ChoicesControl():
+            return grade_choices(answer, key, multiple=control.multiple)
+        case SpansControl():
+            return grade_spans(answer, key)
+        case BoxesControl():
+            return grade_boxes(answer, key, iou_threshold=control.iou_threshold)
+        case PolygonsControl():
+            return grade_polygons(answer, key, iou_threshold=control.iou_threshold)
+        case KeypointsControl():
+            return grade_keypoints(answer, key, tolerance=control.tolerance)
+        case TextControl():
+            return grade_text(answer, key, normalize=control.normalize)
+        case RatingControl():
+            return grade_rating(answer, key, tolerance=control.tolerance)
+        case NumberControl():
+            return grade_number(answer, key, tolerance=control.tolerance)
+        case _:
+            assert_never(control)
+
+
+# Whole answers.
+
+
+def grade_controls(
+    schema: LabelSchema,
+    answer: Mapping[str, Any],
+    key: Mapping[str, Any],
+    payload: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
+    """Per-control scores in [0, 1] for the schema's controls that the key grades, in schema order.
+
+    A control is graded when the key has a non-null value for it; key entries that name no control
+    of the schema are ignored. A control the answer lacks (or holds null for) scores 0, as does a
+    malformed answer value; answer entries the key does not grade are ignored. `payload` is
+    accepted for symmetry with `validate_answer`; no grader needs the item today.
+
+    Raises ValueError when the key grades no control or a key value is malformed.
+    """
+    del payload  # offsets and coordinates are compared with each other, never with the item
+    if not isinstance(key, Mapping):
+        raise ValueError("the key must be an object keyed by control name")
+    if not isinstance(answer, Mapping):
+        answer = {}  # defensive: every graded control then scores 0
+    scores: dict[str, float] = {}
+    for control in schema.controls:
+        expected = key.get(control.name)
+        if expected is None:
+            continue
+        given = answer.get(control.name)
+        if given is None:
+            scores[control.name] = 0.0
+            continue
+        try:
+            scores[control.name] = _grade_control(control, given, expected)
+        except ValueError as exc:
+            raise ValueError(f"key for control {control.name!r}: {exc}") from exc
+    if not scores:
+        raise ValueError("the key grades none of the schema's controls")
+    return scores
+
+
+def grade_answer(
+    schema: LabelSchema,
+    answer: Mapping[str, Any],
+    key: Mapping[str, Any],
+    payload: Mapping[str, Any] | None = None,
+) -> float:
+    """Score an answer against a key: the mean of `grade_controls`, in [0, 1].
+
+    Only controls present in the key are graded (see `grade_controls`); each counts equally.
+    Raises ValueError when the key grades no control or a key value is malformed.
+    """
+    scores = grade_controls(schema, answer, key, payload)
+    return math.fsum(scores.values()) / len(scores)
