@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar, assert_never
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from rapidfuzz.distance import Levenshtein
 from scipy.optimize import linear_sum_assignment
@@ -55,6 +56,9 @@ _IOU_SLACK = 1e-9
 _RELATIVE_SLACK = 1e-12
 
 T = TypeVar("T")
+IntArray = npt.NDArray[np.intp]
+FloatArray = npt.NDArray[np.float64]
+ObjectArray = npt.NDArray[np.object_]
 
 
 class _MalformedError(Exception):
@@ -80,12 +84,15 @@ class _Keypoint(NamedTuple):
     label: str
 
 
-class _Pair(NamedTuple):
-    """A candidate match: answer item, key item, quality in [0, 1] (higher is better)."""
+class _Pairs(NamedTuple):
+    """Candidate matches, one per position: answer item, key item, quality (higher is better)."""
 
-    answer: int
-    key: int
-    quality: float
+    answer: IntArray
+    key: IntArray
+    quality: FloatArray
+
+
+_NO_PAIRS = _Pairs(np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), np.empty(0))
 
 
 # Parsing: turn a JSON value into a typed value or raise _MalformedError.
@@ -229,42 +236,42 @@ def _f1(matched: int, answer_count: int, key_count: int) -> float:
     return 1.0 if total == 0 else 2.0 * matched / total
 
 
-def _max_matching(pairs: Sequence[_Pair]) -> int:
+def _max_matching(pairs: _Pairs) -> int:
     """Size of the best one-to-one matching over the candidate pairs.
 
     The score counts matches, so the assignment first maximises how many pairs are matched and
     only then the total quality (IoU, closeness): trading a match for a better IoU elsewhere would
     cost the annotator points for nothing.
     """
-    if len(pairs) <= 1:
-        return len(pairs)
-    answer_uses = Counter(pair.answer for pair in pairs)
-    key_uses = Counter(pair.key for pair in pairs)
-    contested = [p for p in pairs if answer_uses[p.answer] > 1 or key_uses[p.key] > 1]
+    count = int(pairs.answer.size)
+    if count <= 1:
+        return count
     # An uncontested pair (neither side appears in any other pair) is in every maximum matching;
     # the common case of a careful annotator needs no assignment solver at all.
-    matched = len(pairs) - len(contested)
-    if not contested:
+    contested = (np.bincount(pairs.answer)[pairs.answer] > 1) | (
+        np.bincount(pairs.key)[pairs.key] > 1
+    )
+    matched = count - int(np.count_nonzero(contested))
+    if matched == count:
         return matched
-    rows = {index: row for row, index in enumerate(sorted({p.answer for p in contested}))}
-    cols = {index: col for col, index in enumerate(sorted({p.key for p in contested}))}
+    rows, row_of = np.unique(pairs.answer[contested], return_inverse=True)
+    cols, col_of = np.unique(pairs.key[contested], return_inverse=True)
     # Any single match outweighs the whole quality sum, so cardinality comes first.
-    bonus = min(len(rows), len(cols)) + 1.0
-    weights = np.zeros((len(rows), len(cols)))
-    for pair in contested:
-        weights[rows[pair.answer], cols[pair.key]] = bonus + min(1.0, max(0.0, pair.quality))
+    bonus = min(rows.size, cols.size) + 1.0
+    weights = np.zeros((rows.size, cols.size))
+    weights[row_of, col_of] = bonus + np.clip(pairs.quality[contested], 0.0, 1.0)
     row_ind, col_ind = linear_sum_assignment(weights, maximize=True)
-    return matched + int(np.count_nonzero(weights[row_ind, col_ind] > 0))
+    return matched + int(np.count_nonzero(weights[row_ind, col_ind]))
 
 
-def _label_ids(answer: Sequence[str], key: Sequence[str]) -> tuple[Any, Any]:
+def _label_ids(answer: Sequence[str], key: Sequence[str]) -> tuple[IntArray, IntArray]:
     ids: dict[str, int] = {}
-    answer_ids = np.array([ids.setdefault(label, len(ids)) for label in answer])
-    key_ids = np.array([ids.setdefault(label, len(ids)) for label in key])
+    answer_ids = np.array([ids.setdefault(label, len(ids)) for label in answer], dtype=np.intp)
+    key_ids = np.array([ids.setdefault(label, len(ids)) for label in key], dtype=np.intp)
     return answer_ids, key_ids
 
 
-def _box_pairs(answer: Sequence[_Box], key: Sequence[_Box], iou_threshold: float) -> list[_Pair]:
+def _box_pairs(answer: Sequence[_Box], key: Sequence[_Box], iou_threshold: float) -> _Pairs:
     a = np.array([box[:4] for box in answer], dtype=float)
     k = np.array([box[:4] for box in key], dtype=float)
     # Areas from the same differences as the intersection, so identical boxes give IoU exactly 1.
@@ -277,29 +284,49 @@ def _box_pairs(answer: Sequence[_Box], key: Sequence[_Box], iou_threshold: float
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     answer_labels, key_labels = _label_ids([b.label for b in answer], [b.label for b in key])
     same_label = answer_labels[:, None] == key_labels[None, :]
-    rows, cols = np.nonzero(same_label & (iou >= iou_threshold - _IOU_SLACK))
-    return [_Pair(int(i), int(j), float(iou[i, j])) for i, j in zip(rows, cols, strict=True)]
+    rows, cols = np.nonzero(same_label & _passes(iou, iou_threshold))
+    return _Pairs(rows, cols, iou[rows, cols])
+
+
+def _regions(polygons: Sequence[_Polygon]) -> ObjectArray:
+    """The areas the polygons enclose; self-intersecting rings are repaired, never rejected."""
+    try:
+        # One vectorised call for all rings: building Polygon objects one by one costs ~4x more.
+        coords = np.array([point for p in polygons for point in p.points], dtype=float)
+        ring_of = np.repeat(np.arange(len(polygons)), [len(p.points) for p in polygons])
+        regions: ObjectArray = shapely.polygons(shapely.linearrings(coords, indices=ring_of))
+    except (shapely.errors.GEOSException, ValueError):
+        regions = np.array([_region(p.points) for p in polygons], dtype=object)
+    invalid = ~shapely.is_valid(regions)
+    if invalid.any():
+        # make_valid keeps both lobes of a bow-tie; buffer(0) would silently drop one.
+        regions[invalid] = [_repaired(region) for region in regions[invalid]]
+    return regions
 
 
 def _region(points: tuple[tuple[float, float], ...]) -> Any:
-    """The area a polygon encloses; self-intersecting rings are repaired, never rejected."""
     try:
-        polygon = shapely.Polygon(points)
-        # make_valid keeps both lobes of a bow-tie; buffer(0) would silently drop one.
-        return polygon if polygon.is_valid else shapely.make_valid(polygon)
+        return shapely.polygons(shapely.linearrings(np.array(points, dtype=float)))
     except (shapely.errors.GEOSException, ValueError):
         return shapely.Polygon()  # empty: overlaps nothing
 
 
-def _intersection_areas(left: Any, right: Any) -> Any:
+def _repaired(region: Any) -> Any:
     try:
-        return shapely.area(shapely.intersection(left, right))
+        return shapely.make_valid(region)
+    except shapely.errors.GEOSException:
+        return shapely.Polygon()
+
+
+def _intersection_areas(left: ObjectArray, right: ObjectArray) -> FloatArray:
+    try:
+        return np.asarray(shapely.area(shapely.intersection(left, right)), dtype=float)
     except shapely.errors.GEOSException:
         # GEOS's robust overlay makes this rare; isolate the failing pair rather than lose all.
         areas = []
         for one, other in zip(left, right, strict=True):
             try:
-                areas.append(shapely.area(shapely.intersection(one, other)))
+                areas.append(float(shapely.area(shapely.intersection(one, other))))
             except shapely.errors.GEOSException:
                 areas.append(0.0)
         return np.array(areas, dtype=float)
@@ -307,41 +334,53 @@ def _intersection_areas(left: Any, right: Any) -> Any:
 
 def _polygon_pairs(
     answer: Sequence[_Polygon], key: Sequence[_Polygon], iou_threshold: float
-) -> list[_Pair]:
+) -> _Pairs:
     common = {p.label for p in answer} & {p.label for p in key}
-    answer_index = [i for i, p in enumerate(answer) if p.label in common]
-    key_index = [j for j, p in enumerate(key) if p.label in common]
-    if not answer_index:
-        return []  # no label in common: no geometry needed
-    answer_regions = np.array([_region(answer[i].points) for i in answer_index], dtype=object)
-    key_regions = np.array([_region(key[j].points) for j in key_index], dtype=object)
+    answer_index = np.array([i for i, p in enumerate(answer) if p.label in common], dtype=np.intp)
+    key_index = np.array([j for j, p in enumerate(key) if p.label in common], dtype=np.intp)
+    if not answer_index.size:
+        return _NO_PAIRS  # no label in common: no geometry needed
+    answer_regions = _regions([answer[i] for i in answer_index])
+    key_regions = _regions([key[j] for j in key_index])
     ai, kj = shapely.STRtree(key_regions).query(answer_regions, predicate="intersects")
     answer_labels, key_labels = _label_ids(
         [answer[i].label for i in answer_index], [key[j].label for j in key_index]
     )
-    same = answer_labels[ai] == key_labels[kj]
-    ai, kj = ai[same], kj[same]
-    if ai.size == 0:
-        return []
+    same_label = answer_labels[ai] == key_labels[kj]
+    ai, kj = ai[same_label], kj[same_label]
+
+    # Upper bound on IoU before the costly exact overlay: the intersection is at most the smaller
+    # area and at most the bounding-box overlap, and the union is at least both areas minus it.
+    area_a, area_k = shapely.area(answer_regions)[ai], shapely.area(key_regions)[kj]
+    box_a, box_k = shapely.bounds(answer_regions)[ai], shapely.bounds(key_regions)[kj]
+    overlap_w = np.minimum(box_a[:, 2], box_k[:, 2]) - np.maximum(box_a[:, 0], box_k[:, 0])
+    overlap_h = np.minimum(box_a[:, 3], box_k[:, 3]) - np.maximum(box_a[:, 1], box_k[:, 1])
+    most = np.minimum(np.minimum(area_a, area_k), overlap_w.clip(0.0) * overlap_h.clip(0.0))
+    least_union = area_a + area_k - most
+    possible = (least_union <= 0) | (most >= (iou_threshold - _IOU_SLACK) * least_union)
+    ai, kj, area_a, area_k = ai[possible], kj[possible], area_a[possible], area_k[possible]
+
     inter = _intersection_areas(answer_regions[ai], key_regions[kj])
-    union = shapely.area(answer_regions[ai]) + shapely.area(key_regions[kj]) - inter
-    pairs = []
-    for n, (i, j) in enumerate(zip(ai, kj, strict=True)):
-        original_i, original_j = answer_index[int(i)], key_index[int(j)]
-        if union[n] > 0:
-            iou = float(inter[n] / union[n])
-        else:
-            # Zero-area outlines (collinear or repeated points) enclose nothing; only an exact
-            # copy is a match, so a degenerate key still grades 1 against itself.
-            iou = 1.0 if answer[original_i].points == key[original_j].points else 0.0
-        if iou >= iou_threshold - _IOU_SLACK:
-            pairs.append(_Pair(original_i, original_j, iou))
-    return pairs
+    union = area_a + area_k - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    rows, cols = answer_index[ai], key_index[kj]
+    for n in np.flatnonzero(union <= 0):
+        # Zero-area outlines (collinear or repeated points) enclose nothing; only an exact copy
+        # is a match, so a degenerate key still grades 1 against itself.
+        if answer[rows[n]].points == key[cols[n]].points:
+            iou[n] = 1.0
+    passed = _passes(iou, iou_threshold)
+    return _Pairs(rows[passed], cols[passed], iou[passed])
+
+
+def _passes(iou: FloatArray, iou_threshold: float) -> npt.NDArray[np.bool_]:
+    # Touching or disjoint shapes never match, however small the threshold.
+    return (iou > 0) & (iou >= iou_threshold - _IOU_SLACK)
 
 
 def _keypoint_pairs(
     answer: Sequence[_Keypoint], key: Sequence[_Keypoint], tolerance: float
-) -> list[_Pair]:
+) -> _Pairs:
     a = np.array([(p.x, p.y) for p in answer], dtype=float)
     k = np.array([(p.x, p.y) for p in key], dtype=float)
     distance = np.hypot(a[:, None, 0] - k[None, :, 0], a[:, None, 1] - k[None, :, 1])
@@ -350,10 +389,8 @@ def _keypoint_pairs(
     answer_labels, key_labels = _label_ids([p.label for p in answer], [p.label for p in key])
     same_label = answer_labels[:, None] == key_labels[None, :]
     rows, cols = np.nonzero(same_label & (distance <= limit))
-    return [
-        _Pair(int(i), int(j), 1.0 - float(distance[i, j]) / tolerance if tolerance > 0 else 1.0)
-        for i, j in zip(rows, cols, strict=True)
-    ]
+    closeness = 1.0 - distance[rows, cols] / tolerance if tolerance > 0 else np.ones(rows.size)
+    return _Pairs(rows, cols, closeness)
 
 
 def _within_tolerance(answer: int | float, key: int | float, tolerance: int | float) -> bool:
