@@ -65,6 +65,10 @@ class _MalformedError(Exception):
     """A value does not have the shape of its control's answers."""
 
 
+class _MalformedKeyError(ValueError):
+    """The key's value does not have the shape of its control's answers."""
+
+
 class _Box(NamedTuple):
     left: float
     top: float
@@ -220,7 +224,7 @@ def _parse_both(parse: Callable[[object], T], answer: object, key: object) -> tu
     try:
         parsed_key = parse(key)
     except _MalformedError as exc:
-        raise ValueError(f"malformed key: {exc}") from None
+        raise _MalformedKeyError(f"malformed key: {exc}") from None
     try:
         return parse(answer), parsed_key
     except _MalformedError:
@@ -440,11 +444,11 @@ def grade_spans(answer: object, key: object) -> float:
 def grade_boxes(answer: object, key: object, *, iou_threshold: float) -> float:
     """Score a `boxes` answer: F1 of a one-to-one matching of answer boxes to key boxes.
 
-    A pair can match when the labels are equal and IoU ≥ `iou_threshold`; the assignment
-    (Hungarian) matches as many pairs as possible, preferring the larger total IoU among equally
-    large matchings. Precision = matched / answer boxes, recall = matched / key boxes. Both empty →
-    1, exactly one empty → 0. Box order does not matter. A malformed answer scores 0; a malformed
-    key raises ValueError.
+    A pair can match when the labels are equal, the boxes overlap (touching is not enough) and
+    IoU ≥ `iou_threshold`; the assignment (Hungarian) matches as many pairs as possible,
+    preferring the larger total IoU among equally large matchings. Precision = matched / answer
+    boxes, recall = matched / key boxes. Both empty → 1, exactly one empty → 0. Box order does not
+    matter. A malformed answer scores 0; a malformed key raises ValueError.
     """
     boxes, expected = _parse_both(_parse_boxes, answer, key)
     if boxes is None:
@@ -581,13 +585,10 @@ def grade_controls(
         expected = key.get(control.name)
         if expected is None:
             continue
-        given = answer.get(control.name)
-        if given is None:
-            scores[control.name] = 0.0
-            continue
         try:
-            scores[control.name] = _grade_control(control, given, expected)
-        except ValueError as exc:
+            # A missing answer value is None, which every grader scores 0 (after checking the key).
+            scores[control.name] = _grade_control(control, answer.get(control.name), expected)
+        except _MalformedKeyError as exc:
             raise ValueError(f"key for control {control.name!r}: {exc}") from exc
     if not scores:
         raise ValueError("the key grades none of the schema's controls")

@@ -130,3 +130,8 @@ def test_each_control_type_is_dispatched_with_its_settings() -> None:
     assert grade_controls(schema, answer, key) == pytest.approx(
         {"tags": 1 / 3, "ents": 0.0, "roads": 1.0, "nose": 1.0, "note": 1.0, "count": 1.0}
     )
+
+
+def test_malformed_key_is_rejected_even_when_the_answer_lacks_the_control() -> None:
+    with pytest.raises(ValueError, match="'stars'"):
+        grade_answer(SCHEMA, {"sentiment": "pos"}, {"sentiment": "pos", "stars": "four"})
