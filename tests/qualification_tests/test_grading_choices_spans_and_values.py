@@ -178,3 +178,9 @@ def test_booleans_and_non_numbers_are_not_numbers() -> None:
     assert grade_rating(None, 3, tolerance=0) == 0.0
     with pytest.raises(ValueError, match="malformed key"):
         grade_number(1, True, tolerance=0)
+
+
+def test_out_of_range_values_score_zero_without_raising() -> None:
+    assert grade_spans([span(0, 5.5)], [span(0, 5)]) == 0.0
+    assert grade_number(10**400, 1.0, tolerance=0.5) == 0.0
+    assert grade_number(10**400, 10**400, tolerance=0) == 1.0

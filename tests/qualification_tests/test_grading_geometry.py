@@ -111,6 +111,8 @@ def test_malformed_box_answer_scores_zero() -> None:
     assert grade_boxes([{**CAR, "y": float("inf")}], [CAR], iou_threshold=0.5) == 0.0
     assert grade_boxes([{**CAR, "label": None}], [CAR], iou_threshold=0.5) == 0.0
     assert grade_boxes(CAR, [CAR], iou_threshold=0.5) == 0.0
+    assert grade_boxes([{**CAR, "x": 10**400}], [CAR], iou_threshold=0.5) == 0.0
+    assert grade_boxes([{**CAR, "x": 1e308, "width": 1e308}], [CAR], iou_threshold=0.5) == 0.0
     with pytest.raises(ValueError, match="malformed key"):
         grade_boxes([CAR], [{"x": 1}], iou_threshold=0.5)
 
