@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.core.errors import Conflict, ValidationFailed
@@ -96,7 +97,7 @@ class RowError(Exception):
         self.detail, self.pointer = detail, pointer
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemRow:
     line: int
     external_id: str | None
@@ -137,22 +138,24 @@ def detect_format(filename: str | None, content_type: str | None) -> ImportForma
     }.get(ctype)
 
 
-def open_text(binary: IO[bytes]) -> IO[str]:
-    """A text view of an upload, gunzipping it when it starts with the gzip magic bytes."""
+def open_upload(binary: IO[bytes]) -> IO[bytes]:
+    """A buffered view of an upload, gunzipped when it starts with the gzip magic bytes."""
     buffered: Any = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)
     if buffered.peek(2)[:2] == b"\x1f\x8b":
         buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"))
-    return io.TextIOWrapper(buffered, encoding="utf-8-sig", newline="")
+    return buffered  # type: ignore[no-any-return]
 
 
-def read_rows(text: IO[str], fmt: ImportFormat) -> Iterator[tuple[int, Any]]:
-    """(line or element number, parsed row or RowError) for each row of the file.
-    Raises UnreadableFile when the file cannot be parsed any further."""
+def read_rows(binary: IO[bytes], fmt: ImportFormat) -> Iterator[tuple[int, Any]]:
+    """(line or element number, parsed row or RowError) for each row of the (decompressed)
+    file. Raises UnreadableFile when the file cannot be parsed any further."""
     try:
+        if fmt is ImportFormat.jsonl:
+            yield from _jsonl_rows(binary)
+            return
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         if fmt is ImportFormat.csv:
             yield from _csv_rows(text)
-        elif fmt is ImportFormat.jsonl:
-            yield from _jsonl_rows(text)
         else:
             yield from _json_array_rows(text)
     except UnicodeDecodeError as exc:
@@ -189,16 +192,18 @@ def _csv_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
         yield line, {name: value for name, value in zip(names, cells, strict=True) if value != ""}
 
 
-def _jsonl_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(text, start=1):
+def _jsonl_rows(binary: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(binary, start=1):
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
         if not line.strip():
             continue
         if len(line) > MAX_ROW_BYTES:
             yield number, RowError(f"row larger than {MAX_ROW_BYTES} bytes")
             continue
         try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
+            yield number, orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
             yield number, RowError(f"invalid JSON: {exc.msg} at column {exc.colno}")
 
 
@@ -273,25 +278,29 @@ class RowChecker:
         self.size_fields = size_fields
 
     def check(self, line: int, row: Any) -> ItemRow:
-        if isinstance(row, RowError):
-            raise row
-        if not isinstance(row, dict):
-            raise RowError("a row must be a JSON object")
-        if isinstance(row.get("data"), dict):
+        if type(row) is not dict:
+            raise row if isinstance(row, RowError) else RowError("a row must be a JSON object")
+        data = row.get("data")
+        if type(data) is dict:
             unknown = sorted(set(row) - DATA_FORM_KEYS)
             if unknown:
                 raise RowError(f"unknown top-level keys beside 'data': {', '.join(unknown)}")
-            payload = dict(row["data"])
+            payload = dict(data)
+            external, gold, prelabel, score = (row.get(k) for k in RESERVED)
         else:
-            payload = {k: v for k, v in row.items() if k not in RESERVED}
+            payload = row.copy()
+            external, gold, prelabel, score = (payload.pop(k, None) for k in RESERVED)
         if self.fmt is ImportFormat.csv:
             self._numbers_from_csv(payload)
         self._check_payload(payload)
-        external_id = self._external_id(row.get("external_id"))
-        gold = self._answer(row.get("gold_answer"), payload, "gold_answer")
-        prelabel = self._answer(row.get("prelabel"), payload, "prelabel")
-        score = self._score(row.get("prelabel_score"))
-        return ItemRow(line, external_id, payload, gold, prelabel, score)
+        return ItemRow(
+            line,
+            self._external_id(external),
+            payload,
+            None if gold is None else self._answer(gold, payload, "gold_answer"),
+            None if prelabel is None else self._answer(prelabel, payload, "prelabel"),
+            None if score is None else self._score(score),
+        )
 
     def _numbers_from_csv(self, payload: dict[str, Any]) -> None:
         for name in self.size_fields:
@@ -339,8 +348,8 @@ class RowChecker:
             return None
         if isinstance(value, str) and self.fmt is ImportFormat.csv:
             try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
                 raise RowError(f"{name} must be a JSON object", f"#/{name}") from None
         if not isinstance(value, dict):
             raise RowError(f"{name} must be a JSON object keyed by control name", f"#/{name}")
@@ -382,7 +391,7 @@ COLUMNS = (
 
 
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return None if value is None else orjson.dumps(value).decode()
 
 
 class ItemWriter:
@@ -447,18 +456,29 @@ def import_items(
     checker = RowChecker(schema, fmt)
     writer = ItemWriter(session, job.id)
     batch: list[ItemRow] = []
+    # A job without items needs no look-ups: the unique (job, external id) index catches a
+    # repeated id inside the file, and that batch is then redone with look-ups.
+    had_items = session.scalar(select(Item.id).where(Item.job_id == job.id).limit(1)) is not None
 
     def flush() -> None:
-        fresh = _drop_known(session, job.id, batch, result)
+        fresh = _drop_known(session, job.id, batch, result, look_up=had_items)
         if not (mode is ImportMode.all_or_nothing and result.rejected):
-            writer.write(fresh)
+            try:
+                with session.begin_nested():
+                    session.connection()  # emits the SAVEPOINT now; the session is lazy
+                    writer.write(fresh)
+            except Exception as exc:
+                if not _is_unique_violation(exc):
+                    raise
+                fresh = _drop_known(session, job.id, fresh, result, look_up=True)
+                writer.write(fresh)
             result.created += len(fresh)
             result.gold += sum(1 for r in fresh if r.gold_answer is not None)
         batch.clear()
         if progress is not None:
             progress(result)
 
-    for line, row in read_rows(open_text(binary), fmt):
+    for line, row in read_rows(open_upload(binary), fmt):
         result.rows_read += 1
         try:
             batch.append(checker.check(line, row))
@@ -470,14 +490,28 @@ def import_items(
     return result
 
 
+def _is_unique_violation(exc: BaseException) -> bool:
+    import sqlite3
+
+    import psycopg
+
+    return isinstance(exc, psycopg.errors.UniqueViolation | sqlite3.IntegrityError)
+
+
 def _drop_known(
-    session: Session, job_id: int, batch: list[ItemRow], result: ImportResult
+    session: Session, job_id: int, batch: list[ItemRow], result: ImportResult, *, look_up: bool
 ) -> list[ItemRow]:
-    """Rows of the batch to insert: those with an external id seen before (in the database or
-    earlier in this batch) are unchanged when identical, rejected when different."""
+    """Rows of the batch to insert: those with an external id seen before (earlier in this
+    batch, or in the database when `look_up`) are unchanged when identical, rejected when
+    different."""
     ids = [r.external_id for r in batch if r.external_id is not None]
     existing: dict[str, Any] = {}
-    if ids:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if ids and look_up and postgres:
+        # Statistics lag far behind a table filling up inside this transaction; without this
+        # the planner may scan every item of the job for each look-up.
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+    if ids and look_up:
         for chunk_start in range(0, len(ids), 1000):
             chunk = ids[chunk_start : chunk_start + 1000]
             for item in session.execute(
@@ -507,6 +541,8 @@ def _drop_known(
                 continue
             existing[row.external_id] = row
         fresh.append(row)
+    if ids and look_up and postgres:
+        session.execute(text("SET LOCAL enable_seqscan = on"))
     return fresh
 
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.core.db import Database
+from app.jobs import importing
 from app.models import Item
 from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
 from tests.support import Account, problem
@@ -207,3 +209,19 @@ def test_cannot_import_into_a_finished_job(client: TestClient, client_account: A
     job_id = create_job(client, client_account)
     client.post(f"/v1/jobs/{job_id}/cancel", headers=client_account.headers)
     problem(upload(client, client_account, job_id, jsonl(reviews(1))), 409)
+
+
+def test_repeated_external_id_in_a_later_batch_is_caught(
+    client: TestClient, client_account: Account, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "BATCH_ROWS", 2)
+    job_id = create_job(client, client_account)
+    same = [*reviews(3), *reviews(1)]  # r0 again in the second batch, same content
+    report = upload(client, client_account, job_id, jsonl(same)).json()
+    assert (report["created"], report["unchanged"], report["rejected"]) == (3, 1, 0)
+
+    other_job = create_job(client, client_account)
+    clash = [*reviews(3), {"external_id": "r0", "text": "different"}]
+    body = problem(upload(client, client_account, other_job, jsonl(clash)), 422)
+    assert [e["line"] for e in body["errors"]] == [4]
+    assert count_items(db, other_job) == 0
