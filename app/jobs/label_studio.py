@@ -156,7 +156,12 @@ def _parse_xml(xml: str) -> tuple[Element, dict[Element, int]]:
 
 def _tag(element: Element) -> str:
     """The element's tag without any namespace, lower-cased."""
-    return element.tag.rsplit("}", 1)[-1].lower()
+    return _shown(element).lower()
+
+
+def _shown(element: Element) -> str:
+    """The element's tag as written, without any namespace, for messages."""
+    return element.tag.rsplit("}", 1)[-1]
 
 
 def _attrs(element: Element) -> dict[str, str]:
@@ -165,7 +170,8 @@ def _attrs(element: Element) -> dict[str, str]:
 
 @dataclass
 class _Object:
-    tag: str
+    tag: str  # lower case
+    shown: str  # as written
     name: str
     field: str | None  # None when `value` is literal content rather than "$field"
 
@@ -224,7 +230,9 @@ class _Importer:
                 self.problem(element, f"two object tags are named {name!r}")
                 continue
             ref = _FIELD_REF.match(attrs.get("value", ""))
-            self.objects[name] = _Object(_tag(element), name, ref.group(1) if ref else None)
+            self.objects[name] = _Object(
+                _tag(element), _shown(element), name, ref.group(1) if ref else None
+            )
 
     def visit(self, element: Element) -> None:
         tag = _tag(element)
@@ -234,7 +242,7 @@ class _Importer:
         elif tag in _CONTROL_TYPES:
             self.convert(element, tag)
         elif tag not in _OBJECT_TAGS:
-            name = element.tag.rsplit("}", 1)[-1]
+            name = _shown(element)
             self.unsupported.setdefault(name, None)
             self.problem(
                 element, f"<{name}> is not supported; supported control tags: {_SUPPORTED}"
@@ -242,7 +250,7 @@ class _Importer:
 
     def convert(self, element: Element, tag: str) -> None:
         attrs = _attrs(element)
-        shown = element.tag.rsplit("}", 1)[-1]
+        shown = _shown(element)
         name = attrs.get("name", "")
         where = f'<{shown} name="{name}">' if name else f"<{shown}>"
         if not name:
@@ -266,7 +274,7 @@ class _Importer:
             elif control_type not in ("rating", "number"):
                 self.problem(
                     element,
-                    f'{where} labels <{target.tag} name="{target.name}">, whose value is not a '
+                    f'{where} labels <{target.shown} name="{target.name}">, whose value is not a '
                     '"$field" reference to the item payload',
                 )
         converted = _Converted(shown, name, self.lines.get(element))
@@ -338,7 +346,8 @@ class _Importer:
         if wanted is not None and target.tag != wanted:
             self.problem(
                 element,
-                f"{where} must label an <{wanted.capitalize()}>, not <{target.tag.capitalize()}>",
+                f"{where} can only label <{wanted.capitalize()}>, not "
+                f'<{target.shown} name="{target.name}">',
             )
             return None
         return target
@@ -354,7 +363,7 @@ class _Importer:
             if child_tag in _LAYOUT_TAGS:
                 continue
             if child_tag != allowed:
-                self.problem(child, f"{where} cannot contain <{child.tag.rsplit('}', 1)[-1]}>")
+                self.problem(child, f"{where} cannot contain <{_shown(child)}>")
                 continue
             if child_tag == "shortcut":
                 continue
@@ -362,7 +371,7 @@ class _Importer:
             # Label Studio writes a label's alias, when it has one, into its results.
             value = attrs.get("alias") or attrs.get("value")
             if value is None:
-                self.problem(child, f"<{child.tag.rsplit('}', 1)[-1]}> in {where} has no value")
+                self.problem(child, f"<{_shown(child)}> in {where} has no value")
                 continue
             labels.append(value)
             converted.label_lines.append(self.lines.get(child))
