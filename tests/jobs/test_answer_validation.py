@@ -106,7 +106,7 @@ def test_an_optional_control_may_be_left_out_but_not_sent_as_null() -> None:
     assert pointers(validate_answer(s, {"stars": None})) == ["#/stars"]
 
 
-def test_pointers_escape_tilde_and_slash_in_control_names() -> None:
+def test_pointers_escape_tilde_and_slash_in_unknown_keys() -> None:
     s = schema(SENTIMENT)
     problems = validate_answer(s, {"a/b~c": 1, "sentiment": "pos"})
     assert pointers(problems) == ["#/a~1b~0c"]

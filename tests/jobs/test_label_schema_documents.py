@@ -157,3 +157,13 @@ def test_required_fields_lists_payload_fields_in_first_use_order() -> None:
         }
     )
     assert required_fields(schema) == ["text", "image", "w", "h"]
+
+
+def test_labels_and_field_names_cannot_hold_control_characters() -> None:
+    document = {
+        "controls": [{"name": "c", "type": "choices", "field": "te\nxt", "labels": ["a", "b\tc"]}]
+    }
+    assert [(e["pointer"], e["detail"]) for e in errors_of(document)] == [
+        ("#/controls/0/field", "must not contain control characters"),
+        ("#/controls/0/labels/1", "must not contain control characters"),
+    ]
