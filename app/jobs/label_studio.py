@@ -328,7 +328,8 @@ class _Importer:
     ) -> _Object | None:
         to_name = attrs.get("toname")
         if to_name is None:
-            # TextArea may leave toName out; with a single object there is no doubt what it means.
+            # Label Studio lets TextArea leave toName out; with a single object tag there is no
+            # doubt what any control means, so that is accepted for every tag.
             if len(self.objects) == 1:
                 return next(iter(self.objects.values()))
             if tag in ("rating", "number"):
