@@ -263,7 +263,7 @@ def required_fields(schema: LabelSchema) -> list[str]:
     return list(seen)
 
 
-Problem = dict[str, Any]  # {"pointer": "#/control/0/x", "detail": "..."}
+Problem = dict[str, Any]  # {"pointer": "#/entities/2/end", "detail": "..."}, or "line" for XML
 
 
 # --- Schema documents -------------------------------------------------------------------------

@@ -305,3 +305,53 @@ def test_parse_label_schema_reads_xml_strings() -> None:
     assert [c.type for c in schema.controls] == ["rating"]
     with pytest.raises(ValidationFailed):
         parse_label_schema(f"<View>{TEXT}<Taxonomy name='t' toName='txt'/></View>")
+
+
+def test_structural_problems_inside_controls_are_reported() -> None:
+    details = [
+        e["detail"]
+        for e in binding_errors(
+            TEXT
+            + '<Text name="txt" value="$other"/>'
+            + '<Image value="$unnamed"/>'
+            + '<Choices toName="txt"><Choice value="a"/></Choices>'
+            + '<Choices name="c" toName="txt,img"><Choice value="a"/></Choices>'
+            + '<Labels name="l" toName="txt"><Label value="a"/><Choice value="b"/><Label/></Labels>'
+        )
+    ]
+    assert details == [
+        "two object tags are named 'txt'",
+        "<Choices> has no name",
+        '<Choices name="c">: toName names several objects; one is supported',
+        '<Labels name="l"> cannot contain <Choice>',
+        '<Label> in <Labels name="l"> has no value',
+    ]
+
+
+def test_layout_inside_controls_shortcuts_and_unbound_ratings_are_accepted() -> None:
+    schema = convert(
+        TEXT
+        + IMAGE
+        + '<Choices name="c" toName="txt"><View><Header value="Pick"/><Choice value="a"/></View>'
+        + "</Choices>"
+        + '<TextArea name="t" toName="txt"><Shortcut value="n/a" hotkey="1"/></TextArea>'
+        + '<Rating name="r"/>'
+    )
+    choices, text, rating = schema.controls
+    assert isinstance(choices, ChoicesControl)
+    assert choices.labels == ["a"]
+    assert isinstance(text, TextControl)
+    assert rating.field is None
+
+
+def test_a_choice_alias_is_the_label_because_label_studio_results_carry_it() -> None:
+    [control] = convert(
+        TEXT + '<Choices name="c" toName="txt"><Choice value="Positive" alias="pos"/></Choices>'
+    ).controls
+    assert isinstance(control, ChoicesControl)
+    assert control.labels == ["pos"]
+
+
+def test_rules_between_attributes_are_reported_on_the_tag() -> None:
+    [error] = binding_errors(TEXT + '\n<Number name="n" toName="txt" min="5" max="1"/>')
+    assert error == {"line": 2, "detail": '<Number name="n">: min must not exceed max'}
