@@ -1,0 +1,1 @@
+"""Tests for app.jobs: label schemas, answers, Label Studio interop."""
