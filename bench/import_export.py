@@ -27,13 +27,34 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PG_SERVER = os.environ.get("TESSERA_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/")
-WORDS = "the a quick brown fox jumps over lazy dog label data crowd review item good bad".split()
+WORDS = [
+    "the",
+    "a",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "label",
+    "data",
+    "crowd",
+    "review",
+    "item",
+    "good",
+    "bad",
+]
 SCHEMA = {
     "controls": [
-        {"name": "sentiment", "type": "choices", "field": "text",
-         "labels": ["positive", "negative", "neutral"]},
+        {
+            "name": "sentiment",
+            "type": "choices",
+            "field": "text",
+            "labels": ["positive", "negative", "neutral"],
+        },
     ]
-}  # fmt: skip
+}
 
 
 def generate(path: Path, rows: int) -> None:
@@ -41,8 +62,13 @@ def generate(path: Path, rows: int) -> None:
     with path.open("w") as out:
         for n in range(rows):
             text = " ".join(rng.choice(WORDS) for _ in range(14))
-            row = {"external_id": f"item-{n}", "text": text, "source": "bench",
-                   "lang": "en", "score": round(rng.random(), 4)}  # fmt: skip
+            row = {
+                "external_id": f"item-{n}",
+                "text": text,
+                "source": "bench",
+                "lang": "en",
+                "score": round(rng.random(), 4),
+            }
             out.write(json.dumps(row) + "\n")
 
 
@@ -70,10 +96,14 @@ def phase_setup(url: str) -> dict[str, Any]:
     upgrade_to_head(db.engine)
     with db.transaction() as session:
         user, _ = accounts.create_account_with_token(
-            session, email=f"bench-{uuid.uuid4().hex[:6]}@example.com", display_name="bench",
-            role=accounts.Role.client)  # fmt: skip
-        body = schemas.JobCreate(title="bench", label_schema=SCHEMA,
-                                 pricing=schemas.Pricing(rate_micros=1000))  # fmt: skip
+            session,
+            email=f"bench-{uuid.uuid4().hex[:6]}@example.com",
+            display_name="bench",
+            role=accounts.Role.client,
+        )
+        body = schemas.JobCreate(
+            title="bench", label_schema=SCHEMA, pricing=schemas.Pricing(rate_micros=1000)
+        )
         job = service.create_job(session, Principal(user=user, token_id=0), body)
         # The raw baseline writes into a table of the same shape as `items` (same indexes).
         conn = session.connection()
@@ -84,7 +114,8 @@ def phase_setup(url: str) -> dict[str, Any]:
                 "CREATE TABLE raw_items (id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL, "
                 "external_id VARCHAR(255), payload JSON NOT NULL, is_gold BOOLEAN NOT NULL "
                 "DEFAULT 0, gold_answer JSON, prelabel JSON, prelabel_score FLOAT, "
-                "UNIQUE (job_id, external_id))")
+                "UNIQUE (job_id, external_id))"
+            )
             conn.exec_driver_sql("CREATE INDEX raw_items_job ON raw_items (job_id, is_gold, id)")
         job_id = job.id
     return {"job_id": job_id}
@@ -123,8 +154,9 @@ def phase_import(url: str, path: str, job_id: int) -> dict[str, Any]:
     started = time.perf_counter()
     with db.session() as session, open(path, "rb") as data:
         job = session.get_one(Job, job_id, with_for_update=True)
-        result = importing.import_dataset(session, job, job_schema(job), data,
-                                          importing.ImportFormat.jsonl)  # fmt: skip
+        result = importing.import_dataset(
+            session, job, job_schema(job), data, importing.ImportFormat.jsonl
+        )
         session.commit()
     return {"rows": result.created, "seconds": time.perf_counter() - started}
 
@@ -136,8 +168,10 @@ def phase_raw_export(url: str) -> dict[str, Any]:
     with db.read_session() as session:
         raw: Any = session.connection().connection.driver_connection
         if db.dialect == "postgresql":
-            sql = ("COPY (SELECT payload FROM raw_items ORDER BY id) TO STDOUT "
-                   "WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')")  # fmt: skip
+            sql = (
+                "COPY (SELECT payload FROM raw_items ORDER BY id) TO STDOUT "
+                "WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+            )
             with raw.cursor() as cur, cur.copy(sql) as copy:
                 for block in copy:
                     size += len(block)
@@ -162,15 +196,22 @@ def phase_export(url: str, job_id: int) -> dict[str, Any]:
     return {"rows": rows, "bytes": size, "seconds": time.perf_counter() - started}
 
 
-PHASES = {"setup": phase_setup, "raw_import": phase_raw_import, "import": phase_import,
-          "raw_export": phase_raw_export, "export": phase_export}  # fmt: skip
+PHASES = {
+    "setup": phase_setup,
+    "raw_import": phase_raw_import,
+    "import": phase_import,
+    "raw_export": phase_raw_export,
+    "export": phase_export,
+}
 
 
 def run_phase(name: str, *args: Any) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--phase", name, *map(str, args)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -207,17 +248,20 @@ def bench_database(kind: str, path: Path, workdir: Path) -> dict[str, Any]:
     for figures in results.values():
         figures["rows_per_s"] = round(figures["rows"] / figures["seconds"])
     results["import_ratio"] = round(
-        results["import"]["rows_per_s"] / results["raw_import"]["rows_per_s"], 3)
+        results["import"]["rows_per_s"] / results["raw_import"]["rows_per_s"], 3
+    )
     results["export_ratio"] = round(
-        results["export"]["rows_per_s"] / results["raw_export"]["rows_per_s"], 3)
+        results["export"]["rows_per_s"] / results["raw_export"]["rows_per_s"], 3
+    )
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--db", nargs="+", default=["postgresql", "sqlite"],
-                        choices=["postgresql", "sqlite"])  # fmt: skip
+    parser.add_argument(
+        "--db", nargs="+", default=["postgresql", "sqlite"], choices=["postgresql", "sqlite"]
+    )
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -241,10 +285,14 @@ def main() -> None:
     for kind in args.db:
         for phase in ("raw_import", "import", "raw_export", "export"):
             f = report[kind][phase]
-            print(f"{kind:<11}{phase:<12}{f['rows_per_s']:>10,}{f['seconds']:>9.1f}"
-                  f"{f['peak_rss_mb']:>13}")  # fmt: skip
-        print(f"{kind:<11}import = {report[kind]['import_ratio']:.0%} of raw, "
-              f"export = {report[kind]['export_ratio']:.0%} of raw")  # fmt: skip
+            print(
+                f"{kind:<11}{phase:<12}{f['rows_per_s']:>10,}{f['seconds']:>9.1f}"
+                f"{f['peak_rss_mb']:>13}"
+            )
+        print(
+            f"{kind:<11}import = {report[kind]['import_ratio']:.0%} of raw, "
+            f"export = {report[kind]['export_ratio']:.0%} of raw"
+        )
     print(json.dumps(report))
 
 
