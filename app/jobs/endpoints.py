@@ -16,7 +16,7 @@ from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
 from app.jobs import export, importing, progress, schemas, service, splitting
-from app.jobs.label_schema import BoxesControl
+from app.jobs.label_schema import BoxesControl, KeypointsControl, PolygonsControl
 from app.models.jobs import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -250,6 +250,18 @@ def stream_export(
     if fmt == "csv":
         return export.export_csv(export.iter_records(lines()), schema)
     if fmt == "label-studio":
+        unsized = [
+            c.name
+            for c in schema.controls
+            if isinstance(c, BoxesControl | PolygonsControl | KeypointsControl)
+            and not (c.width_field and c.height_field)
+        ]
+        if unsized:
+            raise Conflict(
+                "Label Studio stores shapes in percent of the image size, and the schema does not "
+                f"say where the image size is for {', '.join(unsized)} (width_field and "
+                "height_field); export as JSONL, CSV or COCO instead"
+            )
         return export.export_label_studio(export.iter_records(lines()), schema)
     boxes = next((c for c in schema.controls if isinstance(c, BoxesControl)), None)
     if boxes is None:

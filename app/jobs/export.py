@@ -25,6 +25,8 @@ from app.models.jobs import AssignmentStatus
 
 COUNTED = (AssignmentStatus.submitted.value, AssignmentStatus.approved.value)
 
+# Answers are aggregated per item in one grouped pass over the job's answers and merged in by
+# item id, instead of one correlated look-up per item.
 _PG_QUERY = """
 SELECT json_build_object(
   'item_id', i.id,
@@ -34,18 +36,21 @@ SELECT json_build_object(
   'consensus', r.answer,
   'confidence', r.confidence,
   'answer_count', coalesce(r.answer_count, 0),
-  'answers', coalesce((
-    SELECT json_agg(json_build_object(
+  'answers', coalesce(g.answers, '[]'::json)
+)
+FROM items i
+LEFT JOIN item_results r ON r.item_id = i.id
+LEFT JOIN (
+  SELECT a.item_id, json_agg(json_build_object(
       'annotator', substr(encode(sha256(convert_to(%(prefix)s || a.annotator_id::text, 'UTF8')),
                                  'hex'), 1, 16),
       'answer', a.value,
       'submitted_at', to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-    ) ORDER BY a.id)
-    FROM answers a JOIN assignments s ON s.id = a.assignment_id
-    WHERE a.item_id = i.id AND s.status IN ('submitted', 'approved')
-  ), '[]'::json)
-)
-FROM items i LEFT JOIN item_results r ON r.item_id = i.id
+    ) ORDER BY a.id) AS answers
+  FROM answers a JOIN assignments s ON s.id = a.assignment_id
+  WHERE a.job_id = %(job_id)s AND s.status IN ('submitted', 'approved')
+  GROUP BY a.item_id
+) g ON g.item_id = i.id
 WHERE i.job_id = %(job_id)s {only_regular}
 ORDER BY i.id
 """

@@ -289,13 +289,19 @@ class RowChecker:
             external, gold, prelabel, score = (row.get(k) for k in RESERVED)
         else:
             payload = row.copy()
-            external, gold, prelabel, score = (payload.pop(k, None) for k in RESERVED)
+            pop = payload.pop
+            external = pop("external_id", None)
+            gold = pop("gold_answer", None)
+            prelabel = pop("prelabel", None)
+            score = pop("prelabel_score", None)
         if self.fmt is ImportFormat.csv:
             self._numbers_from_csv(payload)
         self._check_payload(payload)
+        if type(external) is not str or not 0 < len(external) <= 255:
+            external = self._external_id(external)
         return ItemRow(
             line,
-            self._external_id(external),
+            external,
             payload,
             None if gold is None else self._answer(gold, payload, "gold_answer"),
             None if prelabel is None else self._answer(prelabel, payload, "prelabel"),
