@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import make_url, text
 
 from app.accounts import service as accounts
+from app.core import clock
 from app.core.db import Database
 from app.core.schema import upgrade_to_head
 from app.core.settings import Settings
@@ -114,6 +115,12 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture(autouse=True)
+def _real_clock() -> Iterator[None]:
+    yield
+    clock.reset()
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ class TesseraError(Exception):
             body["instance"] = instance
         if self.errors:
             body["errors"] = self.errors
-        body.update(self.extra)
+        for key, value in self.extra.items():
+            body.setdefault(key, value)  # extensions never override the standard members
         return body
 
 

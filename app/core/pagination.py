@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -10,6 +11,8 @@ from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 T = TypeVar("T")
+RowT = TypeVar("RowT")
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 MAX_PAGE = 500
 
@@ -33,17 +36,17 @@ class Page(BaseModel, Generic[T]):
     next_cursor: int | None
 
 
-def paginate(
-    stmt: Select[Any], id_column: InstrumentedAttribute[int], params: PageParams
-) -> Select[Any]:
+def paginate(stmt: SelectT, id_column: InstrumentedAttribute[int], params: PageParams) -> SelectT:
     """Order by id and apply the cursor; fetch one extra row to know whether more follow."""
     if params.after is not None:
         stmt = stmt.where(id_column > params.after)
     return stmt.order_by(id_column).limit(params.limit + 1)
 
 
-def page_of(rows: list[Any], params: PageParams, ids: list[int]) -> tuple[list[Any], int | None]:
+def page_of(
+    rows: Sequence[RowT], params: PageParams, ids: Sequence[int]
+) -> tuple[list[RowT], int | None]:
     """Cut the extra row off and compute the next cursor."""
     if len(rows) > params.limit:
-        return rows[: params.limit], ids[params.limit - 1]
-    return rows, None
+        return list(rows[: params.limit]), ids[params.limit - 1]
+    return list(rows), None

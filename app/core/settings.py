@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+
+    heartbeat_interval_seconds: int = Field(default=30, ge=5, le=3600)
+    max_lease_factor: int = Field(default=4, ge=1, le=100)
+    submit_grace_seconds: int = Field(default=120, ge=0, le=86_400)
+    max_claim_count: int = Field(default=10, ge=1, le=100)
     demo: bool | None = None
 
     @field_validator("cors_origins", mode="before")

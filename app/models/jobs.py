@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -56,8 +57,9 @@ class Tier(StrEnum):
 
 
 class TaskStatus(StrEnum):
-    open = "open"  # still needs answers
-    complete = "complete"  # reached its overlap
+    open = "open"  # has a free slot: live + done assignments below the overlap target
+    full = "full"  # every slot is live or done; a release or expiry reopens it
+    complete = "complete"  # reached its overlap target of done assignments
     cancelled = "cancelled"
 
 
@@ -145,6 +147,16 @@ class Task(IdMixin, CreatedAtMixin, Base):
 
     __table_args__ = (
         Index("ix_tasks_job_id_status", "job_id", "status"),
+        # The claim query's scan: its predicate is exactly the query's filter, so only tasks with
+        # a free slot are in it and the head of each job's queue is one index probe away.
+        Index(
+            "ix_tasks_claimable",
+            "job_id",
+            "order_key",
+            "id",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
         CheckConstraint("live_count >= 0 AND done_count >= 0", name="counts"),
     )
 
@@ -177,12 +189,31 @@ class Assignment(IdMixin, Base):
     active_seconds: Mapped[int] = mapped_column(Integer, default=0)
     gold_score: Mapped[float | None] = mapped_column(Float)
     release_reason: Mapped[str | None] = mapped_column(String(500))
+    # SHA-256 of the canonical submitted answers: a repeated submit is compared against it.
+    answers_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("task_id", "annotator_id"),
         Index("ix_assignments_annotator_id_status", "annotator_id", "status"),
         Index("ix_assignments_job_id_status", "job_id", "status"),
+        # Lease sweeps look only at live assignments.
+        Index(
+            "ix_assignments_live_lease",
+            "lease_expires_at",
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
     )
+
+
+class GoldExposure(Base):
+    """A gold item an annotator has been shown; gold is never shown to the same person twice
+    (gold items recur across tasks, and a repeat would give them away)."""
+
+    __tablename__ = "gold_exposures"
+
+    annotator_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(BigId, ForeignKey("items.id"), primary_key=True)
 
 
 class Answer(IdMixin, Base):

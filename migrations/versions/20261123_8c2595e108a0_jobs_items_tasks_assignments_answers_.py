@@ -181,6 +181,7 @@ def upgrade() -> None:
             "status",
             sa.Enum(
                 "open",
+                "full",
                 "complete",
                 "cancelled",
                 name="task_status",
@@ -208,6 +209,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.create_index("ix_tasks_job_id_status", ["job_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_tasks_claimable",
+            ["job_id", "order_key", "id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'open'"),
+            sqlite_where=sa.text("status = 'open'"),
+        )
 
     op.create_table(
         "assignments",
@@ -245,6 +253,7 @@ def upgrade() -> None:
         sa.Column("active_seconds", sa.Integer(), nullable=False),
         sa.Column("gold_score", sa.Float(), nullable=True),
         sa.Column("release_reason", sa.String(length=500), nullable=True),
+        sa.Column("answers_hash", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["annotator_id"], ["users.id"], name=op.f("fk_assignments_annotator_id_users")
         ),
@@ -262,6 +271,13 @@ def upgrade() -> None:
             "ix_assignments_annotator_id_status", ["annotator_id", "status"], unique=False
         )
         batch_op.create_index("ix_assignments_job_id_status", ["job_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_assignments_live_lease",
+            ["lease_expires_at"],
+            unique=False,
+            postgresql_where=sa.text("status = 'active'"),
+            sqlite_where=sa.text("status = 'active'"),
+        )
 
     op.create_table(
         "item_results",
@@ -343,8 +359,32 @@ def upgrade() -> None:
             "ix_answers_job_id_created_at", ["job_id", "created_at"], unique=False
         )
 
+    op.create_table(
+        "gold_exposures",
+        sa.Column(
+            "annotator_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["annotator_id"], ["users.id"], name=op.f("fk_gold_exposures_annotator_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["item_id"], ["items.id"], name=op.f("fk_gold_exposures_item_id_items")
+        ),
+        sa.PrimaryKeyConstraint("annotator_id", "item_id", name=op.f("pk_gold_exposures")),
+    )
+    if op.get_context().dialect.name == "postgresql":
+        # The claim hot path updates tasks and assignments constantly: leave room on each page
+        # for HOT updates, and vacuum and analyze them far more often than the defaults.
+        for table in ("tasks", "assignments"):
+            op.execute(
+                f"ALTER TABLE {table} SET (fillfactor = 80, "
+                "autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02)"
+            )
+
 
 def downgrade() -> None:
+    op.drop_table("gold_exposures")
 
     with op.batch_alter_table("answers", schema=None) as batch_op:
         batch_op.drop_index("ix_answers_job_id_created_at")
@@ -361,11 +401,13 @@ def downgrade() -> None:
 
     op.drop_table("item_results")
     with op.batch_alter_table("assignments", schema=None) as batch_op:
+        batch_op.drop_index("ix_assignments_live_lease")
         batch_op.drop_index("ix_assignments_job_id_status")
         batch_op.drop_index("ix_assignments_annotator_id_status")
 
     op.drop_table("assignments")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_tasks_claimable")
         batch_op.drop_index("ix_tasks_job_id_status")
 
     op.drop_table("tasks")

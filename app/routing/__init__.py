@@ -1,0 +1,1 @@
+"""Routing: eligibility, claiming tasks under a lease, heartbeats, release and submit."""
