@@ -73,19 +73,19 @@ def get_database(request: Request) -> Database:
     return db
 
 
-def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
-    """A session for the request; the endpoint commits once, anything uncommitted rolls back."""
-    with db.session() as session:
-        yield session
-
-
-def get_read_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
-    with db.read_session() as session:
+def get_session(
+    request: Request, db: Annotated[Database, Depends(get_database)]
+) -> Iterator[Session]:
+    """The request's one session, shared by authentication and the endpoint: read-only for GET
+    and HEAD (on SQLite those never take the write lock), a write session otherwise. The
+    endpoint commits once; anything uncommitted rolls back."""
+    make = db.read_session if request.method in ("GET", "HEAD") else db.session
+    with make() as session:
         yield session
 
 
 DbSession = Annotated[Session, Depends(get_session)]
-ReadSession = Annotated[Session, Depends(get_read_session)]
+ReadSession = DbSession  # the same session; the name says the endpoint only reads
 
 
 @dataclass(frozen=True)
@@ -147,22 +147,22 @@ def touch_token(session: Session, token_id: int) -> None:
 
 
 def current_principal(
-    request: Request, db: Annotated[Database, Depends(get_database)]
+    request: Request, session: DbSession, db: Annotated[Database, Depends(get_database)]
 ) -> Principal:
     secret = bearer_secret(request)
     if secret is None:
         raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'")
-    with db.read_session() as session:
-        principal = authenticate(session, secret)
-        token = session.get(ApiToken, principal.token_id)
-        stale = (
-            token is None
-            or token.last_used_at is None
-            or (utcnow() - token.last_used_at > LAST_USED_RESOLUTION)
-        )
-        session.expunge_all()
-    if stale:
-        with db.transaction() as session:
+    principal = authenticate(session, secret)
+    token = session.get(ApiToken, principal.token_id)
+    if token is None or token.last_used_at is None or (
+        utcnow() - token.last_used_at > LAST_USED_RESOLUTION
+    ):
+        # At most once a minute per token: in the request's own transaction when it writes
+        # (committed with the endpoint's work), else in a short transaction of its own.
+        if request.method in ("GET", "HEAD"):
+            with db.transaction() as writer:
+                touch_token(writer, principal.token_id)
+        else:
             touch_token(session, principal.token_id)
     return principal
 

@@ -58,7 +58,8 @@ def _metrics_access(request: Request, db: Annotated[Database, Depends(get_databa
         secret.encode(), settings.metrics_token.get_secret_value().encode()
     ):
         return
-    principal = current_principal(request, db)
+    with db.read_session() as session:
+        principal = current_principal(request, session, db)
     if principal.role is not Role.admin:
         raise Forbidden("Metrics are for administrators")
 

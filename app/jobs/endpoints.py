@@ -7,6 +7,7 @@ from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -106,7 +107,7 @@ async def import_items(
     job_id: int,
     request: Request,
     client: ClientPrincipal,
-    db: Annotated[Database, Depends(get_database)],
+    session: DbSession,
     mode: importing.ImportMode = importing.ImportMode.all_or_nothing,
     format_: Annotated[importing.ImportFormat | None, Query(alias="format")] = None,
 ) -> schemas.ImportReport:
@@ -116,7 +117,8 @@ async def import_items(
     the other keys (or a `data` object). In `all-or-nothing` mode any bad row rejects the whole
     file (422, every bad row listed with its line); `skip-invalid` imports the good rows."""
     settings: Settings = request.app.state.settings
-    await run_in_threadpool(_visible_job, db, client, job_id)
+    # Check access, then end the transaction: no lock is held while the upload streams in.
+    await run_in_threadpool(_visible_job, session, client, job_id)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"Uploads are limited to {settings.max_upload_bytes} bytes")
@@ -129,7 +131,7 @@ async def import_items(
                 "(optionally .gz), a Content-Type of text/csv, application/json or "
                 "application/x-ndjson, or ?format=csv|json|jsonl"
             )
-        return await run_in_threadpool(_import, db, client, job_id, upload, fmt, mode)
+        return await run_in_threadpool(_import, session, client, job_id, upload, fmt, mode)
     finally:
         upload.close()
 
@@ -160,23 +162,22 @@ async def _receive_upload(request: Request, limit: int) -> tuple[IO[bytes], str 
     return spool, None, content_type
 
 
-def _visible_job(db: Database, principal: Principal, job_id: int) -> None:
-    with db.read_session() as session:
-        service.get_job(session, principal, job_id)
+def _visible_job(session: Session, principal: Principal, job_id: int) -> None:
+    service.get_job(session, principal, job_id)
+    session.commit()
 
 
 def _import(
-    db: Database,
+    session: Session,
     principal: Principal,
     job_id: int,
     upload: IO[bytes],
     fmt: importing.ImportFormat,
     mode: importing.ImportMode,
 ) -> schemas.ImportReport:
-    with db.session() as session:
-        job = service.get_job(session, principal, job_id, lock=True)
-        result = importing.import_dataset(session, job, service.job_schema(job), upload, fmt, mode)
-        session.commit()
+    job = service.get_job(session, principal, job_id, lock=True)
+    result = importing.import_dataset(session, job, service.job_schema(job), upload, fmt, mode)
+    session.commit()
     return _report(result)
 
 

@@ -98,7 +98,7 @@ def test_cancel_withdraws_open_tasks(client: TestClient, client_account: Account
     client.post(f"/v1/jobs/{job_id}/activate", headers=headers)
     client.post(f"/v1/jobs/{job_id}/cancel", headers=headers)
     tasks = client.get(f"/v1/jobs/{job_id}/progress", headers=headers).json()["tasks"]
-    assert tasks == {"open": 0, "complete": 0, "cancelled": 4}
+    assert tasks == {"open": 0, "full": 0, "complete": 0, "cancelled": 4}
 
 
 def test_work_defining_fields_freeze_after_activation(

@@ -1,0 +1,301 @@
+"""Benchmark: annotators doing next → submit over HTTP against a large task pool on PostgreSQL,
+beside the same transactions issued as raw SQL with psycopg (the ceiling), in the same run.
+
+    python bench/claim_submit.py --tasks 1000000 --clients 64 --seconds 30
+
+A uvicorn server runs `tessera serve` as in production (one process). Prints cycles/s, p50 and
+p99 latency of next and submit, the raw ceiling, their ratio, and a final JSON line.
+Targets (issue #7): HTTP cycles/s >= 30% of the raw ceiling; p99 of next <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_SERVER = os.environ.get("TESSERA_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/")
+SCHEMA = {
+    "controls": [
+        {
+            "name": "sentiment",
+            "type": "choices",
+            "field": "text",
+            "labels": ["positive", "negative", "neutral"],
+        },
+    ]
+}
+SECRET = "bench-secret-" + "k" * 32
+
+RAW_CLAIM = """
+WITH picked AS (
+    SELECT t.id FROM tasks t
+    WHERE t.job_id = %(job)s AND t.status = 'open'
+      AND NOT EXISTS (SELECT 1 FROM assignments a
+                      WHERE a.task_id = t.id AND a.annotator_id = %(me)s OFFSET 0)
+    ORDER BY t.order_key, t.id LIMIT 1
+    FOR UPDATE OF t SKIP LOCKED
+), bumped AS (
+    UPDATE tasks t SET live_count = t.live_count + 1,
+        status = CASE WHEN t.live_count + 1 + t.done_count >= t.overlap_target
+                      THEN 'full' ELSE 'open' END
+    FROM picked WHERE t.id = picked.id RETURNING t.id
+)
+INSERT INTO assignments (task_id, job_id, annotator_id, status, claimed_at, lease_expires_at,
+                         last_seen_at, active_seconds)
+SELECT id, %(job)s, %(me)s, 'active', now(), now() + interval '10 minutes', now(), 0 FROM bumped
+RETURNING id, task_id
+"""
+RAW_SUBMIT = [
+    "UPDATE assignments SET status = 'submitted', submitted_at = now() WHERE id = %(a)s",
+    "INSERT INTO answers (assignment_id, job_id, item_id, annotator_id, value, created_at) "
+    "SELECT %(a)s, %(job)s, ti.item_id, %(me)s, %(v)s, now() FROM task_items ti "
+    "WHERE ti.task_id = %(t)s",
+    "UPDATE tasks SET live_count = live_count - 1, done_count = done_count + 1, "
+    "status = CASE WHEN done_count + 1 >= overlap_target THEN 'complete' ELSE status END "
+    "WHERE id = %(t)s",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def setup(url: str, tasks: int, clients: int) -> dict[str, Any]:
+    from app.accounts import service as accounts
+    from app.core.db import Database
+    from app.core.schema import upgrade_to_head
+    from app.core.security import Principal
+    from app.core.settings import Settings
+    from app.jobs import importing, schemas, service, splitting
+    from app.models.accounts import Role
+
+    db = Database(Settings(database_url=url, secret_key=SECRET, _env_file=None))  # type: ignore[call-arg]
+    upgrade_to_head(db.engine)
+    with db.transaction() as session:
+        owner, _ = accounts.create_account_with_token(
+            session, email="bench-client@example.com", display_name="c", role=Role.client
+        )
+        people = [
+            accounts.create_account_with_token(
+                session, email=f"a{n}@example.com", display_name=f"a{n}", role=Role.annotator
+            )
+            for n in range(clients * 2)
+        ]
+        body = schemas.JobCreate(
+            title="bench",
+            label_schema=SCHEMA,
+            pricing=schemas.Pricing(rate_micros=1000),
+            overlap=schemas.Overlap(min=3),
+        )
+        job = service.create_job(session, Principal(user=owner, token_id=0), body)
+        rows = io.BytesIO(
+            b"".join(
+                json.dumps({"text": f"review {n} " + "lorem ipsum " * 8}).encode() + b"\n"
+                for n in range(tasks)
+            )
+        )
+        importing.import_dataset(
+            session, job, service.job_schema(job), rows, importing.ImportFormat.jsonl
+        )
+        service.change_status(session, job, "activate")
+        splitting.split_into_tasks(session, job)
+        job_id = job.id
+        ids = [(u.id, token) for u, token in people]
+    db.dispose()
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return {"job_id": job_id, "annotators": ids}
+
+
+def raw_ceiling(
+    conninfo: str, job_id: int, annotators: list[int], seconds: float
+) -> dict[str, Any]:
+    """The same claim and submit transactions as raw SQL from one connection per annotator."""
+    done = [0] * len(annotators)
+    stop = time.monotonic() + seconds
+
+    def run(n: int, me: int) -> None:
+        with psycopg.connect(conninfo) as conn:
+            while time.monotonic() < stop:
+                with conn.transaction():
+                    row = conn.execute(RAW_CLAIM, {"job": job_id, "me": me}).fetchone()
+                if row is None:
+                    continue
+                params = {
+                    "a": row[0],
+                    "t": row[1],
+                    "job": job_id,
+                    "me": me,
+                    "v": '{"sentiment": "positive"}',
+                }
+                with conn.transaction():
+                    for statement in RAW_SUBMIT:
+                        conn.execute(statement, params)
+                done[n] += 1
+
+    threads = [threading.Thread(target=run, args=(n, me)) for n, me in enumerate(annotators)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    return {
+        "cycles": sum(done),
+        "seconds": round(elapsed, 1),
+        "cycles_per_s": round(sum(done) / elapsed),
+    }
+
+
+async def http_load(base: str, tokens: list[str], seconds: float) -> dict[str, Any]:
+    next_ms: list[float] = []
+    submit_ms: list[float] = []
+    failures: dict[int, int] = {}
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def annotator(token: str) -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            rng = random.Random(token)
+            while time.monotonic() < stop:
+                t0 = time.perf_counter()
+                r = await client.post("/v1/assignments/next", json={}, headers=headers)
+                next_ms.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200 or not r.json()["assignments"]:
+                    failures[r.status_code] = failures.get(r.status_code, 0) + 1
+                    continue
+                assignment = r.json()["assignments"][0]
+                answer = {"sentiment": rng.choice(["positive", "negative", "neutral"])}
+                t0 = time.perf_counter()
+                r = await client.post(
+                    f"/v1/assignments/{assignment['id']}/submit",
+                    json={"answers": [answer]},
+                    headers=headers,
+                )
+                submit_ms.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    failures[r.status_code] = failures.get(r.status_code, 0) + 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(annotator(t) for t in tokens))
+        elapsed = time.monotonic() - started
+
+    def pct(values: list[float], q: float) -> float:
+        return round(statistics.quantiles(values, n=100)[int(q) - 1], 1) if values else 0.0
+
+    return {
+        "cycles": len(submit_ms),
+        "seconds": round(elapsed, 1),
+        "cycles_per_s": round(len(submit_ms) / elapsed),
+        "next_p50_ms": pct(next_ms, 50),
+        "next_p99_ms": pct(next_ms, 99),
+        "submit_p50_ms": pct(submit_ms, 50),
+        "submit_p99_ms": pct(submit_ms, 99),
+        "failures": failures,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--pool", type=int, default=20, help="server's database pool size")
+    args = parser.parse_args()
+
+    name = f"tessera_bench_{uuid.uuid4().hex[:8]}"
+    admin = PG_SERVER.replace("+psycopg", "") + "postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_SERVER + name
+    conninfo = PG_SERVER.replace("+psycopg", "") + name
+    server = None
+    try:
+        t0 = time.monotonic()
+        world = setup(url, args.tasks, args.clients)
+        setup_s = round(time.monotonic() - t0, 1)
+        people = world["annotators"]
+        raw = raw_ceiling(
+            conninfo, world["job_id"], [p[0] for p in people[: args.clients]], args.seconds
+        )
+
+        port = free_port()
+        env = {
+            **os.environ,
+            "TESSERA_DATABASE_URL": url,
+            "TESSERA_SECRET_KEY": SECRET,
+            "TESSERA_DB_POOL_SIZE": str(args.pool),
+            "TESSERA_LOG_LEVEL": "WARNING",
+            "TESSERA_DEMO": "0",
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        http = asyncio.run(http_load(base, [p[1] for p in people[args.clients :]], args.seconds))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    ratio = http["cycles_per_s"] / raw["cycles_per_s"] if raw["cycles_per_s"] else 0.0
+    print(
+        f"{args.tasks:,} tasks (overlap 3), {args.clients} annotators, {args.seconds:.0f} s "
+        f"each; setup {setup_s} s"
+    )
+    print(f"raw SQL (psycopg, {args.clients} connections): {raw['cycles_per_s']:,} cycles/s")
+    print(
+        f"HTTP (uvicorn, 1 process): {http['cycles_per_s']:,} cycles/s = {ratio:.0%} of raw; "
+        f"next p50 {http['next_p50_ms']} ms p99 {http['next_p99_ms']} ms; submit p50 "
+        f"{http['submit_p50_ms']} ms p99 {http['submit_p99_ms']} ms; failures "
+        f"{http['failures']}"
+    )
+    print(
+        json.dumps(
+            {
+                "tasks": args.tasks,
+                "clients": args.clients,
+                "raw": raw,
+                "http": http,
+                "ratio": round(ratio, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
