@@ -109,9 +109,7 @@ def load_facts(
                     Assignment.status.in_(COUNTED_ASSIGNMENTS),
                 )
                 .group_by(Assignment.job_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     return AnnotatorFacts(
         reputation=profile.reputation if profile else NEUTRAL_REPUTATION,

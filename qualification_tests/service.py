@@ -106,9 +106,7 @@ def check_required_skills(
     if not slugs:
         return
     max_levels = dict(
-        session.execute(select(Skill.slug, Skill.max_level).where(Skill.slug.in_(slugs)))
-        .tuples()
-        .all()
+        session.execute(select(Skill.slug, Skill.max_level).where(Skill.slug.in_(slugs))).all()
     )
     problems: list[dict[str, Any]] = []
     for index, requirement in enumerate(requirements):
@@ -194,7 +192,7 @@ def list_grants(session: Session, annotator_id: int) -> list[tuple[SkillGrant, s
             .join(Skill, Skill.id == SkillGrant.skill_id)
             .where(SkillGrant.annotator_id == annotator_id)
             .order_by(SkillGrant.id.desc())
-        ).tuples()
+        ).all()
     ]
 
 
@@ -519,9 +517,7 @@ def describe_tests(session: Session, tests: Sequence[QualificationTest]) -> list
                 QualificationQuestion.test_id.in_(ids), QualificationQuestion.retired_at.is_(None)
             )
             .group_by(QualificationQuestion.test_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     slugs = _skill_slugs(session, {t.skill_id for t in tests})
     return [
@@ -553,9 +549,7 @@ def describe_tests(session: Session, tests: Sequence[QualificationTest]) -> list
 def _skill_slugs(session: Session, skill_ids: set[int]) -> dict[int, str]:
     if not skill_ids:
         return {}
-    return dict(
-        session.execute(select(Skill.id, Skill.slug).where(Skill.id.in_(skill_ids))).tuples().all()
-    )
+    return dict(session.execute(select(Skill.id, Skill.slug).where(Skill.id.in_(skill_ids))).all())
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -570,7 +564,7 @@ def stats_of(session: Session, test: QualificationTest) -> schemas.TestStats:
             select(
                 QualificationAttempt.status, QualificationAttempt.score, QualificationAttempt.passed
             ).where(QualificationAttempt.test_id == test.id)
-        ).tuples()
+        ).all()
     )
     graded = [
         (score, passed) for status, score, passed in attempts if status is AttemptStatus.graded
@@ -591,7 +585,7 @@ def stats_of(session: Session, test: QualificationTest) -> schemas.TestStats:
             .join(QualificationQuestion, QualificationQuestion.id == AttemptQuestion.question_id)
             .where(QualificationQuestion.test_id == test.id, AttemptQuestion.score.is_not(None))
             .group_by(AttemptQuestion.question_id)
-        ).tuples()
+        ).all()
     }
     questions = []
     for q in list_questions(session, test):
@@ -903,7 +897,7 @@ def _attempt_questions(
             .join(QualificationQuestion, QualificationQuestion.id == AttemptQuestion.question_id)
             .where(AttemptQuestion.attempt_id == attempt_id)
             .order_by(AttemptQuestion.position)
-        ).tuples()
+        ).all()
     ]
 
 
