@@ -17,6 +17,7 @@ from app.core.settings import Settings, load_settings
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
 from app.routing.endpoints import router as routing_router
+from qualification_tests.endpoints import router as qualification_router
 
 DESCRIPTION = """Tessera is a crowdsourcing marketplace backend for data labeling.
 
@@ -54,4 +55,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(accounts_router)
     app.include_router(jobs_router)
     app.include_router(routing_router)
+    app.include_router(qualification_router)
     return app

@@ -154,8 +154,10 @@ def current_principal(
         raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'")
     principal = authenticate(session, secret)
     token = session.get(ApiToken, principal.token_id)
-    if token is None or token.last_used_at is None or (
-        utcnow() - token.last_used_at > LAST_USED_RESOLUTION
+    if (
+        token is None
+        or token.last_used_at is None
+        or (utcnow() - token.last_used_at > LAST_USED_RESOLUTION)
     ):
         # At most once a minute per token: in the request's own transaction when it writes
         # (committed with the endpoint's work), else in a short transaction of its own.

@@ -16,6 +16,7 @@ from app.jobs import schemas
 from app.jobs.label_schema import LabelSchema, parse_label_schema
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
+from qualification_tests import service as qualification
 
 DEFAULT_LEASE_SECONDS = 600
 
@@ -54,6 +55,8 @@ def _parse_schema(document: object) -> LabelSchema:
 def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> Job:
     """Create a draft job owned by `client` (validates and normalises the label schema)."""
     label_schema = _parse_schema(body.label_schema)
+    required_skills = [r.model_dump() for r in body.required_skills or []]
+    qualification.check_required_skills(session, required_skills)
     assert body.overlap.max is not None
     job = Job(
         client_id=client.id,
@@ -67,7 +70,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         overlap_max=body.overlap.max,
         items_per_task=body.items_per_task,
         gold_ratio=body.gold_ratio,
-        required_skills=[r.model_dump() for r in body.required_skills or []],
+        required_skills=required_skills,
         min_reputation=body.min_reputation,
         min_tier=body.min_tier,
         lease_seconds=body.lease_seconds or DEFAULT_LEASE_SECONDS,
@@ -140,6 +143,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
         job.overlap_min, job.overlap_max = body.overlap.min, body.overlap.max
     if body.required_skills is not None:
         job.required_skills = [r.model_dump() for r in body.required_skills]
+        qualification.check_required_skills(session, job.required_skills)
     simple = (
         "title",
         "instructions",

@@ -8,7 +8,11 @@ from tests.jobs.factories import SENTIMENT, create_job, job_body, jsonl, reviews
 from tests.support import Account, problem
 
 
-def test_client_creates_and_reads_a_draft_job(client: TestClient, client_account: Account) -> None:
+def test_client_creates_and_reads_a_draft_job(
+    client: TestClient, client_account: Account, admin: Account
+) -> None:
+    skill = {"slug": "sentiment-en", "name": "Sentiment (English)", "max_level": 3}
+    assert client.post("/v1/admin/skills", json=skill, headers=admin.headers).status_code == 201
     created = client.post(
         "/v1/jobs",
         headers=client_account.headers,

@@ -1,0 +1,442 @@
+"""HTTP for skills, grants, annotator profiles, job bans, qualification tests, attempts and
+job eligibility. Annotator routes live under /v1/annotator and never return an answer key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from sqlalchemy import select
+
+from app.core.errors import NotFound
+from app.core.money import format_micros
+from app.core.security import (
+    AdminPrincipal,
+    AnnotatorPrincipal,
+    ClientPrincipal,
+    CurrentPrincipal,
+    DbSession,
+    ReadSession,
+)
+from app.jobs import service as jobs
+from app.models.jobs import Job, JobStatus
+from app.models.qualification import Skill
+from qualification_tests import eligibility, schemas, service
+
+router = APIRouter(prefix="/v1")
+
+MAX_JOBS_LISTED = 500
+
+
+# --- skills (catalogue: admins manage, everyone reads) ----------------------------------------
+
+
+@router.get("/skills", tags=["skills"], response_model=list[schemas.SkillOut])
+def list_skills(_: CurrentPrincipal, session: ReadSession) -> list[schemas.SkillOut]:
+    return [schemas.SkillOut.model_validate(s) for s in service.list_skills(session)]
+
+
+@router.post(
+    "/admin/skills",
+    tags=["admin"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.SkillOut,
+)
+def create_skill(
+    body: schemas.SkillCreate, _: AdminPrincipal, session: DbSession
+) -> schemas.SkillOut:
+    skill = service.create_skill(session, body)
+    session.commit()
+    return schemas.SkillOut.model_validate(skill)
+
+
+@router.patch("/admin/skills/{slug}", tags=["admin"], response_model=schemas.SkillOut)
+def update_skill(
+    slug: str, body: schemas.SkillUpdate, _: AdminPrincipal, session: DbSession
+) -> schemas.SkillOut:
+    skill = service.update_skill(session, service.get_skill(session, slug), body)
+    session.commit()
+    return schemas.SkillOut.model_validate(skill)
+
+
+# --- grants, profiles, attempt history (admins) -----------------------------------------------
+
+
+@router.get(
+    "/admin/annotators/{annotator_id}/skills",
+    tags=["admin"],
+    response_model=list[schemas.GrantOut],
+)
+def list_grants(
+    annotator_id: int, _: AdminPrincipal, session: ReadSession
+) -> list[schemas.GrantOut]:
+    """Every grant of the annotator, revoked and expired ones included."""
+    service.get_annotator(session, annotator_id)
+    return [service.grant_out(g, slug) for g, slug in service.list_grants(session, annotator_id)]
+
+
+@router.post(
+    "/admin/annotators/{annotator_id}/skills",
+    tags=["admin"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.GrantOut,
+)
+def grant_skill(
+    annotator_id: int, body: schemas.GrantCreate, admin: AdminPrincipal, session: DbSession
+) -> schemas.GrantOut:
+    """Grant a skill level by hand, with a reason."""
+    grant = service.grant_skill(session, annotator_id, body, admin_id=admin.id)
+    session.commit()
+    return service.grant_out(grant, body.skill)
+
+
+@router.post(
+    "/admin/skill-grants/{grant_id}/revoke", tags=["admin"], response_model=schemas.GrantOut
+)
+def revoke_grant(
+    grant_id: int, body: schemas.RevokeRequest, admin: AdminPrincipal, session: DbSession
+) -> schemas.GrantOut:
+    """Revoke a grant with a reason; it stays on record."""
+    grant = service.revoke_grant(session, grant_id, body.reason, admin_id=admin.id)
+    slug = session.get_one(Skill, grant.skill_id).slug
+    session.commit()
+    return service.grant_out(grant, slug)
+
+
+@router.get(
+    "/admin/annotators/{annotator_id}/profile", tags=["admin"], response_model=schemas.ProfileOut
+)
+def get_profile(annotator_id: int, _: AdminPrincipal, session: ReadSession) -> schemas.ProfileOut:
+    return service.get_profile(session, annotator_id)
+
+
+@router.put(
+    "/admin/annotators/{annotator_id}/profile", tags=["admin"], response_model=schemas.ProfileOut
+)
+def set_profile(
+    annotator_id: int, body: schemas.ProfileUpdate, admin: AdminPrincipal, session: DbSession
+) -> schemas.ProfileOut:
+    """Set the annotator's reputation (0..1) and/or tier."""
+    out = service.set_profile(session, annotator_id, body, admin_id=admin.id)
+    session.commit()
+    return out
+
+
+@router.get(
+    "/admin/annotators/{annotator_id}/attempts",
+    tags=["admin"],
+    response_model=list[schemas.AttemptSummary],
+)
+def annotator_attempts(
+    annotator_id: int, _: AdminPrincipal, session: ReadSession
+) -> list[schemas.AttemptSummary]:
+    """The annotator's qualification attempts at every test, newest first."""
+    service.get_annotator(session, annotator_id)
+    return service.attempt_history(session, annotator_id=annotator_id)
+
+
+# --- job bans (admins, and the job's client) --------------------------------------------------
+
+
+@router.get("/jobs/{job_id}/bans", tags=["jobs"], response_model=list[schemas.BanOut])
+def list_bans(job_id: int, client: ClientPrincipal, session: ReadSession) -> list[schemas.BanOut]:
+    job = jobs.get_job(session, client, job_id)
+    return [schemas.BanOut.model_validate(b) for b in service.list_bans(session, job)]
+
+
+@router.post(
+    "/jobs/{job_id}/bans",
+    tags=["jobs"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.BanOut,
+)
+def ban_annotator(
+    job_id: int, body: schemas.BanCreate, client: ClientPrincipal, session: DbSession
+) -> schemas.BanOut:
+    """Ban an annotator from the job, until a time or for good, with a reason."""
+    job = jobs.get_job(session, client, job_id)
+    ban = service.ban_from_job(session, job, body, by_id=client.id)
+    session.commit()
+    return schemas.BanOut.model_validate(ban)
+
+
+@router.delete(
+    "/jobs/{job_id}/bans/{annotator_id}",
+    tags=["jobs"],
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def unban_annotator(
+    job_id: int, annotator_id: int, client: ClientPrincipal, session: DbSession
+) -> Response:
+    """Lift the annotator's ban (recorded, not deleted)."""
+    job = jobs.get_job(session, client, job_id)
+    service.lift_ban(session, job, annotator_id, by_id=client.id)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- tests (authors: admins make public tests, clients private ones) --------------------------
+
+
+@router.post(
+    "/qualification-tests",
+    tags=["qualification tests"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.TestOut,
+)
+def create_test(
+    body: schemas.TestCreate, author: ClientPrincipal, session: DbSession
+) -> schemas.TestOut:
+    """Create a test (admins: public; clients: private, its skill counts only for their jobs),
+    optionally with its first questions."""
+    test = service.create_test(session, author, body)
+    session.commit()
+    return service.describe_tests(session, [test])[0]
+
+
+@router.get(
+    "/qualification-tests", tags=["qualification tests"], response_model=list[schemas.TestOut]
+)
+def list_tests(author: ClientPrincipal, session: ReadSession) -> list[schemas.TestOut]:
+    """Admins: every test; clients: their own."""
+    return service.describe_tests(session, service.list_tests(session, author))
+
+
+@router.get(
+    "/qualification-tests/{test_id}", tags=["qualification tests"], response_model=schemas.TestOut
+)
+def get_test(test_id: int, author: ClientPrincipal, session: ReadSession) -> schemas.TestOut:
+    return service.describe_tests(session, [service.get_test(session, author, test_id)])[0]
+
+
+@router.patch(
+    "/qualification-tests/{test_id}",
+    tags=["qualification tests"],
+    response_model=schemas.TestOut,
+)
+def update_test(
+    test_id: int, body: schemas.TestUpdate, author: ClientPrincipal, session: DbSession
+) -> schemas.TestOut:
+    test = service.get_test(session, author, test_id, lock=True)
+    service.update_test(session, test, body)
+    session.commit()
+    return service.describe_tests(session, [test])[0]
+
+
+@router.get(
+    "/qualification-tests/{test_id}/questions",
+    tags=["qualification tests"],
+    response_model=list[schemas.QuestionOut],
+)
+def list_questions(
+    test_id: int, author: ClientPrincipal, session: ReadSession
+) -> list[schemas.QuestionOut]:
+    """The question bank with answer keys (authors only)."""
+    test = service.get_test(session, author, test_id)
+    return [schemas.QuestionOut.model_validate(q) for q in service.list_questions(session, test)]
+
+
+@router.post(
+    "/qualification-tests/{test_id}/questions",
+    tags=["qualification tests"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=list[schemas.QuestionOut],
+)
+def add_questions(
+    test_id: int, body: schemas.QuestionsCreate, author: ClientPrincipal, session: DbSession
+) -> list[schemas.QuestionOut]:
+    """Add questions; every key is checked against the schema and its payload (all or none)."""
+    test = service.get_test(session, author, test_id, lock=True)
+    rows = service.add_questions(session, test, body.questions)
+    session.commit()
+    return [schemas.QuestionOut.model_validate(q) for q in rows]
+
+
+@router.delete(
+    "/qualification-tests/{test_id}/questions/{question_id}",
+    tags=["qualification tests"],
+    response_model=schemas.QuestionOut,
+)
+def retire_question(
+    test_id: int, question_id: int, author: ClientPrincipal, session: DbSession
+) -> schemas.QuestionOut:
+    """Retire a question: no longer drawn, kept for past attempts and statistics."""
+    test = service.get_test(session, author, test_id)
+    question = service.retire_question(session, test, question_id)
+    session.commit()
+    return schemas.QuestionOut.model_validate(question)
+
+
+@router.get(
+    "/qualification-tests/{test_id}/stats",
+    tags=["qualification tests"],
+    response_model=schemas.TestStats,
+)
+def get_stats(test_id: int, author: ClientPrincipal, session: ReadSession) -> schemas.TestStats:
+    """Pass rate, score distribution and per-question difficulty."""
+    return service.stats_of(session, service.get_test(session, author, test_id))
+
+
+@router.get(
+    "/qualification-tests/{test_id}/attempts",
+    tags=["qualification tests"],
+    response_model=list[schemas.AttemptSummary],
+)
+def list_test_attempts(
+    test_id: int, author: ClientPrincipal, session: ReadSession, annotator_id: int | None = None
+) -> list[schemas.AttemptSummary]:
+    """Attempts at the test, newest first; `annotator_id` narrows to one annotator's history."""
+    test = service.get_test(session, author, test_id)
+    return service.attempt_history(session, test_id=test.id, annotator_id=annotator_id)
+
+
+# --- annotators: tests, attempts, skills, jobs ------------------------------------------------
+
+
+@router.get(
+    "/annotator/qualification-tests",
+    tags=["annotator"],
+    response_model=list[schemas.AvailableTest],
+)
+def available_tests(
+    annotator: AnnotatorPrincipal, session: ReadSession
+) -> list[schemas.AvailableTest]:
+    """Tests you can take, with where you stand in each (never taken, passed until …, failed —
+    retake after …, attempts left)."""
+    return service.available_tests(session, annotator.id)
+
+
+@router.get(
+    "/annotator/qualification-tests/{test_id}",
+    tags=["annotator"],
+    response_model=schemas.AvailableTest,
+)
+def available_test(
+    test_id: int, annotator: AnnotatorPrincipal, session: ReadSession
+) -> schemas.AvailableTest:
+    return service.annotator_test(session, annotator.id, test_id)
+
+
+@router.post(
+    "/annotator/qualification-tests/{test_id}/attempts",
+    tags=["annotator"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.AttemptOut,
+    responses={200: {"description": "An attempt is already open: that one is returned"}},
+)
+def start_attempt(
+    test_id: int, annotator: AnnotatorPrincipal, session: DbSession, response: Response
+) -> schemas.AttemptOut:
+    """Start an attempt: the server draws the questions and fixes the deadline."""
+    attempt, created = service.start_attempt(session, annotator.id, test_id)
+    session.commit()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return service.attempt_out(session, attempt)
+
+
+@router.get("/annotator/attempts", tags=["annotator"], response_model=list[schemas.AttemptSummary])
+def my_attempts(
+    annotator: AnnotatorPrincipal, session: ReadSession
+) -> list[schemas.AttemptSummary]:
+    return service.attempt_history(session, annotator_id=annotator.id)
+
+
+@router.get(
+    "/annotator/attempts/{attempt_id}", tags=["annotator"], response_model=schemas.AttemptOut
+)
+def get_attempt(
+    attempt_id: int, annotator: AnnotatorPrincipal, session: ReadSession
+) -> schemas.AttemptOut:
+    """An attempt: its questions, and once graded its result."""
+    return service.attempt_out(session, service.get_attempt(session, annotator.id, attempt_id))
+
+
+@router.post(
+    "/annotator/attempts/{attempt_id}/submit",
+    tags=["annotator"],
+    response_model=schemas.AttemptOut,
+)
+def submit_attempt(
+    attempt_id: int, body: schemas.SubmitRequest, annotator: AnnotatorPrincipal, session: DbSession
+) -> schemas.AttemptOut:
+    """Submit answers (`[{question_id, answer}]`); the result comes back at once."""
+    attempt = service.submit_attempt(session, annotator.id, attempt_id, body.answers)
+    session.commit()
+    return service.attempt_out(session, attempt)
+
+
+@router.get("/annotator/skills", tags=["annotator"], response_model=list[schemas.MySkill])
+def my_skills(annotator: AnnotatorPrincipal, session: ReadSession) -> list[schemas.MySkill]:
+    """Your skills in force."""
+    return service.my_skills(session, annotator.id)
+
+
+def _reasons(result: eligibility.Eligibility) -> list[schemas.ReasonOut]:
+    return [
+        schemas.ReasonOut(
+            code=r.code,
+            detail=r.detail,
+            skill=r.skill,
+            required=r.required,
+            actual=r.actual,
+            until=r.until,
+        )
+        for r in result.reasons
+    ]
+
+
+def _annotator_job(job: Job, result: eligibility.Eligibility) -> schemas.AnnotatorJob:
+    return schemas.AnnotatorJob(
+        id=job.id,
+        title=job.title,
+        instructions=job.instructions,
+        label_schema=job.label_schema,
+        pricing={"rate_micros": job.rate_micros, "rate": format_micros(job.rate_micros)},
+        pricing_mode=job.pricing_mode,
+        items_per_task=job.items_per_task,
+        lease_seconds=job.lease_seconds,
+        deadline=job.deadline,
+        required_skills=job.required_skills,
+        min_reputation=job.min_reputation,
+        min_tier=job.min_tier,
+        max_tasks_per_annotator=job.max_tasks_per_annotator,
+        eligible=result.eligible,
+        reasons=_reasons(result),
+    )
+
+
+@router.get("/annotator/jobs", tags=["annotator"], response_model=list[schemas.AnnotatorJob])
+def annotator_jobs(
+    annotator: AnnotatorPrincipal, session: ReadSession, eligible_only: bool = False
+) -> list[schemas.AnnotatorJob]:
+    """Active jobs with your eligibility and, where you are not eligible, every reason why
+    (highest priority first)."""
+    active = list(
+        session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.active)
+            .order_by(Job.priority.desc(), Job.id)
+            .limit(MAX_JOBS_LISTED)
+        )
+    )
+    results = eligibility.explain_eligibility_for_jobs(session, annotator.id, active)
+    return [
+        _annotator_job(job, results[job.id])
+        for job in active
+        if results[job.id].eligible or not eligible_only
+    ]
+
+
+@router.get(
+    "/annotator/jobs/{job_id}/eligibility",
+    tags=["annotator"],
+    response_model=schemas.EligibilityOut,
+)
+def job_eligibility(
+    job_id: int, annotator: AnnotatorPrincipal, session: ReadSession
+) -> schemas.EligibilityOut:
+    """Whether you may work on this job, and every reason if not. Drafts are not visible (404)."""
+    job = session.get(Job, job_id)
+    if job is None or job.status is JobStatus.draft:
+        raise NotFound("No such job")
+    result = eligibility.explain_eligibility(session, annotator.id, job)
+    return schemas.EligibilityOut(job_id=job.id, eligible=result.eligible, reasons=_reasons(result))
