@@ -89,6 +89,7 @@ def settings(database_url: str) -> Settings:
         secret_key=TEST_SECRET,
         log_json=False,
         demo=False,
+        routing_cache_seconds=0,  # tests change grants and bans and expect them at once
         _env_file=None,
     )  # type: ignore[call-arg]
 

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     max_lease_factor: int = Field(default=4, ge=1, le=100)
     submit_grace_seconds: int = Field(default=120, ge=0, le=86_400)
     max_claim_count: int = Field(default=10, ge=1, le=100)
+    # How long the claim path reuses the list of active jobs and each annotator's eligibility.
+    routing_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     demo: bool | None = None
 
     @field_validator("cors_origins", mode="before")

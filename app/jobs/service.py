@@ -35,9 +35,20 @@ TRANSITIONS: dict[str, tuple[frozenset[JobStatus], JobStatus]] = {
 DRAFT_ONLY = ("label_schema", "pricing", "items_per_task", "gold_ratio")
 
 
+_schemas: dict[tuple[int, object], LabelSchema] = {}
+
+
 def job_schema(job: Job) -> LabelSchema:
-    """The job's label schema as a model (stored documents were validated on the way in)."""
-    return LabelSchema.model_validate(job.label_schema)
+    """The job's label schema as a model (stored documents were validated on the way in).
+    Parsed once per job: a schema cannot change once the job has items (the only time anyone
+    answers against it); a draft's edits bump `updated_at`, which is part of the key."""
+    key = (job.id, job.updated_at or job.created_at)
+    schema = _schemas.get(key)
+    if schema is None:
+        if len(_schemas) > 10_000:
+            _schemas.clear()
+        schema = _schemas[key] = LabelSchema.model_validate(job.label_schema)
+    return schema
 
 
 def _parse_schema(document: object) -> LabelSchema:

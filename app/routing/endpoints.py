@@ -39,14 +39,16 @@ def claim_next(
     body = body or schemas.NextRequest()
     settings = _settings(request)
     now = utcnow()
-    jobs = service.active_jobs(session, body.job_id)
+    jobs = service.active_jobs(session, body.job_id, settings.routing_cache_seconds)
     if body.job_id is not None and not jobs:
         raise NotFound("No such active job")
-    verdicts = eligibility.for_jobs(session, annotator.id, jobs, now)
+    verdicts = eligibility.for_jobs(
+        session, annotator.id, jobs, now, settings.routing_cache_seconds
+    )
     if body.job_id is not None and not verdicts[body.job_id].eligible:
         raise Forbidden(
             "You are not eligible for this job",
-            reasons=[r.as_dict() for r in verdicts[body.job_id].reasons],
+            reasons=[eligibility.reason_dict(r) for r in verdicts[body.job_id].reasons],
         )
     eligible = [job for job in jobs if verdicts[job.id].eligible]
     count = min(body.count, settings.max_claim_count)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ WITH picked AS (
         JOIN gold_exposures g ON g.item_id = ti.item_id AND g.annotator_id = :annotator_id
         WHERE ti.task_id = t.id
         OFFSET 0))
+      AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = :job_id AND j.status = 'active')
     ORDER BY t.order_key, t.id
     LIMIT :n
     FOR UPDATE OF t SKIP LOCKED
@@ -96,6 +98,7 @@ RETURNING id, task_id, (SELECT has_gold FROM bumped b WHERE b.id = task_id) AS h
 _SQLITE_PICK = text("""
 SELECT t.id FROM tasks t
 WHERE t.job_id = :job_id AND t.status = 'open'
+  AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = :job_id AND j.status = 'active')
   AND NOT EXISTS (SELECT 1 FROM assignments a
                   WHERE a.task_id = t.id AND a.annotator_id = :annotator_id)
       AND (NOT t.has_gold OR NOT EXISTS (
@@ -520,9 +523,30 @@ def _stored_gold_scores(session: Session, assignment: Assignment) -> list[tuple[
     return [(slot, score) for slot, score in rows if score is not None]
 
 
-def active_jobs(session: Session, job_id: int | None = None) -> list[Job]:
-    """Active jobs, highest priority first (one job when `job_id` is given)."""
-    stmt = select(Job).where(Job.status == JobStatus.active)
+_active: list[Any] = [0.0, []]  # [fetched at (monotonic), jobs]
+_active_lock = threading.Lock()
+
+
+def active_jobs(session: Session, job_id: int | None = None, ttl: float = 0.0) -> list[Job]:
+    """Active jobs, highest priority first (one job when `job_id` is given). The list is
+    reused for `ttl` seconds; the claim statement itself re-checks that the job is active,
+    so a job paused meanwhile hands out nothing."""
+    tick = time.monotonic()
+    with _active_lock:
+        fetched, jobs = _active
+    if not (ttl > 0 and 0 <= tick - fetched < ttl):
+        jobs = list(
+            session.scalars(
+                select(Job)
+                .where(Job.status == JobStatus.active)
+                .order_by(Job.priority.desc(), Job.id)
+            )
+        )
+        for job in jobs:
+            session.expunge(job)  # detached snapshots, safe to share between requests
+        if ttl > 0:
+            with _active_lock:
+                _active[:] = [tick, jobs]
     if job_id is not None:
-        stmt = stmt.where(Job.id == job_id)
-    return list(session.scalars(stmt.order_by(Job.priority.desc(), Job.id)))
+        return [job for job in jobs if job.id == job_id]
+    return list(jobs)

@@ -97,18 +97,33 @@ def test_each_control_type_is_dispatched_with_its_settings() -> None:
     schema = LabelSchema.model_validate(
         {
             "controls": [
-                {"name": "tags", "type": "choices", "field": "t", "labels": ["a", "b", "c"],
-                 "multiple": True},
+                {
+                    "name": "tags",
+                    "type": "choices",
+                    "field": "t",
+                    "labels": ["a", "b", "c"],
+                    "multiple": True,
+                },
                 {"name": "ents", "type": "spans", "field": "t", "labels": ["PER"]},
-                {"name": "roads", "type": "polygons", "field": "i", "labels": ["road"],
-                 "iou_threshold": 0.3},
-                {"name": "nose", "type": "keypoints", "field": "i", "labels": ["nose"],
-                 "tolerance": 5},
+                {
+                    "name": "roads",
+                    "type": "polygons",
+                    "field": "i",
+                    "labels": ["road"],
+                    "iou_threshold": 0.3,
+                },
+                {
+                    "name": "nose",
+                    "type": "keypoints",
+                    "field": "i",
+                    "labels": ["nose"],
+                    "tolerance": 5,
+                },
                 {"name": "note", "type": "text", "field": "t"},
                 {"name": "count", "type": "number", "tolerance": 0.5},
             ]
         }
-    )  # fmt: skip
+    )
     square = {"points": [[0, 0], [2, 0], [2, 2], [0, 2]], "label": "road"}
     shifted = {"points": [[1, 0], [3, 0], [3, 2], [1, 2]], "label": "road"}  # IoU 1/3
     key = {

@@ -17,8 +17,9 @@ from tests.support import Account, problem
 GOLD_TEXT = "a very distinctive control review"
 
 
-def active_job(client: TestClient, owner: Account, rows: list[dict[str, Any]] | None = None,
-               **settings: Any) -> int:  # fmt: skip
+def active_job(
+    client: TestClient, owner: Account, rows: list[dict[str, Any]] | None = None, **settings: Any
+) -> int:
     job_id = create_job(client, owner, **settings)
     response = upload(client, owner, job_id, jsonl(rows if rows is not None else reviews(3)))
     assert response.status_code == 201, response.text
@@ -34,11 +35,13 @@ def claim(client: TestClient, who: Account, **body: Any) -> list[dict[str, Any]]
     return assignments
 
 
-def submit(client: TestClient, who: Account, assignment: dict[str, Any],
-           label: str = "positive") -> Any:  # fmt: skip
+def submit(
+    client: TestClient, who: Account, assignment: dict[str, Any], label: str = "positive"
+) -> Any:
     answers = [{"sentiment": label} for _ in assignment["items"]]
-    return client.post(f"/v1/assignments/{assignment['id']}/submit", json={"answers": answers},
-                       headers=who.headers)  # fmt: skip
+    return client.post(
+        f"/v1/assignments/{assignment['id']}/submit", json={"answers": answers}, headers=who.headers
+    )
 
 
 def test_next_gives_a_task_under_a_lease_showing_items_by_slot(
@@ -76,8 +79,9 @@ def test_count_claims_several_and_is_capped_by_max_tasks_per_annotator(
     assert len(claim(client, annotator, count=3)) == 1
 
 
-def test_clients_and_admins_cannot_claim(client: TestClient, client_account: Account,
-                                         admin: Account) -> None:  # fmt: skip
+def test_clients_and_admins_cannot_claim(
+    client: TestClient, client_account: Account, admin: Account
+) -> None:
     active_job(client, client_account)
     for who in (client_account, admin):
         problem(client.post("/v1/assignments/next", json={}, headers=who.headers), 403)
@@ -88,15 +92,18 @@ def test_next_for_an_unknown_or_inactive_job_is_404(
 ) -> None:
     job_id = active_job(client, client_account)
     client.post(f"/v1/jobs/{job_id}/pause", headers=client_account.headers)
-    problem(client.post("/v1/assignments/next", json={"job_id": job_id},
-                        headers=annotator.headers), 404)  # fmt: skip
+    problem(
+        client.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers), 404
+    )
     assert claim(client, annotator) == []
 
 
 def test_submit_records_answers_and_completes_the_task_with_consensus(
-    client: TestClient, client_account: Account, make_account: Callable[..., Account],
+    client: TestClient,
+    client_account: Account,
+    make_account: Callable[..., Account],
     db: Database,
-) -> None:  # fmt: skip
+) -> None:
     active_job(client, client_account, rows=reviews(1), overlap={"min": 3})
     labels = ["negative", "negative", "neutral"]
     for label in labels:
@@ -120,12 +127,20 @@ def test_invalid_answers_are_422_with_pointers_and_nothing_is_stored(
     active_job(client, client_account, items_per_task=2, rows=reviews(2))
     [assignment] = claim(client, annotator)
     bad = {"answers": [{"sentiment": "happy"}, {"sentiment": "positive", "extra": 1}]}
-    body = problem(client.post(f"/v1/assignments/{assignment['id']}/submit", json=bad,
-                               headers=annotator.headers), 422)  # fmt: skip
+    body = problem(
+        client.post(
+            f"/v1/assignments/{assignment['id']}/submit", json=bad, headers=annotator.headers
+        ),
+        422,
+    )
     assert {e["pointer"] for e in body["errors"]} == {"#/answers/0/sentiment", "#/answers/1/extra"}
     short = {"answers": [{"sentiment": "positive"}]}
-    problem(client.post(f"/v1/assignments/{assignment['id']}/submit", json=short,
-                        headers=annotator.headers), 422)  # fmt: skip
+    problem(
+        client.post(
+            f"/v1/assignments/{assignment['id']}/submit", json=short, headers=annotator.headers
+        ),
+        422,
+    )
     with db.read_session() as session:
         assert session.scalar(select(func.count()).select_from(Answer)) == 0
         assert session.scalars(select(Assignment.status)).one().value == "active"
@@ -154,8 +169,12 @@ def test_someone_elses_assignment_is_404_not_403(
     [assignment] = claim(client, owner)
     for action in ("submit", "heartbeat", "release"):
         body = {"answers": [{"sentiment": "positive"}]} if action == "submit" else None
-        problem(client.post(f"/v1/assignments/{assignment['id']}/{action}", json=body,
-                            headers=intruder.headers), 404)  # fmt: skip
+        problem(
+            client.post(
+                f"/v1/assignments/{assignment['id']}/{action}", json=body, headers=intruder.headers
+            ),
+            404,
+        )
     problem(client.post("/v1/assignments/999999/heartbeat", headers=owner.headers), 404)
 
 
@@ -222,8 +241,11 @@ def test_release_returns_the_slot_and_cannot_be_undone(
     first, second = make_account("annotator"), make_account("annotator")
     [assignment] = claim(client, first)
     assert claim(client, second) == []
-    released = client.post(f"/v1/assignments/{assignment['id']}/release",
-                           json={"reason": "image does not load"}, headers=first.headers)  # fmt: skip
+    released = client.post(
+        f"/v1/assignments/{assignment['id']}/release",
+        json={"reason": "image does not load"},
+        headers=first.headers,
+    )
     assert released.json()["status"] == "released"
     assert len(claim(client, second)) == 1
     problem(submit(client, first, assignment), 409)
@@ -278,3 +300,26 @@ def test_late_submit_after_a_sweep_retakes_a_free_slot(
     with db.read_session() as session:
         task = session.scalars(select(Task)).one()
     assert (task.live_count, task.done_count, task.status.value) == (0, 1, "open")
+
+
+def test_an_ineligible_annotator_gets_403_with_the_reasons(
+    client: TestClient, client_account: Account, annotator: Account, admin: Account
+) -> None:
+    made = client.post(
+        "/v1/admin/skills",
+        headers=admin.headers,
+        json={"slug": "sentiment-en", "name": "Sentiment (English)"},
+    )
+    assert made.status_code == 201, made.text
+    job_id = active_job(
+        client,
+        client_account,
+        required_skills=[{"skill": "sentiment-en", "level": 1}],
+        min_reputation=0.8,
+    )
+    body = problem(
+        client.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers), 403
+    )
+    codes = {r["code"] for r in body["reasons"]}
+    assert codes == {"missing_skill", "reputation_too_low"}
+    assert claim(client, annotator) == []  # and nothing from it without job_id either

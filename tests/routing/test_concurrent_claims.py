@@ -37,13 +37,21 @@ def test_32_threads_never_over_assign_duplicate_or_lose_work(
     annotators = [make_account("annotator") for _ in range(THREADS)]
     wide = Database(db.settings.model_copy(update={"db_pool_size": THREADS + 4}))
     with wide.transaction() as session:
-        body = schemas.JobCreate(title="race", label_schema=SENTIMENT,
-                                 pricing=schemas.Pricing(rate_micros=1),
-                                 overlap=schemas.Overlap(min=OVERLAP))  # fmt: skip
+        body = schemas.JobCreate(
+            title="race",
+            label_schema=SENTIMENT,
+            pricing=schemas.Pricing(rate_micros=1),
+            overlap=schemas.Overlap(min=OVERLAP),
+        )
         job = service.create_job(session, Principal(owner.user, 0), body)
         job.lease_seconds = 1  # short leases so abandoned claims expire during the run
-        importing.import_dataset(session, job, service.job_schema(job),
-                                 io.BytesIO(jsonl(reviews(TASKS))), importing.ImportFormat.jsonl)  # fmt: skip
+        importing.import_dataset(
+            session,
+            job,
+            service.job_schema(job),
+            io.BytesIO(jsonl(reviews(TASKS))),
+            importing.ImportFormat.jsonl,
+        )
         service.change_status(session, job, "activate")
         splitting.split_into_tasks(session, job)
         job_id = job.id
@@ -77,9 +85,14 @@ def test_32_threads_never_over_assign_duplicate_or_lose_work(
                     continue
                 with wide.session() as session:
                     try:
-                        submit(session, annotator.id, claimed[0].assignment_id,
-                               [{"sentiment": rng.choice(["positive", "negative"])}], utcnow(),
-                               wide.settings)  # fmt: skip
+                        submit(
+                            session,
+                            annotator.id,
+                            claimed[0].assignment_id,
+                            [{"sentiment": rng.choice(["positive", "negative"])}],
+                            utcnow(),
+                            wide.settings,
+                        )
                         session.commit()
                         outcome = "submitted"
                     except Exception as exc:  # a late submit may lose its re-issued slot
@@ -99,8 +112,11 @@ def test_32_threads_never_over_assign_duplicate_or_lose_work(
 
     def all_complete() -> bool:
         with wide.read_session() as session:
-            left = session.scalar(select(func.count()).where(
-                Task.job_id == job_id, Task.status != TaskStatus.complete))  # fmt: skip
+            left = session.scalar(
+                select(func.count()).where(
+                    Task.job_id == job_id, Task.status != TaskStatus.complete
+                )
+            )
         return left == 0
 
     threads = [threading.Thread(target=work, args=(a, n)) for n, a in enumerate(annotators)]
@@ -117,15 +133,28 @@ def test_32_threads_never_over_assign_duplicate_or_lose_work(
     assert not errors, errors
 
     with wide.read_session() as session:
-        tasks = session.execute(select(Task.overlap_target, Task.live_count, Task.done_count,
-                                       Task.status).where(Task.job_id == job_id)).all()  # fmt: skip
-        duplicates = session.scalar(select(func.count()).select_from(
-            select(Assignment.task_id, Assignment.annotator_id)
-            .group_by(Assignment.task_id, Assignment.annotator_id)
-            .having(func.count() > 1).subquery()))  # fmt: skip
-        by_status = Counter(dict(session.execute(
-            select(Assignment.status, func.count()).where(Assignment.job_id == job_id)
-            .group_by(Assignment.status)).all()))  # fmt: skip
+        tasks = session.execute(
+            select(Task.overlap_target, Task.live_count, Task.done_count, Task.status).where(
+                Task.job_id == job_id
+            )
+        ).all()
+        duplicates = session.scalar(
+            select(func.count()).select_from(
+                select(Assignment.task_id, Assignment.annotator_id)
+                .group_by(Assignment.task_id, Assignment.annotator_id)
+                .having(func.count() > 1)
+                .subquery()
+            )
+        )
+        by_status = Counter(
+            dict(
+                session.execute(
+                    select(Assignment.status, func.count())
+                    .where(Assignment.job_id == job_id)
+                    .group_by(Assignment.status)
+                ).all()
+            )
+        )
         answers = session.scalar(select(func.count()).where(Answer.job_id == job_id))
     wide.dispose()
 
