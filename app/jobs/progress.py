@@ -50,6 +50,17 @@ def job_progress(session: Session, job: Job) -> Progress:
         or 0
     )
     consensus = session.scalar(select(func.count()).where(ItemResult.job_id == job.id)) or 0
+    # Why annotators skip tasks, in aggregate only (no one's identity).
+    release_reasons = [
+        {"reason": reason or "(no reason given)", "count": count}
+        for reason, count in session.execute(
+            select(Assignment.release_reason, func.count().label("n"))
+            .where(Assignment.job_id == job.id, Assignment.status == AssignmentStatus.released)
+            .group_by(Assignment.release_reason)
+            .order_by(func.count().desc())
+            .limit(20)
+        )
+    ]
     eta = None
     total_tasks = sum(tasks.values())
     if total_tasks and remaining == 0 and tasks[TaskStatus.open.value] == 0:
@@ -68,5 +79,6 @@ def job_progress(session: Session, job: Job) -> Progress:
         assignments=assignments,
         consensus_reached=consensus,
         answers_last_hour=recent,
+        release_reasons=release_reasons,
         estimated_completion=eta,
     )

@@ -188,4 +188,7 @@ class Progress(BaseModel):
     assignments: dict[str, int]
     consensus_reached: int
     answers_last_hour: int
+    release_reasons: list[dict[str, Any]] = Field(
+        description="Why annotators skipped tasks, most frequent first (aggregate only)"
+    )
     estimated_completion: datetime | None

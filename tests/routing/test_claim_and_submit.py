@@ -237,7 +237,7 @@ def test_active_time_skips_idle_gaps(
 def test_release_returns_the_slot_and_cannot_be_undone(
     client: TestClient, client_account: Account, make_account: Callable[..., Account]
 ) -> None:
-    active_job(client, client_account, rows=reviews(1), overlap={"min": 1})
+    job_id = active_job(client, client_account, rows=reviews(1), overlap={"min": 1})
     first, second = make_account("annotator"), make_account("annotator")
     [assignment] = claim(client, first)
     assert claim(client, second) == []
@@ -247,6 +247,9 @@ def test_release_returns_the_slot_and_cannot_be_undone(
         headers=first.headers,
     )
     assert released.json()["status"] == "released"
+    progress = client.get(f"/v1/jobs/{job_id}/progress", headers=client_account.headers).json()
+    assert progress["release_reasons"] == [{"reason": "image does not load", "count": 1}]
+    assert str(first.id) not in json.dumps(progress["release_reasons"])
     assert len(claim(client, second)) == 1
     problem(submit(client, first, assignment), 409)
     assert claim(client, first) == []  # released tasks are not offered to the same person again
