@@ -14,7 +14,9 @@ from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.observability import Metrics, RequestContextMiddleware
 from app.core.settings import Settings, load_settings
+from app.health.background import BackgroundCollector
 from app.health.endpoints import router as health_router
+from app.runs.endpoints import router as runs_router
 
 DESCRIPTION = """Tessera is a crowdsourcing marketplace backend for data labeling.
 
@@ -36,6 +38,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     app.state.metrics = Metrics()
+    app.state.metrics.registry.register(
+        BackgroundCollector(db, in_process=settings.in_process_jobs)
+    )
 
     install_error_handlers(app)
     if settings.cors_origins:
@@ -50,4 +55,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(health_router)
     app.include_router(accounts_router)
+    app.include_router(runs_router)
     return app

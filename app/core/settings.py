@@ -108,7 +108,9 @@ class Settings(BaseSettings):
         if self.payouts_provider is PayoutsProvider.stripe and self.stripe_api_key is None:
             raise ValueError("TESSERA_PAYOUTS_PROVIDER=stripe needs TESSERA_STRIPE_API_KEY")
         if self.job_min_backoff_ms > self.job_max_backoff_ms:
-            raise ValueError("TESSERA_JOB_MIN_BACKOFF_MS must not exceed TESSERA_JOB_MAX_BACKOFF_MS")
+            raise ValueError(
+                "TESSERA_JOB_MIN_BACKOFF_MS must not exceed TESSERA_JOB_MAX_BACKOFF_MS"
+            )
         return self
 
     @property

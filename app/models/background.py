@@ -94,7 +94,7 @@ class WorkerHeartbeat(Base):
     hostname: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int]
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # Messages per queue as this process last saw them in the broker: {queue: {ready, delayed, dead}}
+    # Messages per queue as this process last saw them: {queue: {ready, delayed, dead}}
     queue_depth: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(default=_now)
     last_seen_at: Mapped[datetime] = mapped_column(default=_now, index=True)
