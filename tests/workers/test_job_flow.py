@@ -3,6 +3,7 @@ enqueue in a request, relay, run once, survive crashes, retry, dead-letter, skip
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import subprocess
@@ -59,8 +60,10 @@ def test_a_job_enqueued_in_a_committed_request_runs_once(background: Background)
     background.join()
     assert calls(background, run_id) == 1
     [row] = background.outbox(run_id)
-    assert row.sent_at is not None and row.done_at is not None
-    assert row.dead_at is None and row.attempts == 0
+    assert row.sent_at is not None
+    assert row.done_at is not None
+    assert row.dead_at is None
+    assert row.attempts == 0
     assert background.run(run_id).state is RunState.running  # started; the job does not finish it
 
 
@@ -164,7 +167,8 @@ def test_jobs_in_memory_when_the_embedded_process_dies_run_after_restart(
     assert died.returncode == -signal.SIGKILL, died.stderr
     run_id = int(died.stdout.split()[0])
     [row] = background.outbox(run_id)
-    assert row.sent_at is not None and row.done_at is None  # it was only in memory
+    assert row.sent_at is not None
+    assert row.done_at is None
 
     background.start()  # reclaims the row and relays it again
     wait_until(lambda: calls(background, run_id), what="the reclaimed job to run")
@@ -230,18 +234,20 @@ def test_a_failing_job_retries_with_growing_delays_then_is_dead_lettered(
 
     times = jobs.ATTEMPTS[run_id]
     assert len(times) == 4  # the first try and max_retries=3 retries
-    delays = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    delays = [later - earlier for earlier, later in itertools.pairwise(times)]
     min_backoff = background.settings.job_min_backoff_ms / 1000
     for retry, delay in enumerate(delays):  # exponential: at least min_backoff * 2^retry
         assert delay >= 0.95 * min_backoff * 2**retry, delays
     assert delays[-1] > delays[0], delays
 
     assert row.attempts == 4
-    assert row.last_error is not None and "RuntimeError: boom on attempt 3" in row.last_error
+    assert row.last_error is not None
+    assert "RuntimeError: boom on attempt 3" in row.last_error
     assert row.done_at is None
     run = background.run(run_id)
     assert run.state is RunState.failed
-    assert run.error is not None and run.error["type"] == "/problems/background-job-failed"
+    assert run.error is not None
+    assert run.error["type"] == "/problems/background-job-failed"
     assert run.counters == {}  # each attempt's own changes rolled back
 
 
@@ -261,5 +267,7 @@ def test_a_job_raising_a_tessera_error_fails_its_run_with_that_problem_without_r
     assert run.error["errors"] == [{"pointer": "#/file", "detail": "not CSV"}]
     assert run.counters == {}
     [row] = background.outbox(run_id)
-    assert row.attempts == 1 and row.done_at is not None and row.dead_at is None
+    assert row.attempts == 1
+    assert row.done_at is not None
+    assert row.dead_at is None
     assert background.dead_letters() == []
