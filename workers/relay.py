@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -107,18 +108,23 @@ class RelayLoop(threading.Thread):
             self._close_listener()
 
     def _wait(self) -> None:
-        if self.db.dialect == "postgresql":
+        """Until a notification, a local commit, a stop, or `interval` seconds."""
+        deadline = time.monotonic() + self.interval
+        while not self._wake.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if self.db.dialect != "postgresql":
+                self._wake.wait(remaining)
+                break
             try:
-                listener = self._listen()
-                if not self._wake.is_set():
-                    for _ in listener.notifies(timeout=self.interval, stop_after=1):
-                        break
-                self._wake.clear()
-                return
+                # In short slices, so a stop or local commit is noticed promptly too.
+                for _ in self._listen().notifies(timeout=min(remaining, 0.25), stop_after=1):
+                    self._wake.set()
             except psycopg.Error:
-                logger.warning("LISTEN %s failed; polling instead", OUTBOX_CHANNEL, exc_info=True)
+                logger.warning("LISTEN %s failed; polling", OUTBOX_CHANNEL, exc_info=True)
                 self._close_listener()
-        self._wake.wait(self.interval)
+                self._wake.wait(remaining)
         self._wake.clear()
 
     def _listen(self) -> psycopg.Connection[object]:

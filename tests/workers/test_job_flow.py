@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -162,7 +163,7 @@ def test_jobs_in_memory_when_the_embedded_process_dies_run_after_restart(
         text=True,
         timeout=60,
         check=False,
-        env={**__import__("os").environ, "TESSERA_TEST_SLOW_SECONDS": "60"},
+        env={**os.environ, "TESSERA_TEST_SLOW_SECONDS": "60"},
     )
     assert died.returncode == -signal.SIGKILL, died.stderr
     run_id = int(died.stdout.split()[0])
