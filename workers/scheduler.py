@@ -165,13 +165,13 @@ class Scheduler:
             session.execute(insert(SchedulerTick).values(rows).on_conflict_do_nothing())
         self._seeded = True
 
-    def tick(self, now: datetime | None = None) -> list[str]:
+    def tick(self, now: datetime | None = None) -> list[tuple[str, datetime]]:
         """Enqueue every periodic job whose latest due time has not been enqueued yet; return
-        the names this scheduler enqueued (empty when another scheduler holds the lock)."""
+        (job, due time) for each this scheduler enqueued (none while another holds the lock)."""
         if not self._seeded:
             self._seed()
         now = now or self.clock()
-        enqueued: list[str] = []
+        enqueued: list[tuple[str, datetime]] = []
         with self.db.transaction() as session:
             if self.db.dialect == "postgresql":
                 locked = session.scalar(
@@ -190,9 +190,9 @@ class Scheduler:
                 )
                 if won == 1:
                     enqueue(session, entry.job)
-                    enqueued.append(entry.job)
+                    enqueued.append((entry.job, due))
         if enqueued:
-            logger.info("scheduler enqueued %s", ", ".join(enqueued))
+            logger.info("scheduler enqueued %s", ", ".join(name for name, _ in enqueued))
         return enqueued
 
     def run(self, stop: threading.Event, *, poll: float = 1.0) -> None:
