@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -89,6 +91,10 @@ def serve(
     if settings.in_process_jobs:
         runner = InProcessRunner(settings, Database(settings), threads=job_threads)
         runner.start()
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
+        # handlers it found: make that an orderly exit, so the jobs below get stopped too.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _exit_cleanly)
     try:
         uvicorn.run(
             "app.main:create_app",
@@ -104,6 +110,10 @@ def serve(
         if runner is not None:
             runner.stop()
             runner.db.dispose()
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _require_schema_at_head(settings: Settings) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -146,3 +149,61 @@ def test_worker_needs_a_broker_and_both_commands_need_a_migrated_schema(
         result = runner.invoke(cli, command)
         assert result.exit_code == 1, result.output
         assert "tessera migrate" in result.output
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_tessera_serve_runs_jobs_and_the_scheduler_in_process_without_a_broker(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if request.config.getoption("--db") != "sqlite":
+        pytest.skip("the embedded default (its own SQLite file) is covered in the SQLite pass")
+    port = free_port()
+    database = tmp_path / "embedded.db"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")},
+        "TESSERA_DATABASE_URL": f"sqlite:///{database}",
+        "TESSERA_DEMO": "false",
+        "TESSERA_LOG_JSON": "false",
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = Database(Settings(database_url=f"sqlite:///{database}", _env_file=None))  # type: ignore[call-arg]
+    try:
+
+        def ready() -> dict[str, object] | None:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            except httpx.TransportError:
+                return None
+            body: dict[str, object] = response.json()
+            checks = body.get("checks", {})
+            assert isinstance(checks, dict)
+            workers = checks.get("background", {}).get("workers")
+            return body if response.status_code == 200 and workers == {"in_process": 1} else None
+
+        wait_until(ready, timeout=30, what="tessera serve with its in-process runner")
+
+        def periodic_jobs_ran() -> bool:  # the in-process scheduler enqueued, the runner ran
+            with db.read_session() as session:
+                rows = session.execute(select(OutboxJob.name, OutboxJob.done_at)).all()
+            return {name for name, done in rows if done} >= {"outbox.prune"}
+
+        wait_until(periodic_jobs_ran, timeout=15, what="the periodic jobs to run in-process")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        code = serve.wait(timeout=30)
+    assert code == 0, serve.stderr.read() if serve.stderr else ""
+    with db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(WorkerHeartbeat)) == 0
+    db.dispose()
