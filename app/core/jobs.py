@@ -146,7 +146,9 @@ def enqueue(
     durable and a relay delivers it (at least once; duplicates are skipped by the runner).
     `delay` holds the job back at least that long. `run_id` ties the job to a background run,
     which is marked running when the job starts and failed if the job dies. Flushes, never
-    commits. Raises `LookupError` for an unregistered name and `TypeError` for a non-int id."""
+    commits. Raises `LookupError` for a name no imported module registered (so keep a job's
+    handler in, or imported by, the service module that enqueues it) and `TypeError` for an
+    argument that is not an int."""
     spec = job_spec(name)
     for value in ids:
         if not isinstance(value, int) or isinstance(value, bool):
@@ -234,5 +236,5 @@ def prune_outbox(ctx: JobContext) -> None:
 @background_job("workers.prune_heartbeats")
 def prune_heartbeats(ctx: JobContext) -> None:
     """Forget background processes silent for an hour (they died without saying goodbye)."""
-    cutoff = utcnow() - max(HEARTBEAT_STALE, timedelta(hours=1))
+    cutoff = utcnow() - timedelta(hours=1)
     ctx.session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at < cutoff))
