@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from datetime import timedelta
 
 from app.core.errors import ValidationFailed
 from app.core.jobs import JobContext, background_job
@@ -49,3 +50,12 @@ def slow_call(ctx: JobContext, run_id: int) -> None:
 @background_job("test.tick")
 def scheduled_tick(ctx: JobContext) -> None:
     """A periodic job for scheduler tests; running it does nothing."""
+
+
+@background_job("test.overrun", time_limit=timedelta(milliseconds=200), max_retries=0)
+def overrun(ctx: JobContext, run_id: int) -> None:
+    """Runs far past its 200 ms time limit unless interrupted."""
+    runs.add_progress(ctx.session, run_id, calls=1)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -272,3 +273,21 @@ def test_a_job_raising_a_tessera_error_fails_its_run_with_that_problem_without_r
     assert row.done_at is not None
     assert row.dead_at is None
     assert background.dead_letters() == []
+
+
+def test_a_job_over_its_time_limit_is_interrupted(background: Background) -> None:
+    run_id = start_run(background, "test.overrun")  # 200 ms limit, no retries
+    started = time.monotonic()
+    background.start()
+
+    run = wait_until(
+        lambda: (r := background.run(run_id)).state is RunState.failed and r,
+        timeout=10,
+        what="the time limit to stop the job",
+    )
+    assert time.monotonic() - started < 5  # the job alone would take 20 s
+    [row] = background.outbox(run_id)
+    assert row.last_error is not None
+    assert row.last_error.startswith("TimeLimitExceeded")
+    assert row.dead_at is not None
+    assert run.counters == {}
