@@ -62,6 +62,13 @@ class OutboxJob(IdMixin, CreatedAtMixin, Base):
             postgresql_where=text("sent_at IS NULL"),
             sqlite_where=text("sent_at IS NULL"),
         ),
+        # Health checks count dead jobs on every probe.
+        Index(
+            "ix_job_outbox_dead",
+            "dead_at",
+            postgresql_where=text("dead_at IS NOT NULL"),
+            sqlite_where=text("dead_at IS NOT NULL"),
+        ),
     )
 
 

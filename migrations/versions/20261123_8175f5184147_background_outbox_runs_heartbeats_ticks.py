@@ -150,10 +150,29 @@ def upgrade() -> None:
             postgresql_where=sa.text("sent_at IS NULL"),
             sqlite_where=sa.text("sent_at IS NULL"),
         )
+        batch_op.create_index(
+            "ix_job_outbox_dead",
+            ["dead_at"],
+            unique=False,
+            postgresql_where=sa.text("dead_at IS NOT NULL"),
+            sqlite_where=sa.text("dead_at IS NOT NULL"),
+        )
+
+    if op.get_bind().dialect.name == "postgresql":
+        # A queue table: rows are inserted, updated twice and deleted, so vacuum it early.
+        op.execute(
+            "ALTER TABLE job_outbox SET (autovacuum_vacuum_scale_factor = 0.01,"
+            " autovacuum_analyze_scale_factor = 0.02)"
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("job_outbox", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_job_outbox_dead",
+            postgresql_where=sa.text("dead_at IS NOT NULL"),
+            sqlite_where=sa.text("dead_at IS NOT NULL"),
+        )
         batch_op.drop_index(
             "ix_job_outbox_unsent",
             postgresql_where=sa.text("sent_at IS NULL"),
