@@ -10,7 +10,6 @@ TESSERA_JOB_MAX_RETRIES times, then the dead-letter queue: `<queue>.XQ` on Redis
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,8 +33,6 @@ from workers import registry
 from workers.heartbeat import Heartbeat, QueueDepth
 from workers.relay import RelayLoop
 from workers.runner import JobRunner, OutboxBookkeeping, actor_function
-
-logger = logging.getLogger("tessera.workers")
 
 BrokerKind = Literal["redis", "rabbitmq", "stub"]
 
