@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -220,8 +221,9 @@ def test_duplicate_deliveries_change_nothing(
 
 
 def test_a_failing_job_retries_with_growing_delays_then_is_dead_lettered(
-    background: Background,
+    background: Background, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="dramatiq.middleware.retries")
     jobs.ATTEMPTS.clear()  # run ids restart in every test
     run_id = start_run(background, "test.fail")
     background.start()
@@ -234,13 +236,22 @@ def test_a_failing_job_retries_with_growing_delays_then_is_dead_lettered(
     dead = wait_until(background.dead_letters, what="the dead-letter queue")
     assert dead == [{"outbox_id": row.id, "actor": "test.fail"}]
 
+    # Retry n is scheduled min_backoff * 2^n later, times a jitter of 1 to 2 ...
+    min_backoff = background.settings.job_min_backoff_ms
+    scheduled = [
+        int(match.group(1))
+        for record in caplog.records
+        if (match := re.match(r"Retrying message .* in (\d+) milliseconds", record.getMessage()))
+    ]
+    assert len(scheduled) == 3, scheduled  # max_retries=3, then the dead-letter queue
+    for retry, delay in enumerate(scheduled):
+        assert min_backoff * 2**retry <= delay <= 2 * min_backoff * 2**retry, scheduled
+    # ... and the attempts really were at least that far apart.
     times = jobs.ATTEMPTS[run_id]
-    assert len(times) == 4  # the first try and max_retries=3 retries
-    delays = [later - earlier for earlier, later in itertools.pairwise(times)]
-    min_backoff = background.settings.job_min_backoff_ms / 1000
-    for retry, delay in enumerate(delays):  # exponential: at least min_backoff * 2^retry
-        assert delay >= 0.95 * min_backoff * 2**retry, delays
-    assert delays[-1] > delays[0], delays
+    assert len(times) == 4
+    observed = [later - earlier for earlier, later in itertools.pairwise(times)]
+    for retry, gap in enumerate(observed):
+        assert gap >= 0.95 * min_backoff / 1000 * 2**retry, observed
 
     assert row.attempts == 4
     assert row.last_error is not None
