@@ -65,12 +65,6 @@ def _sqlite_engine(settings: Settings, **kwargs: Any) -> Engine:
     return engine
 
 
-def rowcount(result: Result[Any]) -> int:
-    """Rows an UPDATE or DELETE matched (`Session.execute` is typed as returning a plain
-    `Result`, but for those statements it is a `CursorResult`)."""
-    return int(cast("CursorResult[Any]", result).rowcount)
-
-
 class Database:
     """The engine plus session factories; one per process (kept on `app.state.db`)."""
 
@@ -107,3 +101,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (`Session.execute` is typed as returning a plain
+    `Result`, but for those statements it is a `CursorResult`)."""
+    return int(cast("CursorResult[Any]", result).rowcount)

@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.accounts import _enum
-from app.models.base import Base, BigId, CreatedAtMixin, IdMixin
+from app.models.base import Base, BigId, CreatedAtMixin, IdMixin, str_enum
 
 
 def _now() -> datetime:
@@ -79,7 +78,9 @@ class BackgroundRun(IdMixin, CreatedAtMixin, Base):
 
     kind: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"), index=True)
-    state: Mapped[RunState] = mapped_column(_enum(RunState, "run_state"), default=RunState.queued)
+    state: Mapped[RunState] = mapped_column(
+        str_enum(RunState, "run_state"), default=RunState.queued
+    )
     total: Mapped[int | None] = mapped_column(BigInteger)
     counters: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -97,7 +98,7 @@ class WorkerHeartbeat(Base):
     __tablename__ = "worker_heartbeats"
 
     id: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid:random
-    kind: Mapped[ProcessKind] = mapped_column(_enum(ProcessKind, "process_kind"))
+    kind: Mapped[ProcessKind] = mapped_column(str_enum(ProcessKind, "process_kind"))
     hostname: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int]
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)
