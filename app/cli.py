@@ -1,9 +1,11 @@
-"""`tessera`: the command line (serve, migrate, admin)."""
+"""`tessera`: the command line (serve, migrate, worker, scheduler, admin)."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -60,10 +62,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    job_threads: Annotated[
+        int, typer.Option(min=1, help="Threads for background jobs when there is no broker")
+    ] = 2,
 ) -> None:
     """Run the API. The embedded default (SQLite) migrates its file itself; on PostgreSQL the
-    schema must be at head (`tessera migrate`)."""
+    schema must be at head (`tessera migrate`). Without TESSERA_BROKER_URL, background jobs and
+    the scheduler run on threads of this process."""
     import uvicorn
+
+    from workers.in_process import InProcessRunner
 
     settings = _settings()
     configure_logging(settings.log_level.value, settings.log_json)
@@ -81,16 +89,93 @@ def serve(
             _first_run_bootstrap(db, host, port)
     finally:
         db.dispose()
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
+    runner = None
+    if settings.in_process_jobs:
+        runner = InProcessRunner(settings, Database(settings), threads=job_threads)
+        runner.start()
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
+        # handlers it found: make that an orderly exit, so the jobs below get stopped too.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _exit_cleanly)
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )
+    finally:
+        if runner is not None:
+            runner.stop()
+            runner.db.dispose()
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _require_schema_at_head(settings: Settings) -> None:
+    db = Database(settings)
+    try:
+        if not is_at_head(db.engine):
+            err.print(
+                "[red]The database schema is not at the latest migration. "
+                "Run `tessera migrate` first.[/red]"
+            )
+            raise typer.Exit(1)
+    finally:
+        db.dispose()
+
+
+@cli.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="Threads per process")] = 4,
+    queue: Annotated[
+        list[str] | None, typer.Option(help="Only consume this queue (repeatable); default all")
+    ] = None,
+    shutdown_timeout: Annotated[
+        float, typer.Option(help="Seconds running jobs get to finish on SIGTERM")
+    ] = 600.0,
+) -> None:
+    """Run background workers (Dramatiq) against TESSERA_BROKER_URL. Each process also relays
+    the outbox and reports a heartbeat. SIGTERM or Ctrl-C shuts down gracefully."""
+    from workers.entry import run_worker
+
+    settings = _settings()
+    if settings.broker_url is None:
+        err.print(
+            "[red]TESSERA_BROKER_URL is not set: without a broker, background jobs run inside "
+            "`tessera serve`.[/red]"
+        )
+        raise typer.Exit(2)
+    _require_schema_at_head(settings)
+    configure_logging(settings.log_level.value, settings.log_json)
+    code = run_worker(
+        processes=processes,
+        threads=threads,
+        queues=queue or (),
+        shutdown_timeout=shutdown_timeout,
     )
+    raise typer.Exit(code)
+
+
+@cli.command()
+def scheduler(
+    poll: Annotated[float, typer.Option(min=0.05, help="Seconds between ticks")] = 1.0,
+) -> None:
+    """Run the scheduler: enqueue periodic jobs on time. Safe to run more than one (each tick is
+    enqueued once). Without a broker it also runs inside `tessera serve`."""
+    from workers.entry import run_scheduler
+
+    settings = _settings()
+    _require_schema_at_head(settings)
+    configure_logging(settings.log_level.value, settings.log_json)
+    raise typer.Exit(run_scheduler(poll=poll))
 
 
 def _first_run_bootstrap(db: Database, host: str, port: int) -> None:

@@ -14,9 +14,11 @@ from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.observability import Metrics, RequestContextMiddleware
 from app.core.settings import Settings, load_settings
+from app.health.background import BackgroundCollector
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
 from app.routing.endpoints import router as routing_router
+from app.runs.endpoints import router as runs_router
 from qualification_tests.endpoints import router as qualification_router
 
 DESCRIPTION = """Tessera is a crowdsourcing marketplace backend for data labeling.
@@ -39,6 +41,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     app.state.metrics = Metrics()
+    app.state.metrics.registry.register(
+        BackgroundCollector(db, in_process=settings.in_process_jobs)
+    )
 
     install_error_handlers(app)
     if settings.cors_origins:
@@ -56,4 +61,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(jobs_router)
     app.include_router(routing_router)
     app.include_router(qualification_router)
+    app.include_router(runs_router)
     return app

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
     broker_url: str | None = None
+    broker_namespace: str = Field(default="tessera", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    job_max_retries: int = Field(default=8, ge=0, le=100)
+    job_min_backoff_ms: int = Field(default=15_000, ge=1)
+    job_max_backoff_ms: int = Field(default=3_600_000, ge=1, le=7 * 86_400_000)
+    outbox_retention_hours: int = Field(default=168, ge=1)
     secret_key: SecretStr | None = None
     metrics_token: SecretStr | None = None
 
@@ -109,6 +114,10 @@ class Settings(BaseSettings):
             raise ValueError("TESSERA_SECRET_KEY must be at least 32 characters")
         if self.payouts_provider is PayoutsProvider.stripe and self.stripe_api_key is None:
             raise ValueError("TESSERA_PAYOUTS_PROVIDER=stripe needs TESSERA_STRIPE_API_KEY")
+        if self.job_min_backoff_ms > self.job_max_backoff_ms:
+            raise ValueError(
+                "TESSERA_JOB_MIN_BACKOFF_MS must not exceed TESSERA_JOB_MAX_BACKOFF_MS"
+            )
         return self
 
     @property
@@ -127,6 +136,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """The embedded default: SQLite and no broker, everything in one process."""
         return self.is_sqlite and self.broker_url is None
+
+    @property
+    def in_process_jobs(self) -> bool:
+        """No broker: background jobs run on threads inside `tessera serve`."""
+        return self.broker_url is None
 
     @property
     def demo_enabled(self) -> bool:

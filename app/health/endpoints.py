@@ -1,4 +1,5 @@
-"""`/healthz` (process up), `/readyz` (database reachable, schema at head), `/metrics`."""
+"""`/healthz` (process up), `/readyz` (database reachable, schema at head, background work
+flowing), `/metrics`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.core.schema import current_revision, head_revision
 from app.core.security import bearer_secret, current_principal, get_database
 from app.core.settings import Settings
+from app.health.background import background_status
 from app.models.accounts import Role
 
 router = APIRouter(tags=["health"])
@@ -27,8 +29,10 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(db: Annotated[Database, Depends(get_database)]) -> dict[str, Any]:
-    """Ready to serve: the database answers and its schema is at the latest migration."""
+def readyz(request: Request, db: Annotated[Database, Depends(get_database)]) -> dict[str, Any]:
+    """Ready to serve: the database answers, its schema is at the latest migration and, with a
+    broker, at least one worker has reported in recently. Also reports outbox lag, dead jobs and
+    queue depth. Without a broker jobs run inside `tessera serve`: no external workers needed."""
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -43,10 +47,20 @@ def readyz(db: Annotated[Database, Depends(get_database)]) -> dict[str, Any]:
             "The database schema is not at the latest migration; run `tessera migrate`",
             checks={"database": "ok", "schema": {"current": current, "head": head}},
         )
-    return {
-        "status": "ready",
-        "checks": {"database": "ok", "schema": {"current": current, "head": head}},
+    settings: Settings = request.app.state.settings
+    with db.read_session() as session:
+        background = background_status(session, in_process=settings.in_process_jobs)
+    checks = {
+        "database": "ok",
+        "schema": {"current": current, "head": head},
+        "background": background.as_check(),
     }
+    if not settings.in_process_jobs and background.live_workers == 0:
+        raise ServiceUnavailable(
+            "No background worker has reported in recently; start `tessera worker`",
+            checks=checks,
+        )
+    return {"status": "ready", "checks": checks}
 
 
 def _metrics_access(request: Request, db: Annotated[Database, Depends(get_database)]) -> None:

@@ -2,6 +2,14 @@
 (Alembic's env imports it for autogenerate)."""
 
 from app.models.accounts import ApiToken, Invite, Role, User, UserStatus
+from app.models.background import (
+    BackgroundRun,
+    OutboxJob,
+    ProcessKind,
+    RunState,
+    SchedulerTick,
+    WorkerHeartbeat,
+)
 from app.models.base import Base
 from app.models.jobs import (
     Answer,
@@ -40,6 +48,7 @@ __all__ = [
     "AssignmentStatus",
     "AttemptQuestion",
     "AttemptStatus",
+    "BackgroundRun",
     "Base",
     "GoldExposure",
     "GrantSource",
@@ -49,11 +58,15 @@ __all__ = [
     "Job",
     "JobBan",
     "JobStatus",
+    "OutboxJob",
     "PricingMode",
+    "ProcessKind",
     "QualificationAttempt",
     "QualificationQuestion",
     "QualificationTest",
     "Role",
+    "RunState",
+    "SchedulerTick",
     "Skill",
     "SkillGrant",
     "Task",
@@ -63,4 +76,5 @@ __all__ = [
     "Tier",
     "User",
     "UserStatus",
+    "WorkerHeartbeat",
 ]

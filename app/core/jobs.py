@@ -1,0 +1,240 @@
+"""Background jobs: the one interface services use to schedule work. No broker details here.
+
+Registering a job (in the domain package that owns the work)::
+
+    @background_job("imports.run", time_limit=timedelta(hours=1))
+    def run_import_job(ctx: JobContext, run_id: int) -> None:
+        imports.run_import(ctx.session, run_id)
+
+Scheduling it (in a service, inside the caller's unit of work)::
+
+    enqueue(session, "imports.run", run.id, run_id=run.id)
+
+`enqueue` writes a row to the transactional outbox (`job_outbox`) in the caller's transaction, so
+a rolled-back request enqueues nothing, and a crash after the commit loses nothing: a relay
+(`workers.relay`) moves committed rows to the broker and marks them sent. Delivery is
+at-least-once; the runner makes duplicates harmless by marking the outbox row done in the same
+transaction as the job's own changes and skipping rows already done.
+
+Handlers receive ids only (re-read state from the database), run in a session the runner owns and
+commits once (handlers flush, never commit), and must tolerate running after a failed attempt.
+Unexpected exceptions are retried with exponential backoff and finally dead-lettered; a
+`TesseraError` raised by a handler is a final business outcome: the job's changes roll back, its
+run (if any) is marked failed with that problem, and it is not retried.
+
+Long work goes in bounded chunks: a handler does a slice, records progress on its run and enqueues
+itself again for the rest. Each chunk commits, so progress is visible while the work goes on, a
+crash redoes one chunk at most, and SQLite's single writer is never held for long.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, TypeVar
+
+from sqlalchemy import delete, event, or_, select, text
+from sqlalchemy.orm import Session
+
+from app.core.clock import utcnow
+from app.core.settings import Settings
+from app.models.background import OutboxJob, WorkerHeartbeat
+
+#: PostgreSQL channel notified (on commit only) when outbox rows are written.
+OUTBOX_CHANNEL: Final = "tessera_outbox"
+DEFAULT_QUEUE: Final = "default"
+DEFAULT_TIME_LIMIT: Final = timedelta(minutes=10)
+
+#: Background processes write a heartbeat this often; one silent for STALE is presumed dead.
+HEARTBEAT_INTERVAL: Final = timedelta(seconds=10)
+HEARTBEAT_STALE: Final = timedelta(seconds=60)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_QUEUE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
+_PENDING = "tessera.outbox_pending"
+_NOTIFIED = "tessera.outbox_notified"
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler gets besides its ids: the unit of work and where it comes from."""
+
+    session: Session
+    settings: Settings
+    job_id: int | None  # the outbox row (None when run directly, e.g. in a test)
+    run_id: int | None  # the background run this job reports to, if any
+    attempt: int  # 0 on the first try
+
+
+Handler = Callable[..., None]  # (ctx: JobContext, *ids: int) -> None
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A registered job: its handler and how the runner treats it."""
+
+    name: str
+    handler: Handler
+    queue: str = DEFAULT_QUEUE
+    max_retries: int | None = None  # None: TESSERA_JOB_MAX_RETRIES
+    time_limit: timedelta = DEFAULT_TIME_LIMIT
+
+
+_registry: dict[str, JobSpec] = {}
+_registry_lock = threading.Lock()
+
+
+def background_job(
+    name: str,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    max_retries: int | None = None,
+    time_limit: timedelta = DEFAULT_TIME_LIMIT,
+) -> Callable[[H], H]:
+    """Register the decorated function as the handler of job `name` (dotted, lower case:
+    `"imports.run"`). The handler is called as `handler(ctx, *ids)`. Registering a different
+    function under a name already taken raises `ValueError`."""
+    if not _NAME.match(name):
+        raise ValueError(f"job name {name!r} must be dotted lower-case words, like 'imports.run'")
+    if not _QUEUE.match(queue):
+        raise ValueError(f"queue name {queue!r} must be lower-case letters, digits, _ or -")
+
+    def register(handler: H) -> H:
+        spec = JobSpec(name, handler, queue, max_retries, time_limit)
+        with _registry_lock:
+            existing = _registry.get(name)
+            if existing is not None and _qualname(existing.handler) != _qualname(handler):
+                raise ValueError(f"job {name!r} is already registered to {existing.handler!r}")
+            _registry[name] = spec
+        return handler
+
+    return register
+
+
+def _qualname(fn: Handler) -> str:
+    return f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def job_spec(name: str) -> JobSpec:
+    """The registered job `name`; `LookupError` if no imported module registered it."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise LookupError(f"no background job named {name!r} is registered") from None
+
+
+def registered_jobs() -> Mapping[str, JobSpec]:
+    """Every job registered so far in this process, by name."""
+    with _registry_lock:
+        return dict(_registry)
+
+
+def enqueue(
+    session: Session,
+    name: str,
+    *ids: int,
+    delay: timedelta | None = None,
+    run_id: int | None = None,
+) -> int:
+    """Schedule job `name` with `ids` as part of the caller's transaction; return the outbox id.
+
+    Nothing is sent until the caller commits: a rollback discards the job, a commit makes it
+    durable and a relay delivers it (at least once; duplicates are skipped by the runner).
+    `delay` holds the job back at least that long. `run_id` ties the job to a background run,
+    which is marked running when the job starts and failed if the job dies. Flushes, never
+    commits. Raises `LookupError` for a name no imported module registered (so keep a job's
+    handler in, or imported by, the service module that enqueues it) and `TypeError` for an
+    argument that is not an int."""
+    spec = job_spec(name)
+    for value in ids:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"job arguments are ids (int), got {value!r}")
+    now = utcnow()
+    row = OutboxJob(
+        name=spec.name,
+        queue=spec.queue,
+        args=list(ids),
+        run_id=run_id,
+        available_at=now + delay if delay else now,
+        attempts=0,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    session.info[_PENDING] = True
+    if session.get_bind().dialect.name == "postgresql" and not session.info.get(_NOTIFIED):
+        # Delivered to listening relays at commit, and never if the transaction rolls back.
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        session.info[_NOTIFIED] = True
+    return row.id
+
+
+# --- waking relays in this process on commit ------------------------------------------------
+
+_commit_listeners: list[Callable[[], None]] = []
+
+
+def on_outbox_commit(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` (quickly, no I/O) after any session in this process commits outbox rows.
+    Returns a function that unsubscribes it."""
+    _commit_listeners.append(callback)
+
+    def unsubscribe() -> None:
+        if callback in _commit_listeners:
+            _commit_listeners.remove(callback)
+
+    return unsubscribe
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    session.info.pop(_NOTIFIED, None)
+    if session.info.pop(_PENDING, False):
+        for callback in list(_commit_listeners):
+            callback()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(_NOTIFIED, None)
+    session.info.pop(_PENDING, None)
+
+
+# --- housekeeping jobs (the scheduler runs them) ----------------------------------------------
+
+PRUNE_BATCH: Final = 5000
+
+
+@background_job("outbox.prune")
+def prune_outbox(ctx: JobContext) -> None:
+    """Delete outbox rows finished (done, dead, or sent and never heard of again) longer ago
+    than TESSERA_OUTBOX_RETENTION_HOURS, a batch at a time; re-enqueues itself while more
+    remain. Unsent rows are never deleted."""
+    cutoff = utcnow() - timedelta(hours=ctx.settings.outbox_retention_hours)
+    old = (
+        select(OutboxJob.id)
+        .where(
+            OutboxJob.sent_at.is_not(None),
+            OutboxJob.sent_at < cutoff,
+            or_(OutboxJob.done_at.is_(None), OutboxJob.done_at < cutoff),
+            or_(OutboxJob.dead_at.is_(None), OutboxJob.dead_at < cutoff),
+        )
+        .order_by(OutboxJob.id)
+        .limit(PRUNE_BATCH)
+    )
+    ids = list(ctx.session.scalars(old))
+    if ids:
+        ctx.session.execute(delete(OutboxJob).where(OutboxJob.id.in_(ids)))
+    if len(ids) == PRUNE_BATCH:
+        enqueue(ctx.session, "outbox.prune")
+
+
+@background_job("workers.prune_heartbeats")
+def prune_heartbeats(ctx: JobContext) -> None:
+    """Forget background processes silent for an hour (they died without saying goodbye)."""
+    cutoff = utcnow() - timedelta(hours=1)
+    ctx.session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at < cutoff))

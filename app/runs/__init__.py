@@ -1,0 +1,1 @@
+"""Background runs: state, progress and outcome of long-running work, for whoever started it."""

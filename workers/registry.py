@@ -1,0 +1,10 @@
+"""Every module that registers background jobs. Importing this module registers them all, so
+worker processes know every job; a domain that adds jobs adds its module here (one line)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import app.core.jobs  # outbox.prune, workers.prune_heartbeats
+
+JOB_MODULES: tuple[ModuleType, ...] = (app.core.jobs,)
