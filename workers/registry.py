@@ -6,5 +6,11 @@ from __future__ import annotations
 from types import ModuleType
 
 import app.core.jobs  # outbox.prune, workers.prune_heartbeats
+import app.jobs.background  # jobs.import
+import app.routing.background  # routing.sweep_leases
 
-JOB_MODULES: tuple[ModuleType, ...] = (app.core.jobs,)
+JOB_MODULES: tuple[ModuleType, ...] = (
+    app.core.jobs,
+    app.jobs.background,
+    app.routing.background,
+)

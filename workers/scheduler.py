@@ -29,6 +29,7 @@ from app.core.clock import utcnow
 from app.core.db import Database, rowcount
 from app.core.jobs import enqueue, job_spec
 from app.models.background import SchedulerTick
+from workers import registry  # noqa: F401  (registers every job PERIODIC names)
 
 logger = logging.getLogger("tessera.scheduler")
 
@@ -135,6 +136,7 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("outbox.prune", cron="7 * * * *"),
     Periodic("workers.prune_heartbeats", every=timedelta(minutes=10)),
+    Periodic("routing.sweep_leases", every=timedelta(seconds=30)),
 )
 
 

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    # Uploads larger than this are imported by a background job (progress on /v1/runs/{id});
+    # they wait in upload_dir, which API and worker processes must share.
+    import_inline_max_bytes: int = Field(default=8 * 1024**2, ge=0)
+    upload_dir: Path = Path("./tessera-uploads")
 
     heartbeat_interval_seconds: int = Field(default=30, ge=5, le=3600)
     max_lease_factor: int = Field(default=4, ge=1, le=100)

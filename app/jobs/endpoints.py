@@ -6,7 +6,7 @@ import tempfile
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -16,7 +16,7 @@ from app.core.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMe
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
-from app.jobs import export, importing, progress, schemas, service, splitting
+from app.jobs import background, export, importing, progress, schemas, service, splitting
 from app.jobs.label_schema import BoxesControl, KeypointsControl, PolygonsControl
 from app.models.jobs import JobStatus
 
@@ -98,6 +98,10 @@ for _action in ("activate", "pause", "complete", "cancel"):
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.ImportReport,
     responses={
+        202: {
+            "model": schemas.ImportAccepted,
+            "description": "Large upload: imported by a background run; follow `status_url`",
+        },
         413: {"description": "Upload larger than TESSERA_MAX_UPLOAD_BYTES"},
         415: {"description": "Unknown dataset format"},
         422: {"description": "Bad rows (all-or-nothing) or an unreadable file"},
@@ -110,12 +114,17 @@ async def import_items(
     session: DbSession,
     mode: importing.ImportMode = importing.ImportMode.all_or_nothing,
     format_: Annotated[importing.ImportFormat | None, Query(alias="format")] = None,
-) -> schemas.ImportReport:
+    background: Annotated[
+        bool | None, Query(description="Force (true) or forbid (false) a background import")
+    ] = None,
+) -> Any:
     """Import a dataset (CSV with a header row, JSON array or JSONL; optionally gzip) as a
     multipart file field `file` or as the raw request body. Rows may carry `external_id`
     (re-upload is idempotent), `gold_answer`, `prelabel` and `prelabel_score`; payload fields are
     the other keys (or a `data` object). In `all-or-nothing` mode any bad row rejects the whole
-    file (422, every bad row listed with its line); `skip-invalid` imports the good rows."""
+    file (422, every bad row listed with its line); `skip-invalid` imports the good rows.
+    Uploads over TESSERA_IMPORT_INLINE_MAX_BYTES are imported in the background: 202 with the
+    run to follow (rows read, accepted, rejected; then the same report or problem)."""
     settings: Settings = request.app.state.settings
     # Check access, then end the transaction: no lock is held while the upload streams in.
     await run_in_threadpool(_visible_job, session, client, job_id)
@@ -130,6 +139,18 @@ async def import_items(
                 "Say which format the dataset is in: a file name ending in .csv, .json or .jsonl "
                 "(optionally .gz), a Content-Type of text/csv, application/json or "
                 "application/x-ndjson, or ?format=csv|json|jsonl"
+            )
+        size = upload.seek(0, 2)
+        upload.seek(0)
+        if background if background is not None else size > settings.import_inline_max_bytes:
+            run_id = await run_in_threadpool(
+                _stage, session, settings, client, job_id, upload, fmt, mode
+            )
+            accepted = schemas.ImportAccepted(run_id=run_id, status_url=f"/v1/runs/{run_id}")
+            return JSONResponse(
+                accepted.model_dump(),
+                status_code=status.HTTP_202_ACCEPTED,
+                headers={"Location": accepted.status_url},
             )
         return await run_in_threadpool(_import, session, client, job_id, upload, fmt, mode)
     finally:
@@ -179,6 +200,23 @@ def _import(
     result = importing.import_dataset(session, job, service.job_schema(job), upload, fmt, mode)
     session.commit()
     return _report(result)
+
+
+def _stage(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    job_id: int,
+    upload: IO[bytes],
+    fmt: importing.ImportFormat,
+    mode: importing.ImportMode,
+) -> int:
+    job = service.get_job(session, principal, job_id)
+    if job.status in (JobStatus.completed, JobStatus.cancelled):
+        raise Conflict(f"Cannot import into a {job.status.value} job")
+    run_id = background.stage_import(session, settings, principal.id, job.id, upload, fmt, mode)
+    session.commit()
+    return run_id
 
 
 def _report(result: importing.ImportResult) -> schemas.ImportReport:

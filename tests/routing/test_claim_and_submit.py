@@ -326,3 +326,21 @@ def test_an_ineligible_annotator_gets_403_with_the_reasons(
     codes = {r["code"] for r in body["reasons"]}
     assert codes == {"missing_skill", "reputation_too_low"}
     assert claim(client, annotator) == []  # and nothing from it without job_id either
+
+
+def test_the_periodic_sweep_job_returns_expired_slots(
+    client: TestClient, client_account: Account, annotator: Account, db: Database
+) -> None:
+    from workers.runner import JobRunner
+    from workers.scheduler import PERIODIC
+
+    assert "routing.sweep_leases" in {p.job for p in PERIODIC}
+    active_job(client, client_account, rows=reviews(1), overlap={"min": 1}, lease_seconds=60)
+    claim(client, annotator)
+    clock.travel(timedelta(seconds=61))
+    JobRunner(db.settings, db).run("routing.sweep_leases", ())
+    with db.read_session() as session:
+        status = session.scalars(select(Assignment.status)).one()
+        task = session.scalars(select(Task)).one()
+    assert status.value == "expired"
+    assert (task.live_count, task.status.value) == (0, "open")

@@ -1,0 +1,123 @@
+"""Background work of the jobs domain: large dataset imports.
+
+An upload too big to import inside its request is staged in `TESSERA_UPLOAD_DIR` and imported by
+the `jobs.import` job, which reports to a background run (`GET /v1/runs/{id}`): rows read,
+accepted and rejected while it goes (on PostgreSQL, from a second connection), and the import
+report or the problem (every bad row with its line) at the end. The import is one transaction, so
+an all-or-nothing import with bad rows, or a crash, leaves the job as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.core.errors import Conflict, TesseraError
+from app.core.jobs import JobContext, background_job
+from app.core.settings import Settings
+from app.jobs import importing
+from app.jobs.service import job_schema
+from app.models.jobs import Job
+from app.runs import service as runs
+
+IMPORT_JOB = "jobs.import"
+FORMATS = list(importing.ImportFormat)
+MODES = list(importing.ImportMode)
+
+
+def staged_path(settings: Settings, run_id: int) -> Path:
+    return settings.upload_dir / f"import-{run_id}.upload"
+
+
+def stage_import(
+    session: Session,
+    settings: Settings,
+    owner_id: int,
+    job_id: int,
+    upload: IO[bytes],
+    fmt: importing.ImportFormat,
+    mode: importing.ImportMode,
+) -> int:
+    """Queue an import of `upload` into job `job_id` as a background run; returns the run id.
+    The file is copied to the upload directory before the caller commits."""
+    run = runs.create_run(
+        session,
+        kind="import",
+        owner_id=owner_id,
+        job=IMPORT_JOB,
+        job_ids=(job_id, FORMATS.index(fmt), MODES.index(mode)),
+    )
+    path = staged_path(settings, run.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    upload.seek(0)
+    with path.open("wb") as staged:
+        shutil.copyfileobj(upload, staged, 1 << 20)
+    return run.id
+
+
+@background_job(IMPORT_JOB, queue="imports", time_limit=timedelta(hours=2))
+def run_import(ctx: JobContext, run_id: int, job_id: int, fmt_code: int, mode_code: int) -> None:
+    """Import a staged upload (formats and modes travel as small integer codes: ids only)."""
+    path = staged_path(ctx.settings, run_id)
+    try:
+        if not path.exists():
+            raise Conflict("The staged upload is gone; upload the file again")
+        job = ctx.session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise Conflict("The job no longer exists")
+        with path.open("rb") as data:
+            result = importing.import_dataset(
+                ctx.session,
+                job,
+                job_schema(job),
+                data,
+                FORMATS[fmt_code],
+                MODES[mode_code],
+                progress=_progress_reporter(ctx.session, run_id),
+            )
+    except TesseraError:
+        path.unlink(missing_ok=True)
+        raise
+    runs.set_progress(ctx.session, run_id, **_counters(result))
+    runs.finish_run(ctx.session, run_id, result=report(result))
+    event.listen(ctx.session, "after_commit", lambda _: path.unlink(missing_ok=True), once=True)
+
+
+def report(result: importing.ImportResult) -> dict[str, Any]:
+    return {
+        "format": result.format.value,
+        "mode": result.mode.value,
+        "rows_read": result.rows_read,
+        "accepted": result.accepted,
+        "created": result.created,
+        "unchanged": result.unchanged,
+        "rejected": result.rejected,
+        "gold": result.gold,
+        "errors": result.errors,
+        "errors_truncated": result.errors_truncated,
+        "tasks_created": result.tasks_created,
+    }
+
+
+def _counters(result: importing.ImportResult) -> dict[str, int]:
+    return {"rows_read": result.rows_read, "accepted": result.accepted, "rejected": result.rejected}
+
+
+def _progress_reporter(session: Session, run_id: int) -> importing.ProgressCallback | None:
+    """Progress goes through a second connection so the client sees it while the import's own
+    transaction is open. SQLite has one writer (the import), so there it shows at the end."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return None
+
+    def report_progress(result: importing.ImportResult) -> None:
+        with Session(bind=bind) as side:
+            runs.set_progress(side, run_id, **_counters(result))
+            side.commit()
+
+    return report_progress
