@@ -225,14 +225,9 @@ def admin_create(
     from app.accounts import service
 
     settings = _settings()
+    _require_schema_at_head(settings)
     db = Database(settings)
     try:
-        if not is_at_head(db.engine):
-            err.print(
-                "[red]The database schema is not at the latest migration. "
-                "Run `tessera migrate` first.[/red]"
-            )
-            raise typer.Exit(1)
         secret = (
             typer.prompt("Password", hide_input=True, confirmation_prompt=True)
             if password

@@ -25,7 +25,7 @@ from app.core.errors import Conflict, NotFound, ValidationFailed, json_pointer
 from app.core.security import Principal
 from app.jobs.label_schema import (
     LabelSchema,
-    parse_label_schema,
+    parse_label_schema_at,
     required_fields,
     validate_answer,
 )
@@ -337,22 +337,12 @@ def schema_of(test: QualificationTest) -> LabelSchema:
     return LabelSchema.model_validate(test.label_schema)
 
 
-def _parse_schema(document: object) -> LabelSchema:
-    try:
-        return parse_label_schema(document)
-    except ValidationFailed as exc:
-        for error in exc.errors:
-            if "pointer" in error:
-                error["pointer"] = "#/label_schema" + str(error["pointer"]).removeprefix("#")
-        raise
-
-
 def create_test(
     session: Session, principal: Principal, body: schemas.TestCreate
 ) -> QualificationTest:
     """Create a test: public when an admin creates it, private to the client otherwise.
     Questions given here are checked like `add_questions` (all problems reported at once)."""
-    schema = _parse_schema(body.label_schema)
+    schema = parse_label_schema_at(body.label_schema)
     skill = get_skill_for_body(session, body.skill)
     if body.skill_level > skill.max_level:
         raise ValidationFailed(

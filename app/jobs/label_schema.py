@@ -341,6 +341,18 @@ _Path = list[str | int]
 _Payload = Mapping[str, Any] | None
 
 
+def parse_label_schema_at(document: object, pointer: str = "#/label_schema") -> LabelSchema:
+    """`parse_label_schema` for a schema sent inside a request body: every problem's pointer
+    is prefixed with where the schema sits in that body."""
+    try:
+        return parse_label_schema(document)
+    except ValidationFailed as exc:
+        for error in exc.errors:
+            if "pointer" in error:
+                error["pointer"] = pointer + str(error["pointer"]).removeprefix("#")
+        raise
+
+
 def _json_type(value: object) -> str:
     if value is None:
         return "null"

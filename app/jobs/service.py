@@ -9,11 +9,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import Principal
 from app.jobs import schemas
-from app.jobs.label_schema import LabelSchema, parse_label_schema
+from app.jobs.label_schema import LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
 from qualification_tests import service as qualification
@@ -51,21 +51,9 @@ def job_schema(job: Job) -> LabelSchema:
     return schema
 
 
-def _parse_schema(document: object) -> LabelSchema:
-    """Parse a schema document or Label Studio config from a request body; problems point
-    into the body (`#/label_schema/...`)."""
-    try:
-        return parse_label_schema(document)
-    except ValidationFailed as exc:
-        for error in exc.errors:
-            if "pointer" in error:
-                error["pointer"] = "#/label_schema" + str(error["pointer"]).removeprefix("#")
-        raise
-
-
 def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> Job:
     """Create a draft job owned by `client` (validates and normalises the label schema)."""
-    label_schema = _parse_schema(body.label_schema)
+    label_schema = parse_label_schema_at(body.label_schema)
     required_skills = [r.model_dump() for r in body.required_skills or []]
     qualification.check_required_skills(session, required_skills)
     assert body.overlap.max is not None
@@ -134,7 +122,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
             ],
         )
     if "label_schema" in changes and body.label_schema is not None:
-        schema = _parse_schema(body.label_schema)
+        schema = parse_label_schema_at(body.label_schema)
         if _has_items(session, job.id):
             raise Conflict(
                 "The label schema cannot change once items are imported (their gold answers and "
