@@ -53,7 +53,6 @@ def claim_next(
     eligible = [job for job in jobs if verdicts[job.id].eligible]
     count = min(body.count, settings.max_claim_count)
     claimed = service.claim_tasks(session, annotator.id, eligible, count, now)
-    items = service.task_items(session, [c.task_id for c in claimed])
     by_job = {job.id: job for job in eligible}
     session.commit()
     return schemas.NextResponse(
@@ -65,7 +64,7 @@ def claim_next(
                 claimed_at=now,
                 lease_expires_at=c.lease_expires_at,
                 heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
-                items=[schemas.TaskItemOut(slot=i.slot, data=i.payload) for i in items[c.task_id]],
+                items=[schemas.TaskItemOut(slot=slot, data=data) for slot, data in c.items],
             )
             for c in claimed
         ]
@@ -130,10 +129,9 @@ def submit(
 ) -> schemas.SubmitOut:
     """Submit one answer per task item, in slot order. Submitting the same answers again is
     harmless (same result); different answers after a submit are a 409."""
-    result = service.submit(
-        session, annotator.id, assignment_id, body.answers, utcnow(), _settings(request)
-    )
-    job = session.get_one(Job, result.assignment.job_id)
+    settings = _settings(request)
+    result = service.submit(session, annotator.id, assignment_id, body.answers, utcnow(), settings)
+    job = service.job_for_work(session, result.assignment.job_id, settings.routing_cache_seconds)
     session.commit()
     assignment = result.assignment
     assert assignment.submitted_at is not None

@@ -60,6 +60,7 @@ class Claimed:
     task_id: int
     job_id: int
     lease_expires_at: datetime
+    items: tuple[tuple[int, dict[str, Any]], ...]  # (slot, payload): what the annotator sees
 
 
 # --- claiming -----------------------------------------------------------------------------------
@@ -88,12 +89,19 @@ WITH picked AS (
                       THEN 'full' ELSE 'open' END
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.has_gold
+), inserted AS (
+    INSERT INTO assignments (task_id, job_id, annotator_id, status, claimed_at, lease_expires_at,
+                             last_seen_at, active_seconds)
+    SELECT id, :job_id, :annotator_id, 'active', :now, :lease_until, :now, 0 FROM bumped
+    RETURNING id, task_id
 )
-INSERT INTO assignments (task_id, job_id, annotator_id, status, claimed_at, lease_expires_at,
-                         last_seen_at, active_seconds)
-SELECT id, :job_id, :annotator_id, 'active', :now, :lease_until, :now, 0 FROM bumped
-RETURNING id, task_id, (SELECT has_gold FROM bumped b WHERE b.id = task_id) AS has_gold
-""")
+SELECT ins.id, ins.task_id, b.has_gold, ti.position, i.payload
+FROM inserted ins
+JOIN bumped b ON b.id = ins.task_id
+JOIN task_items ti ON ti.task_id = ins.task_id
+JOIN items i ON i.id = ti.item_id
+ORDER BY ins.id, ti.position
+""").columns(payload=Item.__table__.c.payload.type)
 
 _SQLITE_PICK = text("""
 SELECT t.id FROM tasks t
@@ -179,9 +187,18 @@ def _claim_from_job(
         "lease_until": lease_until,
     }
     if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(_PG_CLAIM, params).all()
-        claimed = [Claimed(r.id, r.task_id, job_id, lease_until) for r in rows]
-        gold_tasks = [r.task_id for r in rows if r.has_gold]
+        by_assignment: dict[int, list[Any]] = {}
+        gold_tasks = []
+        for r in session.execute(_PG_CLAIM, params):
+            if r.id not in by_assignment:
+                by_assignment[r.id] = [r.task_id, []]
+                if r.has_gold:
+                    gold_tasks.append(r.task_id)
+            by_assignment[r.id][1].append((r.position, r.payload))
+        claimed = [
+            Claimed(aid, task_id, job_id, lease_until, tuple(items))
+            for aid, (task_id, items) in by_assignment.items()
+        ]
     else:
         claimed = _claim_one_by_one(session, params, job_id, lease_until)
         gold_tasks = list(
@@ -220,8 +237,18 @@ def _claim_one_by_one(
             {**params, "task_id": task_id},
         )
         assert assignment_id is not None
-        claimed.append(Claimed(assignment_id, task_id, job_id, lease_until))
-    return claimed
+        claimed.append(Claimed(assignment_id, task_id, job_id, lease_until, ()))
+    views = task_items(session, task_ids)
+    return [
+        Claimed(
+            c.assignment_id,
+            c.task_id,
+            c.job_id,
+            c.lease_expires_at,
+            tuple((v.slot, v.payload) for v in views[c.task_id]),
+        )
+        for c in claimed
+    ]
 
 
 # --- lease expiry -------------------------------------------------------------------------------
@@ -407,7 +434,16 @@ def submit(
     else. Every answer is validated against the schema (422 listing every problem; nothing is
     stored). Gold items are graded at once. Submitting the same answers again returns the
     same result; different answers are a 409."""
-    assignment = own_assignment(session, annotator_id, assignment_id)
+    # The assignment and its task, locked together (assignment first, as everywhere).
+    row = session.execute(
+        select(Assignment, Task)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(Assignment.id == assignment_id)
+        .with_for_update()
+    ).first()
+    if row is None or row[0].annotator_id != annotator_id:
+        raise NotFound("No such assignment")
+    assignment, task = row
     digest = answers_digest(answers)
     if assignment.status in FINISHED:
         if assignment.answers_hash != digest:
@@ -416,9 +452,7 @@ def submit(
     if assignment.status is AssignmentStatus.released:
         raise Conflict("This assignment was released")
 
-    job = session.get_one(Job, assignment.job_id)
-    task = session.scalar(select(Task).where(Task.id == assignment.task_id).with_for_update())
-    assert task is not None
+    job = job_for_work(session, assignment.job_id, settings.routing_cache_seconds)
     reclaims_slot = _check_lease(assignment, task, now, settings)
 
     schema = job_schema(job)
@@ -525,6 +559,14 @@ def _stored_gold_scores(session: Session, assignment: Assignment) -> list[tuple[
 
 _active: list[Any] = [0.0, []]  # [fetched at (monotonic), jobs]
 _active_lock = threading.Lock()
+
+
+def job_for_work(session: Session, job_id: int, ttl: float = 0.0) -> Job:
+    """The job of an assignment: from the active-job list when it is there (its schema never
+    changes once tasks exist), else read (a paused job still takes work in flight)."""
+    for job in active_jobs(session, job_id, ttl):
+        return job
+    return session.get_one(Job, job_id)
 
 
 def active_jobs(session: Session, job_id: int | None = None, ttl: float = 0.0) -> list[Job]:
