@@ -47,6 +47,10 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Threads serving (sync) requests per API process. More threads than cores mostly adds GIL
+    # contention; keep it at or below the pool size plus overflow so no thread waits for a
+    # connection.
+    request_threads: int = Field(default=20, ge=1, le=400)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
