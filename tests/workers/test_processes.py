@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -90,11 +91,16 @@ def test_tessera_worker_runs_outbox_jobs_reports_in_and_shuts_down_gracefully(
             update={"broker_url": REDIS_URL, "broker_namespace": namespace}
         )
         with TestClient(create_app(with_broker, db)) as client:
-            ready = wait_until(
-                lambda: (r := client.get("/readyz")).status_code == 200 and r.json(),
-                timeout=15,
-                what="the worker's heartbeat with queue depths",
-            )
+            # Queue depths travel in heartbeats; wait for one written after the queue drained.
+            def drained() -> dict[str, Any] | None:
+                response = client.get("/readyz")
+                if response.status_code != 200:
+                    return None
+                body: dict[str, Any] = response.json()
+                depth = body["checks"]["background"].get("queue_depth", {}).get("default")
+                return body if depth == {"ready": 0, "delayed": 0, "dead": 0} else None
+
+            ready = wait_until(drained, timeout=30, what="a heartbeat showing the drained queue")
         background = ready["checks"]["background"]
         assert background["workers"] == {"worker": 1}
         assert background["queue_depth"]["default"] == {"ready": 0, "delayed": 0, "dead": 0}
