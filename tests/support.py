@@ -25,7 +25,7 @@ class Account:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def problem(response: Any, status: int) -> dict[str, Any]:
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
     """Assert a response is RFC 9457 problem+json with `status`; return its body."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def test_admin_lists_users_with_filters_and_cursor(
@@ -32,9 +32,9 @@ def test_non_admins_get_403_problem(
     client: TestClient, annotator: Account, client_account: Account
 ) -> None:
     for who in (annotator, client_account):
-        body = problem(client.get("/v1/admin/users", headers=who.headers), 403)
+        body = assert_problem(client.get("/v1/admin/users", headers=who.headers), 403)
         assert "admin" in body["detail"]
-        problem(
+        assert_problem(
             client.post(
                 f"/v1/admin/users/{who.id}/suspend", headers=who.headers, json={"reason": "because"}
             ),
@@ -43,7 +43,7 @@ def test_non_admins_get_403_problem(
 
 
 def test_admin_cannot_suspend_themselves(client: TestClient, admin: Account) -> None:
-    problem(
+    assert_problem(
         client.post(
             f"/v1/admin/users/{admin.id}/suspend", headers=admin.headers, json={"reason": "oops"}
         ),
@@ -52,7 +52,7 @@ def test_admin_cannot_suspend_themselves(client: TestClient, admin: Account) -> 
 
 
 def test_suspend_unknown_user_is_404(client: TestClient, admin: Account) -> None:
-    problem(
+    assert_problem(
         client.post(
             "/v1/admin/users/999999/suspend", headers=admin.headers, json={"reason": "unknown"}
         ),

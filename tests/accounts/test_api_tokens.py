@@ -8,7 +8,7 @@ from sqlalchemy import inspect, select, text
 
 from app.core.db import Database
 from app.models import ApiToken, Base
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def test_create_list_and_revoke_tokens(client: TestClient, annotator: Account) -> None:
@@ -24,7 +24,7 @@ def test_create_list_and_revoke_tokens(client: TestClient, annotator: Account) -
 
     token_id = created.json()["id"]
     assert client.delete(f"/v1/me/tokens/{token_id}", headers=annotator.headers).status_code == 204
-    body = problem(client.get("/v1/me", headers=new_headers), 401)
+    body = assert_problem(client.get("/v1/me", headers=new_headers), 401)
     assert "revoked" in body["detail"]
     assert client.get("/v1/me", headers=annotator.headers).status_code == 200
 
@@ -34,7 +34,7 @@ def test_cannot_revoke_someone_elses_token(
 ) -> None:
     alice, bob = make_account(), make_account()
     bobs = client.get("/v1/me/tokens", headers=bob.headers).json()[0]["id"]
-    problem(client.delete(f"/v1/me/tokens/{bobs}", headers=alice.headers), 404)
+    assert_problem(client.delete(f"/v1/me/tokens/{bobs}", headers=alice.headers), 404)
     assert client.get("/v1/me", headers=bob.headers).status_code == 200
 
 
@@ -42,13 +42,15 @@ def test_expired_token_is_401(client: TestClient, annotator: Account, db: Databa
     with db.transaction() as session:
         token = session.scalars(select(ApiToken).where(ApiToken.user_id == annotator.id)).one()
         token.expires_at = token.created_at - timedelta(seconds=1)
-    assert "expired" in problem(client.get("/v1/me", headers=annotator.headers), 401)["detail"]
+    assert (
+        "expired" in assert_problem(client.get("/v1/me", headers=annotator.headers), 401)["detail"]
+    )
 
 
 def test_missing_or_garbage_token_is_401(client: TestClient) -> None:
-    problem(client.get("/v1/me"), 401)
-    problem(client.get("/v1/me", headers={"Authorization": "Bearer tsr_nonsense"}), 401)
-    problem(client.get("/v1/me", headers={"Authorization": "Basic abc"}), 401)
+    assert_problem(client.get("/v1/me"), 401)
+    assert_problem(client.get("/v1/me", headers={"Authorization": "Bearer tsr_nonsense"}), 401)
+    assert_problem(client.get("/v1/me", headers={"Authorization": "Basic abc"}), 401)
 
 
 def test_last_used_is_recorded(client: TestClient, annotator: Account, db: Database) -> None:

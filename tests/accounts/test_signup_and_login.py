@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from app.core.settings import Settings, SignupPolicy
 from app.main import create_app
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 PASSWORD = "correct horse battery"
 
@@ -45,18 +45,18 @@ def test_wrong_password_and_unknown_email_both_401(client: TestClient) -> None:
     signup(client)
     wrong = client.post("/v1/auth/login", json={"email": "ada@example.com", "password": "nope"})
     unknown = client.post("/v1/auth/login", json={"email": "bob@example.com", "password": "x"})
-    assert problem(wrong, 401)["detail"] == problem(unknown, 401)["detail"]
+    assert assert_problem(wrong, 401)["detail"] == assert_problem(unknown, 401)["detail"]
     assert wrong.headers["www-authenticate"] == "Bearer"
 
 
 def test_duplicate_email_is_409_case_insensitively(client: TestClient) -> None:
     assert signup(client, "ada@example.com").status_code == 201
-    body = problem(signup(client, "ADA@EXAMPLE.COM"), 409)
+    body = assert_problem(signup(client, "ADA@EXAMPLE.COM"), 409)
     assert body["errors"][0]["pointer"] == "#/email"
 
 
 def test_signup_cannot_create_an_admin(client: TestClient) -> None:
-    body = problem(signup(client, role="admin"), 422)
+    body = assert_problem(signup(client, role="admin"), 422)
     assert body["errors"][0]["pointer"] == "#/role"
 
 
@@ -65,7 +65,7 @@ def test_short_password_is_rejected_with_pointer(client: TestClient) -> None:
         "/v1/auth/signup",
         json={"email": "a@example.com", "password": "short", "display_name": "A", "role": "client"},
     )
-    assert problem(response, 422)["errors"][0]["pointer"] == "#/password"
+    assert assert_problem(response, 422)["errors"][0]["pointer"] == "#/password"
 
 
 def test_suspended_user_cannot_log_in_or_use_tokens(
@@ -80,9 +80,9 @@ def test_suspended_user_cannot_log_in_or_use_tokens(
     assert suspended.status_code == 200, suspended.text
     assert suspended.json()["status"] == "suspended"
 
-    body = problem(client.get("/v1/me", headers=user.headers), 403)
+    body = assert_problem(client.get("/v1/me", headers=user.headers), 403)
     assert body["reason"] == "gold failures"
-    problem(
+    assert_problem(
         client.post("/v1/auth/login", json={"email": user.user.email, "password": PASSWORD}), 403
     )
 
@@ -93,7 +93,7 @@ def test_suspended_user_cannot_log_in_or_use_tokens(
 def test_closed_signup_is_403(settings: Settings, db: object) -> None:
     closed = settings.model_copy(update={"signup_policy": SignupPolicy.closed})
     with TestClient(create_app(closed, db)) as client:  # type: ignore[arg-type]
-        problem(signup(client), 403)
+        assert_problem(signup(client), 403)
         assert (
             client.post(
                 "/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
@@ -107,7 +107,7 @@ def test_invite_policy_needs_a_matching_unused_invite(
 ) -> None:
     invite_only = settings.model_copy(update={"signup_policy": SignupPolicy.invite})
     with TestClient(create_app(invite_only, db)) as client:  # type: ignore[arg-type]
-        assert problem(signup(client), 403)["errors"][0]["pointer"] == "#/invite_code"
+        assert assert_problem(signup(client), 403)["errors"][0]["pointer"] == "#/invite_code"
 
         made = client.post(
             "/v1/admin/invites",
@@ -117,10 +117,12 @@ def test_invite_policy_needs_a_matching_unused_invite(
         assert made.status_code == 201, made.text
         code = made.json()["code"]
 
-        problem(signup(client, "eve@example.com", invite_code=code), 403)
-        problem(signup(client, role="client", invite_code=code), 403)
+        assert_problem(signup(client, "eve@example.com", invite_code=code), 403)
+        assert_problem(signup(client, role="client", invite_code=code), 403)
         assert signup(client, invite_code=code).status_code == 201
-        problem(signup(client, "ada2@example.com", invite_code=code), 403)  # used once already
+        assert_problem(
+            signup(client, "ada2@example.com", invite_code=code), 403
+        )  # used once already
 
         listed = client.get("/v1/admin/invites", headers=admin.headers).json()["items"]
         assert listed[0]["used_at"] is not None

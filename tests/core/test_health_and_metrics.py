@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from app.core.db import Database
 from app.core.settings import Settings
 from app.main import create_app
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:
@@ -21,15 +21,15 @@ def test_healthz_and_readyz(client: TestClient) -> None:
 def test_readyz_is_503_on_an_unmigrated_database(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}", _env_file=None)  # type: ignore[call-arg]
     with TestClient(create_app(settings)) as client:
-        body = problem(client.get("/readyz"), 503)
+        body = assert_problem(client.get("/readyz"), 503)
     assert body["checks"]["schema"]["current"] is None
 
 
 def test_metrics_need_admin_or_metrics_token(
     client: TestClient, admin: Account, annotator: Account, settings: Settings, db: Database
 ) -> None:
-    problem(client.get("/metrics"), 401)
-    problem(client.get("/metrics", headers=annotator.headers), 403)
+    assert_problem(client.get("/metrics"), 401)
+    assert_problem(client.get("/metrics", headers=annotator.headers), 403)
     client.get("/healthz")
     scraped = client.get("/metrics", headers=admin.headers)
     assert scraped.status_code == 200

@@ -6,35 +6,35 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def test_unknown_route_is_404_problem(client: TestClient) -> None:
-    body = problem(client.get("/v1/no-such-thing"), 404)
+    body = assert_problem(client.get("/v1/no-such-thing"), 404)
     assert body["instance"] == "/v1/no-such-thing"
 
 
 def test_wrong_method_is_405_problem(client: TestClient) -> None:
-    problem(client.delete("/healthz"), 405)
+    assert_problem(client.delete("/healthz"), 405)
 
 
 def test_malformed_json_is_422_pointing_at_the_body(client: TestClient) -> None:
     response = client.post(
         "/v1/auth/login", content=b'{"email": ', headers={"content-type": "application/json"}
     )
-    body = problem(response, 422)
+    body = assert_problem(response, 422)
     assert body["errors"][0]["pointer"] == "#"
     assert body["errors"][0]["code"] == "json_invalid"
 
 
 def test_missing_fields_are_422_with_a_pointer_each(client: TestClient) -> None:
-    body = problem(client.post("/v1/auth/signup", json={"email": "not-an-email"}), 422)
+    body = assert_problem(client.post("/v1/auth/signup", json={"email": "not-an-email"}), 422)
     pointers = {e["pointer"] for e in body["errors"]}
     assert pointers == {"#/email", "#/password", "#/display_name", "#/role"}
 
 
 def test_bad_query_parameter_names_the_parameter(client: TestClient, admin: Account) -> None:
-    body = problem(client.get("/v1/admin/users?limit=0", headers=admin.headers), 422)
+    body = assert_problem(client.get("/v1/admin/users?limit=0", headers=admin.headers), 422)
     assert body["errors"] == [
         {
             "in": "query",
@@ -54,7 +54,7 @@ def test_unhandled_error_is_500_without_stack_trace_and_logged_with_request_id(
 
     with TestClient(app) as client, caplog.at_level(logging.ERROR, "tessera.http"):
         response = client.get("/boom", headers={"X-Request-ID": "trace-me-123"})
-    body = problem(response, 500)
+    body = assert_problem(response, 500)
     assert response.headers["x-request-id"] == "trace-me-123"
     assert body["request_id"] == "trace-me-123"
     assert "secret internals" not in response.text

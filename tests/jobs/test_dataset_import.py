@@ -11,7 +11,7 @@ from app.core.db import Database
 from app.jobs import importing
 from app.models import Item
 from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def count_items(db: Database, job_id: int) -> int:
@@ -50,7 +50,7 @@ def test_csv_all_or_nothing_writes_nothing_and_reports_every_bad_line(
     client: TestClient, client_account: Account, db: Database
 ) -> None:
     job_id = create_job(client, client_account)
-    body = problem(
+    body = assert_problem(
         upload(client, client_account, job_id, CSV_WITH_BAD_ROWS.encode(), content_type="text/csv"),
         422,
     )
@@ -89,7 +89,7 @@ def test_jsonl_bad_rows_have_line_numbers_in_both_modes(
 ) -> None:
     job_id = create_job(client, client_account)
     body = b'{"text": "ok"}\n\n{"text": 5, "oops\n["not an object"]\n{"txt": "missing"}\n'
-    failed = problem(upload(client, client_account, job_id, body), 422)
+    failed = assert_problem(upload(client, client_account, job_id, body), 422)
     assert [e["line"] for e in failed["errors"]] == [3, 4, 5]
     assert count_items(db, job_id) == 0
     skipped = upload(client, client_account, job_id, body, mode="skip-invalid").json()
@@ -128,7 +128,7 @@ def test_reupload_with_external_ids_is_idempotent(
 
     changed = reviews(1)
     changed[0]["text"] = "edited"
-    body = problem(upload(client, client_account, job_id, jsonl(changed)), 422)
+    body = assert_problem(upload(client, client_account, job_id, jsonl(changed)), 422)
     assert body["errors"][0]["pointer"] == "#/external_id"
     assert count_items(db, job_id) == 8
 
@@ -136,7 +136,7 @@ def test_reupload_with_external_ids_is_idempotent(
 def test_duplicate_external_id_within_one_file(client: TestClient, client_account: Account) -> None:
     job_id = create_job(client, client_account)
     rows = reviews(2) + reviews(1) + [{"external_id": "r0", "text": "other"}]
-    body = problem(upload(client, client_account, job_id, jsonl(rows)), 422)
+    body = assert_problem(upload(client, client_account, job_id, jsonl(rows)), 422)
     assert [e["line"] for e in body["errors"]] == [4]
 
 
@@ -157,7 +157,7 @@ def test_gold_answers_and_box_fields_are_checked(
         {"image": "c.jpg", "width": -1, "height": 50},
         {"image": "d.jpg", "width": 100, "height": 50, "prelabel_score": 2},
     ]
-    body = problem(upload(client, client_account, job_id, jsonl(rows)), 422)
+    body = assert_problem(upload(client, client_account, job_id, jsonl(rows)), 422)
     assert [(e["line"], e["pointer"].split("/")[1]) for e in body["errors"]] == [
         (2, "gold_answer"),
         (3, "width"),
@@ -167,7 +167,7 @@ def test_gold_answers_and_box_fields_are_checked(
 
 def test_unreadable_files_and_unknown_formats(client: TestClient, client_account: Account) -> None:
     job_id = create_job(client, client_account)
-    problem(
+    assert_problem(
         upload(
             client,
             client_account,
@@ -177,9 +177,15 @@ def test_unreadable_files_and_unknown_formats(client: TestClient, client_account
         ),
         422,
     )
-    problem(upload(client, client_account, job_id, b"\xff\xfe bad", content_type="text/csv"), 422)
-    problem(upload(client, client_account, job_id, b"text\nx\n", content_type="image/png"), 415)
-    problem(upload(client, client_account, job_id, b"x", content_type="application/json"), 422)
+    assert_problem(
+        upload(client, client_account, job_id, b"\xff\xfe bad", content_type="text/csv"), 422
+    )
+    assert_problem(
+        upload(client, client_account, job_id, b"text\nx\n", content_type="image/png"), 415
+    )
+    assert_problem(
+        upload(client, client_account, job_id, b"x", content_type="application/json"), 422
+    )
 
 
 def test_oversize_upload_is_413(client: TestClient, client_account: Account, db: Database) -> None:
@@ -188,7 +194,7 @@ def test_oversize_upload_is_413(client: TestClient, client_account: Account, db:
     small = db.settings.model_copy(update={"max_upload_bytes": 1024})
     job_id = create_job(client, client_account)
     with TestClient(create_app(small, db)) as limited:
-        problem(upload(limited, client_account, job_id, jsonl(reviews(100))), 413)
+        assert_problem(upload(limited, client_account, job_id, jsonl(reviews(100))), 413)
     assert count_items(db, job_id) == 0
 
 
@@ -208,7 +214,7 @@ def test_import_into_an_active_job_splits_new_items(
 def test_cannot_import_into_a_finished_job(client: TestClient, client_account: Account) -> None:
     job_id = create_job(client, client_account)
     client.post(f"/v1/jobs/{job_id}/cancel", headers=client_account.headers)
-    problem(upload(client, client_account, job_id, jsonl(reviews(1))), 409)
+    assert_problem(upload(client, client_account, job_id, jsonl(reviews(1))), 409)
 
 
 def test_repeated_external_id_in_a_later_batch_is_caught(
@@ -222,6 +228,6 @@ def test_repeated_external_id_in_a_later_batch_is_caught(
 
     other_job = create_job(client, client_account)
     clash = [*reviews(3), {"external_id": "r0", "text": "different"}]
-    body = problem(upload(client, client_account, other_job, jsonl(clash)), 422)
+    body = assert_problem(upload(client, client_account, other_job, jsonl(clash)), 422)
     assert [e["line"] for e in body["errors"]] == [4]
     assert count_items(db, other_job) == 0

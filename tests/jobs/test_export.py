@@ -16,7 +16,7 @@ from app.jobs.consensus import refresh_item_results
 from app.jobs.service import job_schema
 from app.models import Answer, Assignment, AssignmentStatus, Item, Job, Task, TaskItem
 from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def answer_all(
@@ -178,7 +178,7 @@ def test_coco_export_for_box_jobs(
 
 def test_coco_needs_a_box_job(client: TestClient, client_account: Account) -> None:
     job_id = create_job(client, client_account)
-    problem(
+    assert_problem(
         client.get(f"/v1/jobs/{job_id}/export?format=coco", headers=client_account.headers), 409
     )
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from tests.jobs.factories import SENTIMENT, create_job, job_body, jsonl, reviews, upload
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def test_client_creates_and_reads_a_draft_job(
@@ -57,7 +57,7 @@ def test_another_clients_job_is_404_everywhere(
             headers=other.headers,
             json={} if method == "PATCH" else None,
         )
-        problem(response, 404)
+        assert_problem(response, 404)
     assert client.get("/v1/jobs", headers=other.headers).json()["items"] == []
 
 
@@ -70,16 +70,16 @@ def test_annotators_cannot_use_client_job_endpoints(
     client: TestClient, client_account: Account, annotator: Account
 ) -> None:
     job_id = create_job(client, client_account)
-    problem(client.get(f"/v1/jobs/{job_id}", headers=annotator.headers), 403)
-    problem(client.post("/v1/jobs", json=job_body(), headers=annotator.headers), 403)
+    assert_problem(client.get(f"/v1/jobs/{job_id}", headers=annotator.headers), 403)
+    assert_problem(client.post("/v1/jobs", json=job_body(), headers=annotator.headers), 403)
 
 
 def test_status_machine_and_illegal_moves(client: TestClient, client_account: Account) -> None:
     headers = client_account.headers
     job_id = create_job(client, client_account)
-    body = problem(client.post(f"/v1/jobs/{job_id}/activate", headers=headers), 409)
+    body = assert_problem(client.post(f"/v1/jobs/{job_id}/activate", headers=headers), 409)
     assert "item" in body["detail"]  # nothing to label yet
-    problem(client.post(f"/v1/jobs/{job_id}/pause", headers=headers), 409)
+    assert_problem(client.post(f"/v1/jobs/{job_id}/pause", headers=headers), 409)
 
     assert upload(client, client_account, job_id, jsonl(reviews(5))).status_code == 201
     assert client.post(f"/v1/jobs/{job_id}/activate", headers=headers).json()["status"] == "active"
@@ -89,10 +89,10 @@ def test_status_machine_and_illegal_moves(client: TestClient, client_account: Ac
     assert done["status"] == "completed"
     assert done["finished_at"] is not None
 
-    body = problem(client.post(f"/v1/jobs/{job_id}/activate", headers=headers), 409)
+    body = assert_problem(client.post(f"/v1/jobs/{job_id}/activate", headers=headers), 409)
     assert body["current_status"] == "completed"
     assert body["allowed_actions"] == []
-    problem(client.post(f"/v1/jobs/{job_id}/cancel", headers=headers), 409)
+    assert_problem(client.post(f"/v1/jobs/{job_id}/cancel", headers=headers), 409)
 
 
 def test_cancel_withdraws_open_tasks(client: TestClient, client_account: Account) -> None:
@@ -118,7 +118,7 @@ def test_work_defining_fields_freeze_after_activation(
     upload(client, client_account, job_id, jsonl(reviews(4)))
     client.post(f"/v1/jobs/{job_id}/activate", headers=headers)
 
-    body = problem(
+    body = assert_problem(
         client.patch(
             f"/v1/jobs/{job_id}",
             headers=headers,
@@ -138,7 +138,7 @@ def test_schema_cannot_change_once_items_exist(client: TestClient, client_accoun
     job_id = create_job(client, client_account)
     upload(client, client_account, job_id, jsonl(reviews(2)))
     other = {"controls": [{"name": "n", "type": "number"}]}
-    problem(
+    assert_problem(
         client.patch(
             f"/v1/jobs/{job_id}", headers=client_account.headers, json={"label_schema": other}
         ),
@@ -148,15 +148,19 @@ def test_schema_cannot_change_once_items_exist(client: TestClient, client_accoun
 
 def test_invalid_job_bodies_point_at_the_field(client: TestClient, client_account: Account) -> None:
     bad_overlap = job_body(overlap={"min": 3, "max": 2})
-    body = problem(client.post("/v1/jobs", json=bad_overlap, headers=client_account.headers), 422)
+    body = assert_problem(
+        client.post("/v1/jobs", json=bad_overlap, headers=client_account.headers), 422
+    )
     assert body["errors"][0]["pointer"].startswith("#/overlap")
 
     unknown_type = job_body({"controls": [{"name": "x", "type": "video", "field": "f"}]})
-    body = problem(client.post("/v1/jobs", json=unknown_type, headers=client_account.headers), 422)
+    body = assert_problem(
+        client.post("/v1/jobs", json=unknown_type, headers=client_account.headers), 422
+    )
     assert body["errors"][0]["pointer"].startswith("#/label_schema/controls/0")
 
     negative_price = job_body(pricing={"mode": "per_task", "rate_micros": -1})
-    body = problem(
+    body = assert_problem(
         client.post("/v1/jobs", json=negative_price, headers=client_account.headers), 422
     )
     assert body["errors"][0]["pointer"] == "#/pricing/rate_micros"

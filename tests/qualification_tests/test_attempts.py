@@ -14,7 +14,7 @@ from tests.qualification_tests.factories import (
     submit,
     take,
 )
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def test_score_exactly_at_the_passing_score_passes_and_grants_the_skill(
@@ -144,7 +144,7 @@ def test_the_cooldown_blocks_a_retake_until_it_ends(
     assert status["state"] == "failed"
     assert status["can_start"] is False
     assert status["retake_after"] is not None
-    body = problem(start(client, annotator, test["id"]), 409)
+    body = assert_problem(start(client, annotator, test["id"]), 409)
     assert body["state"] == "failed"
     assert body["retake_after"]
     clock.advance(seconds=3601)
@@ -166,7 +166,7 @@ def test_no_attempt_beyond_the_limit(
         0,
         False,
     )
-    body = problem(start(client, annotator, test["id"]), 409)
+    body = assert_problem(start(client, annotator, test["id"]), 409)
     assert body["attempts_left"] == 0
 
 
@@ -179,7 +179,7 @@ def test_a_pass_in_force_blocks_retakes_and_an_expired_one_allows_them(
     listed = client.get("/v1/annotator/qualification-tests", headers=annotator.headers).json()
     assert listed[0]["state"] == "passed"
     assert listed[0]["passed_until"] is not None
-    problem(start(client, annotator, test["id"]), 409)
+    assert_problem(start(client, annotator, test["id"]), 409)
     clock.advance(days=11)
     listed = client.get("/v1/annotator/qualification-tests", headers=annotator.headers).json()
     assert (listed[0]["state"], listed[0]["can_start"]) == ("expired", True)
@@ -198,7 +198,7 @@ def test_invalid_answers_are_all_reported_and_nothing_is_stored(
         {"question_id": qids[1], "answer": {"mood": "positive"}},
         {"question_id": 999_999, "answer": {"sentiment": "positive"}},
     ]
-    body = problem(submit(client, annotator, attempt["id"], answers), 422)
+    body = assert_problem(submit(client, annotator, attempt["id"], answers), 422)
     pointers = {e["pointer"] for e in body["errors"]}
     assert "#/answers/0/answer/sentiment" in pointers
     assert "#/answers/1/answer/mood" in pointers
@@ -218,7 +218,7 @@ def test_unanswered_questions_score_zero_and_a_graded_attempt_cannot_be_resubmit
     attempt = start(client, annotator, test["id"]).json()
     result = submit(client, annotator, attempt["id"], answer(attempt, 4)[:2]).json()
     assert result["score"] == 0.5
-    problem(submit(client, annotator, attempt["id"], answer(attempt, 4)), 409)
+    assert_problem(submit(client, annotator, attempt["id"], answer(attempt, 4)), 409)
 
 
 def test_feedback_shows_scores_and_explanations_only_when_the_test_allows(
@@ -242,5 +242,7 @@ def test_another_annotators_attempt_is_not_found(
     test = create_test(client, admin)
     attempt = start(client, annotator, test["id"]).json()
     other = make_account(Role.annotator)  # type: ignore[operator]
-    problem(client.get(f"/v1/annotator/attempts/{attempt['id']}", headers=other.headers), 404)
-    problem(submit(client, other, attempt["id"], answer(attempt, 4)), 404)
+    assert_problem(
+        client.get(f"/v1/annotator/attempts/{attempt['id']}", headers=other.headers), 404
+    )
+    assert_problem(submit(client, other, attempt["id"], answer(attempt, 4)), 404)

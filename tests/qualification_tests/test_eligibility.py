@@ -14,7 +14,7 @@ from app.models import Assignment, AssignmentStatus, Job, Role, Task
 from qualification_tests.eligibility import explain_eligibility, explain_eligibility_for_jobs
 from tests.jobs.factories import create_job, jsonl, reviews, upload
 from tests.qualification_tests.factories import Clock, create_test, make_skill, take
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def active_job(client: TestClient, owner: Account, **settings: Any) -> int:
@@ -117,7 +117,7 @@ def test_a_revoked_grant_no_longer_counts_and_stays_on_record(
         json={"reason": "twice"},
         headers=admin.headers,
     )
-    problem(again, 409)
+    assert_problem(again, 409)
 
 
 def test_reputation_and_tier_below_the_minimum_report_both_numbers(
@@ -221,7 +221,9 @@ def test_a_paused_job_is_not_active(
     reason = eligibility(client, annotator, job_id)["reasons"][0]
     assert (reason["code"], reason["actual"]) == ("job_not_active", "paused")
     draft = create_job(client, client_account)
-    problem(client.get(f"/v1/annotator/jobs/{draft}/eligibility", headers=annotator.headers), 404)
+    assert_problem(
+        client.get(f"/v1/annotator/jobs/{draft}/eligibility", headers=annotator.headers), 404
+    )
 
 
 def test_a_private_tests_skill_counts_only_for_its_clients_jobs(

@@ -9,21 +9,21 @@ from fastapi.testclient import TestClient
 from app.models import Role
 from tests.jobs.factories import create_job, job_body
 from tests.qualification_tests.factories import create_test, make_skill, qtest_body
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 
 def test_annotators_cannot_create_tests_or_skills_or_grant(
     client: TestClient, admin: Account, annotator: Account
 ) -> None:
     make_skill(client, admin)
-    problem(
+    assert_problem(
         client.post("/v1/qualification-tests", json=qtest_body(), headers=annotator.headers), 403
     )
-    problem(
+    assert_problem(
         client.post("/v1/admin/skills", json={"slug": "x", "name": "X"}, headers=annotator.headers),
         403,
     )
-    problem(
+    assert_problem(
         client.post(
             f"/v1/admin/annotators/{annotator.id}/skills",
             json={"skill": "sentiment-en", "reason": "myself please"},
@@ -43,10 +43,10 @@ def test_clients_only_see_their_own_private_tests(
     assert private["public"] is False
     assert public["public"] is True
     for path in ("", "/questions", "/stats", "/attempts"):
-        problem(
+        assert_problem(
             client.get(f"/v1/qualification-tests/{private['id']}{path}", headers=other.headers), 404
         )
-    problem(
+    assert_problem(
         client.patch(
             f"/v1/qualification-tests/{private['id']}",
             json={"title": "mine"},
@@ -67,13 +67,17 @@ def test_only_the_jobs_client_or_an_admin_may_ban_from_it(
     owner, other = make_account(Role.client), make_account(Role.client)
     job_id = create_job(client, owner)
     body = {"annotator_id": annotator.id, "reason": "low quality"}
-    problem(client.post(f"/v1/jobs/{job_id}/bans", json=body, headers=other.headers), 404)
-    problem(client.post(f"/v1/jobs/{job_id}/bans", json=body, headers=annotator.headers), 403)
+    assert_problem(client.post(f"/v1/jobs/{job_id}/bans", json=body, headers=other.headers), 404)
+    assert_problem(
+        client.post(f"/v1/jobs/{job_id}/bans", json=body, headers=annotator.headers), 403
+    )
     assert (
         client.post(f"/v1/jobs/{job_id}/bans", json=body, headers=owner.headers).status_code == 201
     )
     not_annotator = {"annotator_id": other.id, "reason": "low quality"}
-    problem(client.post(f"/v1/jobs/{job_id}/bans", json=not_annotator, headers=owner.headers), 404)
+    assert_problem(
+        client.post(f"/v1/jobs/{job_id}/bans", json=not_annotator, headers=owner.headers), 404
+    )
 
 
 def test_jobs_naming_unknown_skills_are_rejected_with_pointers(
@@ -84,12 +88,12 @@ def test_jobs_naming_unknown_skills_are_rejected_with_pointers(
         required_skills=[{"skill": "sentiment-en", "level": 1}, {"skill": "klingon", "level": 1}]
     )
     created = client.post("/v1/jobs", json=body, headers=client_account.headers)
-    errors = problem(created, 422)["errors"]
+    errors = assert_problem(created, 422)["errors"]
     assert errors == [{"pointer": "#/required_skills/1/skill", "detail": "unknown skill 'klingon'"}]
     job_id = create_job(client, client_account)
     too_high = {"required_skills": [{"skill": "sentiment-en", "level": 4}]}
     updated = client.patch(f"/v1/jobs/{job_id}", json=too_high, headers=client_account.headers)
-    assert problem(updated, 422)["errors"][0]["pointer"] == "#/required_skills/0/level"
+    assert assert_problem(updated, 422)["errors"][0]["pointer"] == "#/required_skills/0/level"
 
 
 def test_answer_keys_are_validated_against_the_schema_and_payload(
@@ -102,7 +106,9 @@ def test_answer_keys_are_validated_against_the_schema_and_payload(
             {"payload": {}, "answer_key": {"sentiment": "positive"}},
         ]
     )
-    errors = problem(client.post("/v1/qualification-tests", json=bad, headers=admin.headers), 422)
+    errors = assert_problem(
+        client.post("/v1/qualification-tests", json=bad, headers=admin.headers), 422
+    )
     pointers = {e["pointer"] for e in errors["errors"]}
     assert "#/questions/0/answer_key/sentiment" in pointers
     assert "#/questions/1/payload/text" in pointers

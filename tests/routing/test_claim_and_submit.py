@@ -12,7 +12,7 @@ from app.core import clock
 from app.core.db import Database
 from app.models import Answer, Assignment, ItemResult, Task
 from tests.jobs.factories import create_job, jsonl, reviews, upload
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 
 GOLD_TEXT = "a very distinctive control review"
 
@@ -84,7 +84,7 @@ def test_clients_and_admins_cannot_claim(
 ) -> None:
     active_job(client, client_account)
     for who in (client_account, admin):
-        problem(client.post("/v1/assignments/next", json={}, headers=who.headers), 403)
+        assert_problem(client.post("/v1/assignments/next", json={}, headers=who.headers), 403)
 
 
 def test_next_for_an_unknown_or_inactive_job_is_404(
@@ -92,7 +92,7 @@ def test_next_for_an_unknown_or_inactive_job_is_404(
 ) -> None:
     job_id = active_job(client, client_account)
     client.post(f"/v1/jobs/{job_id}/pause", headers=client_account.headers)
-    problem(
+    assert_problem(
         client.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers), 404
     )
     assert claim(client, annotator) == []
@@ -127,7 +127,7 @@ def test_invalid_answers_are_422_with_pointers_and_nothing_is_stored(
     active_job(client, client_account, items_per_task=2, rows=reviews(2))
     [assignment] = claim(client, annotator)
     bad = {"answers": [{"sentiment": "happy"}, {"sentiment": "positive", "extra": 1}]}
-    body = problem(
+    body = assert_problem(
         client.post(
             f"/v1/assignments/{assignment['id']}/submit", json=bad, headers=annotator.headers
         ),
@@ -135,7 +135,7 @@ def test_invalid_answers_are_422_with_pointers_and_nothing_is_stored(
     )
     assert {e["pointer"] for e in body["errors"]} == {"#/answers/0/sentiment", "#/answers/1/extra"}
     short = {"answers": [{"sentiment": "positive"}]}
-    problem(
+    assert_problem(
         client.post(
             f"/v1/assignments/{assignment['id']}/submit", json=short, headers=annotator.headers
         ),
@@ -156,7 +156,7 @@ def test_double_submit_is_idempotent_and_a_different_answer_is_409(
     again = submit(client, annotator, assignment)
     assert again.status_code == 200
     assert again.json() == first.json()
-    problem(submit(client, annotator, assignment, "negative"), 409)
+    assert_problem(submit(client, annotator, assignment, "negative"), 409)
     with db.read_session() as session:
         assert session.scalar(select(func.count()).select_from(Answer)) == 1
 
@@ -169,13 +169,13 @@ def test_someone_elses_assignment_is_404_not_403(
     [assignment] = claim(client, owner)
     for action in ("submit", "heartbeat", "release"):
         body = {"answers": [{"sentiment": "positive"}]} if action == "submit" else None
-        problem(
+        assert_problem(
             client.post(
                 f"/v1/assignments/{assignment['id']}/{action}", json=body, headers=intruder.headers
             ),
             404,
         )
-    problem(client.post("/v1/assignments/999999/heartbeat", headers=owner.headers), 404)
+    assert_problem(client.post("/v1/assignments/999999/heartbeat", headers=owner.headers), 404)
 
 
 def test_gold_is_graded_at_submit_with_instant_feedback_and_never_shown(
@@ -217,7 +217,7 @@ def test_heartbeat_extends_the_lease_up_to_the_maximum(
     assert leases[-1] == limit  # capped at claim + 4 × 60 s = 240 s
     assert leases[0] < leases[1] < leases[2] < leases[3]
     clock.travel(timedelta(seconds=41))
-    problem(client.post(url, headers=annotator.headers), 409)
+    assert_problem(client.post(url, headers=annotator.headers), 409)
 
 
 def test_active_time_skips_idle_gaps(
@@ -251,7 +251,7 @@ def test_release_returns_the_slot_and_cannot_be_undone(
     assert progress["release_reasons"] == [{"reason": "image does not load", "count": 1}]
     assert str(first.id) not in json.dumps(progress["release_reasons"])
     assert len(claim(client, second)) == 1
-    problem(submit(client, first, assignment), 409)
+    assert_problem(submit(client, first, assignment), 409)
     assert claim(client, first) == []  # released tasks are not offered to the same person again
 
 
@@ -266,7 +266,9 @@ def test_expired_lease_goes_back_to_the_pool(
     clock.travel(timedelta(seconds=2))  # past the once-a-second sweep limit as well
     [fresh] = claim(client, quick)
     assert fresh["items"] == stale["items"]
-    body = problem(submit(client, slow, stale), 409)  # within grace, but the slot was re-issued
+    body = assert_problem(
+        submit(client, slow, stale), 409
+    )  # within grace, but the slot was re-issued
     assert "someone else" in body["detail"]
     assert submit(client, quick, fresh).status_code == 200
 
@@ -286,7 +288,7 @@ def test_late_submit_after_the_grace_period_is_409(
     active_job(client, client_account, lease_seconds=60)
     [assignment] = claim(client, annotator)
     clock.travel(timedelta(seconds=60 + 121))
-    problem(submit(client, annotator, assignment), 409)
+    assert_problem(submit(client, annotator, assignment), 409)
 
 
 def test_late_submit_after_a_sweep_retakes_a_free_slot(
@@ -320,7 +322,7 @@ def test_an_ineligible_annotator_gets_403_with_the_reasons(
         required_skills=[{"skill": "sentiment-en", "level": 1}],
         min_reputation=0.8,
     )
-    body = problem(
+    body = assert_problem(
         client.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers), 403
     )
     codes = {r["code"] for r in body["reasons"]}

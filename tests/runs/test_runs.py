@@ -10,7 +10,7 @@ from app.core.db import Database
 from app.core.errors import NotFound, ValidationFailed
 from app.models import OutboxJob, RunState
 from app.runs import service as runs
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 from tests.workers import jobs  # noqa: F401  (registers test.count)
 
 
@@ -52,11 +52,11 @@ def test_a_run_is_404_for_anyone_but_its_owner_and_admins(
     run_id = new_run(db, client_account)
     other_client = make_account("client")  # type: ignore[operator]
     for stranger in (other_client, annotator):
-        problem(client.get(f"/v1/runs/{run_id}", headers=stranger.headers), 404)
-    problem(client.get("/v1/runs/999999", headers=client_account.headers), 404)
+        assert_problem(client.get(f"/v1/runs/{run_id}", headers=stranger.headers), 404)
+    assert_problem(client.get("/v1/runs/999999", headers=client_account.headers), 404)
     assert client.get(f"/v1/runs/{run_id}", headers=admin.headers).json()["id"] == run_id
     system_run = new_run(db, None, kind="housekeeping")
-    problem(client.get(f"/v1/runs/{system_run}", headers=client_account.headers), 404)
+    assert_problem(client.get(f"/v1/runs/{system_run}", headers=client_account.headers), 404)
     assert client.get(f"/v1/runs/{system_run}", headers=admin.headers).status_code == 200
 
 
@@ -80,7 +80,7 @@ def test_listing_shows_only_my_runs_paged_and_filtered(
     assert [r["id"] for r in exports["items"]] == [mine[3]]
     done = client.get("/v1/runs?state=succeeded", headers=client_account.headers).json()
     assert [r["id"] for r in done["items"]] == [mine[0]]
-    problem(client.get("/v1/runs?state=bogus", headers=client_account.headers), 422)
+    assert_problem(client.get("/v1/runs?state=bogus", headers=client_account.headers), 422)
 
 
 def test_creating_a_run_with_a_job_enqueues_it_in_the_same_transaction(db: Database) -> None:

@@ -14,7 +14,7 @@ from app.core.jobs import enqueue
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import OutboxJob, ProcessKind, WorkerHeartbeat
-from tests.support import Account, problem
+from tests.support import Account, assert_problem
 from tests.workers.background import REDIS_URL
 
 
@@ -48,12 +48,12 @@ def test_with_a_broker_readiness_needs_a_worker_seen_recently(
 ) -> None:
     with_broker = settings.model_copy(update={"broker_url": REDIS_URL})
     with TestClient(create_app(with_broker, db)) as client:
-        body = problem(client.get("/readyz"), 503)
+        body = assert_problem(client.get("/readyz"), 503)
         assert body["checks"]["background"]["mode"] == "broker"
         assert "tessera worker" in body["detail"]
 
         heartbeat(db, seen_ago=timedelta(minutes=5), depth={})  # a dead worker's row
-        problem(client.get("/readyz"), 503)
+        assert_problem(client.get("/readyz"), 503)
 
         with db.transaction() as session:
             session.execute(update(WorkerHeartbeat).values(last_seen_at=utcnow()))

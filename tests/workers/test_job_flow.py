@@ -22,7 +22,7 @@ from app.core.security import DbSession
 from app.main import create_app
 from app.models import BackgroundRun, OutboxJob, RunState
 from app.runs import service as runs
-from tests.support import REPO_ROOT, problem
+from tests.support import REPO_ROOT, assert_problem
 from tests.workers import jobs
 from tests.workers.background import Background, wait_until
 from workers.relay import relay_once
@@ -73,7 +73,7 @@ def test_a_job_enqueued_in_a_committed_request_runs_once(background: Background)
 def test_a_job_enqueued_in_a_rolled_back_request_never_runs(background: Background) -> None:
     background.start()
     with request_client(background) as client:
-        problem(client.post("/test/imports?fail=true"), 409)
+        assert_problem(client.post("/test/imports?fail=true"), 409)
         sentinel = client.post("/test/imports").json()["run_id"]
 
     # The relay works in outbox order: once the later, committed job has run, the rolled-back
