@@ -26,7 +26,7 @@ THREADS = 32
 TASKS = 3_300  # × overlap 3 ≈ 9,900 submits, plus re-issued abandoned claims
 OVERLAP = 3
 ABANDON = 0.04
-DEADLINE_S = 240
+DEADLINE_S = 900  # typically 2-4 minutes on a 2-core machine; a hang still fails
 
 
 @pytest.mark.postgresql
@@ -124,12 +124,14 @@ def test_32_threads_never_over_assign_duplicate_or_lose_work(
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    while not stop.is_set() and not all_complete():
-        assert time.monotonic() - started < DEADLINE_S, f"not done in time: {outcomes}"
-        time.sleep(0.5)
-    stop.set()
-    for thread in threads:
-        thread.join()
+    try:
+        while not stop.is_set() and not all_complete():
+            assert time.monotonic() - started < DEADLINE_S, f"not done in time: {outcomes}"
+            time.sleep(0.5)
+    finally:  # never leave threads running into the next test's clean-up
+        stop.set()
+        for thread in threads:
+            thread.join()
     assert not errors, errors
 
     with wide.read_session() as session:
