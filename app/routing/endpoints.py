@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -90,8 +91,6 @@ def heartbeat(
 
 
 def _lease(assignment: Assignment, job: Job, settings: Settings) -> schemas.LeaseOut:
-    from datetime import timedelta
-
     limit = assignment.claimed_at + timedelta(seconds=job.lease_seconds) * settings.max_lease_factor
     return schemas.LeaseOut(
         id=assignment.id,

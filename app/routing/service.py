@@ -40,15 +40,9 @@ from app.models.jobs import (
     TaskItem,
     TaskStatus,
 )
+from qualification_tests.eligibility import COUNTED_ASSIGNMENTS
 from qualification_tests.grading import grade_answer
 
-# Assignments that hold or used a slot (for per-annotator limits).
-COUNTED_STATUSES = (
-    AssignmentStatus.active,
-    AssignmentStatus.submitted,
-    AssignmentStatus.approved,
-    AssignmentStatus.rejected,
-)
 FINISHED = (AssignmentStatus.submitted, AssignmentStatus.approved, AssignmentStatus.rejected)
 HEARTBEAT_SLACK = timedelta(seconds=5)
 SWEEP_ON_CLAIM_EVERY = 1.0  # seconds between claim-time lease sweeps of one job, per process
@@ -165,7 +159,7 @@ def _room_left(session: Session, annotator_id: int, job: Job) -> int:
         select(func.count()).where(
             Assignment.job_id == job.id,
             Assignment.annotator_id == annotator_id,
-            Assignment.status.in_(COUNTED_STATUSES),
+            Assignment.status.in_(COUNTED_ASSIGNMENTS),
         )
     )
     return job.max_tasks_per_annotator - (used or 0)
