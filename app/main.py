@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.accounts.endpoints import router as accounts_router
-from app.core.db import Database
+from app.core.db import Database, open_async_pool
 from app.core.errors import install_error_handlers
 from app.core.observability import Metrics, RequestContextMiddleware
 from app.core.settings import Settings, load_settings
@@ -33,15 +33,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     db = database or Database(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        yield
-        if database is None:
-            db.dispose()
+        app.state.async_pool = await open_async_pool(settings)  # the hot path's, on PostgreSQL
+        try:
+            yield
+        finally:
+            if app.state.async_pool is not None:
+                await app.state.async_pool.close()
+            if database is None:
+                db.dispose()
 
     app = FastAPI(title="Tessera", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db
+    app.state.async_pool = None
     app.state.metrics = Metrics()
     app.state.metrics.registry.register(
         BackgroundCollector(db, in_process=settings.in_process_jobs)
@@ -58,10 +64,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
+    app.include_router(routing_router)  # first: the annotators' hot path, matched first
     app.include_router(health_router)
     app.include_router(accounts_router)
     app.include_router(jobs_router)
-    app.include_router(routing_router)
     app.include_router(qualification_router)
     app.include_router(runs_router)
     return app

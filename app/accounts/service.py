@@ -182,7 +182,8 @@ def get_user(session: Session, user_id: int) -> User:
 
 
 def suspend_user(session: Session, *, user_id: int, reason: str, admin_id: int) -> User:
-    """Suspend an account: its tokens stop working at once (403). Admins cannot suspend
+    """Suspend an account: its tokens stop working at once (403; on the annotators' hot path
+    served by another API process, within `TESSERA_AUTH_CACHE_SECONDS`). Admins cannot suspend
     themselves, so a platform never locks out its last administrator by accident."""
     if user_id == admin_id:
         raise Conflict("You cannot suspend your own account")

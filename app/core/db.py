@@ -6,7 +6,9 @@ failing with "database is locked" at commit. We switch off pysqlite's own transa
 emit BEGIN from SQLAlchemy's `begin` event, as the SQLAlchemy pysqlite dialect docs describe.
 Read-only sessions begin with a plain (deferred) BEGIN so readers never wait for writers.
 
-PostgreSQL goes through psycopg 3 with a sized pool.
+PostgreSQL goes through psycopg 3 with a sized pool. On PostgreSQL the service also opens an
+async psycopg pool (`open_async_pool`, from the app's lifespan) for the annotator's hot
+path, which runs raw SQL on the event loop instead of ORM sessions on threads.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+import orjson
+from psycopg import AsyncConnection
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -108,6 +114,36 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+AsyncPool = AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]]
+
+
+async def open_async_pool(settings: Settings) -> AsyncPool | None:
+    """The async pool of the hot path on PostgreSQL (None on SQLite, which runs it on threads).
+    It is bound to the event loop that opens it, so each app opens its own in its lifespan.
+    It starts with one connection and grows to the sync pool's size plus overflow. Its
+    connections autocommit: a hot-path call that needs a transaction opens one
+    (`conn.transaction()`), so a single-statement call costs no BEGIN and COMMIT."""
+    if settings.is_sqlite:
+        return None
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    pool: AsyncPool = AsyncConnectionPool(
+        url.render_as_string(hide_password=False),
+        min_size=1,
+        max_size=settings.db_pool_size + settings.db_max_overflow,
+        kwargs={"options": "-c TimeZone=UTC", "autocommit": True},
+        configure=_configure_async,
+        open=False,
+        name="hot-path",
+    )
+    await pool.open()
+    return pool
+
+
+async def _configure_async(conn: AsyncConnection[tuple[Any, ...]]) -> None:
+    set_json_loads(orjson.loads, conn)
+    set_json_dumps(orjson.dumps, conn)
 
 
 def rowcount(result: Result[Any]) -> int:

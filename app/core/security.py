@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Depends, Request
-from sqlalchemy import select, update
+from psycopg import AsyncConnection
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.core.clock import utcnow
-from app.core.db import Database
+from app.core.db import AsyncPool, Database
 from app.core.errors import Forbidden, Unauthorized
 from app.models.accounts import ApiToken, Role, User, UserStatus
 
+NO_TOKEN = "Send an API token as 'Authorization: Bearer <token>'"  # noqa: S105 (a message)
 TOKEN_PREFIX = "tsr_"  # noqa: S105 (a prefix, not a secret)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -115,7 +120,6 @@ def bearer_secret(request: Request) -> str | None:
 def authenticate(session: Session, secret: str) -> Principal:
     """Resolve a token secret to its user, or raise 401 (unknown, revoked, expired) or 403
     (suspended account)."""
-    now = utcnow()
     row = session.execute(
         select(ApiToken, User)
         .join(User, User.id == ApiToken.user_id)
@@ -124,13 +128,32 @@ def authenticate(session: Session, secret: str) -> Principal:
     if row is None:
         raise Unauthorized("Unknown or malformed API token")
     token, user = row
-    if token.revoked_at is not None:
-        raise Unauthorized("This API token has been revoked")
-    if token.expires_at is not None and token.expires_at <= now:
-        raise Unauthorized("This API token has expired")
-    if user.status is UserStatus.suspended:
-        raise Forbidden("This account is suspended", reason=user.suspended_reason)
+    _check_token(token.revoked_at, token.expires_at, user.status, user.suspended_reason)
     return Principal(user=user, token_id=token.id)
+
+
+def _check_token(
+    revoked_at: datetime | None,
+    expires_at: datetime | None,
+    user_status: UserStatus,
+    suspended_reason: str | None,
+) -> None:
+    if revoked_at is not None:
+        raise Unauthorized("This API token has been revoked")
+    if expires_at is not None and expires_at <= utcnow():
+        raise Unauthorized("This API token has expired")
+    if user_status is UserStatus.suspended:
+        raise Forbidden("This account is suspended", reason=suspended_reason)
+
+
+def _check_role(role: Role, allowed: frozenset[Role]) -> None:
+    if role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise Forbidden(f"This endpoint is for {names} accounts only")
+
+
+def _last_use_is_stale(last_used_at: datetime | None) -> bool:
+    return last_used_at is None or utcnow() - last_used_at > LAST_USED_RESOLUTION
 
 
 def touch_token(session: Session, token_id: int) -> None:
@@ -149,18 +172,19 @@ def touch_token(session: Session, token_id: int) -> None:
 def current_principal(
     request: Request, session: DbSession, db: Annotated[Database, Depends(get_database)]
 ) -> Principal:
+    return authenticate_request(request, session, db)
+
+
+def authenticate_request(request: Request, session: Session, db: Database) -> Principal:
+    """The caller of a request, from its bearer token, on the request's session. Records the
+    token's last use at most once a minute: in the request's own transaction when it writes
+    (committed with the endpoint's work), else in a short transaction of its own."""
     secret = bearer_secret(request)
     if secret is None:
-        raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'")
+        raise Unauthorized(NO_TOKEN)
     principal = authenticate(session, secret)
     token = session.get(ApiToken, principal.token_id)
-    if (
-        token is None
-        or token.last_used_at is None
-        or (utcnow() - token.last_used_at > LAST_USED_RESOLUTION)
-    ):
-        # At most once a minute per token: in the request's own transaction when it writes
-        # (committed with the endpoint's work), else in a short transaction of its own.
+    if token is None or _last_use_is_stale(token.last_used_at):
         if request.method in ("GET", "HEAD"):
             with db.transaction() as writer:
                 touch_token(writer, principal.token_id)
@@ -177,9 +201,7 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
     allowed = frozenset(roles)
 
     def check(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in allowed:
-            names = ", ".join(sorted(r.value for r in allowed))
-            raise Forbidden(f"This endpoint is for {names} accounts only")
+        _check_role(principal.role, allowed)
         return principal
 
     return check
@@ -188,3 +210,130 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
 AdminPrincipal = Annotated[Principal, Depends(require_role(Role.admin))]
 ClientPrincipal = Annotated[Principal, Depends(require_role(Role.client, Role.admin))]
 AnnotatorPrincipal = Annotated[Principal, Depends(require_role(Role.annotator))]
+
+
+# --- the hot path's caller, on an async connection --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling an endpoint of the async hot path (no ORM objects there)."""
+
+    id: int
+    role: Role
+    token_id: int
+
+
+_CALLER = """
+SELECT t.id, t.revoked_at, t.expires_at, t.last_used_at, u.id, u.role, u.status,
+       u.suspended_reason
+FROM api_tokens t JOIN users u ON u.id = t.user_id
+WHERE t.secret_hash = %s
+"""
+_TOUCH = """
+UPDATE api_tokens SET last_used_at = %(now)s
+WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < %(stale)s)
+"""
+
+
+async def authenticate_caller(
+    conn: AsyncConnection[tuple[Any, ...]], request: Request, *roles: Role
+) -> Caller:
+    """`authenticate_request` and the role check for the async hot path, on the request's own
+    connection. What a token resolves to is kept for `TESSERA_AUTH_CACHE_SECONDS`: revoking a
+    token or suspending an account through this process takes effect at once (a session
+    event drops the entries), through another process within that time."""
+    secret = bearer_secret(request)
+    if secret is None:
+        raise Unauthorized(NO_TOKEN)
+    key = hash_secret(secret)
+    ttl: float = request.app.state.settings.auth_cache_seconds
+    row = _known_token(key, ttl)
+    if row is None:
+        cursor = await conn.execute(_CALLER, (key,))
+        row = await cursor.fetchone()
+        if row is None:
+            raise Unauthorized("Unknown or malformed API token")
+        if _last_use_is_stale(row[3]):
+            now = utcnow()
+            await conn.execute(
+                _TOUCH, {"now": now, "id": row[0], "stale": now - LAST_USED_RESOLUTION}
+            )
+        if ttl > 0:
+            with _known_lock:
+                if len(_known) >= MAX_KNOWN_TOKENS:
+                    _known.clear()
+                _known[key] = (time.monotonic(), row)
+    token_id, revoked_at, expires_at, _, user_id, role, status, reason = row
+    _check_token(revoked_at, expires_at, UserStatus(status), reason)
+    caller = Caller(id=user_id, role=Role(role), token_id=token_id)
+    _check_role(caller.role, frozenset(roles))
+    return caller
+
+
+MAX_KNOWN_TOKENS = 100_000
+_known: dict[str, tuple[float, tuple[Any, ...]]] = {}  # secret hash -> (read at, _CALLER row)
+_known_lock = threading.Lock()
+
+
+def _known_token(key: str, ttl: float) -> tuple[Any, ...] | None:
+    with _known_lock:
+        hit = _known.get(key)
+    if hit is not None and 0 <= time.monotonic() - hit[0] < ttl:
+        return hit[1]
+    return None
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_tokens(session: Session, _context: object) -> None:
+    """A token or account written through this process is read again on its next use."""
+    tokens = {o.secret_hash for o in session.dirty if isinstance(o, ApiToken)}
+    users = {o.id for o in session.dirty if isinstance(o, User)}
+    if tokens or users:
+        with _known_lock:
+            for key in [k for k, (_, row) in _known.items() if k in tokens or row[4] in users]:
+                del _known[key]
+
+
+@dataclass(frozen=True)
+class HotWork:
+    """What an endpoint of the hot path works with: the caller and, on PostgreSQL, the
+    request's async connection, in autocommit mode: the endpoint opens a transaction where it
+    needs one (None on SQLite, where the endpoint runs the sync service on a thread)."""
+
+    caller: Caller
+    conn: AsyncConnection[tuple[Any, ...]] | None
+
+
+def hot_work(*roles: Role) -> Callable[[Request], AsyncIterator[HotWork]]:
+    """A dependency authenticating the caller of a hot-path endpoint (401/403 as everywhere)
+    and lending it a pooled connection for the request."""
+
+    async def work(request: Request) -> AsyncIterator[HotWork]:
+        pool: AsyncPool | None = request.app.state.async_pool
+        if pool is None:
+            db = get_database(request)
+            caller = await run_in_threadpool(_caller_on_thread, request, db, roles)
+            yield HotWork(caller, None)
+            return
+        async with pool.connection() as conn:
+            yield HotWork(await authenticate_caller(conn, request, *roles), conn)
+
+    return work
+
+
+def _caller_on_thread(request: Request, db: Database, roles: tuple[Role, ...]) -> Caller:
+    secret = bearer_secret(request)
+    if secret is None:
+        raise Unauthorized(NO_TOKEN)
+    with db.read_session() as session:
+        principal = authenticate(session, secret)
+        _check_role(principal.role, frozenset(roles))
+        stale = _last_use_is_stale(session.get_one(ApiToken, principal.token_id).last_used_at)
+    if stale:
+        with db.transaction() as writer:
+            touch_token(writer, principal.token_id)
+    return Caller(principal.id, principal.role, principal.token_id)
+
+
+AnnotatorWork = Annotated[HotWork, Depends(hot_work(Role.annotator))]

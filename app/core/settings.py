@@ -85,8 +85,16 @@ class Settings(BaseSettings):
     max_lease_factor: int = Field(default=4, ge=1, le=100)
     submit_grace_seconds: int = Field(default=120, ge=0, le=86_400)
     max_claim_count: int = Field(default=10, ge=1, le=100)
-    # How long the claim path reuses the list of active jobs and each annotator's eligibility.
+    # How long the claim path reuses the list of active jobs (a paused job still hands out
+    # nothing: the claim re-checks), and each annotator's eligibility verdicts (grants, bans
+    # and profile changes made through this process forget them at once; other processes see
+    # them within this time).
     routing_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    eligibility_cache_seconds: float = Field(default=30.0, ge=0, le=600)
+    # How long the hot path (next, heartbeat, release, submit) reuses what an API token
+    # resolves to. Revoking or suspending through this process counts at once; through another
+    # process within this time. 0 reads the token on every call.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     demo: bool | None = None
 
     @field_validator("cors_origins", mode="before")

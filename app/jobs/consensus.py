@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -53,25 +54,47 @@ def refresh_item_results(
 ) -> int:
     """Recompute the consensus of the given items from their answers; return how many items
     now have one."""
-    by_item: dict[int, list[dict[str, Any]]] = {}
-    for item_id, value in session.execute(
+    answers = session.execute(
         select(Answer.item_id, Answer.value).where(Answer.item_id.in_(item_ids)).order_by(Answer.id)
-    ):
-        by_item.setdefault(item_id, []).append(value)
+    ).all()
     session.execute(delete(ItemResult).where(ItemResult.item_id.in_(item_ids)))
     now = utcnow()
+    results = aggregate_items(schema, answers, aggregator)
+    session.add_all(
+        ItemResult(
+            item_id=r.item_id,
+            job_id=job.id,
+            answer=r.answer,
+            confidence=r.confidence,
+            answer_count=r.answer_count,
+            method=method,
+            updated_at=now,
+        )
+        for r in results
+    )
+    session.flush()
+    return len(results)
+
+
+@dataclass(frozen=True)
+class Consensus:
+    item_id: int
+    answer: dict[str, Any]
+    confidence: float
+    answer_count: int
+
+
+def aggregate_items(
+    schema: LabelSchema,
+    answers: Iterable[tuple[int, dict[str, Any]]],
+    aggregator: Aggregator = majority_vote,
+) -> list[Consensus]:
+    """The consensus of each item from its (item id, answer) pairs, in answer order."""
+    by_item: dict[int, list[dict[str, Any]]] = {}
+    for item_id, value in answers:
+        by_item.setdefault(item_id, []).append(value)
+    out = []
     for item_id, values in by_item.items():
         answer, confidence = aggregator(schema, values)
-        session.add(
-            ItemResult(
-                item_id=item_id,
-                job_id=job.id,
-                answer=answer,
-                confidence=confidence,
-                answer_count=len(values),
-                method=method,
-                updated_at=now,
-            )
-        )
-    session.flush()
-    return len(by_item)
+        out.append(Consensus(item_id, answer, confidence, len(values)))
+    return out

@@ -1,8 +1,10 @@
 """Eligibility on the claim path: the qualification package decides; this keeps its verdicts
-for a moment per annotator, because `next` is the hottest endpoint and the verdict (skills,
-grants, bans, reputation) changes rarely. The per-annotator task limit is re-checked inside every
-claim, so a stale verdict can never over-assign; a new ban or grant counts within
-`TESSERA_ELIGIBILITY_CACHE_SECONDS`."""
+per annotator for `TESSERA_ELIGIBILITY_CACHE_SECONDS`, because `next` is the hottest endpoint and
+the verdict (skills, grants, bans, reputation) changes rarely, while working it out takes four
+queries on a thread. A grant, ban or profile written through this process forgets the
+annotator's verdicts at once (a session event watches those rows); other processes see the change
+within the cache time. The per-annotator task limit is re-checked inside every claim, so a stale
+verdict can never over-assign."""
 
 from __future__ import annotations
 
@@ -12,9 +14,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.core.errors import Forbidden, NotFound
+from app.core.settings import Settings
 from app.models.jobs import Job
+from app.models.qualification import AnnotatorProfile, JobBan, SkillGrant
+from app.routing import service
 from qualification_tests.eligibility import Eligibility, Reason, explain_eligibility_for_jobs
 
 MAX_ENTRIES = 50_000
@@ -27,20 +34,85 @@ def for_jobs(
     session: Session, annotator_id: int, jobs: Sequence[Job], now: datetime, ttl: float = 0.0
 ) -> dict[int, Eligibility]:
     """The annotator's eligibility for each job, reused for `ttl` seconds."""
-    key = tuple(job.id for job in jobs)
-    tick = time.monotonic()
-    if ttl > 0:
-        with _lock:
-            hit = _cache.get(annotator_id)
-        if hit is not None and hit[1] == key and 0 <= tick - hit[0] < ttl:
-            return hit[2]
-    verdicts = explain_eligibility_for_jobs(session, annotator_id, jobs, now=now)
-    if ttl > 0:
-        with _lock:
-            if len(_cache) >= MAX_ENTRIES:
-                _cache.clear()
-            _cache[annotator_id] = (tick, key, verdicts)
+    verdicts = fresh(annotator_id, jobs, ttl)
+    if verdicts is None:
+        tick = time.monotonic()
+        verdicts = explain_eligibility_for_jobs(session, annotator_id, jobs, now=now)
+        if ttl > 0:
+            with _lock:
+                if len(_cache) >= MAX_ENTRIES:
+                    _cache.clear()
+                _cache[annotator_id] = (tick, _key(jobs), verdicts)
     return verdicts
+
+
+def fresh(annotator_id: int, jobs: Sequence[Job], ttl: float) -> dict[int, Eligibility] | None:
+    """The cached verdicts for exactly these jobs while younger than `ttl` seconds, else None."""
+    if ttl <= 0:
+        return None
+    with _lock:
+        hit = _cache.get(annotator_id)
+    if hit is not None and hit[1] == _key(jobs) and 0 <= time.monotonic() - hit[0] < ttl:
+        return hit[2]
+    return None
+
+
+def _key(jobs: Sequence[Job]) -> tuple[int, ...]:
+    return tuple(job.id for job in jobs)
+
+
+def forget(annotator_id: int) -> None:
+    """Drop the annotator's cached verdicts."""
+    with _lock:
+        _cache.pop(annotator_id, None)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed(session: Session, _context: object) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, SkillGrant | JobBan):
+            forget(obj.annotator_id)
+        elif isinstance(obj, AnnotatorProfile):
+            forget(obj.user_id)
+
+
+JobsAndVerdicts = tuple[list[Job], dict[int, Eligibility]]
+
+
+def jobs_for(
+    session: Session, annotator_id: int, job_id: int | None, now: datetime, settings: Settings
+) -> JobsAndVerdicts:
+    """The active jobs to serve (one when `job_id` is given) with the annotator's verdicts."""
+    jobs = service.active_jobs(session, job_id, settings.routing_cache_seconds)
+    return jobs, for_jobs(session, annotator_id, jobs, now, settings.eligibility_cache_seconds)
+
+
+def cached_jobs_for(
+    annotator_id: int, job_id: int | None, settings: Settings
+) -> JobsAndVerdicts | None:
+    """`jobs_for` from the caches alone, or None when either is stale."""
+    jobs = service.fresh_active_jobs(settings.routing_cache_seconds)
+    if jobs is None:
+        return None
+    if job_id is not None:
+        jobs = [job for job in jobs if job.id == job_id]
+    verdicts = fresh(annotator_id, jobs, settings.eligibility_cache_seconds)
+    return None if verdicts is None else (jobs, verdicts)
+
+
+def eligible_jobs(found: JobsAndVerdicts, job_id: int | None) -> list[Job]:
+    """The jobs the annotator may claim from, in serving order. Asking for one job: 404 when it
+    is not active, 403 with the reasons when the annotator may not work on it."""
+    jobs, verdicts = found
+    if job_id is not None:
+        if not jobs:
+            raise NotFound("No such active job")
+        if not verdicts[job_id].eligible:
+            raise Forbidden(
+                "You are not eligible for this job",
+                reasons=[reason_dict(r) for r in verdicts[job_id].reasons],
+            )
+    return [job for job in jobs if verdicts[job.id].eligible]
 
 
 def reason_dict(reason: Reason) -> dict[str, Any]:

@@ -93,3 +93,36 @@ def test_token_secrets_and_passwords_are_never_stored_in_clear(
         assert secret[len("tsr_") :] not in stored
     assert password not in stored
     assert "$argon2id$" in stored
+
+
+def test_the_hot_path_stops_a_revoked_or_suspended_token_at_once(
+    client: TestClient, annotator: Account, admin: Account
+) -> None:
+    """The annotators' hot path keeps what a token resolves to for a few seconds (on
+    PostgreSQL); a revoke or suspension through this process must still count at once."""
+    created = client.post("/v1/me/tokens", headers=annotator.headers, json={"name": "phone"})
+    phone = {"Authorization": f"Bearer {created.json()['secret']}"}
+    assert client.post("/v1/assignments/next", headers=phone).status_code == 200  # now cached
+    client.delete(f"/v1/me/tokens/{created.json()['id']}", headers=annotator.headers)
+    assert (
+        "revoked"
+        in assert_problem(client.post("/v1/assignments/next", headers=phone), 401)["detail"]
+    )
+
+    assert client.post("/v1/assignments/next", headers=annotator.headers).status_code == 200
+    suspended = client.post(
+        f"/v1/admin/users/{annotator.id}/suspend", headers=admin.headers, json={"reason": "spam"}
+    )
+    assert suspended.status_code == 200, suspended.text
+    assert_problem(client.post("/v1/assignments/next", headers=annotator.headers), 403)
+
+
+def test_the_hot_path_checks_expiry_of_a_cached_token(
+    client: TestClient, annotator: Account, db: Database
+) -> None:
+    assert client.post("/v1/assignments/next", headers=annotator.headers).status_code == 200
+    with db.transaction() as session:
+        token = session.scalars(select(ApiToken).where(ApiToken.user_id == annotator.id)).one()
+        token.expires_at = token.created_at - timedelta(seconds=1)
+    body = assert_problem(client.post("/v1/assignments/next", headers=annotator.headers), 401)
+    assert "expired" in body["detail"]

@@ -1,8 +1,10 @@
 """32 annotators in 32 threads claim and submit ~10,000 times against tasks with overlap 3 on
-PostgreSQL, some abandoning their claims so leases expire and slots are re-issued."""
+PostgreSQL, some abandoning their claims so leases expire and slots are re-issued. Each thread
+runs the hot path the API runs on PostgreSQL (`hot_path`, async) on a connection of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import threading
@@ -14,11 +16,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.core.clock import utcnow
-from app.core.db import Database
+from app.core.db import Database, open_async_pool
 from app.core.security import Principal
 from app.jobs import importing, schemas, service, splitting
-from app.models import Answer, Assignment, AssignmentStatus, Task, TaskStatus
-from app.routing.service import claim_tasks, expire_overdue_assignments, submit
+from app.models import Answer, Assignment, AssignmentStatus, Job, Task, TaskStatus
+from app.routing import hot_path
+from app.routing.service import expire_overdue_assignments
 from tests.jobs.factories import SENTIMENT, jsonl, reviews
 from tests.support import Account
 
@@ -64,45 +67,55 @@ def test_32_threads_never_over_assign_duplicate_or_lose_work(
     errors: list[BaseException] = []
 
     def work(annotator: Account, seed: int) -> None:
-        rng = random.Random(seed)
-        idle = 0
         try:
+            asyncio.run(annotate(annotator, seed))
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    async def annotate(annotator: Account, seed: int) -> None:
+        """One annotator on a connection of its own, through the hot path the API runs."""
+        rng = random.Random(seed)
+        pool = await open_async_pool(wide.settings)
+        assert pool is not None
+        try:
+            with wide.read_session() as session:
+                jobs = [session.get_one(Job, job_id)]
             while not stop.is_set():
-                with wide.session() as session:
-                    jobs = [session.get_one(service.Job, job_id)]
-                    claimed = claim_tasks(session, annotator.id, jobs, 1, utcnow())
-                    session.commit()
+                async with pool.connection() as conn:
+                    claimed = await hot_path.claim_tasks(
+                        conn, wide, annotator.id, jobs, 1, utcnow()
+                    )
+                    await conn.commit()
                 if not claimed:
-                    idle += 1
-                    time.sleep(0.05)
+                    await asyncio.sleep(0.05)
                     continue
-                idle = 0
                 with lock:
                     outcomes["claimed"] += 1
                 if rng.random() < ABANDON:
                     with lock:
                         outcomes["abandoned"] += 1
                     continue
-                with wide.session() as session:
+                answers = [{"sentiment": rng.choice(["positive", "negative"])}]
+                async with pool.connection() as conn:
                     try:
-                        submit(
-                            session,
-                            annotator.id,
-                            claimed[0].assignment_id,
-                            [{"sentiment": rng.choice(["positive", "negative"])}],
-                            utcnow(),
-                            wide.settings,
-                        )
-                        session.commit()
+                        async with conn.transaction():
+                            await hot_path.submit(
+                                conn,
+                                wide,
+                                annotator.id,
+                                claimed[0].assignment_id,
+                                answers,
+                                utcnow(),
+                                wide.settings,
+                            )
                         outcome = "submitted"
                     except Exception as exc:  # a late submit may lose its re-issued slot
-                        session.rollback()
                         outcome = type(exc).__name__
                 with lock:
                     outcomes[outcome] += 1
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
+        finally:
+            await pool.close()
 
     def sweep() -> None:
         while not stop.is_set():
