@@ -1,5 +1,7 @@
 -- wrk script: each thread is one annotator on one connection, looping next -> submit.
 -- Tokens come from the file named by TESSERA_BENCH_TOKENS (one per line, one per thread).
+-- TESSERA_BENCH_THINK_MS (optional): the mean time an annotator spends on a task between
+-- `next` and `submit`, drawn uniformly from 0.5x to 1.5x (0: no thinking, full speed).
 local threads = {}
 local count = 0
 local tokens = {}
@@ -15,7 +17,16 @@ end
 
 function init(args)
   cycles, empty, errors, phase, pending = 0, 0, 0, "next", nil
+  think = tonumber(os.getenv("TESSERA_BENCH_THINK_MS") or "0")
+  local seed = os.time()
+  for i = 1, #token do seed = (seed * 31 + token:byte(i)) % 2147483647 end
+  math.randomseed(seed)
   headers = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
+end
+
+function delay()
+  if pending and think > 0 then return think * (0.5 + math.random()) end
+  return 0
 end
 
 function request()
