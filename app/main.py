@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.accounts.endpoints import router as accounts_router
-from app.core.db import Database, open_async_pool
+from app.core.db import AsyncPool, Database, open_async_pool
 from app.core.errors import install_error_handlers
 from app.core.observability import Metrics, RequestContextMiddleware
 from app.core.settings import Settings, load_settings
@@ -36,26 +36,27 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     db = database or Database(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AsyncPool | None]]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        app.state.async_pool = await open_async_pool(settings)  # the hot path's, on PostgreSQL
+        # The hot path's pool (PostgreSQL), bound to this event loop: it reaches the requests
+        # served in this lifespan through their `request.state`.
+        async_pool = await open_async_pool(settings)
         # Objects alive after start-up live for good: keep them out of the collector's scans,
         # and collect young objects less often (each request allocates thousands).
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         try:
-            yield
+            yield {"async_pool": async_pool}
         finally:
-            if app.state.async_pool is not None:
-                await app.state.async_pool.close()
+            if async_pool is not None:
+                await async_pool.close()
             if database is None:
                 db.dispose()
 
     app = FastAPI(title="Tessera", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db
-    app.state.async_pool = None
     app.state.metrics = Metrics()
     app.state.metrics.registry.register(
         BackgroundCollector(db, in_process=settings.in_process_jobs)

@@ -310,9 +310,11 @@ def hot_work(*roles: Role) -> Callable[[Request], AsyncIterator[HotWork]]:
     and lending it a pooled connection for the request."""
 
     async def work(request: Request) -> AsyncIterator[HotWork]:
-        pool: AsyncPool | None = request.app.state.async_pool
+        pool: AsyncPool | None = getattr(request.state, "async_pool", None)
+        db = get_database(request)
         if pool is None:
-            db = get_database(request)
+            if db.dialect != "sqlite":
+                raise RuntimeError("The hot path's pool is opened by the app's lifespan")
             caller = await run_in_threadpool(_caller_on_thread, request, db, roles)
             yield HotWork(caller, None)
             return
