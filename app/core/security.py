@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.clock import utcnow
-from app.core.db import AsyncPool, Database
+from app.core.db import READ_ONLY, AsyncPool, Database
 from app.core.errors import Forbidden, Unauthorized
 from app.models.accounts import ApiToken, Role, User, UserStatus
 
@@ -177,15 +177,16 @@ def current_principal(
 
 def authenticate_request(request: Request, session: Session, db: Database) -> Principal:
     """The caller of a request, from its bearer token, on the request's session. Records the
-    token's last use at most once a minute: in the request's own transaction when it writes
-    (committed with the endpoint's work), else in a short transaction of its own."""
+    token's last use at most once a minute: in the session's transaction when it writes
+    (committed with the endpoint's work), else (a read-only session) in a short transaction of
+    its own."""
     secret = bearer_secret(request)
     if secret is None:
         raise Unauthorized(NO_TOKEN)
     principal = authenticate(session, secret)
     token = session.get(ApiToken, principal.token_id)
     if token is None or _last_use_is_stale(token.last_used_at):
-        if request.method in ("GET", "HEAD"):
+        if session.get_bind().get_execution_options().get(READ_ONLY):
             with db.transaction() as writer:
                 touch_token(writer, principal.token_id)
         else:
@@ -311,8 +312,8 @@ def hot_work(*roles: Role) -> Callable[[Request], AsyncIterator[HotWork]]:
 
     async def work(request: Request) -> AsyncIterator[HotWork]:
         pool: AsyncPool | None = getattr(request.state, "async_pool", None)
-        db = get_database(request)
         if pool is None:
+            db = get_database(request)
             if db.dialect != "sqlite":
                 raise RuntimeError("The hot path's pool is opened by the app's lifespan")
             caller = await run_in_threadpool(_caller_on_thread, request, db, roles)
@@ -325,16 +326,9 @@ def hot_work(*roles: Role) -> Callable[[Request], AsyncIterator[HotWork]]:
 
 
 def _caller_on_thread(request: Request, db: Database, roles: tuple[Role, ...]) -> Caller:
-    secret = bearer_secret(request)
-    if secret is None:
-        raise Unauthorized(NO_TOKEN)
     with db.read_session() as session:
-        principal = authenticate(session, secret)
-        _check_role(principal.role, frozenset(roles))
-        stale = _last_use_is_stale(session.get_one(ApiToken, principal.token_id).last_used_at)
-    if stale:
-        with db.transaction() as writer:
-            touch_token(writer, principal.token_id)
+        principal = authenticate_request(request, session, db)
+    _check_role(principal.role, frozenset(roles))
     return Caller(principal.id, principal.role, principal.token_id)
 
 

@@ -94,10 +94,9 @@ def cached_jobs_for(
     jobs = service.fresh_active_jobs(settings.routing_cache_seconds)
     if jobs is None:
         return None
-    if job_id is not None:
-        jobs = [job for job in jobs if job.id == job_id]
-    verdicts = fresh(annotator_id, jobs, settings.eligibility_cache_seconds)
-    return None if verdicts is None else (jobs, verdicts)
+    serving = [job for job in jobs if job_id is None or job.id == job_id]
+    verdicts = fresh(annotator_id, serving, settings.eligibility_cache_seconds)
+    return None if verdicts is None else (serving, verdicts)
 
 
 def eligible_jobs(found: JobsAndVerdicts, job_id: int | None) -> list[Job]:

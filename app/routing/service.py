@@ -417,7 +417,7 @@ def _stored_gold_scores(session: Session, assignment: Assignment) -> list[tuple[
 
 # --- the active jobs, cached ----------------------------------------------------------------------
 
-_active: list[Any] = [0.0, []]  # [fetched at (monotonic), jobs]
+_active: tuple[float, tuple[Job, ...]] = (0.0, ())  # (fetched at, monotonic; jobs)
 _active_lock = threading.Lock()
 
 
@@ -429,13 +429,12 @@ def job_for_work(session: Session, job_id: int, ttl: float = 0.0) -> Job:
     return session.get_one(Job, job_id)
 
 
-def fresh_active_jobs(ttl: float) -> list[Job] | None:
-    """The cached active-job list while it is younger than `ttl` seconds, else None."""
-    tick = time.monotonic()
+def fresh_active_jobs(ttl: float) -> tuple[Job, ...] | None:
+    """The cached active jobs while younger than `ttl` seconds, else None."""
     with _active_lock:
         fetched, jobs = _active
-    if ttl > 0 and 0 <= tick - fetched < ttl:
-        return list(jobs)
+    if ttl > 0 and 0 <= time.monotonic() - fetched < ttl:
+        return jobs
     return None
 
 
@@ -443,10 +442,11 @@ def active_jobs(session: Session, job_id: int | None = None, ttl: float = 0.0) -
     """Active jobs, highest priority first (one job when `job_id` is given). The list is
     reused for `ttl` seconds; the claim statement itself re-checks that the job is active,
     so a job paused meanwhile hands out nothing."""
+    global _active
     jobs = fresh_active_jobs(ttl)
     if jobs is None:
         tick = time.monotonic()
-        jobs = list(
+        jobs = tuple(
             session.scalars(
                 select(Job)
                 .where(Job.status == JobStatus.active)
@@ -457,7 +457,5 @@ def active_jobs(session: Session, job_id: int | None = None, ttl: float = 0.0) -
             session.expunge(job)  # detached snapshots, safe to share between requests
         if ttl > 0:
             with _active_lock:
-                _active[:] = [tick, jobs]
-    if job_id is not None:
-        return [job for job in jobs if job.id == job_id]
-    return jobs
+                _active = (tick, jobs)
+    return [job for job in jobs if job_id is None or job.id == job_id]
