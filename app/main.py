@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -13,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.accounts.endpoints import router as accounts_router
 from app.core.db import AsyncPool, Database, open_async_pool
-from app.core.errors import install_error_handlers
+from app.core.errors import add_problem_schema, install_error_handlers
 from app.core.observability import Metrics, RequestContextMiddleware
 from app.core.settings import Settings, load_settings
 from app.health.background import BackgroundCollector
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
 
     install_error_handlers(app)
+    _document_problems(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -80,3 +82,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(qualification_router)
     app.include_router(runs_router)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The OpenAPI document, generated once, with the `Problem` schema that endpoints' problem
+    responses refer to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problem_schema(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -105,6 +106,48 @@ class TooManyRequests(TesseraError):
 
 class ServiceUnavailable(TesseraError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is sent (for the OpenAPI document)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["/problems/not-found"], description="a stable slug per condition")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="one entry per bad field: `pointer` (RFC 6901) or `parameter`"
+    )
+
+
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
+def add_problem_schema(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Register `Problem` in an OpenAPI document's components (what `problem_responses` refers
+    to)."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    return openapi
+
+
+def problem_responses(*problems: type[TesseraError]) -> dict[int | str, dict[str, Any]]:
+    """An endpoint's `responses=` for the problems it may answer with: one entry per status, as
+    `application/problem+json`, its description listing each problem `type` a client can branch
+    on. Use: `@router.post(..., responses=problem_responses(NotFound, LeaseEnded, SlotTaken))`."""
+    by_status: dict[int, list[type[TesseraError]]] = {}
+    for problem in problems:
+        by_status.setdefault(problem.status, []).append(problem)
+    return {
+        status: {
+            "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+            "description": "; ".join(f"`{PROBLEM_BASE}{p.slug}`: {p.title}" for p in group),
+        }
+        for status, group in sorted(by_status.items())
+    }
 
 
 def problem_response(

@@ -6,6 +6,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.core.errors import Conflict, NotFound, add_problem_schema, problem_responses
+
 from tests.support import Account, assert_problem
 
 
@@ -72,3 +74,22 @@ def test_every_response_carries_a_request_id(client: TestClient) -> None:
         client.get("/healthz", headers={"X-Request-ID": "<script>"}).headers["x-request-id"]
         != "<script>"
     )
+
+
+def test_problem_responses_document_each_type_as_problem_json() -> None:
+    class SlotGone(Conflict):
+        slug, title = "slot-gone", "The slot is gone"
+
+    app = FastAPI()
+
+    @app.post("/x", responses=problem_responses(NotFound, Conflict, SlotGone))
+    def x() -> dict[str, str]:
+        return {}
+
+    document = add_problem_schema(app.openapi())
+    responses = document["paths"]["/x"]["post"]["responses"]
+    assert set(responses) == {"200", "404", "409"}
+    assert "/problems/slot-gone" in responses["409"]["description"]
+    assert "/problems/conflict" in responses["409"]["description"]
+    assert list(responses["409"]["content"]) == ["application/problem+json"]
+    assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]
