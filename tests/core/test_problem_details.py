@@ -7,7 +7,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.core.errors import Conflict, NotFound, add_problem_schema, problem_responses
-
 from tests.support import Account, assert_problem
 
 
