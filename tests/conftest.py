@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import make_url, text
 
 from app.accounts import service as accounts
-from app.core import clock
+from app.core import caches, clock
 from app.core.db import Database
 from app.core.schema import upgrade_to_head
 from app.core.settings import Settings
@@ -123,6 +123,14 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
 def _real_clock() -> Iterator[None]:
     yield
     clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _empty_caches() -> Iterator[None]:
+    """Per-process caches never carry one test's jobs, verdicts or tokens into the next (ids
+    are reused once tables are emptied)."""
+    yield
+    caches.clear_all()
 
 
 @pytest.fixture
