@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, ValidationFailed, json_pointer
 from app.core.security import Principal
-from app.jobs.label_schema import (
+from app.label_schema import (
     LabelSchema,
     parse_label_schema_at,
     required_fields,

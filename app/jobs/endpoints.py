@@ -17,7 +17,7 @@ from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
 from app.jobs import background, export, importing, progress, schemas, service, splitting
-from app.jobs.label_schema import BoxesControl, KeypointsControl, PolygonsControl
+from app.label_schema import BoxesControl, KeypointsControl, PolygonsControl
 from app.models.jobs import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -19,8 +19,8 @@ from sqlalchemy import text
 
 from app.core.db import Database
 from app.core.security import pseudonym_prefix
-from app.jobs.label_schema import BoxesControl, LabelSchema
-from app.jobs.label_studio import label_studio_result
+from app.label_schema import BoxesControl, LabelSchema
+from app.label_schema.label_studio import label_studio_result
 from app.models.jobs import AssignmentStatus
 
 COUNTED = (AssignmentStatus.submitted.value, AssignmentStatus.approved.value)

@@ -24,7 +24,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.core.errors import Conflict, ValidationFailed
-from app.jobs.label_schema import (
+from app.jobs.splitting import split_into_tasks
+from app.label_schema import (
     BoxesControl,
     KeypointsControl,
     LabelSchema,
@@ -33,7 +34,6 @@ from app.jobs.label_schema import (
     required_fields,
     validate_answer,
 )
-from app.jobs.splitting import split_into_tasks
 from app.models.jobs import Item, Job, JobStatus
 
 BATCH_ROWS = 5000

@@ -13,7 +13,7 @@ from app.core.errors import Conflict, NotFound
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import Principal
 from app.jobs import schemas
-from app.jobs.label_schema import LabelSchema, parse_label_schema_at
+from app.label_schema import LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
 from qualification_tests import service as qualification
