@@ -16,7 +16,7 @@ from app.jobs import schemas
 from app.label_schema import LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
-from qualification_tests import service as qualification
+from qualification_tests import skills as qualification_skills
 
 DEFAULT_LEASE_SECONDS = 600
 
@@ -55,7 +55,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
     """Create a draft job owned by `client` (validates and normalises the label schema)."""
     label_schema = parse_label_schema_at(body.label_schema)
     required_skills = [r.model_dump() for r in body.required_skills or []]
-    qualification.check_required_skills(session, required_skills)
+    qualification_skills.check_required_skills(session, required_skills)
     assert body.overlap.max is not None
     job = Job(
         client_id=client.id,
@@ -142,7 +142,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
         job.overlap_min, job.overlap_max = body.overlap.min, body.overlap.max
     if body.required_skills is not None:
         job.required_skills = [r.model_dump() for r in body.required_skills]
-        qualification.check_required_skills(session, job.required_skills)
+        qualification_skills.check_required_skills(session, job.required_skills)
     simple = (
         "title",
         "instructions",
