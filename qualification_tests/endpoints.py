@@ -1,5 +1,6 @@
-"""HTTP for skills, grants, annotator profiles, job bans, qualification tests, attempts and
-job eligibility. Annotator routes live under /v1/annotator and never return an answer key."""
+"""HTTP for skills, grants, annotator profiles, qualification tests, attempts and job
+eligibility. Annotator routes live under /v1/annotator and never return an answer key. (Job bans
+are routes of the jobs package, /v1/jobs/{id}/bans, over `qualification_tests.annotators`.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from app.core.security import (
     DbSession,
     ReadSession,
 )
-from app.jobs import service as jobs
 from app.models.jobs import Job, JobStatus
 from app.models.qualification import Skill
 from qualification_tests import (
@@ -141,46 +141,6 @@ def annotator_attempts(
     annotators.get_annotator(session, annotator_id)
     history = attempts.attempt_history(session, annotator_id=annotator_id)
     return [responses.attempt_summary(a) for a in history]
-
-
-# --- job bans (admins, and the job's client) --------------------------------------------------
-
-
-@router.get("/jobs/{job_id}/bans", tags=["jobs"], response_model=list[schemas.BanOut])
-def list_bans(job_id: int, client: ClientPrincipal, session: ReadSession) -> list[schemas.BanOut]:
-    job = jobs.get_job(session, client, job_id)
-    return [schemas.BanOut.model_validate(b) for b in annotators.list_bans(session, job)]
-
-
-@router.post(
-    "/jobs/{job_id}/bans",
-    tags=["jobs"],
-    status_code=status.HTTP_201_CREATED,
-    response_model=schemas.BanOut,
-)
-def ban_annotator(
-    job_id: int, body: schemas.BanCreate, client: ClientPrincipal, session: DbSession
-) -> schemas.BanOut:
-    """Ban an annotator from the job, until a time or for good, with a reason."""
-    job = jobs.get_job(session, client, job_id)
-    ban = annotators.ban_from_job(session, job, body, by_id=client.id)
-    session.commit()
-    return schemas.BanOut.model_validate(ban)
-
-
-@router.delete(
-    "/jobs/{job_id}/bans/{annotator_id}",
-    tags=["jobs"],
-    status_code=status.HTTP_204_NO_CONTENT,
-)
-def unban_annotator(
-    job_id: int, annotator_id: int, client: ClientPrincipal, session: DbSession
-) -> Response:
-    """Lift the annotator's ban (recorded, not deleted)."""
-    job = jobs.get_job(session, client, job_id)
-    annotators.lift_ban(session, job, annotator_id, by_id=client.id)
-    session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 # --- tests (authors: admins make public tests, clients private ones) --------------------------
