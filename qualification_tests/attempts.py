@@ -23,7 +23,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import Conflict, NotFound, ValidationFailed, json_pointer
+from app.core.errors import (
+    AlreadyQualified,
+    AttemptAlreadyGraded,
+    AttemptLimitReached,
+    ConcurrentStart,
+    Conflict,
+    NotEnoughQuestions,
+    NotFound,
+    RetakeCooldown,
+    SkillRevoked,
+    ValidationFailed,
+    json_pointer,
+)
 from app.label_schema import validate_answer
 from app.models.qualification import (
     AttemptQuestion,
@@ -40,6 +52,13 @@ from qualification_tests.grading import grade_answer
 from qualification_tests.question_bank import schema_of
 from qualification_tests.skills import skill_slugs
 
+# Why an annotator may not start an attempt, by standing: the problem and its detail.
+_CANNOT_START: dict[str, tuple[type[Conflict], str]] = {
+    "passed": (AlreadyQualified, "You have passed this test; its skill is in force"),
+    "revoked": (SkillRevoked, "The skill this test granted you was revoked by an admin"),
+    "exhausted": (AttemptLimitReached, "No attempts left at this test"),
+    "failed": (RetakeCooldown, "The retake cooldown is still running"),
+}
 _PASS_SLACK = 1e-9  # weighted means of exact fractions may land an ulp below the threshold
 _random = random.SystemRandom()
 
@@ -211,14 +230,9 @@ def start_attempt(
     attempts, grants = _attempts_and_grants(session, annotator_id, [test.id])
     s = standing(test, attempts[test.id], grants, now)
     if not s.can_start:
-        messages = {
-            "passed": "You have passed this test; its skill is in force",
-            "revoked": "The skill this test granted you was revoked by an admin",
-            "exhausted": "No attempts left at this test",
-            "failed": "The retake cooldown is still running",
-        }
-        raise Conflict(
-            messages.get(s.state, "You cannot start this test now"),
+        problem, message = _CANNOT_START[s.state]  # `standing` refuses starts in these states only
+        raise problem(
+            message,
             state=s.state,
             retake_after=s.retake_after.isoformat() if s.retake_after else None,
             attempts_left=s.attempts_left,
@@ -231,7 +245,7 @@ def start_attempt(
         )
     )
     if len(bank) < test.questions_per_attempt:
-        raise Conflict("This test does not have enough questions yet")
+        raise NotEnoughQuestions("This test does not have enough questions yet")
     attempt = QualificationAttempt(
         test_id=test.id,
         annotator_id=annotator_id,
@@ -247,7 +261,7 @@ def start_attempt(
     except IntegrityError:
         winner = _open_attempt(session, test.id, annotator_id)
         if winner is None:  # the winner finished in between: vanishingly rare, ask to retry
-            raise Conflict("Another start of this test just happened; try again") from None
+            raise ConcurrentStart("Another start of this test just happened; try again") from None
         return winner, False
     drawn = _random.sample(bank, test.questions_per_attempt)
     session.add_all(
@@ -295,7 +309,7 @@ def submit_attempt(
     0 whatever was sent. 409 if already graded."""
     attempt = get_attempt(session, annotator_id, attempt_id, lock=True)
     if attempt.status is not AttemptStatus.open:
-        raise Conflict("This attempt is already graded")
+        raise AttemptAlreadyGraded("This attempt is already graded")
     test = session.get_one(QualificationTest, attempt.test_id)
     now = utcnow()
     if now > attempt.deadline:

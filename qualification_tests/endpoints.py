@@ -7,7 +7,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 
-from app.core.errors import NotFound
+from app.core.errors import (
+    AlreadyQualified,
+    AttemptAlreadyGraded,
+    AttemptLimitReached,
+    ConcurrentStart,
+    GrantAlreadyRevoked,
+    NotEnoughQuestions,
+    NotFound,
+    RetakeCooldown,
+    SkillExists,
+    SkillRevoked,
+    problem_responses,
+)
 from app.core.security import (
     AdminPrincipal,
     AnnotatorPrincipal,
@@ -48,6 +60,7 @@ def list_skills(_: CurrentPrincipal, session: ReadSession) -> list[schemas.Skill
     tags=["admin"],
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.SkillOut,
+    responses=problem_responses(SkillExists),
 )
 def create_skill(
     body: schemas.SkillCreate, _: AdminPrincipal, session: DbSession
@@ -98,7 +111,10 @@ def grant_skill(
 
 
 @router.post(
-    "/admin/skill-grants/{grant_id}/revoke", tags=["admin"], response_model=schemas.GrantOut
+    "/admin/skill-grants/{grant_id}/revoke",
+    tags=["admin"],
+    response_model=schemas.GrantOut,
+    responses=problem_responses(GrantAlreadyRevoked),
 )
 def revoke_grant(
     grant_id: int, body: schemas.RevokeRequest, admin: AdminPrincipal, session: DbSession
@@ -293,7 +309,17 @@ def available_test(
     tags=["annotator"],
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.AttemptOut,
-    responses={200: {"description": "An attempt is already open: that one is returned"}},
+    responses={
+        200: {"description": "An attempt is already open: that one is returned"},
+        **problem_responses(
+            AlreadyQualified,
+            SkillRevoked,
+            AttemptLimitReached,
+            (RetakeCooldown, "the last attempt failed; `retake_after` says when to retry"),
+            NotEnoughQuestions,
+            ConcurrentStart,
+        ),
+    },
 )
 def start_attempt(
     test_id: int, annotator: AnnotatorPrincipal, session: DbSession, response: Response
@@ -329,6 +355,7 @@ def get_attempt(
     "/annotator/attempts/{attempt_id}/submit",
     tags=["annotator"],
     response_model=schemas.AttemptOut,
+    responses=problem_responses(AttemptAlreadyGraded),
 )
 def submit_attempt(
     attempt_id: int, body: schemas.SubmitRequest, annotator: AnnotatorPrincipal, session: DbSession

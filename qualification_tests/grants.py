@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import GrantAlreadyRevoked, NotFound, ValidationFailed
 from app.models.qualification import GrantSource, Skill, SkillGrant
 from qualification_tests import schemas
 from qualification_tests.annotators import get_annotator
@@ -58,7 +58,7 @@ def revoke_grant(session: Session, grant_id: int, reason: str, *, admin_id: int)
     if grant is None:
         raise NotFound("No such grant")
     if grant.revoked_at is not None:
-        raise Conflict("This grant is already revoked")
+        raise GrantAlreadyRevoked("This grant is already revoked")
     grant.revoked_at = utcnow()
     grant.revoked_by_id = admin_id
     grant.revoke_reason = reason

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import NotFound, SkillExists, ValidationFailed
 from app.models.qualification import Skill
 from qualification_tests import schemas
 
@@ -21,7 +21,7 @@ from qualification_tests import schemas
 def create_skill(session: Session, body: schemas.SkillCreate) -> Skill:
     """Add a skill to the catalogue; 409 if the slug is taken."""
     if session.scalar(select(Skill.id).where(Skill.slug == body.slug)) is not None:
-        raise Conflict(
+        raise SkillExists(
             f"Skill {body.slug!r} already exists",
             errors=[{"pointer": "#/slug", "detail": "already exists"}],
         )
@@ -33,7 +33,7 @@ def create_skill(session: Session, body: schemas.SkillCreate) -> Skill:
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise Conflict(f"Skill {body.slug!r} already exists") from None
+        raise SkillExists(f"Skill {body.slug!r} already exists") from None
     return skill
 
 

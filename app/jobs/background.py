@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.core.background import JobContext, background_job, enqueue
-from app.core.errors import Conflict, TesseraError
+from app.core.errors import Conflict, StagedUploadGone, TesseraError
 from app.core.settings import Settings
 from app.jobs import importing
 from app.jobs.service import job_schema
@@ -69,7 +69,7 @@ def run_import(ctx: JobContext, run_id: int, job_id: int, fmt: str | int, mode: 
     path = staged_path(ctx.settings, run_id)
     try:
         if not path.exists():
-            raise Conflict("The staged upload is gone; upload the file again")
+            raise StagedUploadGone("The staged upload is gone; upload the file again")
         job = ctx.session.get(Job, job_id, with_for_update=True)
         if job is None:
             raise Conflict("The job no longer exists")

@@ -15,7 +15,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.core.db import Database
-from app.core.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
+from app.core.errors import (
+    BadRequest,
+    ExportFormatUnavailable,
+    JobFinished,
+    JobFrozen,
+    JobHasNoItems,
+    LabelSchemaLocked,
+    PayloadTooLarge,
+    TransitionNotAllowed,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
@@ -57,7 +69,11 @@ def get_job(job_id: int, client: ClientPrincipal, session: ReadSession) -> schem
     return schemas.JobOut.of(service.get_job(session, client, job_id))
 
 
-@router.patch("/{job_id}", response_model=schemas.JobOut)
+@router.patch(
+    "/{job_id}",
+    response_model=schemas.JobOut,
+    responses=problem_responses(JobFinished, JobFrozen, LabelSchemaLocked),
+)
 def update_job(
     job_id: int, body: schemas.JobUpdate, client: ClientPrincipal, session: DbSession
 ) -> schemas.JobOut:
@@ -80,26 +96,42 @@ def _move(session: Session, client: Principal, job_id: int, action: str) -> sche
     return schemas.JobOut.of(job)
 
 
-@router.post("/{job_id}/activate", response_model=schemas.JobOut)
+@router.post(
+    "/{job_id}/activate",
+    response_model=schemas.JobOut,
+    responses=problem_responses(TransitionNotAllowed, JobHasNoItems),
+)
 def activate_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Open the job to annotators: a draft (with at least one regular item) is split into tasks
     first; a paused job resumes."""
     return _move(session, client, job_id, "activate")
 
 
-@router.post("/{job_id}/pause", response_model=schemas.JobOut)
+@router.post(
+    "/{job_id}/pause",
+    response_model=schemas.JobOut,
+    responses=problem_responses(TransitionNotAllowed),
+)
 def pause_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Stop handing out new tasks of an active job; work in flight may still be submitted."""
     return _move(session, client, job_id, "pause")
 
 
-@router.post("/{job_id}/complete", response_model=schemas.JobOut)
+@router.post(
+    "/{job_id}/complete",
+    response_model=schemas.JobOut,
+    responses=problem_responses(TransitionNotAllowed),
+)
 def complete_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Close an active or paused job for good; results stay exportable."""
     return _move(session, client, job_id, "complete")
 
 
-@router.post("/{job_id}/cancel", response_model=schemas.JobOut)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=schemas.JobOut,
+    responses=problem_responses(TransitionNotAllowed),
+)
 def cancel_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Cancel a job that is not finished; its open tasks are withdrawn."""
     return _move(session, client, job_id, "cancel")
@@ -159,9 +191,12 @@ def unban_annotator(
             "model": schemas.ImportAccepted,
             "description": "Large upload: imported by a background run; follow `status_url`",
         },
-        413: {"description": "Upload larger than TESSERA_MAX_UPLOAD_BYTES"},
-        415: {"description": "Unknown dataset format"},
-        422: {"description": "Bad rows (all-or-nothing) or an unreadable file"},
+        **problem_responses(
+            (JobFinished, "the job is completed or cancelled"),
+            (PayloadTooLarge, "upload larger than TESSERA_MAX_UPLOAD_BYTES"),
+            (UnsupportedMediaType, "unknown dataset format"),
+            (ValidationFailed, "bad rows (all-or-nothing) or an unreadable file"),
+        ),
     },
 )
 async def import_items(
@@ -270,7 +305,7 @@ def _stage(
 ) -> int:
     job = service.get_job(session, principal, job_id)
     if job.status in (JobStatus.completed, JobStatus.cancelled):
-        raise Conflict(f"Cannot import into a {job.status.value} job")
+        raise JobFinished(f"Cannot import into a {job.status.value} job")
     run_id = background.stage_import(session, settings, principal.id, job.id, upload, fmt, mode)
     session.commit()
     return run_id
@@ -310,7 +345,10 @@ MEDIA_TYPES = {
 @router.get(
     "/{job_id}/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {m: {} for m, _ in MEDIA_TYPES.values()}}},
+    responses={
+        200: {"content": {m: {} for m, _ in MEDIA_TYPES.values()}},
+        **problem_responses(ExportFormatUnavailable),
+    },
 )
 def export_results(
     job_id: int,

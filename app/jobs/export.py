@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import text
 
 from app.core.db import Database
-from app.core.errors import Conflict
+from app.core.errors import ExportFormatUnavailable
 from app.core.security import pseudonym_prefix
 from app.label_schema import BoxesControl, ImageControl, LabelSchema
 from app.label_schema.label_studio import label_studio_result
@@ -282,7 +282,7 @@ def stream_export(
             if isinstance(c, ImageControl) and not (c.width_field and c.height_field)
         ]
         if unsized:
-            raise Conflict(
+            raise ExportFormatUnavailable(
                 "Label Studio stores shapes in percent of the image size, and the schema does not "
                 f"say where the image size is for {', '.join(unsized)} (width_field and "
                 "height_field); export as JSONL, CSV or COCO instead"
@@ -290,5 +290,5 @@ def stream_export(
         return export_label_studio(iter_records(lines()), schema)
     boxes = next((c for c in schema.controls if isinstance(c, BoxesControl)), None)
     if boxes is None:
-        raise Conflict("COCO export needs a job with a boxes control")
+        raise ExportFormatUnavailable("COCO export needs a job with a boxes control")
     return export_coco((iter_records(lines()), iter_records(lines())), boxes)
