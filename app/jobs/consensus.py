@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.jobs.label_schema import LabelSchema
+from app.label_schema import LabelSchema
 from app.models.jobs import Answer, ItemResult, Job
 
 # (schema, answers of one item) -> (consensus answer, confidence in [0, 1])
