@@ -327,7 +327,7 @@ def export_command(
     include_gold: Annotated[bool, typer.Option(help="Also export gold items")] = False,
 ) -> None:
     """Export a job's results (same content as the API's export)."""
-    from app.jobs.endpoints import stream_export
+    from app.jobs.export import stream_export
     from app.jobs.service import job_schema
     from app.models.jobs import Job
 

@@ -1,13 +1,25 @@
-"""HTTP for skills, grants, annotator profiles, job bans, qualification tests, attempts and
-job eligibility. Annotator routes live under /v1/annotator and never return an answer key."""
+"""HTTP for skills, grants, annotator profiles, qualification tests, attempts and job
+eligibility. Annotator routes live under /v1/annotator and never return an answer key. (Job bans
+are routes of the jobs package, /v1/jobs/{id}/bans, over `qualification_tests.annotators`.)"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 
-from app.core.errors import NotFound
-from app.core.money import format_micros
+from app.core.errors import (
+    AlreadyQualified,
+    AttemptAlreadyGraded,
+    AttemptLimitReached,
+    ConcurrentStart,
+    GrantAlreadyRevoked,
+    NotEnoughQuestions,
+    NotFound,
+    RetakeCooldown,
+    SkillExists,
+    SkillRevoked,
+    problem_responses,
+)
 from app.core.security import (
     AdminPrincipal,
     AnnotatorPrincipal,
@@ -16,10 +28,19 @@ from app.core.security import (
     DbSession,
     ReadSession,
 )
-from app.jobs import service as jobs
 from app.models.jobs import Job, JobStatus
 from app.models.qualification import Skill
-from qualification_tests import eligibility, schemas, service
+from qualification_tests import (
+    annotators,
+    attempts,
+    eligibility,
+    grants,
+    question_bank,
+    responses,
+    schemas,
+    skills,
+    statistics,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -31,7 +52,7 @@ MAX_JOBS_LISTED = 500
 
 @router.get("/skills", tags=["skills"], response_model=list[schemas.SkillOut])
 def list_skills(_: CurrentPrincipal, session: ReadSession) -> list[schemas.SkillOut]:
-    return [schemas.SkillOut.model_validate(s) for s in service.list_skills(session)]
+    return [schemas.SkillOut.model_validate(s) for s in skills.list_skills(session)]
 
 
 @router.post(
@@ -39,11 +60,12 @@ def list_skills(_: CurrentPrincipal, session: ReadSession) -> list[schemas.Skill
     tags=["admin"],
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.SkillOut,
+    responses=problem_responses(SkillExists),
 )
 def create_skill(
     body: schemas.SkillCreate, _: AdminPrincipal, session: DbSession
 ) -> schemas.SkillOut:
-    skill = service.create_skill(session, body)
+    skill = skills.create_skill(session, body)
     session.commit()
     return schemas.SkillOut.model_validate(skill)
 
@@ -52,7 +74,7 @@ def create_skill(
 def update_skill(
     slug: str, body: schemas.SkillUpdate, _: AdminPrincipal, session: DbSession
 ) -> schemas.SkillOut:
-    skill = service.update_skill(session, service.get_skill(session, slug), body)
+    skill = skills.update_skill(session, skills.get_skill(session, slug), body)
     session.commit()
     return schemas.SkillOut.model_validate(skill)
 
@@ -69,8 +91,8 @@ def list_grants(
     annotator_id: int, _: AdminPrincipal, session: ReadSession
 ) -> list[schemas.GrantOut]:
     """Every grant of the annotator, revoked and expired ones included."""
-    service.get_annotator(session, annotator_id)
-    return [service.grant_out(g, slug) for g, slug in service.list_grants(session, annotator_id)]
+    annotators.get_annotator(session, annotator_id)
+    return [responses.grant_out(g, slug) for g, slug in grants.list_grants(session, annotator_id)]
 
 
 @router.post(
@@ -83,29 +105,32 @@ def grant_skill(
     annotator_id: int, body: schemas.GrantCreate, admin: AdminPrincipal, session: DbSession
 ) -> schemas.GrantOut:
     """Grant a skill level by hand, with a reason."""
-    grant = service.grant_skill(session, annotator_id, body, admin_id=admin.id)
+    grant = grants.grant_skill(session, annotator_id, body, admin_id=admin.id)
     session.commit()
-    return service.grant_out(grant, body.skill)
+    return responses.grant_out(grant, body.skill)
 
 
 @router.post(
-    "/admin/skill-grants/{grant_id}/revoke", tags=["admin"], response_model=schemas.GrantOut
+    "/admin/skill-grants/{grant_id}/revoke",
+    tags=["admin"],
+    response_model=schemas.GrantOut,
+    responses=problem_responses(GrantAlreadyRevoked),
 )
 def revoke_grant(
     grant_id: int, body: schemas.RevokeRequest, admin: AdminPrincipal, session: DbSession
 ) -> schemas.GrantOut:
     """Revoke a grant with a reason; it stays on record."""
-    grant = service.revoke_grant(session, grant_id, body.reason, admin_id=admin.id)
+    grant = grants.revoke_grant(session, grant_id, body.reason, admin_id=admin.id)
     slug = session.get_one(Skill, grant.skill_id).slug
     session.commit()
-    return service.grant_out(grant, slug)
+    return responses.grant_out(grant, slug)
 
 
 @router.get(
     "/admin/annotators/{annotator_id}/profile", tags=["admin"], response_model=schemas.ProfileOut
 )
 def get_profile(annotator_id: int, _: AdminPrincipal, session: ReadSession) -> schemas.ProfileOut:
-    return service.get_profile(session, annotator_id)
+    return responses.profile_out(annotators.get_profile(session, annotator_id))
 
 
 @router.put(
@@ -115,9 +140,9 @@ def set_profile(
     annotator_id: int, body: schemas.ProfileUpdate, admin: AdminPrincipal, session: DbSession
 ) -> schemas.ProfileOut:
     """Set the annotator's reputation (0..1) and/or tier."""
-    out = service.set_profile(session, annotator_id, body, admin_id=admin.id)
+    profile = annotators.set_profile(session, annotator_id, body, admin_id=admin.id)
     session.commit()
-    return out
+    return responses.profile_out(profile)
 
 
 @router.get(
@@ -129,48 +154,9 @@ def annotator_attempts(
     annotator_id: int, _: AdminPrincipal, session: ReadSession
 ) -> list[schemas.AttemptSummary]:
     """The annotator's qualification attempts at every test, newest first."""
-    service.get_annotator(session, annotator_id)
-    return service.attempt_history(session, annotator_id=annotator_id)
-
-
-# --- job bans (admins, and the job's client) --------------------------------------------------
-
-
-@router.get("/jobs/{job_id}/bans", tags=["jobs"], response_model=list[schemas.BanOut])
-def list_bans(job_id: int, client: ClientPrincipal, session: ReadSession) -> list[schemas.BanOut]:
-    job = jobs.get_job(session, client, job_id)
-    return [schemas.BanOut.model_validate(b) for b in service.list_bans(session, job)]
-
-
-@router.post(
-    "/jobs/{job_id}/bans",
-    tags=["jobs"],
-    status_code=status.HTTP_201_CREATED,
-    response_model=schemas.BanOut,
-)
-def ban_annotator(
-    job_id: int, body: schemas.BanCreate, client: ClientPrincipal, session: DbSession
-) -> schemas.BanOut:
-    """Ban an annotator from the job, until a time or for good, with a reason."""
-    job = jobs.get_job(session, client, job_id)
-    ban = service.ban_from_job(session, job, body, by_id=client.id)
-    session.commit()
-    return schemas.BanOut.model_validate(ban)
-
-
-@router.delete(
-    "/jobs/{job_id}/bans/{annotator_id}",
-    tags=["jobs"],
-    status_code=status.HTTP_204_NO_CONTENT,
-)
-def unban_annotator(
-    job_id: int, annotator_id: int, client: ClientPrincipal, session: DbSession
-) -> Response:
-    """Lift the annotator's ban (recorded, not deleted)."""
-    job = jobs.get_job(session, client, job_id)
-    service.lift_ban(session, job, annotator_id, by_id=client.id)
-    session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    annotators.get_annotator(session, annotator_id)
+    history = attempts.attempt_history(session, annotator_id=annotator_id)
+    return [responses.attempt_summary(a) for a in history]
 
 
 # --- tests (authors: admins make public tests, clients private ones) --------------------------
@@ -187,9 +173,9 @@ def create_test(
 ) -> schemas.TestOut:
     """Create a test (admins: public; clients: private, its skill counts only for their jobs),
     optionally with its first questions."""
-    test = service.create_test(session, author, body)
+    test = question_bank.create_test(session, author, body)
     session.commit()
-    return service.describe_tests(session, [test])[0]
+    return responses.tests_out(session, [test])[0]
 
 
 @router.get(
@@ -197,14 +183,14 @@ def create_test(
 )
 def list_tests(author: ClientPrincipal, session: ReadSession) -> list[schemas.TestOut]:
     """Admins: every test; clients: their own."""
-    return service.describe_tests(session, service.list_tests(session, author))
+    return responses.tests_out(session, question_bank.list_tests(session, author))
 
 
 @router.get(
     "/qualification-tests/{test_id}", tags=["qualification tests"], response_model=schemas.TestOut
 )
 def get_test(test_id: int, author: ClientPrincipal, session: ReadSession) -> schemas.TestOut:
-    return service.describe_tests(session, [service.get_test(session, author, test_id)])[0]
+    return responses.tests_out(session, [question_bank.get_test(session, author, test_id)])[0]
 
 
 @router.patch(
@@ -215,10 +201,10 @@ def get_test(test_id: int, author: ClientPrincipal, session: ReadSession) -> sch
 def update_test(
     test_id: int, body: schemas.TestUpdate, author: ClientPrincipal, session: DbSession
 ) -> schemas.TestOut:
-    test = service.get_test(session, author, test_id, lock=True)
-    service.update_test(session, test, body)
+    test = question_bank.get_test(session, author, test_id, lock=True)
+    question_bank.update_test(session, test, body)
     session.commit()
-    return service.describe_tests(session, [test])[0]
+    return responses.tests_out(session, [test])[0]
 
 
 @router.get(
@@ -230,8 +216,9 @@ def list_questions(
     test_id: int, author: ClientPrincipal, session: ReadSession
 ) -> list[schemas.QuestionOut]:
     """The question bank with answer keys (authors only)."""
-    test = service.get_test(session, author, test_id)
-    return [schemas.QuestionOut.model_validate(q) for q in service.list_questions(session, test)]
+    test = question_bank.get_test(session, author, test_id)
+    questions = question_bank.list_questions(session, test)
+    return [schemas.QuestionOut.model_validate(q) for q in questions]
 
 
 @router.post(
@@ -244,8 +231,8 @@ def add_questions(
     test_id: int, body: schemas.QuestionsCreate, author: ClientPrincipal, session: DbSession
 ) -> list[schemas.QuestionOut]:
     """Add questions; every key is checked against the schema and its payload (all or none)."""
-    test = service.get_test(session, author, test_id, lock=True)
-    rows = service.add_questions(session, test, body.questions)
+    test = question_bank.get_test(session, author, test_id, lock=True)
+    rows = question_bank.add_questions(session, test, body.questions)
     session.commit()
     return [schemas.QuestionOut.model_validate(q) for q in rows]
 
@@ -259,8 +246,8 @@ def retire_question(
     test_id: int, question_id: int, author: ClientPrincipal, session: DbSession
 ) -> schemas.QuestionOut:
     """Retire a question: no longer drawn, kept for past attempts and statistics."""
-    test = service.get_test(session, author, test_id)
-    question = service.retire_question(session, test, question_id)
+    test = question_bank.get_test(session, author, test_id)
+    question = question_bank.retire_question(session, test, question_id)
     session.commit()
     return schemas.QuestionOut.model_validate(question)
 
@@ -272,7 +259,8 @@ def retire_question(
 )
 def get_stats(test_id: int, author: ClientPrincipal, session: ReadSession) -> schemas.TestStats:
     """Pass rate, score distribution and per-question difficulty."""
-    return service.stats_of(session, service.get_test(session, author, test_id))
+    test = question_bank.get_test(session, author, test_id)
+    return responses.stats_out(statistics.statistics_of(session, test))
 
 
 @router.get(
@@ -284,8 +272,9 @@ def list_test_attempts(
     test_id: int, author: ClientPrincipal, session: ReadSession, annotator_id: int | None = None
 ) -> list[schemas.AttemptSummary]:
     """Attempts at the test, newest first; `annotator_id` narrows to one annotator's history."""
-    test = service.get_test(session, author, test_id)
-    return service.attempt_history(session, test_id=test.id, annotator_id=annotator_id)
+    test = question_bank.get_test(session, author, test_id)
+    history = attempts.attempt_history(session, test_id=test.id, annotator_id=annotator_id)
+    return [responses.attempt_summary(a) for a in history]
 
 
 # --- annotators: tests, attempts, skills, jobs ------------------------------------------------
@@ -301,7 +290,7 @@ def available_tests(
 ) -> list[schemas.AvailableTest]:
     """Tests you can take, with where you stand in each (never taken, passed until …, failed —
     retake after …, attempts left)."""
-    return service.available_tests(session, annotator.id)
+    return [responses.available_test(t) for t in attempts.available_tests(session, annotator.id)]
 
 
 @router.get(
@@ -312,7 +301,7 @@ def available_tests(
 def available_test(
     test_id: int, annotator: AnnotatorPrincipal, session: ReadSession
 ) -> schemas.AvailableTest:
-    return service.annotator_test(session, annotator.id, test_id)
+    return responses.available_test(attempts.annotator_test(session, annotator.id, test_id))
 
 
 @router.post(
@@ -320,24 +309,35 @@ def available_test(
     tags=["annotator"],
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.AttemptOut,
-    responses={200: {"description": "An attempt is already open: that one is returned"}},
+    responses={
+        200: {"description": "An attempt is already open: that one is returned"},
+        **problem_responses(
+            AlreadyQualified,
+            SkillRevoked,
+            AttemptLimitReached,
+            (RetakeCooldown, "the last attempt failed; `retake_after` says when to retry"),
+            NotEnoughQuestions,
+            ConcurrentStart,
+        ),
+    },
 )
 def start_attempt(
     test_id: int, annotator: AnnotatorPrincipal, session: DbSession, response: Response
 ) -> schemas.AttemptOut:
     """Start an attempt: the server draws the questions and fixes the deadline."""
-    attempt, created = service.start_attempt(session, annotator.id, test_id)
+    attempt, created = attempts.start_attempt(session, annotator.id, test_id)
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return service.attempt_out(session, attempt)
+    return responses.attempt_out(attempts.attempt_view(session, attempt))
 
 
 @router.get("/annotator/attempts", tags=["annotator"], response_model=list[schemas.AttemptSummary])
 def my_attempts(
     annotator: AnnotatorPrincipal, session: ReadSession
 ) -> list[schemas.AttemptSummary]:
-    return service.attempt_history(session, annotator_id=annotator.id)
+    history = attempts.attempt_history(session, annotator_id=annotator.id)
+    return [responses.attempt_summary(a) for a in history]
 
 
 @router.get(
@@ -347,61 +347,31 @@ def get_attempt(
     attempt_id: int, annotator: AnnotatorPrincipal, session: ReadSession
 ) -> schemas.AttemptOut:
     """An attempt: its questions, and once graded its result."""
-    return service.attempt_out(session, service.get_attempt(session, annotator.id, attempt_id))
+    attempt = attempts.get_attempt(session, annotator.id, attempt_id)
+    return responses.attempt_out(attempts.attempt_view(session, attempt))
 
 
 @router.post(
     "/annotator/attempts/{attempt_id}/submit",
     tags=["annotator"],
     response_model=schemas.AttemptOut,
+    responses=problem_responses(AttemptAlreadyGraded),
 )
 def submit_attempt(
     attempt_id: int, body: schemas.SubmitRequest, annotator: AnnotatorPrincipal, session: DbSession
 ) -> schemas.AttemptOut:
     """Submit answers (`[{question_id, answer}]`); the result comes back at once."""
-    attempt = service.submit_attempt(session, annotator.id, attempt_id, body.answers)
+    attempt = attempts.submit_attempt(session, annotator.id, attempt_id, body.answers)
     session.commit()
-    return service.attempt_out(session, attempt)
+    return responses.attempt_out(attempts.attempt_view(session, attempt))
 
 
 @router.get("/annotator/skills", tags=["annotator"], response_model=list[schemas.MySkill])
 def my_skills(annotator: AnnotatorPrincipal, session: ReadSession) -> list[schemas.MySkill]:
     """Your skills in force."""
-    return service.my_skills(session, annotator.id)
-
-
-def _reasons(result: eligibility.Eligibility) -> list[schemas.ReasonOut]:
     return [
-        schemas.ReasonOut(
-            code=r.code,
-            detail=r.detail,
-            skill=r.skill,
-            required=r.required,
-            actual=r.actual,
-            until=r.until,
-        )
-        for r in result.reasons
+        responses.my_skill(g, slug) for g, slug in grants.grants_in_force(session, annotator.id)
     ]
-
-
-def _annotator_job(job: Job, result: eligibility.Eligibility) -> schemas.AnnotatorJob:
-    return schemas.AnnotatorJob(
-        id=job.id,
-        title=job.title,
-        instructions=job.instructions,
-        label_schema=job.label_schema,
-        pricing={"rate_micros": job.rate_micros, "rate": format_micros(job.rate_micros)},
-        pricing_mode=job.pricing_mode,
-        items_per_task=job.items_per_task,
-        lease_seconds=job.lease_seconds,
-        deadline=job.deadline,
-        required_skills=job.required_skills,
-        min_reputation=job.min_reputation,
-        min_tier=job.min_tier,
-        max_tasks_per_annotator=job.max_tasks_per_annotator,
-        eligible=result.eligible,
-        reasons=_reasons(result),
-    )
 
 
 @router.get("/annotator/jobs", tags=["annotator"], response_model=list[schemas.AnnotatorJob])
@@ -420,7 +390,7 @@ def annotator_jobs(
     )
     results = eligibility.explain_eligibility_for_jobs(session, annotator.id, active)
     return [
-        _annotator_job(job, results[job.id])
+        responses.annotator_job(job, results[job.id])
         for job in active
         if results[job.id].eligible or not eligible_only
     ]
@@ -439,4 +409,6 @@ def job_eligibility(
     if job is None or job.status is JobStatus.draft:
         raise NotFound("No such job")
     result = eligibility.explain_eligibility(session, annotator.id, job)
-    return schemas.EligibilityOut(job_id=job.id, eligible=result.eligible, reasons=_reasons(result))
+    return schemas.EligibilityOut(
+        job_id=job.id, eligible=result.eligible, reasons=responses.reasons_out(result)
+    )

@@ -22,7 +22,7 @@ import shapely
 from rapidfuzz.distance import Levenshtein
 from scipy.optimize import linear_sum_assignment
 
-from app.jobs.label_schema import (
+from app.label_schema import (
     BoxesControl,
     ChoicesControl,
     Control,

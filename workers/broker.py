@@ -25,8 +25,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from app.core.background import HEARTBEAT_INTERVAL, registered_jobs
 from app.core.db import Database
-from app.core.jobs import HEARTBEAT_INTERVAL, registered_jobs
 from app.core.settings import Settings
 from app.models.background import OutboxJob, ProcessKind
 from workers import registry
@@ -66,7 +66,8 @@ class BrokerHandle:
         return broker_queue_name(self.kind, self.namespace, queue)
 
     def send(self, row: OutboxJob) -> None:
-        """Hand one outbox row to the broker: its ids as args, outbox and run ids as options."""
+        """Hand one outbox row to the broker: its ids and names as args, outbox and run ids as
+        options."""
         queue = self.queue_name(row.queue)
         if queue not in self.broker.get_declared_queues():
             self.broker.declare_queue(queue)

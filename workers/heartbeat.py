@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import delete, update
 
+from app.core.background import HEARTBEAT_INTERVAL
 from app.core.clock import utcnow
 from app.core.db import Database, rowcount
-from app.core.jobs import HEARTBEAT_INTERVAL
 from app.models.background import ProcessKind, WorkerHeartbeat
 
 logger = logging.getLogger("tessera.heartbeat")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-import app.core.jobs  # outbox.prune, workers.prune_heartbeats
+import app.core.background  # outbox.prune, workers.prune_heartbeats
 import app.jobs.background  # jobs.import
 import app.routing.background  # routing.sweep_leases
 
 JOB_MODULES: tuple[ModuleType, ...] = (
-    app.core.jobs,
+    app.core.background,
     app.jobs.background,
     app.routing.background,
 )

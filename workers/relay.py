@@ -23,9 +23,9 @@ from typing import Protocol
 import psycopg
 from sqlalchemy import make_url, select
 
+from app.core.background import OUTBOX_CHANNEL, on_outbox_commit
 from app.core.clock import utcnow
 from app.core.db import Database
-from app.core.jobs import OUTBOX_CHANNEL, on_outbox_commit
 from app.models.background import OutboxJob
 
 logger = logging.getLogger("tessera.relay")

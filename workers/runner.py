@@ -17,10 +17,10 @@ from dramatiq.middleware import CurrentMessage
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from app.core.background import JobArgument, JobContext, job_spec
 from app.core.clock import utcnow
 from app.core.db import Database, rowcount
 from app.core.errors import NotFound, TesseraError
-from app.core.jobs import JobContext, job_spec
 from app.core.settings import Settings
 from app.models.background import OutboxJob
 from app.runs import service as runs
@@ -44,7 +44,7 @@ class JobRunner:
     def run(
         self,
         name: str,
-        ids: tuple[int, ...],
+        args: tuple[JobArgument, ...],
         *,
         outbox_id: int | None = None,
         run_id: int | None = None,
@@ -63,7 +63,7 @@ class JobRunner:
                     logger.info("job %s #%s already done: duplicate skipped", name, outbox_id)
                     return False
                 ctx = JobContext(session, self.settings, outbox_id, run_id, attempt)
-                spec.handler(ctx, *ids)
+                spec.handler(ctx, *args)
                 session.commit()
             except TesseraError as exc:
                 session.rollback()
@@ -168,14 +168,15 @@ class OutboxBookkeeping(dramatiq.Middleware):
 
 
 def actor_function(runner: JobRunner, name: str) -> Any:
-    """The Dramatiq actor body for job `name`: ids in, everything else from the message."""
+    """The Dramatiq actor body for job `name`: ids and names in, everything else from the
+    message."""
 
-    def perform(*ids: int) -> None:
+    def perform(*args: JobArgument) -> None:
         message = CurrentMessage.get_current_message()
         options: dict[str, Any] = message.options if message is not None else {}
         runner.run(
             name,
-            tuple(ids),
+            args,
             outbox_id=options.get("outbox_id"),
             run_id=options.get("run_id"),
             attempt=int(options.get("retries", 0)),

@@ -1,7 +1,7 @@
 """The scheduler: periodic jobs from one table in code, enqueued through the outbox.
 
 Adding a periodic job is one line in `PERIODIC` (its handler is registered with
-`app.core.jobs.background_job` like any other job).
+`app.core.background.background_job` like any other job).
 
 Each tick runs in one transaction. On PostgreSQL it first takes a transaction-level advisory lock
 (`pg_try_advisory_xact_lock`), so only one scheduler works at a time; on SQLite the write
@@ -25,9 +25,9 @@ from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app.core.background import enqueue, job_spec
 from app.core.clock import utcnow
 from app.core.db import Database, rowcount
-from app.core.jobs import enqueue, job_spec
 from app.models.background import SchedulerTick
 from workers import registry  # noqa: F401  (registers every job PERIODIC names)
 

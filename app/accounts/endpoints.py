@@ -8,6 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.accounts import schemas, service
+from app.core.errors import (
+    AccountSuspended,
+    CannotSuspendSelf,
+    EmailTaken,
+    InviteInvalid,
+    InviteRequired,
+    SignupClosed,
+    problem_responses,
+)
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import AdminPrincipal, CurrentPrincipal, DbSession, ReadSession
 from app.core.settings import Settings
@@ -35,6 +44,12 @@ def _token_out(issued: service.IssuedToken) -> schemas.TokenCreated:
     status_code=status.HTTP_201_CREATED,
     tags=["auth"],
     response_model=schemas.SessionOut,
+    responses=problem_responses(
+        (SignupClosed, "the platform's signup policy is closed"),
+        (InviteRequired, "the signup policy is invite and no invite_code was sent"),
+        InviteInvalid,
+        EmailTaken,
+    ),
 )
 def signup(body: schemas.SignupRequest, session: DbSession, request: Request) -> schemas.SessionOut:
     """Register a client or annotator account (subject to the platform's signup policy)."""
@@ -51,7 +66,12 @@ def signup(body: schemas.SignupRequest, session: DbSession, request: Request) ->
     return schemas.SessionOut(user=schemas.UserOut.model_validate(user), token=_token_out(issued))
 
 
-@router.post("/auth/login", tags=["auth"], response_model=schemas.SessionOut)
+@router.post(
+    "/auth/login",
+    tags=["auth"],
+    response_model=schemas.SessionOut,
+    responses=problem_responses(AccountSuspended),
+)
 def login(body: schemas.LoginRequest, session: DbSession) -> schemas.SessionOut:
     """Exchange email and password for a new API token."""
     user, issued = service.login(
@@ -109,7 +129,12 @@ def list_users(
     return Page(items=[schemas.AdminUserOut.model_validate(u) for u in users], next_cursor=cursor)
 
 
-@router.post("/admin/users/{user_id}/suspend", tags=["admin"], response_model=schemas.AdminUserOut)
+@router.post(
+    "/admin/users/{user_id}/suspend",
+    tags=["admin"],
+    response_model=schemas.AdminUserOut,
+    responses=problem_responses(CannotSuspendSelf),
+)
 def suspend_user(
     user_id: int, body: schemas.SuspendRequest, admin: AdminPrincipal, session: DbSession
 ) -> schemas.AdminUserOut:

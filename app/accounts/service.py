@@ -11,7 +11,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from app.core.errors import (
+    AccountSuspended,
+    CannotSuspendSelf,
+    EmailTaken,
+    Forbidden,
+    InviteInvalid,
+    InviteRequired,
+    NotFound,
+    SignupClosed,
+    Unauthorized,
+    ValidationFailed,
+)
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import hash_password, hash_secret, new_secret, verify_password
 from app.core.settings import SignupPolicy
@@ -37,7 +48,7 @@ def create_user(
     """Create a user; 409 if the email (compared case-insensitively) is taken."""
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict(
+        raise EmailTaken(
             "An account with this email already exists",
             errors=[{"pointer": "#/email", "detail": "already registered"}],
         )
@@ -53,7 +64,7 @@ def create_user(
         with session.begin_nested():
             session.flush()
     except IntegrityError:  # a concurrent signup won the race for this email
-        raise Conflict("An account with this email already exists") from None
+        raise EmailTaken("An account with this email already exists") from None
     return user
 
 
@@ -88,7 +99,7 @@ def signup(
     if role is Role.admin:
         raise Forbidden("Admin accounts are created with `tessera admin create`")
     if policy is SignupPolicy.closed:
-        raise Forbidden("Signup is closed on this platform; ask an administrator for an account")
+        raise SignupClosed("Signup is closed on this platform; ask an administrator for an account")
     invite = None
     if policy is SignupPolicy.invite:
         invite = _usable_invite(session, invite_code, email, role)
@@ -103,7 +114,7 @@ def signup(
 
 def _usable_invite(session: Session, code: str | None, email: str, role: Role) -> Invite:
     if not code:
-        raise Forbidden(
+        raise InviteRequired(
             "Signup on this platform needs an invite code",
             errors=[{"pointer": "#/invite_code", "detail": "required"}],
         )
@@ -118,7 +129,7 @@ def _usable_invite(session: Session, code: str | None, email: str, role: Role) -
     elif invite.email is not None and invite.email != normalize_email(email):
         problem = "this invite is for another email address"
     if problem:
-        raise Forbidden(
+        raise InviteInvalid(
             "The invite code cannot be used",
             errors=[{"pointer": "#/invite_code", "detail": problem}],
         )
@@ -134,7 +145,7 @@ def login(
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise Unauthorized("Wrong email or password")
     if user.status is UserStatus.suspended:
-        raise Forbidden("This account is suspended", reason=user.suspended_reason)
+        raise AccountSuspended("This account is suspended", reason=user.suspended_reason)
     return user, issue_token(session, user, token_name)
 
 
@@ -186,7 +197,7 @@ def suspend_user(session: Session, *, user_id: int, reason: str, admin_id: int) 
     served by another API process, within `TESSERA_AUTH_CACHE_SECONDS`). Admins cannot suspend
     themselves, so a platform never locks out its last administrator by accident."""
     if user_id == admin_id:
-        raise Conflict("You cannot suspend your own account")
+        raise CannotSuspendSelf("You cannot suspend your own account")
     user = get_user(session, user_id)
     user.status = UserStatus.suspended
     user.suspended_at = utcnow()

@@ -135,6 +135,181 @@ class ServiceUnavailable(TesseraError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 
 
+# --- problem types a client can branch on -----------------------------------------------------
+#
+# One class per condition a client can act on, each with its own `type` slug; endpoints list the
+# ones they may answer with in their OpenAPI `responses` (`problem_responses`).
+
+# Jobs
+
+
+class TransitionNotAllowed(Conflict):
+    """The job's status does not allow this move; `current_status` and `allowed_actions` say
+    which moves it does allow."""
+
+    slug, title = "transition-not-allowed", "Status transition not allowed"
+
+
+class JobFrozen(Conflict):
+    """The fields that define the work (schema, pricing, items per task, gold ratio, overlap
+    minimum) change only while the job is a draft; `errors` point at the frozen fields."""
+
+    slug, title = "job-frozen", "Field frozen after activation"
+
+
+class LabelSchemaLocked(Conflict):
+    """The label schema cannot change once items are imported (their gold answers and fields
+    were checked against it)."""
+
+    slug, title = "label-schema-locked", "Label schema locked by imported items"
+
+
+class JobFinished(Conflict):
+    """The job is completed or cancelled: it can no longer be changed or take items."""
+
+    slug, title = "job-finished", "Job is finished"
+
+
+class JobHasNoItems(Conflict):
+    """A draft is activated only once it has at least one regular (non-gold) item."""
+
+    slug, title = "job-has-no-items", "Job has no items"
+
+
+class ExportFormatUnavailable(Conflict):
+    """The job's label schema cannot be expressed in the export format asked for; another
+    format can."""
+
+    slug, title = "export-format-unavailable", "Export format unavailable for this job"
+
+
+class StagedUploadGone(Conflict):
+    """A background import found its staged upload gone; upload the file again."""
+
+    slug, title = "staged-upload-gone", "Staged upload gone"
+
+
+# Accounts
+
+
+class EmailTaken(Conflict):
+    """An account with this email (compared case-insensitively) exists."""
+
+    slug, title = "email-taken", "Email already registered"
+
+
+class SignupClosed(Forbidden):
+    slug, title = "signup-closed", "Signup closed"
+
+
+class InviteRequired(Forbidden):
+    slug, title = "invite-required", "Invite code required"
+
+
+class InviteInvalid(Forbidden):
+    """The invite code is unknown, used, expired, or for another role or email."""
+
+    slug, title = "invite-invalid", "Invite code cannot be used"
+
+
+class AccountSuspended(Forbidden):
+    """The account is suspended (`reason` says why); its tokens answer this until it is
+    reactivated."""
+
+    slug, title = "account-suspended", "Account suspended"
+
+
+class CannotSuspendSelf(Conflict):
+    slug, title = "cannot-suspend-self", "Cannot suspend your own account"
+
+
+# Qualification
+
+
+class SkillExists(Conflict):
+    slug, title = "skill-exists", "Skill already exists"
+
+
+class GrantAlreadyRevoked(Conflict):
+    slug, title = "grant-already-revoked", "Grant already revoked"
+
+
+class AlreadyQualified(Conflict):
+    """The annotator passed this test and its skill is in force: no retake until it expires."""
+
+    slug, title = "already-qualified", "Already qualified"
+
+
+class SkillRevoked(Conflict):
+    """An admin revoked the skill this test granted the annotator; retaking would undo that
+    decision (an admin can grant it again)."""
+
+    slug, title = "skill-revoked", "Skill revoked by an admin"
+
+
+class AttemptLimitReached(Conflict):
+    slug, title = "attempt-limit-reached", "No attempts left"
+
+
+class RetakeCooldown(Conflict):
+    """The last attempt failed and the retake cooldown runs until `retake_after`."""
+
+    slug, title = "retake-cooldown", "Retake cooldown running"
+
+
+class NotEnoughQuestions(Conflict):
+    """The test's bank has fewer active questions than an attempt draws."""
+
+    slug, title = "not-enough-questions", "Not enough questions"
+
+
+class ConcurrentStart(Conflict):
+    """Another start of the same test by the same annotator won a race and already finished;
+    starting again works."""
+
+    slug, title = "concurrent-start", "Concurrent start; try again"
+
+
+class AttemptAlreadyGraded(Conflict):
+    slug, title = "attempt-already-graded", "Attempt already graded"
+
+
+ProblemEntry = type[TesseraError] | tuple[type[TesseraError], str]
+
+
+def problem_responses(*problems: ProblemEntry) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the problems an endpoint may answer with, grouped by status: each
+    as `application/problem+json`, its type named in the description and given as an example.
+    A problem may come with a note on when this endpoint answers it: `(PayloadTooLarge, "...")`.
+    """
+    by_status: dict[int, list[tuple[type[TesseraError], str]]] = {}
+    for entry in problems:
+        problem, note = entry if isinstance(entry, tuple) else (entry, entry.title)
+        by_status.setdefault(problem.status, []).append((problem, note))
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, entries in sorted(by_status.items()):
+        responses[status] = {
+            "description": "; ".join(f"`{c.slug}`: {note}" for c, note in entries),
+            "content": {
+                PROBLEM_JSON: {
+                    "schema": {"$ref": PROBLEM_SCHEMA_REF},
+                    "examples": {
+                        c.slug: {
+                            "summary": c.title,
+                            "value": {
+                                "type": PROBLEM_BASE + c.slug,
+                                "title": c.title,
+                                "status": c.status,
+                            },
+                        }
+                        for c, _ in entries
+                    },
+                }
+            },
+        }
+    return responses
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details, as every error of this API is sent (for the OpenAPI document)."""
 
@@ -159,22 +334,6 @@ def add_problem_schema(openapi: dict[str, Any]) -> dict[str, Any]:
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     return openapi
-
-
-def problem_responses(*problems: type[TesseraError]) -> dict[int | str, dict[str, Any]]:
-    """An endpoint's `responses=` for the problems it may answer with: one entry per status, as
-    `application/problem+json`, its description listing each problem `type` a client can branch
-    on. Use: `@router.post(..., responses=problem_responses(NotFound, LeaseEnded, SlotTaken))`."""
-    by_status: dict[int, list[type[TesseraError]]] = {}
-    for problem in problems:
-        by_status.setdefault(problem.status, []).append(problem)
-    return {
-        status: {
-            "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
-            "description": "; ".join(f"`{PROBLEM_BASE}{p.slug}`: {p.title}" for p in group),
-        }
-        for status, group in sorted(by_status.items())
-    }
 
 
 def problem_response(

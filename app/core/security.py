@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.core import caches
 from app.core.clock import utcnow
 from app.core.db import READ_ONLY, Database
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import AccountSuspended, Forbidden, Unauthorized
 from app.models.accounts import ApiToken, Role, User, UserStatus
 
 NO_TOKEN = "Send an API token as 'Authorization: Bearer <token>'"  # noqa: S105 (a message)
@@ -141,7 +141,7 @@ def _check_token(
     if expires_at is not None and expires_at <= utcnow():
         raise Unauthorized("This API token has expired")
     if user_status is UserStatus.suspended:
-        raise Forbidden("This account is suspended", reason=suspended_reason)
+        raise AccountSuspended("This account is suspended", reason=suspended_reason)
 
 
 def _check_role(role: Role, allowed: frozenset[Role]) -> None:

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.core.background import HEARTBEAT_STALE
 from app.core.clock import utcnow
 from app.core.db import Database
-from app.core.jobs import HEARTBEAT_STALE
 from app.models.background import OutboxJob, ProcessKind, WorkerHeartbeat
 
 logger = logging.getLogger("tessera.health")

@@ -17,8 +17,8 @@ from typing import IO, Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, TesseraError
-from app.core.jobs import JobContext, background_job
+from app.core.background import JobContext, background_job, enqueue
+from app.core.errors import Conflict, StagedUploadGone, TesseraError
 from app.core.settings import Settings
 from app.jobs import importing
 from app.jobs.service import job_schema
@@ -26,8 +26,15 @@ from app.models.jobs import Job
 from app.runs import service as runs
 
 IMPORT_JOB = "jobs.import"
-FORMATS = list(importing.ImportFormat)
-MODES = list(importing.ImportMode)
+# Imports queued by release 0.1 carry the format and mode as positions in these tuples (the enums'
+# order then); one may still be pending when the next release starts, so `run_import` reads both
+# forms. Drop these after one release.
+_LEGACY_FORMATS = (
+    importing.ImportFormat.csv,
+    importing.ImportFormat.json,
+    importing.ImportFormat.jsonl,
+)
+_LEGACY_MODES = (importing.ImportMode.all_or_nothing, importing.ImportMode.skip_invalid)
 
 
 def staged_path(settings: Settings, run_id: int) -> Path:
@@ -45,13 +52,8 @@ def stage_import(
 ) -> int:
     """Queue an import of `upload` into job `job_id` as a background run; returns the run id.
     The file is copied to the upload directory before the caller commits."""
-    run = runs.create_run(
-        session,
-        kind="import",
-        owner_id=owner_id,
-        job=IMPORT_JOB,
-        job_ids=(job_id, FORMATS.index(fmt), MODES.index(mode)),
-    )
+    run = runs.create_run(session, kind="import", owner_id=owner_id)
+    enqueue(session, IMPORT_JOB, run.id, job_id, fmt.value, mode.value, run_id=run.id)
     path = staged_path(settings, run.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     upload.seek(0)
@@ -61,12 +63,13 @@ def stage_import(
 
 
 @background_job(IMPORT_JOB, queue="imports", time_limit=timedelta(hours=2))
-def run_import(ctx: JobContext, run_id: int, job_id: int, fmt_code: int, mode_code: int) -> None:
-    """Import a staged upload (formats and modes travel as small integer codes: ids only)."""
+def run_import(ctx: JobContext, run_id: int, job_id: int, fmt: str | int, mode: str | int) -> None:
+    """Import a staged upload into job `job_id` in format `fmt` and mode `mode` (their values,
+    e.g. "csv" and "skip-invalid"; an int is the legacy position form, see `_LEGACY_FORMATS`)."""
     path = staged_path(ctx.settings, run_id)
     try:
         if not path.exists():
-            raise Conflict("The staged upload is gone; upload the file again")
+            raise StagedUploadGone("The staged upload is gone; upload the file again")
         job = ctx.session.get(Job, job_id, with_for_update=True)
         if job is None:
             raise Conflict("The job no longer exists")
@@ -76,8 +79,8 @@ def run_import(ctx: JobContext, run_id: int, job_id: int, fmt_code: int, mode_co
                 job,
                 job_schema(job),
                 data,
-                FORMATS[fmt_code],
-                MODES[mode_code],
+                _LEGACY_FORMATS[fmt] if isinstance(fmt, int) else importing.ImportFormat(fmt),
+                _LEGACY_MODES[mode] if isinstance(mode, int) else importing.ImportMode(mode),
                 progress=_progress_reporter(ctx.session, run_id),
             )
     except TesseraError:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.jobs.label_schema import LabelSchema
+from app.label_schema import LabelSchema
 from app.models.jobs import Answer, ItemResult, Job
 
 DEFAULT_METHOD = "majority_vote"

@@ -1,24 +1,40 @@
-"""HTTP for clients' jobs: create, read, update, status, dataset import, progress, export."""
+"""HTTP for clients' jobs: create, read, update, status, bans, dataset import, progress, export.
+
+Every route under /v1/jobs lives here; where the rules belong to another domain (bans are
+qualification's) the route calls that domain's service."""
 
 from __future__ import annotations
 
 import tempfile
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.core.db import Database
-from app.core.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
+from app.core.errors import (
+    BadRequest,
+    ExportFormatUnavailable,
+    JobFinished,
+    JobFrozen,
+    JobHasNoItems,
+    LabelSchemaLocked,
+    PayloadTooLarge,
+    TransitionNotAllowed,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
 from app.jobs import background, export, importing, progress, schemas, service, splitting
-from app.jobs.label_schema import BoxesControl, KeypointsControl, PolygonsControl
 from app.models.jobs import JobStatus
+from qualification_tests import annotators as bans
+from qualification_tests import schemas as qualification_schemas
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -53,7 +69,11 @@ def get_job(job_id: int, client: ClientPrincipal, session: ReadSession) -> schem
     return schemas.JobOut.of(service.get_job(session, client, job_id))
 
 
-@router.patch("/{job_id}", response_model=schemas.JobOut)
+@router.patch(
+    "/{job_id}",
+    response_model=schemas.JobOut,
+    responses=problem_responses(JobFinished, JobFrozen, LabelSchemaLocked),
+)
 def update_job(
     job_id: int, body: schemas.JobUpdate, client: ClientPrincipal, session: DbSession
 ) -> schemas.JobOut:
@@ -63,34 +83,103 @@ def update_job(
     return schemas.JobOut.of(job)
 
 
-def _transition(action: str) -> Any:
-    def move(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
-        job = service.get_job(session, client, job_id, lock=True)
-        was_draft = job.status is JobStatus.draft
-        service.change_status(session, job, action)
-        if action == "activate" and was_draft:
-            splitting.split_into_tasks(session, job)
-        session.commit()
-        return schemas.JobOut.of(job)
-
-    move.__name__ = f"{action}_job"
-    move.__doc__ = {
-        "activate": "Open the job to annotators (a draft is split into tasks first; a paused "
-        "job resumes).",
-        "pause": "Stop handing out new tasks; work in flight may still be submitted.",
-        "complete": "Close the job for good; results stay exportable.",
-        "cancel": "Cancel the job; open tasks are withdrawn.",
-    }[action]
-    return move
+# --- status: draft -> active <-> paused -> completed | cancelled (one endpoint per move) -------
 
 
-for _action in ("activate", "pause", "complete", "cancel"):
-    router.add_api_route(
-        f"/{{job_id}}/{_action}",
-        _transition(_action),
-        methods=["POST"],
-        response_model=schemas.JobOut,
-    )
+def _move(session: Session, client: Principal, job_id: int, action: str) -> schemas.JobOut:
+    job = service.get_job(session, client, job_id, lock=True)
+    was_draft = job.status is JobStatus.draft
+    service.change_status(session, job, action)
+    if action == "activate" and was_draft:
+        splitting.split_into_tasks(session, job)
+    session.commit()
+    return schemas.JobOut.of(job)
+
+
+@router.post(
+    "/{job_id}/activate",
+    response_model=schemas.JobOut,
+    responses=problem_responses(TransitionNotAllowed, JobHasNoItems),
+)
+def activate_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
+    """Open the job to annotators: a draft (with at least one regular item) is split into tasks
+    first; a paused job resumes."""
+    return _move(session, client, job_id, "activate")
+
+
+@router.post(
+    "/{job_id}/pause",
+    response_model=schemas.JobOut,
+    responses=problem_responses(TransitionNotAllowed),
+)
+def pause_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
+    """Stop handing out new tasks of an active job; work in flight may still be submitted."""
+    return _move(session, client, job_id, "pause")
+
+
+@router.post(
+    "/{job_id}/complete",
+    response_model=schemas.JobOut,
+    responses=problem_responses(TransitionNotAllowed),
+)
+def complete_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
+    """Close an active or paused job for good; results stay exportable."""
+    return _move(session, client, job_id, "complete")
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=schemas.JobOut,
+    responses=problem_responses(TransitionNotAllowed),
+)
+def cancel_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
+    """Cancel a job that is not finished; its open tasks are withdrawn."""
+    return _move(session, client, job_id, "cancel")
+
+
+# --- bans: the job's client (or an admin) keeps an annotator away from the job -------------
+
+
+@router.get("/{job_id}/bans", response_model=list[qualification_schemas.BanOut])
+def list_bans(
+    job_id: int, client: ClientPrincipal, session: ReadSession
+) -> list[qualification_schemas.BanOut]:
+    """Every ban on the job, lifted and expired ones too."""
+    job = service.get_job(session, client, job_id)
+    return [qualification_schemas.BanOut.model_validate(b) for b in bans.list_bans(session, job)]
+
+
+@router.post(
+    "/{job_id}/bans",
+    status_code=status.HTTP_201_CREATED,
+    response_model=qualification_schemas.BanOut,
+)
+def ban_annotator(
+    job_id: int,
+    body: qualification_schemas.BanCreate,
+    client: ClientPrincipal,
+    session: DbSession,
+) -> qualification_schemas.BanOut:
+    """Ban an annotator from the job, until a time or for good, with a reason (a ban in force
+    is replaced, and kept on record)."""
+    job = service.get_job(session, client, job_id)
+    ban = bans.ban_from_job(session, job, body, by_id=client.id)
+    session.commit()
+    return qualification_schemas.BanOut.model_validate(ban)
+
+
+@router.delete("/{job_id}/bans/{annotator_id}", status_code=status.HTTP_204_NO_CONTENT)
+def unban_annotator(
+    job_id: int, annotator_id: int, client: ClientPrincipal, session: DbSession
+) -> Response:
+    """Lift the annotator's ban (recorded, not deleted)."""
+    job = service.get_job(session, client, job_id)
+    bans.lift_ban(session, job, annotator_id, by_id=client.id)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- dataset import -------------------------------------------------------------------------
 
 
 @router.post(
@@ -102,9 +191,12 @@ for _action in ("activate", "pause", "complete", "cancel"):
             "model": schemas.ImportAccepted,
             "description": "Large upload: imported by a background run; follow `status_url`",
         },
-        413: {"description": "Upload larger than TESSERA_MAX_UPLOAD_BYTES"},
-        415: {"description": "Unknown dataset format"},
-        422: {"description": "Bad rows (all-or-nothing) or an unreadable file"},
+        **problem_responses(
+            (JobFinished, "the job is completed or cancelled"),
+            (PayloadTooLarge, "upload larger than TESSERA_MAX_UPLOAD_BYTES"),
+            (UnsupportedMediaType, "unknown dataset format"),
+            (ValidationFailed, "bad rows (all-or-nothing) or an unreadable file"),
+        ),
     },
 )
 async def import_items(
@@ -213,7 +305,7 @@ def _stage(
 ) -> int:
     job = service.get_job(session, principal, job_id)
     if job.status in (JobStatus.completed, JobStatus.cancelled):
-        raise Conflict(f"Cannot import into a {job.status.value} job")
+        raise JobFinished(f"Cannot import into a {job.status.value} job")
     run_id = background.stage_import(session, settings, principal.id, job.id, upload, fmt, mode)
     session.commit()
     return run_id
@@ -253,7 +345,10 @@ MEDIA_TYPES = {
 @router.get(
     "/{job_id}/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {m: {} for m, _ in MEDIA_TYPES.values()}}},
+    responses={
+        200: {"content": {m: {} for m, _ in MEDIA_TYPES.values()}},
+        **problem_responses(ExportFormatUnavailable),
+    },
 )
 def export_results(
     job_id: int,
@@ -267,42 +362,11 @@ def export_results(
     with pseudonymous annotator ids), streamed as JSONL, flattened CSV, Label Studio JSON, or
     COCO (jobs with a boxes control)."""
     job = service.get_job(session, client, job_id)
-    body = stream_export(db, job.id, job.client_id, service.job_schema(job), format_, include_gold)
+    schema = service.job_schema(job)
+    body = export.stream_export(db, job.id, job.client_id, schema, format_, include_gold)
     media_type, extension = MEDIA_TYPES[format_]
     return StreamingResponse(
         body,
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="job-{job.id}.{extension}"'},
     )
-
-
-def stream_export(
-    db: Database, job_id: int, client_id: int, schema: Any, fmt: str, include_gold: bool
-) -> Any:
-    """The export body for `fmt` (also used by `tessera export`)."""
-
-    def lines() -> Any:
-        return export.export_jsonl(db, job_id, client_id, include_gold=include_gold)
-
-    if fmt == "jsonl":
-        return lines()
-    if fmt == "csv":
-        return export.export_csv(export.iter_records(lines()), schema)
-    if fmt == "label-studio":
-        unsized = [
-            c.name
-            for c in schema.controls
-            if isinstance(c, BoxesControl | PolygonsControl | KeypointsControl)
-            and not (c.width_field and c.height_field)
-        ]
-        if unsized:
-            raise Conflict(
-                "Label Studio stores shapes in percent of the image size, and the schema does not "
-                f"say where the image size is for {', '.join(unsized)} (width_field and "
-                "height_field); export as JSONL, CSV or COCO instead"
-            )
-        return export.export_label_studio(export.iter_records(lines()), schema)
-    boxes = next((c for c in schema.controls if isinstance(c, BoxesControl)), None)
-    if boxes is None:
-        raise Conflict("COCO export needs a job with a boxes control")
-    return export.export_coco((export.iter_records(lines()), export.iter_records(lines())), boxes)

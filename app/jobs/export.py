@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import text
 
 from app.core.db import Database
+from app.core.errors import ExportFormatUnavailable
 from app.core.security import pseudonym_prefix
-from app.jobs.label_schema import BoxesControl, LabelSchema
-from app.jobs.label_studio import label_studio_result
+from app.label_schema import BoxesControl, ImageControl, LabelSchema
+from app.label_schema.label_studio import label_studio_result
 from app.models.jobs import AssignmentStatus
 
 COUNTED = (AssignmentStatus.submitted.value, AssignmentStatus.approved.value)
@@ -257,3 +258,37 @@ def export_coco(
 def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     yield first
     yield from rest
+
+
+def stream_export(
+    db: Database, job_id: int, client_id: int, schema: LabelSchema, fmt: str, include_gold: bool
+) -> Iterator[bytes]:
+    """The export of job `job_id` in `fmt` (jsonl, csv, label-studio or coco), as the API and
+    `tessera export` send it. 409 when the job's schema cannot be expressed in `fmt`: Label
+    Studio without the image size of a shape control, COCO without a boxes control. Checked
+    before the first byte is produced."""
+
+    def lines() -> Iterator[bytes]:
+        return export_jsonl(db, job_id, client_id, include_gold=include_gold)
+
+    if fmt == "jsonl":
+        return lines()
+    if fmt == "csv":
+        return export_csv(iter_records(lines()), schema)
+    if fmt == "label-studio":
+        unsized = [
+            c.name
+            for c in schema.controls
+            if isinstance(c, ImageControl) and not (c.width_field and c.height_field)
+        ]
+        if unsized:
+            raise ExportFormatUnavailable(
+                "Label Studio stores shapes in percent of the image size, and the schema does not "
+                f"say where the image size is for {', '.join(unsized)} (width_field and "
+                "height_field); export as JSONL, CSV or COCO instead"
+            )
+        return export_label_studio(iter_records(lines()), schema)
+    boxes = next((c for c in schema.controls if isinstance(c, BoxesControl)), None)
+    if boxes is None:
+        raise ExportFormatUnavailable("COCO export needs a job with a boxes control")
+    return export_coco((iter_records(lines()), iter_records(lines())), boxes)

@@ -23,8 +23,9 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, ValidationFailed
-from app.jobs.label_schema import (
+from app.core.errors import JobFinished, ValidationFailed
+from app.jobs.splitting import split_into_tasks
+from app.label_schema import (
     BoxesControl,
     KeypointsControl,
     LabelSchema,
@@ -33,7 +34,6 @@ from app.jobs.label_schema import (
     required_fields,
     validate_answer,
 )
-from app.jobs.splitting import split_into_tasks
 from app.models.jobs import Item, Job, JobStatus
 
 BATCH_ROWS = 5000
@@ -566,7 +566,7 @@ def import_dataset(
     split the new items into tasks. In all-or-nothing mode any bad row raises ValidationFailed
     listing every bad row; the caller then must not commit (nothing is kept)."""
     if job.status in (JobStatus.completed, JobStatus.cancelled):
-        raise Conflict(f"Cannot import into a {job.status.value} job")
+        raise JobFinished(f"Cannot import into a {job.status.value} job")
     result = import_items(session, job, schema, binary, fmt, mode, progress=progress)
     if mode is ImportMode.all_or_nothing and result.rejected:
         raise ValidationFailed(

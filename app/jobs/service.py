@@ -9,14 +9,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import Conflict, NotFound
+from app.core.errors import (
+    JobFinished,
+    JobFrozen,
+    JobHasNoItems,
+    LabelSchemaLocked,
+    NotFound,
+    TransitionNotAllowed,
+)
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import Principal
 from app.jobs import schemas
-from app.jobs.label_schema import LabelSchema, parse_label_schema_at
+from app.label_schema import LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
-from qualification_tests import service as qualification
+from qualification_tests import skills as qualification_skills
 
 DEFAULT_LEASE_SECONDS = 600
 
@@ -55,7 +62,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
     """Create a draft job owned by `client` (validates and normalises the label schema)."""
     label_schema = parse_label_schema_at(body.label_schema)
     required_skills = [r.model_dump() for r in body.required_skills or []]
-    qualification.check_required_skills(session, required_skills)
+    qualification_skills.check_required_skills(session, required_skills)
     assert body.overlap.max is not None
     job = Job(
         client_id=client.id,
@@ -112,10 +119,10 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
     """Apply a partial update; 409 for changes the job's status no longer allows."""
     changes = body.model_dump(exclude_unset=True)
     if job.status in (JobStatus.completed, JobStatus.cancelled):
-        raise Conflict(f"A {job.status.value} job cannot be changed")
+        raise JobFinished(f"A {job.status.value} job cannot be changed")
     frozen = [name for name in DRAFT_ONLY if name in changes]
     if frozen and job.status is not JobStatus.draft:
-        raise Conflict(
+        raise JobFrozen(
             "These fields can only change while the job is a draft",
             errors=[
                 {"pointer": f"#/{name}", "detail": "frozen after activation"} for name in frozen
@@ -124,7 +131,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
     if "label_schema" in changes and body.label_schema is not None:
         schema = parse_label_schema_at(body.label_schema)
         if _has_items(session, job.id):
-            raise Conflict(
+            raise LabelSchemaLocked(
                 "The label schema cannot change once items are imported (their gold answers and "
                 "fields were checked against it); delete the job or create a new one",
                 errors=[{"pointer": "#/label_schema", "detail": "items already imported"}],
@@ -135,14 +142,14 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
     if body.overlap is not None:
         assert body.overlap.max is not None
         if job.status is not JobStatus.draft and body.overlap.min != job.overlap_min:
-            raise Conflict(
+            raise JobFrozen(
                 "overlap.min can only change while the job is a draft",
                 errors=[{"pointer": "#/overlap/min", "detail": "frozen after activation"}],
             )
         job.overlap_min, job.overlap_max = body.overlap.min, body.overlap.max
     if body.required_skills is not None:
         job.required_skills = [r.model_dump() for r in body.required_skills]
-        qualification.check_required_skills(session, job.required_skills)
+        qualification_skills.check_required_skills(session, job.required_skills)
     simple = (
         "title",
         "instructions",
@@ -187,7 +194,7 @@ def change_status(session: Session, job: Job, action: str) -> Job:
     allowed_from, target = TRANSITIONS[action]
     if job.status not in allowed_from:
         possible = sorted(a for a, (froms, _) in TRANSITIONS.items() if job.status in froms)
-        raise Conflict(
+        raise TransitionNotAllowed(
             f"Cannot {action} a {job.status.value} job",
             current_status=job.status.value,
             allowed_actions=possible,
@@ -197,7 +204,7 @@ def change_status(session: Session, job: Job, action: str) -> Job:
             select(func.count()).where(Item.job_id == job.id, Item.is_gold.is_(False))
         )
         if not regular:
-            raise Conflict("Import at least one (non-gold) item before activating the job")
+            raise JobHasNoItems("Import at least one (non-gold) item before activating the job")
         job.activated_at = utcnow()
     if target in (JobStatus.completed, JobStatus.cancelled):
         job.finished_at = utcnow()

@@ -41,7 +41,7 @@ class OutboxJob(IdMixin, CreatedAtMixin, Base):
 
     name: Mapped[str] = mapped_column(String(100))
     queue: Mapped[str] = mapped_column(String(50))
-    args: Mapped[list[int]] = mapped_column(JSON)
+    args: Mapped[list[int | str]] = mapped_column(JSON)  # ids and names (`enqueue`)
     run_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("background_runs.id", ondelete="SET NULL")
     )

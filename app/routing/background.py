@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from app.core.background import JobContext, background_job
 from app.core.clock import utcnow
-from app.core.jobs import JobContext, background_job
 from app.routing.service import expire_overdue_assignments
 
 SWEEP_JOB = "routing.sweep_leases"

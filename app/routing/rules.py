@@ -20,7 +20,7 @@ from app.core.errors import (
     ValidationFailed,
 )
 from app.core.settings import Settings
-from app.jobs.label_schema import LabelSchema, validate_answer
+from app.label_schema import LabelSchema, validate_answer
 from app.models.jobs import AssignmentStatus, TaskStatus
 from qualification_tests.grading import grade_answer
 

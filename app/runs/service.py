@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core import jobs
+from app.core import background
 from app.core.clock import utcnow
 from app.core.errors import NotFound, TesseraError
 from app.core.pagination import PageParams, page_of, paginate
@@ -44,7 +44,7 @@ def create_run(
     session.add(run)
     session.flush()
     if job is not None:
-        jobs.enqueue(session, job, run.id, *job_ids, run_id=run.id)
+        background.enqueue(session, job, run.id, *job_ids, run_id=run.id)
     return run
 
 

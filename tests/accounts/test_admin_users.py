@@ -48,6 +48,7 @@ def test_admin_cannot_suspend_themselves(client: TestClient, admin: Account) -> 
             f"/v1/admin/users/{admin.id}/suspend", headers=admin.headers, json={"reason": "oops"}
         ),
         409,
+        "cannot-suspend-self",
     )
 
 

@@ -51,7 +51,7 @@ def test_wrong_password_and_unknown_email_both_401(client: TestClient) -> None:
 
 def test_duplicate_email_is_409_case_insensitively(client: TestClient) -> None:
     assert signup(client, "ada@example.com").status_code == 201
-    body = assert_problem(signup(client, "ADA@EXAMPLE.COM"), 409)
+    body = assert_problem(signup(client, "ADA@EXAMPLE.COM"), 409, "email-taken")
     assert body["errors"][0]["pointer"] == "#/email"
 
 
@@ -80,10 +80,12 @@ def test_suspended_user_cannot_log_in_or_use_tokens(
     assert suspended.status_code == 200, suspended.text
     assert suspended.json()["status"] == "suspended"
 
-    body = assert_problem(client.get("/v1/me", headers=user.headers), 403)
+    body = assert_problem(client.get("/v1/me", headers=user.headers), 403, "account-suspended")
     assert body["reason"] == "gold failures"
     assert_problem(
-        client.post("/v1/auth/login", json={"email": user.user.email, "password": PASSWORD}), 403
+        client.post("/v1/auth/login", json={"email": user.user.email, "password": PASSWORD}),
+        403,
+        "account-suspended",
     )
 
     client.post(f"/v1/admin/users/{user.id}/reactivate", headers=admin.headers)
@@ -93,7 +95,7 @@ def test_suspended_user_cannot_log_in_or_use_tokens(
 def test_closed_signup_is_403(settings: Settings, db: object) -> None:
     closed = settings.model_copy(update={"signup_policy": SignupPolicy.closed})
     with TestClient(create_app(closed, db)) as client:  # type: ignore[arg-type]
-        assert_problem(signup(client), 403)
+        assert_problem(signup(client), 403, "signup-closed")
         assert (
             client.post(
                 "/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
@@ -107,7 +109,8 @@ def test_invite_policy_needs_a_matching_unused_invite(
 ) -> None:
     invite_only = settings.model_copy(update={"signup_policy": SignupPolicy.invite})
     with TestClient(create_app(invite_only, db)) as client:  # type: ignore[arg-type]
-        assert assert_problem(signup(client), 403)["errors"][0]["pointer"] == "#/invite_code"
+        missing = assert_problem(signup(client), 403, "invite-required")
+        assert missing["errors"][0]["pointer"] == "#/invite_code"
 
         made = client.post(
             "/v1/admin/invites",
@@ -117,11 +120,11 @@ def test_invite_policy_needs_a_matching_unused_invite(
         assert made.status_code == 201, made.text
         code = made.json()["code"]
 
-        assert_problem(signup(client, "eve@example.com", invite_code=code), 403)
-        assert_problem(signup(client, role="client", invite_code=code), 403)
+        assert_problem(signup(client, "eve@example.com", invite_code=code), 403, "invite-invalid")
+        assert_problem(signup(client, role="client", invite_code=code), 403, "invite-invalid")
         assert signup(client, invite_code=code).status_code == 201
         assert_problem(
-            signup(client, "ada2@example.com", invite_code=code), 403
+            signup(client, "ada2@example.com", invite_code=code), 403, "invite-invalid"
         )  # used once already
 
         listed = client.get("/v1/admin/invites", headers=admin.headers).json()["items"]

@@ -88,7 +88,7 @@ def test_problem_responses_document_each_type_as_problem_json() -> None:
     document = add_problem_schema(app.openapi())
     responses = document["paths"]["/x"]["post"]["responses"]
     assert set(responses) == {"200", "404", "409"}
-    assert "/problems/slot-gone" in responses["409"]["description"]
-    assert "/problems/conflict" in responses["409"]["description"]
+    assert "`slot-gone`" in responses["409"]["description"]
+    assert "`conflict`" in responses["409"]["description"]
     assert list(responses["409"]["content"]) == ["application/problem+json"]
     assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]

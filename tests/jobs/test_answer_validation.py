@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.jobs.label_schema import LabelSchema, Problem, parse_label_schema, validate_answer
+from app.label_schema import LabelSchema, Problem, parse_label_schema, validate_answer
 
 
 def schema(*controls: dict[str, Any]) -> LabelSchema:

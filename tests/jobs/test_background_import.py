@@ -7,14 +7,19 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from app.core.db import Database
+from app.jobs import background
 from app.main import create_app
+from app.models.background import OutboxJob
+from app.runs import service as runs
 from tests.jobs.factories import create_job, jsonl, reviews, upload
 from tests.jobs.test_dataset_import import count_items
 from tests.support import Account
 from tests.workers.background import wait_until
 from workers.in_process import InProcessRunner
+from workers.runner import JobRunner
 
 
 @pytest.fixture
@@ -104,3 +109,41 @@ def test_small_uploads_can_be_sent_to_the_background_on_request(
     )
     assert inline.status_code == 201
     finished_run(client, client_account, forced.json()["status_url"])
+
+
+def test_the_queued_import_names_its_format_and_mode(
+    staged_client: tuple[TestClient, Path], client_account: Account, db: Database
+) -> None:
+    client, _ = staged_client
+    job_id = create_job(client, client_account)
+    response = client.post(
+        f"/v1/jobs/{job_id}/items?background=true&mode=skip-invalid",
+        content=jsonl(reviews(2)),
+        headers={**client_account.headers, "Content-Type": "application/x-ndjson"},
+    )
+    run_id = response.json()["run_id"]
+    with db.session() as session:
+        args = session.scalars(select(OutboxJob.args).where(OutboxJob.run_id == run_id)).one()
+    assert args == [run_id, job_id, "jsonl", "skip-invalid"]
+    finished_run(client, client_account, response.json()["status_url"])
+
+
+def test_an_import_queued_with_positional_codes_by_the_previous_release_still_runs(
+    client: TestClient, client_account: Account, db: Database, tmp_path: Path
+) -> None:
+    job_id = create_job(client, client_account)
+    settings = db.settings.model_copy(update={"upload_dir": tmp_path})
+    with db.transaction() as session:
+        run_id = runs.create_run(session, kind="import", owner_id=client_account.id).id
+    staged = background.staged_path(settings, run_id)
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_bytes(jsonl([*reviews(3), {"external_id": "no-text"}]))
+
+    # 2 and 1 were jsonl and skip-invalid in the lists the previous release indexed.
+    JobRunner(settings, db).run(background.IMPORT_JOB, (run_id, job_id, 2, 1), run_id=run_id)
+
+    run = client.get(f"/v1/runs/{run_id}", headers=client_account.headers).json()
+    assert run["state"] == "succeeded", run
+    assert (run["result"]["format"], run["result"]["mode"]) == ("jsonl", "skip-invalid")
+    assert run["counters"] == {"rows_read": 4, "accepted": 3, "rejected": 1}
+    assert count_items(db, job_id) == 3

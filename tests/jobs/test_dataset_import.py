@@ -214,7 +214,7 @@ def test_import_into_an_active_job_splits_new_items(
 def test_cannot_import_into_a_finished_job(client: TestClient, client_account: Account) -> None:
     job_id = create_job(client, client_account)
     client.post(f"/v1/jobs/{job_id}/cancel", headers=client_account.headers)
-    assert_problem(upload(client, client_account, job_id, jsonl(reviews(1))), 409)
+    assert_problem(upload(client, client_account, job_id, jsonl(reviews(1))), 409, "job-finished")
 
 
 def test_repeated_external_id_in_a_later_batch_is_caught(

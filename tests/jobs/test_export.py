@@ -179,7 +179,9 @@ def test_coco_export_for_box_jobs(
 def test_coco_needs_a_box_job(client: TestClient, client_account: Account) -> None:
     job_id = create_job(client, client_account)
     assert_problem(
-        client.get(f"/v1/jobs/{job_id}/export?format=coco", headers=client_account.headers), 409
+        client.get(f"/v1/jobs/{job_id}/export?format=coco", headers=client_account.headers),
+        409,
+        "export-format-unavailable",
     )
 
 

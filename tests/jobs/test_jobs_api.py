@@ -77,9 +77,11 @@ def test_annotators_cannot_use_client_job_endpoints(
 def test_status_machine_and_illegal_moves(client: TestClient, client_account: Account) -> None:
     headers = client_account.headers
     job_id = create_job(client, client_account)
-    body = assert_problem(client.post(f"/v1/jobs/{job_id}/activate", headers=headers), 409)
+    activate = client.post(f"/v1/jobs/{job_id}/activate", headers=headers)
+    body = assert_problem(activate, 409, "job-has-no-items")
     assert "item" in body["detail"]  # nothing to label yet
-    assert_problem(client.post(f"/v1/jobs/{job_id}/pause", headers=headers), 409)
+    pause = client.post(f"/v1/jobs/{job_id}/pause", headers=headers)
+    assert_problem(pause, 409, "transition-not-allowed")
 
     assert upload(client, client_account, job_id, jsonl(reviews(5))).status_code == 201
     assert client.post(f"/v1/jobs/{job_id}/activate", headers=headers).json()["status"] == "active"
@@ -89,10 +91,12 @@ def test_status_machine_and_illegal_moves(client: TestClient, client_account: Ac
     assert done["status"] == "completed"
     assert done["finished_at"] is not None
 
-    body = assert_problem(client.post(f"/v1/jobs/{job_id}/activate", headers=headers), 409)
+    activate = client.post(f"/v1/jobs/{job_id}/activate", headers=headers)
+    body = assert_problem(activate, 409, "transition-not-allowed")
     assert body["current_status"] == "completed"
     assert body["allowed_actions"] == []
-    assert_problem(client.post(f"/v1/jobs/{job_id}/cancel", headers=headers), 409)
+    cancel = client.post(f"/v1/jobs/{job_id}/cancel", headers=headers)
+    assert_problem(cancel, 409, "transition-not-allowed")
 
 
 def test_cancel_withdraws_open_tasks(client: TestClient, client_account: Account) -> None:
@@ -125,6 +129,7 @@ def test_work_defining_fields_freeze_after_activation(
             json={"pricing": {"rate_micros": 1}, "gold_ratio": 0.2},
         ),
         409,
+        "job-frozen",
     )
     assert {e["pointer"] for e in body["errors"]} == {"#/pricing", "#/gold_ratio"}
     ok = client.patch(
@@ -143,6 +148,7 @@ def test_schema_cannot_change_once_items_exist(client: TestClient, client_accoun
             f"/v1/jobs/{job_id}", headers=client_account.headers, json={"label_schema": other}
         ),
         409,
+        "label-schema-locked",
     )
 
 

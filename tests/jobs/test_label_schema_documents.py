@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.core.errors import ValidationFailed
-from app.jobs.label_schema import (
+from app.label_schema import (
     ChoicesControl,
     LabelSchema,
     NumberControl,

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.jobs.label_schema import LabelSchema, parse_label_schema, validate_answer
-from app.jobs.label_studio import (
+from app.label_schema import LabelSchema, parse_label_schema, validate_answer
+from app.label_schema.label_studio import (
     label_schema_from_label_studio,
     label_studio_config,
     label_studio_result,

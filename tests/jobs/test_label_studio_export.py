@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from app.core.errors import ValidationFailed
-from app.jobs.label_schema import LabelSchema, parse_label_schema
-from app.jobs.label_studio import (
+from app.label_schema import LabelSchema, parse_label_schema
+from app.label_schema.label_studio import (
     label_schema_from_label_studio,
     label_studio_config,
     label_studio_result,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.core.errors import ValidationFailed
-from app.jobs.label_schema import (
+from app.label_schema import (
     BoxesControl,
     ChoicesControl,
     KeypointsControl,
@@ -19,7 +19,7 @@ from app.jobs.label_schema import (
     TextControl,
     parse_label_schema,
 )
-from app.jobs.label_studio import label_schema_from_label_studio
+from app.label_schema.label_studio import label_schema_from_label_studio
 
 
 def convert(body: str) -> LabelSchema:

@@ -127,6 +127,12 @@ class Clock:
 
 def install_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    for module in ("qualification_tests.service", "qualification_tests.eligibility"):
+    for module in (
+        "qualification_tests.annotators",
+        "qualification_tests.attempts",
+        "qualification_tests.grants",
+        "qualification_tests.question_bank",
+        "qualification_tests.eligibility",
+    ):
         monkeypatch.setattr(f"{module}.utcnow", clock)
     return clock

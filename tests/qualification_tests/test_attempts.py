@@ -144,7 +144,7 @@ def test_the_cooldown_blocks_a_retake_until_it_ends(
     assert status["state"] == "failed"
     assert status["can_start"] is False
     assert status["retake_after"] is not None
-    body = assert_problem(start(client, annotator, test["id"]), 409)
+    body = assert_problem(start(client, annotator, test["id"]), 409, "retake-cooldown")
     assert body["state"] == "failed"
     assert body["retake_after"]
     clock.advance(seconds=3601)
@@ -166,7 +166,7 @@ def test_no_attempt_beyond_the_limit(
         0,
         False,
     )
-    body = assert_problem(start(client, annotator, test["id"]), 409)
+    body = assert_problem(start(client, annotator, test["id"]), 409, "attempt-limit-reached")
     assert body["attempts_left"] == 0
 
 
@@ -179,7 +179,7 @@ def test_a_pass_in_force_blocks_retakes_and_an_expired_one_allows_them(
     listed = client.get("/v1/annotator/qualification-tests", headers=annotator.headers).json()
     assert listed[0]["state"] == "passed"
     assert listed[0]["passed_until"] is not None
-    assert_problem(start(client, annotator, test["id"]), 409)
+    assert_problem(start(client, annotator, test["id"]), 409, "already-qualified")
     clock.advance(days=11)
     listed = client.get("/v1/annotator/qualification-tests", headers=annotator.headers).json()
     assert (listed[0]["state"], listed[0]["can_start"]) == ("expired", True)
@@ -218,7 +218,8 @@ def test_unanswered_questions_score_zero_and_a_graded_attempt_cannot_be_resubmit
     attempt = start(client, annotator, test["id"]).json()
     result = submit(client, annotator, attempt["id"], answer(attempt, 4)[:2]).json()
     assert result["score"] == 0.5
-    assert_problem(submit(client, annotator, attempt["id"], answer(attempt, 4)), 409)
+    again = submit(client, annotator, attempt["id"], answer(attempt, 4))
+    assert_problem(again, 409, "attempt-already-graded")
 
 
 def test_feedback_shows_scores_and_explanations_only_when_the_test_allows(
@@ -246,3 +247,37 @@ def test_another_annotators_attempt_is_not_found(
         client.get(f"/v1/annotator/attempts/{attempt['id']}", headers=other.headers), 404
     )
     assert_problem(submit(client, other, attempt["id"], answer(attempt, 4)), 404)
+
+
+def test_a_skill_an_admin_revoked_blocks_retaking_its_test(
+    client: TestClient, admin: Account, annotator: Account
+) -> None:
+    make_skill(client, admin)
+    test = create_test(client, admin)
+    take(client, annotator, test["id"], right=4)
+    [grant] = client.get(
+        f"/v1/admin/annotators/{annotator.id}/skills", headers=admin.headers
+    ).json()
+    revoked = client.post(
+        f"/v1/admin/skill-grants/{grant['id']}/revoke",
+        json={"reason": "shared the answers"},
+        headers=admin.headers,
+    )
+    assert revoked.status_code == 200, revoked.text
+    body = assert_problem(start(client, annotator, test["id"]), 409, "skill-revoked")
+    assert body["state"] == "revoked"
+
+
+def test_a_test_whose_bank_is_too_small_cannot_be_started(
+    client: TestClient, admin: Account, annotator: Account
+) -> None:
+    make_skill(client, admin)
+    test = create_test(client, admin, questions=3, bank=sentiment_questions(3))
+    question = client.get(
+        f"/v1/qualification-tests/{test['id']}/questions", headers=admin.headers
+    ).json()[0]
+    retired = client.delete(
+        f"/v1/qualification-tests/{test['id']}/questions/{question['id']}", headers=admin.headers
+    )
+    assert retired.status_code == 200, retired.text
+    assert_problem(start(client, annotator, test["id"]), 409, "not-enough-questions")

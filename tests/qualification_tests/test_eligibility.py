@@ -117,7 +117,7 @@ def test_a_revoked_grant_no_longer_counts_and_stays_on_record(
         json={"reason": "twice"},
         headers=admin.headers,
     )
-    assert_problem(again, 409)
+    assert_problem(again, 409, "grant-already-revoked")
 
 
 def test_reputation_and_tier_below_the_minimum_report_both_numbers(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.jobs.label_schema import LabelSchema
+from app.label_schema import LabelSchema
 from qualification_tests.grading import grade_answer, grade_controls
 
 SCHEMA = LabelSchema.model_validate(

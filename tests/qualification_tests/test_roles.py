@@ -131,3 +131,12 @@ def test_stats_show_pass_rate_and_per_question_difficulty(
     assert all(q["share_correct"] == 0.5 for q in stats["questions"])
     history = client.get(f"/v1/qualification-tests/{test['id']}/attempts", headers=admin.headers)
     assert len(history.json()) == 2
+
+
+def test_a_skill_slug_is_taken_once(client: TestClient, admin: Account) -> None:
+    make_skill(client, admin, "ner-de")
+    again = client.post(
+        "/v1/admin/skills", json={"slug": "ner-de", "name": "Again"}, headers=admin.headers
+    )
+    body = assert_problem(again, 409, "skill-exists")
+    assert body["errors"] == [{"pointer": "#/slug", "detail": "already exists"}]

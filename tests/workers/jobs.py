@@ -9,8 +9,8 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 
+from app.core.background import JobContext, background_job
 from app.core.errors import ValidationFailed
-from app.core.jobs import JobContext, background_job
 from app.runs import service as runs
 
 # Monotonic times of each attempt of `test.fail`, per run (jobs run on threads of the test).

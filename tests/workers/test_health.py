@@ -8,9 +8,9 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from app.core.background import enqueue
 from app.core.clock import utcnow
 from app.core.db import Database
-from app.core.jobs import enqueue
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import OutboxJob, ProcessKind, WorkerHeartbeat

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from sqlalchemy import func, make_url, select, update
 
-from app.core import jobs
+from app.core import background
+from app.core.background import JobContext, background_job, enqueue, job_spec
 from app.core.clock import utcnow
 from app.core.db import Database
-from app.core.jobs import JobContext, background_job, enqueue, job_spec
 from app.core.settings import Settings
 from app.models import OutboxJob
 from tests.workers.background import wait_until
@@ -62,7 +62,7 @@ def test_enqueue_rejects_unknown_jobs_and_non_id_arguments(db: Database) -> None
 
 
 def test_job_names_are_registered_once_and_checked() -> None:
-    assert job_spec("outbox.prune").handler is jobs.prune_outbox
+    assert job_spec("outbox.prune").handler is background.prune_outbox
     with pytest.raises(ValueError, match="dotted"):
         background_job("NoDots")
     with pytest.raises(ValueError, match="already registered"):
@@ -148,7 +148,7 @@ def test_pruning_deletes_only_old_finished_rows(db: Database, settings: Settings
             .values(created_at=old, available_at=old)
         )
     with db.transaction() as session:
-        jobs.prune_outbox(JobContext(session, settings, None, None, 0))
+        background.prune_outbox(JobContext(session, settings, None, None, 0))
     with db.read_session() as session:
         assert set(session.scalars(select(OutboxJob.id))) == {recent_done, unsent_old}
 
@@ -169,7 +169,7 @@ def test_the_relay_loop_wakes_on_a_notify_committed_by_another_process(
                 "INSERT INTO job_outbox (name, queue, args, available_at, attempts, created_at)"
                 " VALUES ('test.count', 'default', '[5]', now(), 0, now())"
             )
-            conn.execute("SELECT pg_notify(%s, '')", (jobs.OUTBOX_CHANNEL,))
+            conn.execute("SELECT pg_notify(%s, '')", (background.OUTBOX_CHANNEL,))
         wait_until(lambda: broker.sent, timeout=5, what="the NOTIFY to wake the relay")
         assert [args for _, _, args in broker.sent] == [[5]]
     finally:

@@ -21,9 +21,9 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.core.background import enqueue
 from app.core.clock import utcnow
 from app.core.db import Database
-from app.core.jobs import enqueue
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import OutboxJob, RunState, WorkerHeartbeat

@@ -1,374 +1,35 @@
-"""The label schema: what an answer must look like (see docs/label-schema.md).
+"""Answer validation: does one item's answer fit the label schema (docs/label-schema.md)?
 
-A schema is a list of controls, each bound to a field of the item payload. These pydantic models
-parse and check the schema document itself (`parse_label_schema`); `validate_answer` checks one
-item's answer against it.
+`validate_answer` runs on the submit hot path: plain type checks on the decoded JSON, one dispatch
+per control type, a fast path for the common well-formed region, and pointers built only when
+something is wrong. Every problem is reported (not just the first), each with an RFC 6901 pointer
+into the answer.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal, TypeGuard
+from collections.abc import Callable, Mapping
+from typing import Any, TypeGuard
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
+from app.core.errors import json_pointer
+from app.label_schema.model import (
+    BoxesControl,
+    ChoicesControl,
+    KeypointsControl,
+    LabelSchema,
+    ListControl,
+    NumberControl,
+    PolygonsControl,
+    Problem,
+    RatingControl,
+    SpansControl,
+    TextControl,
+    json_type,
 )
-
-from app.core.errors import ValidationFailed, json_pointer
-
-# Control characters are never meaningful in a label or field name, and most cannot be written
-# in XML at all (Label Studio configs).
-_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f\ufffe\uffff]")
-
-
-def _printable(value: str) -> str:
-    if _CONTROL_CHARACTERS.search(value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-ControlName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-FieldName = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)]
-Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
-Labels = Annotated[list[Label], Field(min_length=1, max_length=1000)]
-
-MAX_ITEMS = 1000
-
-
-def _repeated(values: Sequence[str]) -> list[str]:
-    """Values that occur more than once, each named once, in order of first repeat."""
-    seen: set[str] = set()
-    repeated: dict[str, None] = {}
-    for value in values:
-        if value in seen:
-            repeated.setdefault(value, None)
-        seen.add(value)
-    return list(repeated)
-
-
-class _Control(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: ControlName
-    required: bool = True
-    description: str | None = Field(default=None, max_length=2000)
-
-    def payload_fields(self) -> list[str]:
-        """Payload fields an item must carry for this control."""
-        return []
-
-
-class _LabelledControl(_Control):
-    field: FieldName
-    labels: Labels
-    # Built once per schema so that checking an answer's labels is a set lookup.
-    _label_set: frozenset[str] = PrivateAttr(default=frozenset())
-
-    @field_validator("labels")
-    @classmethod
-    def _unique_labels(cls, labels: list[str]) -> list[str]:
-        duplicates = _repeated(labels)
-        if duplicates:
-            raise ValueError(f"labels must be unique; repeated: {', '.join(map(repr, duplicates))}")
-        return labels
-
-    @model_validator(mode="after")
-    def _index_labels(self) -> _LabelledControl:
-        self._label_set = frozenset(self.labels)
-        return self
-
-    @property
-    def label_set(self) -> frozenset[str]:
-        # Read from pydantic's private-attribute slot directly: `self._label_set` goes through
-        # BaseModel.__getattr__, some 50x slower, and this is on the submit hot path.
-        labels: frozenset[str] = self.__pydantic_private__["_label_set"]  # type: ignore[index]
-        return labels
-
-    def payload_fields(self) -> list[str]:
-        return [self.field]
-
-
-class _ListControl(_LabelledControl):
-    min: int = Field(default=0, ge=0, le=MAX_ITEMS)
-    max: int = Field(default=MAX_ITEMS, ge=1, le=MAX_ITEMS)
-
-    @model_validator(mode="after")
-    def _min_le_max(self) -> _ListControl:
-        if self.min > self.max:
-            raise ValueError("min must not exceed max")
-        return self
-
-
-class _ImageControl(_ListControl):
-    width_field: FieldName | None = None
-    height_field: FieldName | None = None
-
-    def payload_fields(self) -> list[str]:
-        extra = [f for f in (self.width_field, self.height_field) if f]
-        return [self.field, *extra]
-
-
-class ChoicesControl(_LabelledControl):
-    type: Literal["choices"] = "choices"
-    multiple: bool = False
-    min: int | None = Field(default=None, ge=0)
-    max: int | None = Field(default=None, ge=1)
-
-    @property
-    def min_count(self) -> int:
-        if self.min is not None:
-            return self.min
-        return 1 if self.required else 0
-
-    @property
-    def max_count(self) -> int:
-        if self.max is not None:
-            return self.max
-        return len(self.labels) if self.multiple else 1
-
-    @model_validator(mode="after")
-    def _counts(self) -> ChoicesControl:
-        if self.min_count > self.max_count:
-            raise ValueError("min must not exceed max")
-        if self.min_count > len(self.labels):
-            raise ValueError("min must not exceed the number of labels (choices are unique)")
-        if not self.multiple and self.max_count > 1:
-            raise ValueError("a single choice has max 1; set multiple: true for more")
-        return self
-
-
-class SpansControl(_ListControl):
-    type: Literal["spans"] = "spans"
-    allow_overlap: bool = True
-
-
-class BoxesControl(_ImageControl):
-    type: Literal["boxes"] = "boxes"
-    iou_threshold: float = Field(default=0.5, gt=0, le=1)
-
-
-class PolygonsControl(_ImageControl):
-    type: Literal["polygons"] = "polygons"
-    min_points: int = Field(default=3, ge=3, le=10_000)
-    max_points: int = Field(default=1000, ge=3, le=10_000)
-    iou_threshold: float = Field(default=0.5, gt=0, le=1)
-
-
-class KeypointsControl(_ImageControl):
-    type: Literal["keypoints"] = "keypoints"
-    tolerance: float = Field(default=10.0, ge=0, allow_inf_nan=False)
-
-
-class TextControl(_Control):
-    type: Literal["text"] = "text"
-    field: FieldName
-    min_length: int | None = Field(default=None, ge=0)
-    max_length: int = Field(default=10_000, ge=1, le=1_000_000)
-    normalize: bool = True
-
-    @property
-    def min_chars(self) -> int:
-        if self.min_length is not None:
-            return self.min_length
-        return 1 if self.required else 0
-
-    def payload_fields(self) -> list[str]:
-        return [self.field]
-
-
-class RatingControl(_Control):
-    type: Literal["rating"] = "rating"
-    field: FieldName | None = None
-    max: int = Field(default=5, ge=2, le=10)
-    tolerance: int = Field(default=0, ge=0)
-
-    def payload_fields(self) -> list[str]:
-        return [self.field] if self.field else []
-
-
-class NumberControl(_Control):
-    type: Literal["number"] = "number"
-    field: FieldName | None = None
-    min: float | None = Field(default=None, allow_inf_nan=False)
-    max: float | None = Field(default=None, allow_inf_nan=False)
-    integer: bool = False
-    tolerance: float = Field(default=0, ge=0, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _range(self) -> NumberControl:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("min must not exceed max")
-        return self
-
-    def payload_fields(self) -> list[str]:
-        return [self.field] if self.field else []
-
-
-Control = Annotated[
-    ChoicesControl
-    | SpansControl
-    | BoxesControl
-    | PolygonsControl
-    | KeypointsControl
-    | TextControl
-    | RatingControl
-    | NumberControl,
-    Field(discriminator="type"),
-]
-
-
-class LabelSchema(BaseModel):
-    """A job's label schema: one or more controls with unique names."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    controls: Annotated[list[Control], Field(min_length=1, max_length=50)]
-    _by_name: dict[str, Control] = PrivateAttr(default_factory=dict)
-
-    @field_validator("controls")
-    @classmethod
-    def _unique_names(cls, controls: list[Control]) -> list[Control]:
-        duplicates = _repeated([c.name for c in controls])
-        if duplicates:
-            raise ValueError(
-                f"control names must be unique; repeated: {', '.join(map(repr, duplicates))}"
-            )
-        return controls
-
-    @model_validator(mode="after")
-    def _index_names(self) -> LabelSchema:
-        self._by_name = {c.name: c for c in self.controls}
-        return self
-
-    def control(self, name: str) -> Control | None:
-        by_name: dict[str, Control] = self.__pydantic_private__["_by_name"]  # type: ignore[index]
-        return by_name.get(name)  # (private slot read directly: see label_set)
-
-
-def required_fields(schema: LabelSchema) -> list[str]:
-    """Payload fields every item must carry for `schema`, in first-use order."""
-    seen: dict[str, None] = {}
-    for control in schema.controls:
-        for name in control.payload_fields():
-            seen.setdefault(name, None)
-    return list(seen)
-
-
-Problem = dict[str, Any]  # {"pointer": "#/entities/2/end", "detail": "..."}, or "line" for XML
-
-
-# --- Schema documents -------------------------------------------------------------------------
-
-_CONTROL_TYPES = frozenset(
-    ("choices", "spans", "boxes", "polygons", "keypoints", "text", "rating", "number")
-)
-
-
-def schema_error_paths(error: ValidationError) -> list[tuple[list[str | int], str]]:
-    """(path into the schema document, message) for each error pydantic found in it.
-
-    Pydantic puts the discriminator value into the location of a control's errors
-    (`controls.0.choices.labels`); it is not part of the document, so it is dropped. A missing or
-    unknown `type` is reported at the control's `type` key.
-    """
-    out: list[tuple[list[str | int], str]] = []
-    for err in error.errors(include_url=False):
-        loc = list(err["loc"])
-        if (
-            len(loc) >= 3
-            and loc[0] == "controls"
-            and isinstance(loc[1], int)
-            and loc[2] in _CONTROL_TYPES
-        ):
-            del loc[2]
-        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            loc.append("type")
-        message = str(err["msg"]).removeprefix("Value error, ")
-        out.append((loc, message))
-    return out
-
-
-def parse_label_schema(document: object) -> LabelSchema:
-    """Parse a label schema document: a JSON object (see docs/label-schema.md) or a Label Studio
-    XML labeling config (a string starting with `<`), which is converted.
-
-    Raises `ValidationFailed` listing every problem: for a JSON document each carries a `pointer`
-    into it (`#/controls/0/labels`), for XML a `line` where one is known.
-    """
-    if isinstance(document, LabelSchema):
-        return document
-    if isinstance(document, str):
-        if document.lstrip().startswith("<"):
-            # Imported here: label_studio builds on this module's models.
-            from app.jobs.label_studio import label_schema_from_label_studio
-
-            return label_schema_from_label_studio(document)
-        raise ValidationFailed(
-            "A label schema is a JSON object or a Label Studio XML config",
-            errors=[{"pointer": "#", "detail": "a string schema must be Label Studio XML"}],
-        )
-    if not isinstance(document, Mapping):
-        raise ValidationFailed(
-            "A label schema is a JSON object or a Label Studio XML config",
-            errors=[{"pointer": "#", "detail": f"expected an object, got {_json_type(document)}"}],
-        )
-    try:
-        # Strict: a schema is JSON, so "3" is not a number and 1 is not true.
-        return LabelSchema.model_validate(dict(document), strict=True)
-    except ValidationError as exc:
-        problems = [
-            {"pointer": json_pointer(path), "detail": message}
-            for path, message in schema_error_paths(exc)
-        ]
-        raise ValidationFailed("The label schema is not valid", errors=problems) from None
-
-
-# --- Answers ----------------------------------------------------------------------------------
-#
-# validate_answer runs on the submit hot path: plain type checks on the decoded JSON, one dispatch
-# per control, and pointers built only when something is wrong.
 
 _Path = list[str | int]
 _Payload = Mapping[str, Any] | None
-
-
-def parse_label_schema_at(document: object, pointer: str = "#/label_schema") -> LabelSchema:
-    """`parse_label_schema` for a schema sent inside a request body: every problem's pointer
-    is prefixed with where the schema sits in that body."""
-    try:
-        return parse_label_schema(document)
-    except ValidationFailed as exc:
-        for error in exc.errors:
-            if "pointer" in error:
-                error["pointer"] = pointer + str(error["pointer"]).removeprefix("#")
-        raise
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def _add(problems: list[Problem], path: _Path, detail: str) -> None:
@@ -384,7 +45,7 @@ def _number(problems: list[Problem], path: _Path, value: object) -> float | None
             return value
         _add(problems, path, f"{value} is not a finite number")
         return None
-    _add(problems, path, f"expected a number, got {_json_type(value)}")
+    _add(problems, path, f"expected a number, got {json_type(value)}")
     return None
 
 
@@ -392,7 +53,7 @@ def _integer(problems: list[Problem], path: _Path, value: object) -> int | None:
     """`value` if it is a JSON integer (not 2.0, not a boolean), else report it and return None."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    _add(problems, path, f"expected an integer, got {_json_type(value)}")
+    _add(problems, path, f"expected an integer, got {json_type(value)}")
     return None
 
 
@@ -437,7 +98,7 @@ def _check_item(
 ) -> Mapping[str, Any] | None:
     """`item` if it is an object, after reporting its missing and unexpected keys."""
     if not isinstance(item, Mapping):
-        _add(problems, path, f"expected an object, got {_json_type(item)}")
+        _add(problems, path, f"expected an object, got {json_type(item)}")
         return None
     missing = [key for key in keys if key not in item]
     for key in missing:
@@ -456,16 +117,16 @@ def _check_label(
         return  # already reported as missing
     label = item["label"]
     if not isinstance(label, str):
-        _add(problems, [*path, "label"], f"expected a label (string), got {_json_type(label)}")
+        _add(problems, [*path, "label"], f"expected a label (string), got {json_type(label)}")
     elif label not in labels:
         _add(problems, [*path, "label"], f"unknown label {label!r}")
 
 
 def _check_list(
-    problems: list[Problem], control: _ListControl, value: object, noun: str
+    problems: list[Problem], control: ListControl, value: object, noun: str
 ) -> list[Any] | None:
     if not isinstance(value, list):
-        _add(problems, [control.name], f"expected an array of {noun}, got {_json_type(value)}")
+        _add(problems, [control.name], f"expected an array of {noun}, got {json_type(value)}")
         return None
     _check_count(problems, [control.name], len(value), control.min, control.max, noun)
     return value
@@ -493,18 +154,18 @@ def _check_choices(problems: list[Problem], control: Any, value: object, payload
     labels = c.label_set
     if not c.multiple:
         if not isinstance(value, str):
-            _add(problems, [c.name], f"expected a label (string), got {_json_type(value)}")
+            _add(problems, [c.name], f"expected a label (string), got {json_type(value)}")
         elif value not in labels:
             _add(problems, [c.name], f"unknown label {value!r}")
         return
     if not isinstance(value, list):
-        _add(problems, [c.name], f"expected an array of labels, got {_json_type(value)}")
+        _add(problems, [c.name], f"expected an array of labels, got {json_type(value)}")
         return
     _check_count(problems, [c.name], len(value), c.min_count, c.max_count, "labels")
     seen: set[str] = set()
     for i, label in enumerate(value):
         if not isinstance(label, str):
-            _add(problems, [c.name, i], f"expected a label (string), got {_json_type(label)}")
+            _add(problems, [c.name, i], f"expected a label (string), got {json_type(label)}")
         elif label not in labels:
             _add(problems, [c.name, i], f"unknown label {label!r}")
         elif label in seen:
@@ -708,12 +369,12 @@ def _check_points(
     image_h: float | None,
 ) -> None:
     if not isinstance(points, list):
-        _add(problems, path, f"expected an array of [x, y] points, got {_json_type(points)}")
+        _add(problems, path, f"expected an array of [x, y] points, got {json_type(points)}")
         return
     _check_count(problems, path, len(points), control.min_points, control.max_points, "points")
     for j, point in enumerate(points):
         if not isinstance(point, list) or len(point) != 2:
-            got = f"an array of {len(point)}" if isinstance(point, list) else _json_type(point)
+            got = f"an array of {len(point)}" if isinstance(point, list) else json_type(point)
             _add(problems, [*path, j], f"expected an [x, y] pair, got {got}")
             continue
         _coordinate(problems, [*path, j, 0], point[0], "x", image_w)
@@ -759,7 +420,7 @@ def _check_keypoints(
 def _check_text(problems: list[Problem], control: Any, value: object, payload: _Payload) -> None:
     c: TextControl = control
     if not isinstance(value, str):
-        _add(problems, [c.name], f"expected a string, got {_json_type(value)}")
+        _add(problems, [c.name], f"expected a string, got {json_type(value)}")
         return
     _check_count(problems, [c.name], len(value), c.min_chars, c.max_length, "characters")
 
@@ -810,7 +471,7 @@ def validate_answer(
     them are skipped. `null` is never a valid value: an optional control is left out instead.
     """
     if not isinstance(answer, Mapping):
-        detail = f"an answer is an object keyed by control name, got {_json_type(answer)}"
+        detail = f"an answer is an object keyed by control name, got {json_type(answer)}"
         return [{"pointer": "#", "detail": detail}]
     problems: list[Problem] = []
     for name in answer:

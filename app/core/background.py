@@ -1,14 +1,15 @@
 """Background jobs: the one interface services use to schedule work. No broker details here.
 
-Registering a job (in the domain package that owns the work)::
+(This module is about background jobs only; elsewhere in Tessera a "job" is a client's labeling
+job.) Registering a job (in the domain package that owns the work)::
 
     @background_job("imports.run", time_limit=timedelta(hours=1))
-    def run_import_job(ctx: JobContext, run_id: int) -> None:
-        imports.run_import(ctx.session, run_id)
+    def run_import_job(ctx: JobContext, run_id: int, fmt: str) -> None:
+        imports.run_import(ctx.session, run_id, ImportFormat(fmt))
 
 Scheduling it (in a service, inside the caller's unit of work)::
 
-    enqueue(session, "imports.run", run.id, run_id=run.id)
+    enqueue(session, "imports.run", run.id, fmt.value, run_id=run.id)
 
 `enqueue` writes a row to the transactional outbox (`job_outbox`) in the caller's transaction, so
 a rolled-back request enqueues nothing, and a crash after the commit loses nothing: a relay
@@ -16,8 +17,10 @@ a rolled-back request enqueues nothing, and a crash after the commit loses nothi
 at-least-once; the runner makes duplicates harmless by marking the outbox row done in the same
 transaction as the job's own changes and skipping rows already done.
 
-Handlers receive ids only (re-read state from the database), run in a session the runner owns and
-commits once (handlers flush, never commit), and must tolerate running after a failed attempt.
+Handlers receive ids and names only (they re-read state from the database; an enum travels as
+its value, never as a position in a list that a later release may reorder), run in a session the
+runner owns and commits once (handlers flush, never commit), and must tolerate running after a
+failed attempt.
 Unexpected exceptions are retried with exponential backoff and finally dead-lettered; a
 `TesseraError` raised by a handler is a final business outcome: the job's changes roll back, its
 run (if any) is marked failed with that problem, and it is not retried.
@@ -54,6 +57,9 @@ HEARTBEAT_STALE: Final = timedelta(seconds=60)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _QUEUE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
+# A name argument: an enum value or slug. It starts with a letter, so an id passed as a string
+# ("7") is caught as the mistake it is.
+_ARGUMENT_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
 _PENDING = "tessera.outbox_pending"
 _NOTIFIED = "tessera.outbox_notified"
 
@@ -64,12 +70,13 @@ class JobContext:
 
     session: Session
     settings: Settings
-    job_id: int | None  # the outbox row (None when run directly, e.g. in a test)
+    outbox_id: int | None  # the outbox row (None when run directly, e.g. in a test)
     run_id: int | None  # the background run this job reports to, if any
     attempt: int  # 0 on the first try
 
 
-Handler = Callable[..., None]  # (ctx: JobContext, *ids: int) -> None
+Handler = Callable[..., None]  # (ctx: JobContext, *args: int | str) -> None
+JobArgument = int | str  # an id, or a name (an enum's value, a slug)
 H = TypeVar("H", bound=Handler)
 
 
@@ -96,7 +103,7 @@ def background_job(
     time_limit: timedelta = DEFAULT_TIME_LIMIT,
 ) -> Callable[[H], H]:
     """Register the decorated function as the handler of job `name` (dotted, lower case:
-    `"imports.run"`). The handler is called as `handler(ctx, *ids)`. Registering a different
+    `"imports.run"`). The handler is called as `handler(ctx, *args)`. Registering a different
     function under a name already taken raises `ValueError`."""
     if not _NAME.match(name):
         raise ValueError(f"job name {name!r} must be dotted lower-case words, like 'imports.run'")
@@ -136,28 +143,34 @@ def registered_jobs() -> Mapping[str, JobSpec]:
 def enqueue(
     session: Session,
     name: str,
-    *ids: int,
+    *args: JobArgument,
     delay: timedelta | None = None,
     run_id: int | None = None,
 ) -> int:
-    """Schedule job `name` with `ids` as part of the caller's transaction; return the outbox id.
+    """Schedule job `name` with `args` as part of the caller's transaction; return the outbox id.
 
-    Nothing is sent until the caller commits: a rollback discards the job, a commit makes it
-    durable and a relay delivers it (at least once; duplicates are skipped by the runner).
-    `delay` holds the job back at least that long. `run_id` ties the job to a background run,
-    which is marked running when the job starts and failed if the job dies. Flushes, never
-    commits. Raises `LookupError` for a name no imported module registered (so keep a job's
-    handler in, or imported by, the service module that enqueues it) and `TypeError` for an
-    argument that is not an int."""
+    Arguments are ids (int) and names (str: an enum's value or a slug, lower case, starting with
+    a letter), never objects: the handler re-reads state. Nothing is sent until the caller
+    commits: a rollback discards the job, a commit makes it durable and a relay delivers it (at
+    least once; duplicates are skipped by the runner). `delay` holds the job back at least that
+    long. `run_id` ties the job to a background run, which is marked running when the job starts
+    and failed if the job dies. Flushes, never commits. Raises `LookupError` for a name no
+    imported module registered (so keep a job's handler in, or imported by, the service module
+    that enqueues it) and `TypeError` for an argument that is neither."""
     spec = job_spec(name)
-    for value in ids:
+    for value in args:
+        if isinstance(value, str) and _ARGUMENT_NAME.match(value):
+            continue
         if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"job arguments are ids (int), got {value!r}")
+            raise TypeError(
+                f"job arguments are ids (int) or names (lower-case str starting with a letter), "
+                f"got {value!r}"
+            )
     now = utcnow()
     row = OutboxJob(
         name=spec.name,
         queue=spec.queue,
-        args=list(ids),
+        args=list(args),
         run_id=run_id,
         available_at=now + delay if delay else now,
         attempts=0,

@@ -1,0 +1,50 @@
+"""The label schema: what an answer must look like, shared by jobs, routing and qualification tests.
+
+- `model`: the controls and `LabelSchema` (pydantic), `required_fields`.
+- `documents`: a schema document (JSON object or Label Studio XML) -> `LabelSchema`, every
+  problem located (`parse_label_schema`).
+- `answers`: does an answer fit the schema (`validate_answer`, on the submit hot path).
+- `label_studio`: Label Studio configs in and out, and answers as Label Studio results.
+
+Imports go one way: `model` <- `answers` <- `label_studio` <- `documents`. The names below are
+the package's public face; import them from here.
+"""
+
+from app.label_schema.answers import validate_answer
+from app.label_schema.documents import parse_label_schema, parse_label_schema_at
+from app.label_schema.model import (
+    BoxesControl,
+    ChoicesControl,
+    Control,
+    ImageControl,
+    KeypointsControl,
+    LabelledControl,
+    LabelSchema,
+    NumberControl,
+    PolygonsControl,
+    Problem,
+    RatingControl,
+    SpansControl,
+    TextControl,
+    required_fields,
+)
+
+__all__ = [
+    "BoxesControl",
+    "ChoicesControl",
+    "Control",
+    "ImageControl",
+    "KeypointsControl",
+    "LabelSchema",
+    "LabelledControl",
+    "NumberControl",
+    "PolygonsControl",
+    "Problem",
+    "RatingControl",
+    "SpansControl",
+    "TextControl",
+    "parse_label_schema",
+    "parse_label_schema_at",
+    "required_fields",
+    "validate_answer",
+]
