@@ -57,10 +57,13 @@ def race(
     owner = make_account("client")
     annotators = [make_account("annotator") for _ in range(threads)]
     # The caches on, as in production: eligibility and the active-job list are shared reads.
+    # Each annotator's workplace holds one connection; the small shared pool serves the cache
+    # misses and sweeps (PostgreSQL's default allows 100 connections).
     wide = Database(
         db.settings.model_copy(
             update={
-                "db_pool_size": threads + 4,
+                "db_pool_size": 4,
+                "db_max_overflow": 4,
                 "routing_cache_seconds": 2.0,
                 "eligibility_cache_seconds": 30.0,
             }
