@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hypothesis
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -26,6 +27,11 @@ from app.core.settings import Settings
 from app.main import create_app
 from app.models import Base, Role
 from tests.support import Account
+
+# Property tests state behaviour, not speed (speed is measured in bench/): no per-example
+# deadline, which a loaded CI machine would turn into flaky failures.
+hypothesis.settings.register_profile("tessera", deadline=None)
+hypothesis.settings.load_profile("tessera")
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tessera_test"
 TEST_SECRET = "test-secret-key-" + "x" * 32

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.core import caches
 from app.core.clock import utcnow
-from app.core.db import READ_ONLY, Database
+from app.core.db import READ_ONLY, Database, check_finished
 from app.core.errors import AccountSuspended, Forbidden, Unauthorized
 from app.models.accounts import ApiToken, Role, User, UserStatus
 
@@ -81,13 +81,22 @@ def get_session(
 ) -> Iterator[Session]:
     """The request's one session, shared by authentication and the endpoint: read-only for GET
     and HEAD (on SQLite those never take the write lock), a write session otherwise. The
-    endpoint commits once; anything uncommitted rolls back."""
+    endpoint commits once; anything uncommitted rolls back (see `finished_session`)."""
     make = db.read_session if request.method in ("GET", "HEAD") else db.session
     with make() as session:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+def finished_session(session: Annotated[Session, Depends(get_session)]) -> Iterator[Session]:
+    """The request's session, checked as soon as the endpoint returns (before the response is
+    sent: a function-scoped dependency): writes neither committed nor rolled back are a bug
+    that fails the request with a 500 (`UncommittedWork`) instead of vanishing while the client
+    is told all went well."""
+    yield session
+    check_finished(session)
+
+
+DbSession = Annotated[Session, Depends(finished_session, scope="function")]
 ReadSession = DbSession  # the same session; the name says the endpoint only reads
 
 
