@@ -39,9 +39,7 @@ def test_an_endpoint_that_forgets_to_commit_fails_instead_of_losing_its_writes(
         assert forgot.status_code == 500
         assert forgot.json()["type"] == "/problems/internal-error"
     with db.read_session() as session:  # rolled back, not half-done
-        assert session.scalar(select(User.display_name).where(User.id == someone.id)) != (
-            "changed"
-        )
+        assert session.scalar(select(User.display_name).where(User.id == someone.id)) != ("changed")
     with TestClient(app) as client:
         assert client.post("/test/commits").status_code == 200
     with db.read_session() as session:
