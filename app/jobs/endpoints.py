@@ -19,6 +19,7 @@ from app.core.settings import Settings
 from app.jobs import background, export, importing, progress, schemas, service, splitting
 from app.jobs.label_schema import BoxesControl, KeypointsControl, PolygonsControl
 from app.models.jobs import JobStatus
+from app.webhooks import service as webhooks
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -67,7 +68,7 @@ def _transition(action: str) -> Any:
     def move(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
         job = service.get_job(session, client, job_id, lock=True)
         was_draft = job.status is JobStatus.draft
-        service.change_status(session, job, action)
+        service.change_status(session, job, action, by=client.role)
         if action == "activate" and was_draft:
             splitting.split_into_tasks(session, job)
         session.commit()
@@ -198,6 +199,7 @@ def _import(
 ) -> schemas.ImportReport:
     job = service.get_job(session, principal, job_id, lock=True)
     result = importing.import_dataset(session, job, service.job_schema(job), upload, fmt, mode)
+    webhooks.record_import_finished(session, job, run_id=None, report=background.report(result))
     session.commit()
     return _report(result)
 
