@@ -202,7 +202,7 @@ def record_attempt(
         _dead(row, now, result.error or "failed")
     else:
         row.next_attempt_at = next_at
-        enqueue(session, DELIVER_JOB, row.id, delay=max(next_at - now, timedelta(0)))
+        enqueue(session, DELIVER_JOB, row.id, delay=max(next_at - utcnow(), timedelta(0)))
     current = (
         rules.FailureRun(endpoint.failing_since, endpoint.last_failure_at)
         if endpoint.failing_since is not None and endpoint.last_failure_at is not None
