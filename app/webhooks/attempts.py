@@ -208,7 +208,8 @@ def record_attempt(
         if endpoint.failing_since is not None and endpoint.last_failure_at is not None
         else None
     )
-    run = rules.failure_run(current, now, policy)
+    first_failure = row.window_started_at if row.failures_in_window == 1 else None
+    run = rules.failure_run(current, now, policy, first_failure)
     endpoint.failing_since, endpoint.last_failure_at = run.since, run.last
     disable_after = timedelta(hours=settings.webhook_disable_after_hours)
     if endpoint.active and rules.should_disable(run, disable_after):

@@ -107,14 +107,18 @@ class FailureRun:
     last: datetime
 
 
-def failure_run(current: FailureRun | None, now: datetime, policy: RetryPolicy) -> FailureRun:
+def failure_run(
+    current: FailureRun | None, now: datetime, policy: RetryPolicy, began: datetime | None = None
+) -> FailureRun:
     """The run after one more failure at `now`. A run is unbroken while failures keep coming
     at least as often as a retrying delivery tries (the longest backoff, with jitter); a longer
     quiet gap (no traffic, say) starts a new run, so one failure a week never adds up to an
-    outage."""
+    outage. A new run starts at `began` when given (the start of the failing delivery's retry
+    window, for its first failure), so a delivery failing through its whole window makes a run
+    exactly as long as the window."""
     longest_gap = policy.max_delay * (1 + JITTER) + timedelta(minutes=5)
     if current is None or now - current.last > longest_gap:
-        return FailureRun(since=now, last=now)
+        return FailureRun(since=min(began or now, now), last=now)
     return FailureRun(since=current.since, last=now)
 
 

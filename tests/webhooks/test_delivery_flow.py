@@ -4,7 +4,9 @@ after the retry window, replayable with the same event id; failing endpoints are
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -16,11 +18,11 @@ from sqlalchemy import select
 from app.core import clock
 from app.core.clock import utcnow
 from app.core.db import Database
-from app.core.jobs import enqueue
+from app.core.jobs import JobContext, enqueue
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import DeliveryStatus, OutboxJob, WebhookDelivery, WebhookEvent
-from app.webhooks import attempts, catalog, service, signing
+from app.webhooks import attempts, background, catalog, service, signing
 from tests.support import Account, assert_problem
 from tests.webhooks.receiver import Receiver, Reply
 from tests.webhooks.support import (
@@ -31,6 +33,9 @@ from tests.webhooks.support import (
     register,
     run_due_jobs,
 )
+from tests.workers.background import wait_until
+from workers.in_process import InProcessRunner
+from workers.runner import JobRunner
 
 
 def record(db: Database, client_id: int, event_type: str = catalog.JOB_PAUSED) -> str | None:
@@ -58,7 +63,8 @@ def test_an_event_is_delivered_signed_with_its_id_and_the_signature_verifies(
 ) -> None:
     endpoint = register(hooks, client_account, receiver.url, ["job.paused"])
     event_id = record(db, client_account.id)
-    assert event_id is not None and event_id.startswith("evt_")
+    assert event_id is not None
+    assert event_id.startswith("evt_")
 
     assert run_due_jobs(db, hook_settings) == ["webhooks.fan_out", "webhooks.deliver"]
     [request] = receiver.received
@@ -125,7 +131,7 @@ def test_500s_and_timeouts_are_retried_with_growing_delays_and_the_same_event_id
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.succeeded
     assert row.attempts == 5
-    assert all(later > earlier for earlier, later in zip(waits, waits[1:], strict=False))
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits))
     assert waits[0] >= timedelta(seconds=24)  # 30 s ± 20 %
     log = attempts_of(db, row.id)
     assert [a.status_code for a in log] == [500, None, 503, 500, 200]
@@ -152,7 +158,8 @@ def test_a_delivery_failing_for_24_hours_is_dead_and_its_endpoint_disabled(
         run_due_jobs(db, hook_settings)
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.dead
-    assert row.dead_at is not None and row.dead_at - started >= timedelta(hours=24)
+    assert row.dead_at is not None
+    assert row.dead_at - started >= timedelta(hours=24)
     assert row.dead_at - started < timedelta(hours=24, minutes=1)
     assert 12 <= row.attempts <= 17
     assert len(receiver.received) == row.attempts
@@ -184,12 +191,13 @@ def test_a_dead_delivery_is_replayed_with_the_same_event_id(
     receiver.default = Reply(500)
     event_id = record(db, client_account.id)
     run_due_jobs(db, short)
-    travel_to_next_attempt(db)
-    run_due_jobs(db, short)
-    travel_to_next_attempt(db)
-    run_due_jobs(db, short)
+    while deliveries(db)[0].status is DeliveryStatus.pending:
+        travel_to_next_attempt(db)
+        run_due_jobs(db, short)
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.dead
+    tried = row.attempts
+    assert tried in (2, 3)
     assert endpoint_row(db, endpoint["id"]).active  # 36 s of failures disable nothing
 
     receiver.default = Reply(200)
@@ -203,7 +211,7 @@ def test_a_dead_delivery_is_replayed_with_the_same_event_id(
     run_due_jobs(db, short)
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.succeeded
-    assert row.attempts == 4
+    assert row.attempts == tried + 1
     assert receiver.received[-1].headers["webhook-id"] == event_id
     assert signing.verify(
         endpoint["secret"], receiver.received[-1].headers, receiver.received[-1].body
@@ -236,7 +244,8 @@ def test_every_dead_delivery_of_an_endpoint_is_replayed_at_once(
     assert response.status_code == 202
     assert response.json() == {"replayed": 3}
     ran = run_due_jobs(db, short)
-    assert ran.count("webhooks.deliver") == 3 and "webhooks.dispatch" in ran
+    assert ran.count("webhooks.deliver") == 3
+    assert "webhooks.dispatch" in ran
     assert {d.status for d in deliveries(db)} == {DeliveryStatus.succeeded}
     assert {r.headers["webhook-id"] for r in receiver.received[received_before:]} == ids
 
@@ -318,7 +327,8 @@ def test_pending_deliveries_to_a_disabled_endpoint_die_at_their_next_attempt(
     run_due_jobs(db, hook_settings)
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.dead
-    assert row.last_error is not None and "disabled" in row.last_error
+    assert row.last_error is not None
+    assert "disabled" in row.last_error
     assert len(receiver.received) == 1
 
 
@@ -363,18 +373,10 @@ def test_an_attempt_lost_in_flight_is_picked_up_by_the_sweep(
         assert attempts.enqueue_due(session, due_before=utcnow()) == []  # in flight
     clock.travel(timedelta(minutes=12))
     with db.transaction() as session:
-        from app.webhooks import background
-
-        background.sweep(_ctx(session, hook_settings))
+        background.sweep(JobContext(session, hook_settings, None, None, 0))
     run_due_jobs(db, hook_settings)
     assert deliveries(db)[0].status is DeliveryStatus.succeeded
     assert len(receiver.received) == 1
-
-
-def _ctx(session: Any, settings: Settings) -> Any:
-    from app.core.jobs import JobContext
-
-    return JobContext(session, settings, None, None, 0)
 
 
 def test_a_secret_sealed_under_another_key_fails_the_attempt_clearly(
@@ -390,16 +392,14 @@ def test_a_secret_sealed_under_another_key_fails_the_attempt_clearly(
     run_due_jobs(db, rekeyed)
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.pending
-    assert row.last_error is not None and "rotate it" in row.last_error
+    assert row.last_error is not None
+    assert "rotate it" in row.last_error
     assert receiver.received == []
 
 
 def test_deliveries_run_on_the_background_engine(
     client_account: Account, receiver: Receiver, db: Database, hook_settings: Settings
 ) -> None:
-    from tests.workers.background import wait_until
-    from workers.in_process import InProcessRunner
-
     runner = InProcessRunner(hook_settings, db, scheduler=False, relay_interval=0.05)
     runner.start()
     try:
@@ -425,10 +425,6 @@ def test_concurrent_jobs_for_one_delivery_make_one_request(
     db: Database,
     hook_settings: Settings,
 ) -> None:
-    import threading
-
-    from workers.runner import JobRunner
-
     register(hooks, client_account, receiver.url, ["job.paused"])
     receiver.default = Reply(200, delay=0.2)
     record(db, client_account.id)

@@ -3,6 +3,7 @@ progress throttling."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -77,7 +78,7 @@ def test_the_schedule_runs_for_24_hours_ends_at_the_deadline_then_the_delivery_i
     assert len(times) == 15
     assert times[-1] == T0 + timedelta(hours=24)  # the last attempt, at the end of the window
     assert times[-2] < T0 + timedelta(hours=21)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[:10] == sorted(gaps[:10])
 
 
@@ -127,6 +128,17 @@ def test_a_failure_run_continues_while_failures_keep_coming_and_restarts_after_a
     assert rules.failure_run(run, later, POLICY) == FailureRun(T0, later)
     much_later = T0 + timedelta(days=2)
     assert rules.failure_run(run, much_later, POLICY) == FailureRun(much_later, much_later)
+
+
+def test_a_run_begun_by_a_delivery_dates_from_its_retry_window() -> None:
+    window_start = T0 - timedelta(seconds=2)  # the delivery's first attempt was made then
+    assert rules.failure_run(None, T0, POLICY, window_start) == FailureRun(window_start, T0)
+    ongoing = FailureRun(T0 - timedelta(hours=1), T0 - timedelta(minutes=1))
+    assert rules.failure_run(ongoing, T0, POLICY, window_start) == FailureRun(ongoing.since, T0)
+    final = rules.failure_run(
+        FailureRun(window_start, T0 + timedelta(hours=20)), window_start + POLICY.window, POLICY
+    )
+    assert rules.should_disable(final, timedelta(hours=24))
 
 
 @pytest.mark.parametrize(("hours", "disabled"), [(0, False), (23.9, False), (24, True), (30, True)])
