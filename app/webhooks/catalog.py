@@ -126,7 +126,9 @@ class ImportReport(_Data):
     unchanged: int
     rejected: int
     gold: int
-    errors: list[dict[str, Any]] = Field(description="Bad rows with their line and a pointer")
+    errors: list[dict[str, Any]] = Field(
+        description="Bad rows with their line and a pointer (the first 100)"
+    )
     errors_truncated: bool
     tasks_created: int
 
@@ -138,7 +140,8 @@ class ImportFinishedData(_Data):
     outcome: Literal["succeeded", "failed"]
     report: ImportReport | None = Field(description="The import report when it succeeded")
     problem: dict[str, Any] | None = Field(
-        description="RFC 9457 problem details (every bad row) when it failed"
+        description="RFC 9457 problem details when it failed (the first 100 bad rows in "
+        "`errors`; `errors_truncated` when there were more)"
     )
 
 
@@ -409,7 +412,8 @@ def import_finished(
     problem: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Exactly one of `report` (the import report, as `GET /v1/runs/{id}` shows it) and
-    `problem` (the failure) is given."""
+    `problem` (the failure) is given. Bad rows are cut to the first `MAX_EVENT_ERRORS`, to keep
+    the payload small (the run or the response has them all)."""
     if (report is None) == (problem is None):
         raise ValueError("give the report of a finished import or the problem of a failed one")
     return {
@@ -417,9 +421,21 @@ def import_finished(
         "run_id": run_id,
         "background": run_id is not None,
         "outcome": "succeeded" if report is not None else "failed",
-        "report": dict(report) if report is not None else None,
-        "problem": dict(problem) if problem is not None else None,
+        "report": _fewer_errors(report, "errors_truncated") if report is not None else None,
+        "problem": _fewer_errors(problem, "errors_truncated") if problem is not None else None,
     }
+
+
+MAX_EVENT_ERRORS: Final = 100
+
+
+def _fewer_errors(body: Mapping[str, Any], flag: str) -> dict[str, Any]:
+    out = dict(body)
+    errors = out.get("errors") or []
+    if len(errors) > MAX_EVENT_ERRORS:
+        out["errors"] = errors[:MAX_EVENT_ERRORS]
+        out[flag] = True
+    return out
 
 
 def export_ready(job_id: int, job_status: str, formats: Iterable[str]) -> dict[str, Any]:

@@ -474,3 +474,30 @@ def test_the_event_table_needs_nothing_looked_up(db: Database, client_account: A
     }
     assert required == {"public_id", "client_id", "type", "version", "data", "created_at"}
     assert WebhookDelivery.__table__.c.event_id.foreign_keys
+
+
+def test_old_events_are_pruned_once_none_of_their_deliveries_is_pending(
+    hooks: TestClient,
+    client_account: Account,
+    receiver: Receiver,
+    db: Database,
+    hook_settings: Settings,
+) -> None:
+    register(hooks, client_account, receiver.url, ["job.paused"])
+    receiver.reply(Reply(200), Reply(500))
+    record(db, client_account.id)
+    record(db, client_account.id)
+    run_due_jobs(db, hook_settings)
+    assert sorted(d.status for d in deliveries(db)) == [
+        DeliveryStatus.pending,
+        DeliveryStatus.succeeded,
+    ]
+    clock.travel(timedelta(days=29))
+    recent = record(db, client_account.id)
+    clock.travel(timedelta(days=2))
+    with db.transaction() as session:
+        background.prune(JobContext(session, hook_settings, None, None, 0))
+    remaining = events(db)
+    assert len(remaining) == 2  # the one still pending, and the recent one
+    assert recent in {e.public_id for e in remaining}
+    assert [d.status for d in deliveries(db)] == [DeliveryStatus.pending]  # cascaded

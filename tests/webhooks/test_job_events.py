@@ -106,6 +106,19 @@ def test_cancelling_makes_results_final_and_an_unsubscribed_client_hears_nothing
     assert len(events(db)) == 1
 
 
+def test_an_import_event_carries_at_most_100_bad_rows() -> None:
+    errors = [{"line": n, "detail": "bad"} for n in range(1, 301)]
+    data = catalog.import_finished(
+        1, run_id=2, problem={"status": 422, "errors": errors, "errors_truncated": False}
+    )
+    assert len(data["problem"]["errors"]) == 100
+    assert data["problem"]["errors_truncated"] is True
+    few = catalog.import_finished(1, run_id=None, report={"errors": errors[:3], "x": 1})
+    assert few["report"] == {"errors": errors[:3], "x": 1}
+    with pytest.raises(ValueError):
+        catalog.import_finished(1, run_id=None)
+
+
 @pytest.mark.parametrize(
     ("schema", "formats"),
     [
