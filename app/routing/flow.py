@@ -23,6 +23,8 @@ from app.jobs.service import job_schema
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.routing import eligibility, rules, service
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
+from app.webhooks import catalog
+from app.webhooks.hot_path import PendingEvent
 
 
 async def claim_next(
@@ -163,10 +165,13 @@ async def submit(
         active = rules.active_seconds_at(a, now, settings)
         slot = rules.slot_after_submit(task, reclaims_slot, now)
         complete = slot.status is TaskStatus.complete
+        listening = await store.listening_types(job.client_id)
+        gold_score = rules.mean_score(gold_scores)
         answered = await store.record_submit(
             SubmitWrite(
                 assignment_id=a.id,
                 job_id=job.id,
+                client_id=job.client_id,
                 task_id=a.task_id,
                 annotator_id=annotator_id,
                 now=now,
@@ -176,14 +181,59 @@ async def submit(
                 ],
                 active_seconds=active,
                 answers_hash=digest,
-                gold_score=rules.mean_score(gold_scores),
+                gold_score=gold_score,
                 slot=slot,
                 consensus_items=[i.item_id for i in items if not i.is_gold] if complete else [],
+                events=[
+                    PendingEvent(
+                        catalog.ASSIGNMENT_SUBMITTED,
+                        catalog.assignment_submitted(
+                            job.id,
+                            a.task_id,
+                            a.id,
+                            catalog.annotator_pseudonym(
+                                settings.resolved_secret_key(), job.client_id, annotator_id
+                            ),
+                            now,
+                            active,
+                            gold_score,
+                            [
+                                (item.item_id, item.external_id, answer)
+                                for item, answer in zip(items, answers, strict=True)
+                            ],
+                        ),
+                    )
+                ]
+                if catalog.ASSIGNMENT_SUBMITTED in listening
+                else [],
             )
         )
         if answered:
             method, results = consensus.decide(job, schema, answered)
-            await store.record_consensus(job.id, method, results, now)
+            events = []
+            if catalog.TASK_COMPLETED in listening:
+                external = {item.item_id: item.external_id for item in items}
+                events.append(
+                    PendingEvent(
+                        catalog.TASK_COMPLETED,
+                        catalog.task_completed(
+                            job.id,
+                            a.task_id,
+                            now,
+                            [
+                                (
+                                    r.item_id,
+                                    external[r.item_id],
+                                    r.answer,
+                                    r.confidence,
+                                    r.answer_count,
+                                )
+                                for r in results
+                            ],
+                        ),
+                    )
+                )
+            await store.record_consensus(job, method, results, now, events)
     return rules.Submitted(
         a.id,
         AssignmentStatus.submitted,

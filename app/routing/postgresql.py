@@ -34,6 +34,7 @@ from psycopg.rows import dict_row, kwargs_row
 from psycopg.types.json import Jsonb
 from starlette.concurrency import run_in_threadpool
 
+from app.core.background import OUTBOX_CHANNEL
 from app.core.clock import utcnow
 from app.core.db import AsyncPool, Database, open_async_pool
 from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stale
@@ -51,6 +52,8 @@ from app.routing.store import (
     SubmitWrite,
     TaskState,
 )
+from app.webhooks import hot_path as webhooks
+from app.webhooks.hot_path import PendingEvent
 from qualification_tests.eligibility import COUNTED_ASSIGNMENTS
 
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -133,7 +136,8 @@ _LOCK_FOR_SUBMIT = """
 SELECT a.id, a.annotator_id, a.job_id, a.task_id, a.status, a.claimed_at, a.lease_expires_at,
        a.last_seen_at, a.active_seconds, a.answers_hash, a.submitted_at,
        t.status AS task_status, t.live_count, t.done_count, t.overlap_target,
-       ti.position AS slot, i.id AS item_id, i.payload, i.is_gold, i.gold_answer
+       ti.position AS slot, i.id AS item_id, i.payload, i.is_gold, i.gold_answer,
+       i.external_id
 FROM assignments a
 JOIN tasks t ON t.id = a.task_id
 JOIN task_items ti ON ti.task_id = a.task_id
@@ -152,7 +156,7 @@ ORDER BY ti.position
 # earlier answers of its regular items for the consensus: this statement's own inserts are not
 # visible to it, so `record_submit` adds them.
 _RECORD_SUBMIT = """
-WITH answered AS (
+WITH {events}answered AS (
     INSERT INTO answers (assignment_id, job_id, item_id, annotator_id, value, score, created_at)
     SELECT %(id)s, %(job_id)s, x.item_id, %(annotator_id)s, x.value, x.score, %(now)s
     FROM unnest(%(item_ids)s::bigint[], %(values)s::jsonb[], %(scores)s::float8[])
@@ -170,6 +174,11 @@ SELECT an.item_id, an.value FROM answers an
 WHERE an.item_id = ANY(%(consensus_items)s)
 ORDER BY an.id
 """
+# With webhook events: the same statement writing them too (a second text, so the common case
+# carries no empty CTEs), and a consensus upsert that writes them and wakes the outbox relays.
+_RECORD_SUBMIT_WITH_EVENTS = _RECORD_SUBMIT.format(events=webhooks.EVENT_CTES + ",\n")
+_RECORD_SUBMIT = _RECORD_SUBMIT.format(events="")
+_NOTIFY = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
 _UPSERT_RESULTS = """
 INSERT INTO item_results (item_id, job_id, answer, confidence, answer_count, method, updated_at)
 SELECT x.item_id, %(job_id)s, x.answer, x.confidence, x.n, %(method)s, %(now)s
@@ -277,11 +286,19 @@ class PgStore:
             ),
             items=[
                 TaskItemView(
-                    row["slot"], row["item_id"], row["payload"], row["is_gold"], row["gold_answer"]
+                    row["slot"],
+                    row["item_id"],
+                    row["payload"],
+                    row["is_gold"],
+                    row["gold_answer"],
+                    row["external_id"],
                 )
                 for row in rows
             ],
         )
+
+    async def listening_types(self, client_id: int) -> frozenset[str]:
+        return await webhooks.listening_types(self.conn, client_id)
 
     async def stored_gold_scores(self, assignment: AssignmentState) -> list[tuple[int, float]]:
         cursor = await self.conn.execute(
@@ -290,9 +307,15 @@ class PgStore:
         return [(slot, score) for slot, score in await cursor.fetchall()]
 
     async def record_submit(self, write: SubmitWrite) -> list[tuple[int, Any]]:
+        events: dict[str, Any] = {}
+        if write.events:
+            events, _ = webhooks.event_params(
+                write.client_id, write.job_id, write.events, write.now
+            )
         cursor = await self.conn.execute(
-            _RECORD_SUBMIT,
+            _RECORD_SUBMIT_WITH_EVENTS if events else _RECORD_SUBMIT,
             {
+                **events,
                 "id": write.assignment_id,
                 "job_id": write.job_id,
                 "annotator_id": write.annotator_id,
@@ -311,19 +334,28 @@ class PgStore:
                 "consensus_items": write.consensus_items,
             },
         )
+        earlier: list[tuple[int, Any]] = [(item, value) for item, value in await cursor.fetchall()]
+        if events:
+            await self.conn.execute(_NOTIFY)
         if not write.consensus_items:
             return []
         wanted = set(write.consensus_items)
-        earlier: list[tuple[int, Any]] = [(item, value) for item, value in await cursor.fetchall()]
         return earlier + [(a.item_id, a.value) for a in write.answers if a.item_id in wanted]
 
     async def record_consensus(
-        self, job_id: int, method: str, results: Sequence[Consensus], now: datetime
+        self,
+        job: Job,
+        method: str,
+        results: Sequence[Consensus],
+        now: datetime,
+        events: Sequence[PendingEvent],
     ) -> None:
+        if events:
+            await webhooks.record_events(self.conn, job.client_id, job.id, events, now)
         await self.conn.execute(
             _UPSERT_RESULTS,
             {
-                "job_id": job_id,
+                "job_id": job.id,
                 "method": method,
                 "now": now,
                 "item_ids": [r.item_id for r in results],

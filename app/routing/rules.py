@@ -65,6 +65,7 @@ class TaskItemView:
     payload: dict[str, Any]
     is_gold: bool
     gold_answer: dict[str, Any] | None
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ from app.routing.store import (
     TaskState,
     drive,
 )
+from app.webhooks.hot_path import PendingEvent
+from app.webhooks.listeners import subscribed_types
+from app.webhooks.service import record_event
 from qualification_tests.eligibility import COUNTED_ASSIGNMENTS
 
 _PICK = text("""
@@ -260,6 +263,7 @@ class SqliteStore:
         if slot.completed_at is not None:
             counters["completed_at"] = slot.completed_at
         self.session.execute(update(Task).where(Task.id == write.task_id).values(**counters))
+        self._record_events(write.client_id, write.job_id, write.events)
         if not write.consensus_items:
             return []
         rows = self.session.execute(
@@ -270,9 +274,22 @@ class SqliteStore:
         return [(item_id, value) for item_id, value in rows]
 
     async def record_consensus(
-        self, job_id: int, method: str, results: Sequence[Consensus], now: datetime
+        self,
+        job: Job,
+        method: str,
+        results: Sequence[Consensus],
+        now: datetime,
+        events: Sequence[PendingEvent],
     ) -> None:
-        write_results(self.session, job_id, method, results, now)
+        write_results(self.session, job.id, method, results, now)
+        self._record_events(job.client_id, job.id, events)
+
+    async def listening_types(self, client_id: int) -> frozenset[str]:
+        return subscribed_types(self.session, client_id)
+
+    def _record_events(self, client_id: int, job_id: int, events: Sequence[PendingEvent]) -> None:
+        for e in events:
+            record_event(self.session, client_id, e.type, e.data, job_id=job_id)
 
     def _task_items(self, task_ids: Sequence[int]) -> dict[int, list[TaskItemView]]:
         """The items of each task in slot order (with gold data, for the server's own use)."""
@@ -285,13 +302,16 @@ class SqliteStore:
                 Item.payload,
                 Item.is_gold,
                 Item.gold_answer,
+                Item.external_id,
             )
             .join(Item, Item.id == TaskItem.item_id)
             .where(TaskItem.task_id.in_(task_ids))
             .order_by(TaskItem.task_id, TaskItem.position)
         ):
             out[row.task_id].append(
-                TaskItemView(row.position, row.id, row.payload, row.is_gold, row.gold_answer)
+                TaskItemView(
+                    row.position, row.id, row.payload, row.is_gold, row.gold_answer, row.external_id
+                )
             )
         return out
 

@@ -21,6 +21,7 @@ from app.jobs.consensus import Consensus
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.routing.eligibility import JobsAndVerdicts
 from app.routing.rules import SlotAfterSubmit, TaskItemView
+from app.webhooks.hot_path import PendingEvent
 
 R = TypeVar("R")
 
@@ -87,6 +88,7 @@ class SubmitWrite:
 
     assignment_id: int
     job_id: int
+    client_id: int
     task_id: int
     annotator_id: int
     now: datetime
@@ -97,6 +99,8 @@ class SubmitWrite:
     slot: SlotAfterSubmit
     # When the task completes: its regular items, whose answers `record_submit` returns.
     consensus_items: list[int]
+    # Webhook events of the job's client, written with the submit (only those it listens to).
+    events: list[PendingEvent]
 
 
 class Store(Protocol):
@@ -162,9 +166,18 @@ class Store(Protocol):
         ...
 
     async def record_consensus(
-        self, job_id: int, method: str, results: Sequence[Consensus], now: datetime
+        self,
+        job: Job,
+        method: str,
+        results: Sequence[Consensus],
+        now: datetime,
+        events: Sequence[PendingEvent],
     ) -> None:
-        """Insert or replace the consensus of each item."""
+        """Insert or replace the consensus of each item, with the client's webhook events."""
+        ...
+
+    async def listening_types(self, client_id: int) -> frozenset[str]:
+        """The webhook event types the client listens to (cached per process)."""
         ...
 
 
