@@ -41,7 +41,7 @@ class CalibratedDawidSkene:
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-7,
         smoothing: float = 0.01,
         prior_smoothing: float = 1.0,
         min_gold: int = MIN_GOLD,

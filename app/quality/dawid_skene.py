@@ -24,8 +24,8 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from app.quality.estimator import SKILL_BOUNDS, check_gold, clamp_gold, decide, softmax_rows
-from app.quality.votes import NO_LABEL, FloatArray, IntArray, Votes
+from app.quality.estimator import SKILL_BOUNDS, check_gold, clamp_gold, decide
+from app.quality.votes import NO_LABEL, BoolArray, FloatArray, IntArray, Votes
 
 
 def count_matrix(votes: Votes) -> Any:
@@ -40,7 +40,8 @@ def count_matrix(votes: Votes) -> Any:
 class DawidSkene:
     """Dawid-Skene by EM.
 
-    Stops after `n_iter` iterations or when no posterior moves by more than `tol`. `smoothing`
+    Stops after `n_iter` iterations or when an iteration changes the log-likelihood of the votes
+    by at most `tol` of its size. `smoothing`
     is the Dirichlet α added to every confusion count; `prior_smoothing` the same for the label
     prior. Fitted, besides the common attributes (`probas_`, `labels_`, `confidence_`,
     `skills_`): `confusions_` (n_annotators, n_labels, n_labels) with rows summing to 1,
@@ -52,7 +53,7 @@ class DawidSkene:
     def __init__(
         self,
         n_iter: int = 100,
-        tol: float = 1e-6,
+        tol: float = 1e-7,
         smoothing: float = 0.01,
         prior_smoothing: float = 1.0,
         seed: int = 0,
@@ -76,30 +77,19 @@ class DawidSkene:
         shares = totals.sum(axis=1, keepdims=True)
         probas = np.divide(totals, shares, out=np.zeros_like(totals), where=voted[:, None])
         clamp_gold(probas, gold)
-        log_joint = np.zeros_like(probas)
         self.n_iter_ = 0
+        previous = -np.inf
         for _ in range(max(self.n_iter, 1)):
             self._m_step(votes, counts_t, probas)
-            log_joint = self._log_joint(counts)
-            new = softmax_rows(log_joint)
-            new[~evidence] = 0.0
-            clamp_gold(new, gold)
-            change = float(np.abs(new - probas).max()) if new.size else 0.0
-            probas = new
+            probas, log_likelihood = self._e_step(counts, voted, evidence, gold)
             self.n_iter_ += 1
-            if change < self.tol:
+            if abs(log_likelihood - previous) <= self.tol * abs(log_likelihood):
                 break
-        # Parameters from the final posteriors, and the posteriors they give: what
-        # `log_joint_` (and so the calibrated variant, at temperature 1) reproduces exactly.
+            previous = log_likelihood
+        # The parameters of the final posteriors, and the posteriors they give: what
+        # `log_joint_` (and so the calibrated variant at temperature 1) reproduces exactly.
         self._m_step(votes, counts_t, probas)
-        self.log_joint_: FloatArray = self._log_joint(counts)
-        probas = softmax_rows(self.log_joint_)
-        probas[~evidence] = 0.0
-        clamp_gold(probas, gold)
-        top = self.log_joint_.max(axis=1)
-        self.log_likelihood_ = float(
-            np.sum(top[voted] + np.log(np.exp(self.log_joint_[voted] - top[voted, None]).sum(1)))
-        )
+        probas, self.log_likelihood_ = self._e_step(counts, voted, evidence, gold)
         self.probas_: FloatArray = probas
         self.labels_: IntArray
         self.confidence_: FloatArray
@@ -117,6 +107,20 @@ class DawidSkene:
         self.confusions_: FloatArray = confusions
         mass = probas.sum(axis=0) + self.prior_smoothing
         self.priors_: FloatArray = mass / mass.sum()
+
+    def _e_step(
+        self, counts: Any, voted: BoolArray, evidence: BoolArray, gold: IntArray
+    ) -> tuple[FloatArray, float]:
+        """(posteriors, log-likelihood of the votes); sets `log_joint_`."""
+        self.log_joint_: FloatArray = self._log_joint(counts)
+        top = self.log_joint_.max(axis=1, keepdims=True)
+        scaled = np.exp(self.log_joint_ - top)
+        total = scaled.sum(axis=1, keepdims=True)
+        log_likelihood = float(np.sum((top + np.log(total))[voted]))
+        probas: FloatArray = scaled / total
+        probas[~evidence] = 0.0
+        clamp_gold(probas, gold)
+        return probas, log_likelihood
 
     def _log_joint(self, counts: Any) -> FloatArray:
         n_annotators, k, _ = self.confusions_.shape

@@ -25,6 +25,7 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 KeyArray = npt.NDArray[np.uint64]
+BoolArray = npt.NDArray[np.bool_]
 
 NO_LABEL = -1  # in a label array: no label (an item without votes, or without a gold answer)
 
