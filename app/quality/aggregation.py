@@ -186,9 +186,10 @@ def _item_posterior(
     used = question.method if question is not None else method
     if used in CONFUSION_METHODS and question is None:
         used = Method.weighted_vote
-    skills = np.array([_skill(question, a, prior) for a in annotators], dtype=np.float64)
     if used is Method.majority_vote:
-        skills = np.full(len(annotators), DEFAULT_SKILL)
+        shares: FloatArray = np.bincount(answers, minlength=n_labels) / answers.size
+        return shares
+    skills = np.array([_skill(question, a, prior) for a in annotators], dtype=np.float64)
     if used in CONFUSION_METHODS and question is not None:
         matrices = np.stack(
             [

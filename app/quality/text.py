@@ -1,12 +1,14 @@
 """Text: the answer closest to all the others, by character error rate.
 
-Free text has no mean; the answer with the lowest weighted mean character error rate against
-the others is the crowd's medoid, the choice the reliability-weighted text aggregators make
-(Li, "Crowdsourced text sequence aggregation based on hybrid reliability and representation",
-SIGIR 2020, whose RASA picks the answer nearest the reliability-weighted crowd). The CER is the
-grader's (`qualification_tests.grading.grade_text`: Levenshtein distance over the reference's
-length, capped at 1, case and whitespace ignored when the control normalizes), with the
-candidate as the reference.
+Free text has no mean. The crowd's medoid, the answer with the lowest weighted mean character
+error rate against the answers (its own included at error 0: with equal weights that ranks the
+answers exactly as their mean error to the others does, and with skills it favours the skilled),
+is the choice reliability-weighted text aggregators make (Li, "Crowdsourced text sequence
+aggregation based on hybrid reliability and representation", SIGIR 2020, whose RASA picks the
+answer nearest the reliability-weighted crowd). The CER is the grader's
+(`qualification_tests.grading.grade_text`: Levenshtein distance over the reference's length,
+capped at 1, case and whitespace ignored when the control normalizes), the candidate being the
+reference.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ def merge_text(
     normalize: bool = True,
 ) -> Merged:
     """Merge one item's `text` answers: the answer with the highest weighted mean grade
-    (1 − CER) from the other answers; on ties the alphabetically first. A non-string answer is
-    never chosen."""
+    (1 − CER) of the answers against it; on ties the alphabetically first. A non-string answer
+    is never chosen."""
     w = normalised_weights(weights, len(answers))
     texts = [a if isinstance(a, str) else None for a in answers]
     candidates = [n for n, t in enumerate(texts) if t is not None]
@@ -39,8 +41,7 @@ def merge_text(
         for i in range(len(answers)):
             if i != j:
                 grade[i, j] = grade_text(answers[i], texts[j], normalize=normalize)
-    others = w[:, None] * (1.0 - np.eye(len(answers)))
-    closeness = (others * grade).sum(axis=0)
+    closeness = w @ grade
     best = max(candidates, key=lambda j: (closeness[j], _reverse(texts[j] or "")))
     value = texts[best]
     return graded(value, list(grade[:, best]), w)
