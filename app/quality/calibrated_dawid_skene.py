@@ -10,11 +10,13 @@ gold-free criterion we tried (a held-out vote's likelihood, the intra-item corre
 a mixture of easy and hard items) chose the right softening.
 
 What does cure it is one scalar fitted on gold: the log posterior is divided by a temperature T
-(Guo et al., ICML 2017) chosen to maximise the likelihood of the gold labels under the tempered,
-unclamped posterior (see `calibration`). T changes no label, only how sure each one is. Gold
-items are clamped while fitting the matrices too, so T is fitted on items the matrices have seen
-with their answers; the benchmark measures the result on items outside the gold. With fewer than
-`min_gold` gold items there is nothing to fit and the result is plain Dawid-Skene.
+(Guo et al., ICML 2017) chosen to fit the gold labels under the tempered, unclamped posterior (by
+Brier score, never below 1: see `calibration`). T changes no label, only how sure each one is.
+Gold items are clamped while the matrices are fitted, so each gold item's own answers taught them
+its truth; scored with those matrices, gold items would look easier than the others and T would
+come out too small. So each gold item is scored with its own contribution taken out of the
+expected counts and the prior (leave-one-out, one M-step deep). The benchmark measures the result
+on items outside the gold. With fewer than `min_gold` gold items the result is plain Dawid-Skene.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class CalibratedDawidSkene:
         self.temperature_ = 1.0
         if calibration_items.size >= self.min_gold:
             self.temperature_ = fit_temperature(
-                model.log_joint_[calibration_items], gold[calibration_items]
+                _left_out(model, votes, gold, calibration_items), gold[calibration_items]
             )
         probas = tempered(model.log_joint_, self.temperature_)
         probas[~voted] = model.probas_[~voted]  # gold without votes: clamped; others: zero
@@ -72,3 +74,30 @@ class CalibratedDawidSkene:
         self.labels_, self.confidence_ = decide(probas, votes, self.seed)
         self.skills_: FloatArray = model.skills_
         return self
+
+
+def _left_out(model: DawidSkene, votes: Votes, gold: IntArray, items: IntArray) -> FloatArray:
+    """`log_joint_` of the gold `items`, each without its own votes in the matrices and prior.
+
+    A clamped gold item added exactly 1 to cell [truth, answer] of each of its annotators'
+    expected counts, and 1 to its label's prior mass; only the truth's row changes, so only the
+    log-likelihood of the gold label moves.
+    """
+    k = votes.n_labels
+    log_joint = model.log_joint_[items].copy()
+    position = np.full(votes.n_items, -1)
+    position[items] = np.arange(items.size)
+    on_gold = np.flatnonzero(position[votes.items] >= 0)
+    a, truth, answer = votes.annotators[on_gold], gold[votes.items[on_gold]], votes.labels[on_gold]
+    counts = model.expected_counts_[a, truth]  # (votes, answer) rows of the truth
+    alpha = model.smoothing
+    kept = np.log((counts[np.arange(a.size), answer] - 1 + alpha) / (counts.sum(1) - 1 + k * alpha))
+    change = kept - np.log(model.confusions_[a, truth, answer])
+    rows = position[votes.items[on_gold]]
+    np.add.at(log_joint, (rows, truth), change)
+    mass, beta = model.label_mass_, model.prior_smoothing
+    truth_of_item = gold[items]
+    log_joint[np.arange(items.size), truth_of_item] += np.log(
+        (mass[truth_of_item] - 1 + beta) / (mass.sum() - 1 + k * beta)
+    ) - np.log(model.priors_[truth_of_item])
+    return log_joint

@@ -46,7 +46,8 @@ class DawidSkene:
     prior. Fitted, besides the common attributes (`probas_`, `labels_`, `confidence_`,
     `skills_`): `confusions_` (n_annotators, n_labels, n_labels) with rows summing to 1,
     `priors_` (n_labels,), `log_joint_` (n_items, n_labels) the unclamped log prior plus
-    log-likelihood of each item's votes, `log_likelihood_` and `n_iter_`. `skills_` is the
+    log-likelihood of each item's votes, `expected_counts_` (the matrices before smoothing and
+    normalising) and `label_mass_` (the prior's), `log_likelihood_` and `n_iter_`. `skills_` is the
     probability the annotator answers correctly, Σ_k prior[k]·π_a[k, k].
     """
 
@@ -102,10 +103,12 @@ class DawidSkene:
         k = votes.n_labels
         # expected[a·L + l, k]: expected number of times annotator a answered l on truth k.
         expected = np.asarray(counts_t @ probas).reshape(votes.n_annotators, k, k)
-        confusions = expected.transpose(0, 2, 1) + self.smoothing  # [a, truth, answer]
+        self.expected_counts_: FloatArray = expected.transpose(0, 2, 1)  # [a, truth, answer]
+        confusions = self.expected_counts_ + self.smoothing
         confusions /= confusions.sum(axis=2, keepdims=True)
         self.confusions_: FloatArray = confusions
-        mass = probas.sum(axis=0) + self.prior_smoothing
+        self.label_mass_: FloatArray = probas.sum(axis=0)
+        mass = self.label_mass_ + self.prior_smoothing
         self.priors_: FloatArray = mass / mass.sum()
 
     def _e_step(

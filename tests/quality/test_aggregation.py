@@ -10,7 +10,7 @@ import pytest
 
 from app.jobs.label_schema import LabelSchema, parse_label_schema
 from app.quality.aggregation import aggregate_item, aggregate_job
-from app.quality.methods import MIN_ANSWERS_FOR_CONFUSIONS, Method
+from app.quality.methods import Method, answers_needed
 from app.quality.model import ConsensusModel
 from app.quality.simulation import synthetic_crowd
 
@@ -69,7 +69,7 @@ def test_dawid_skene_falls_back_to_the_weighted_vote_while_annotators_have_few_a
     schema = single_choice_schema()
     small, _ = crowd_answers(n_items=60, n_annotators=40)  # ~8 answers per annotator
     big, _ = crowd_answers(n_items=1500, n_annotators=40)  # ~190 per annotator
-    assert MIN_ANSWERS_FOR_CONFUSIONS > 8
+    assert answers_needed(4) == 32
     small_job = aggregate_job(schema, small, Method.dawid_skene)
     big_job = aggregate_job(schema, big, Method.dawid_skene)
     assert small_job.model.questions["animal"].method is Method.weighted_vote
