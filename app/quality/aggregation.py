@@ -313,8 +313,11 @@ class _Job:
             if name in answer
         ]
 
-    def votes(self, control: Control, question: _Question) -> tuple[Votes, IntArray]:
-        coded = [(i, a, question.code(v)) for i, a, v in self.values(control)]
+    def votes(
+        self, control: Control, question: _Question, values: list[tuple[int, int, Any]]
+    ) -> tuple[Votes, IntArray]:
+        """The question's votes from the control's `values` (see `values`), and its gold."""
+        coded = [(i, a, question.code(v)) for i, a, v in values]
         kept = [(i, a, label) for i, a, label in coded if label is not None]
         votes = Votes(
             items=np.array([i for i, _, _ in kept], dtype=np.int64),
@@ -347,7 +350,7 @@ class _ControlResult:
 
 def _fit_single(job: _Job, control: ChoicesControl | RatingControl) -> tuple[_ControlResult, Any]:
     question = _single_question(control)
-    votes, gold = job.votes(control, question)
+    votes, gold = job.votes(control, question, job.values(control))
     estimator, model = job.fit(votes, gold)
     result = _ControlResult()
     for i in np.flatnonzero(estimator.labels_ != NO_LABEL).tolist():
@@ -367,8 +370,9 @@ def _fit_multiple(job: _Job, control: ChoicesControl) -> tuple[_ControlResult, A
     skill_sum = np.zeros(len(job.annotators))
     counts = np.zeros(len(job.annotators), dtype=np.int64)
     models: dict[str, QuestionModel] = {}
+    values = job.values(control)
     for n, label in enumerate(control.labels):
-        votes, gold = job.votes(control, _label_question(label))
+        votes, gold = job.votes(control, _label_question(label), values)
         estimator, models[label] = job.fit(votes, gold)
         yes[:, n] = estimator.probas_[:, 1]
         decided[:, n] = estimator.labels_ == 1
@@ -388,7 +392,8 @@ def _fit_multiple(job: _Job, control: ChoicesControl) -> tuple[_ControlResult, A
 def _fit_merged(job: _Job, control: Control) -> tuple[_ControlResult, Any]:
     """Merge a non-categorical control item by item; unless the method is a plain majority
     vote, twice: weighted by the prior skills, then by each annotator's smoothed mean grade
-    against the first result."""
+    against the first result. The model keeps the weights of the final merge (so that the
+    online form reproduces it); the skill estimates are the grades against that merge."""
     by_item: dict[int, list[tuple[int, Any]]] = {}
     for i, a, value in job.values(control):
         by_item.setdefault(i, []).append((a, value))
@@ -398,8 +403,10 @@ def _fit_merged(job: _Job, control: Control) -> tuple[_ControlResult, Any]:
         for annotator, index in job.annotators.items()
     }
     result = _ControlResult()
+    used: dict[int, float] = {}
     for _ in range(2 if weighted else 1):
         result = _ControlResult()
+        used = dict(weights)
         totals: dict[int, float] = {}
         counts: dict[int, int] = {}
         for i, pairs in by_item.items():
@@ -418,7 +425,7 @@ def _fit_merged(job: _Job, control: Control) -> tuple[_ControlResult, Any]:
         result.skills = {a: (_smoothed_mean(totals[a], counts[a]), counts[a]) for a in totals}
         if weighted:
             weights.update({a: skill for a, (skill, _) in result.skills.items()})
-    return result, {job.annotator_keys[a]: skill for a, (skill, _) in result.skills.items()}
+    return result, {job.annotator_keys[a]: used[a] for a in result.skills}
 
 
 def _grade(schema: LabelSchema, control: Control, answer: object, key: object) -> float:

@@ -165,13 +165,16 @@ def merge_polygons(
     if flat:
         pairs = _polygon_pairs(flat, flat, iou_threshold)
         cluster = _clusters(owner, pairs)
-        iou = np.zeros((len(flat), len(flat)))
-        iou[pairs.answer, pairs.key] = pairs.quality
+        # Each member's weighted IoU with the other members of its cluster (pairs below the
+        # threshold count 0), summed over the candidate pairs: no shapes × shapes matrix.
+        inside = (cluster[pairs.answer] == cluster[pairs.key]) & (pairs.answer != pairs.key)
+        support = np.bincount(
+            pairs.answer[inside],
+            weights=w[owner[pairs.key[inside]]] * pairs.quality[inside],
+            minlength=len(flat),
+        )
         for members in _kept_clusters(owner, cluster, w, min_share):
-            within = iou[np.ix_(members, members)]
-            np.fill_diagonal(within, 0.0)
-            support = within @ w[owner[members]]
-            best = members[int(np.argmax(support))]  # first member on ties: answer order
+            best = members[int(np.argmax(support[members]))]  # first on ties: answer order
             polygon = flat[best]
             shape = {"points": [list(p) for p in polygon.points], "label": polygon.label}
             merged.append((float(w[owner[members]].sum()), shape))

@@ -149,6 +149,16 @@ def test_every_control_type_gets_its_aggregator(method: Method) -> None:
     assert second.answer["sentiment"] == "neutral"
 
 
+@pytest.mark.parametrize("method", list(Method))
+def test_online_consensus_equals_the_batch_one_for_every_control_type(method: Method) -> None:
+    answers = mixed_answers()
+    job = aggregate_job(MIXED, answers, method, seed=1)
+    for item, pairs in answers.items():
+        online = aggregate_item(MIXED, pairs, job.model, item_id=item, seed=1)
+        assert online.answer == job.items[item].answer
+        assert online.confidences == pytest.approx(job.items[item].confidences)
+
+
 def test_the_odd_one_out_gets_the_lowest_skill() -> None:
     job = aggregate_job(MIXED, mixed_answers(), Method.weighted_vote)
     skills = {a: job.annotators[a].skill for a in ("ann", "bob", "cid")}
