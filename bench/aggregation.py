@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -75,13 +74,22 @@ OURS: dict[str, Callable[[], Any]] = {
 CROWD_KIT = ("MajorityVote", "Wawa", "DawidSkene", "GLAD")
 
 
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The high-water mark of this process's own memory. Not getrusage's ru_maxrss: on Linux that
+    # carries over the parent's RSS at fork (here, the generated crowd) into the child.
+    return _status_mb("VmHWM")
 
 
 def current_rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+    return _status_mb("VmRSS")
 
 
 # --- crowd-kit as one of ours: fit(votes, gold) -> labels_, confidence_, skills_ -----------------
