@@ -374,7 +374,10 @@ def print_tables(report: dict[str, Any]) -> None:
             )
     if "synthetic" in report:
         s = report["synthetic"]
-        print(f"\nSynthetic: {s['labels']:,} labels, {s['items']:,} items, {s['annotators']:,}")
+        print(
+            f"\nSynthetic: {s['labels']:,} labels, {s['items']:,} items, "
+            f"{s['annotators']:,} annotators, 4 labels"
+        )
         print(f"{'method':<25}{'seconds':>9}{'peak RSS MB':>13}{'loaded MB':>11}{'accuracy':>10}")
         for method, f in s["methods"].items():
             if "timeout_seconds" in f:
