@@ -18,6 +18,8 @@ limit and the task's free slots.
   when the token or its user is written.
 - `sweeps`: per job, when a claim last swept its expired leases (a throttle:
   `SWEEP_ON_CLAIM_EVERY`).
+- `consensus_fits`: per job, its last fitted consensus model (parsed; a large job's is hundreds
+  of KB of JSON); `consensus_fit_cache_seconds`; forgotten when a refit in this process writes.
 
 A time of 0 turns a cache off (tests do, to see grants and bans at once).
 """
@@ -34,6 +36,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.models.accounts import ApiToken, User
+from app.models.jobs import ConsensusFit
 from app.models.qualification import AnnotatorProfile, JobBan, SkillGrant
 
 K = TypeVar("K", bound=Hashable)
@@ -113,12 +116,13 @@ ACTIVE_JOBS_KEY = 0
 active_jobs: TtlCache[int, Any] = TtlCache(max_entries=1)
 verdicts: TtlCache[int, Any] = TtlCache(max_entries=50_000)
 tokens: TtlCache[str, Any] = TtlCache(max_entries=100_000)
+consensus_fits: TtlCache[int, Any] = TtlCache(max_entries=1_000)
 sweeps = Throttle(every=SWEEP_ON_CLAIM_EVERY)
 
 
 def clear_all() -> None:
     """Forget everything (tests that change the world behind the service's back)."""
-    for cache in (active_jobs, verdicts, tokens):
+    for cache in (active_jobs, verdicts, tokens, consensus_fits):
         cache.clear()
     sweeps.clear()
 
@@ -132,6 +136,9 @@ def _forget_what_changed(session: Session, _context: object) -> None:
             verdicts.forget(obj.annotator_id)
         elif isinstance(obj, AnnotatorProfile):
             verdicts.forget(obj.user_id)
+    for obj in changed:
+        if isinstance(obj, ConsensusFit):
+            consensus_fits.forget(obj.job_id)
     secrets = {o.secret_hash for o in changed if isinstance(o, ApiToken)}
     users = {o.id for o in changed if isinstance(o, User)}
     if secrets or users:

@@ -119,6 +119,14 @@ def _position(shape: dict[str, Any]) -> tuple[Any, ...]:
     return (shape["label"], shape["x"], shape["y"])
 
 
+def _average(rows: FloatArray, weights: FloatArray) -> FloatArray:
+    """The weighted mean of `rows`, taken as offsets from the first row: members that agree
+    give back exactly their common value (a plain mean of 10.0s can come out 10.000000000000002,
+    which exports would then show)."""
+    base = rows[0]
+    return base + np.average(rows - base, axis=0, weights=weights)  # type: ignore[no-any-return]
+
+
 def merge_boxes(
     answers: Sequence[object],
     weights: Sequence[float] | None = None,
@@ -136,7 +144,7 @@ def merge_boxes(
         for members in _kept_clusters(owner, cluster, w, min_share):
             member_w = w[owner[members]]
             corners = np.array([flat[m][:4] for m in members], dtype=np.float64)
-            left, top, right, bottom = np.average(corners, axis=0, weights=_safe(member_w))
+            left, top, right, bottom = _average(corners, _safe(member_w))
             box = {
                 "x": float(left),
                 "y": float(top),
@@ -200,7 +208,7 @@ def merge_keypoints(
         for members in _kept_clusters(owner, cluster, w, min_share):
             member_w = w[owner[members]]
             xy = np.array([(flat[m].x, flat[m].y) for m in members], dtype=np.float64)
-            x, y = np.average(xy, axis=0, weights=_safe(member_w))
+            x, y = _average(xy, _safe(member_w))
             point = {"x": float(x), "y": float(y), "label": flat[members[0]].label}
             merged.append((float(member_w.sum()), point))
     value = _limit(merged, maximum)

@@ -10,6 +10,7 @@ locking read and one or two writes. Everything else comes from `app.core.caches`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
@@ -18,9 +19,9 @@ from typing import Any
 from app.core import caches
 from app.core.errors import NotFound
 from app.core.settings import Settings
-from app.jobs import consensus
 from app.jobs.service import job_schema
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
+from app.quality import consensus
 from app.routing import eligibility, rules, service
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog
@@ -209,7 +210,13 @@ async def submit(
             )
         )
         if answered:
-            method, results = consensus.decide(job, schema, answered)
+            fit = await _fit(store, job.id, settings)
+            method, results = consensus.decide(job, schema, answered, fit)
+            least = min(r.confidence for r in results)
+            threshold, most = job.confidence_threshold, job.overlap_max
+            if rules.grows_overlap(slot, task.overlap_target, least, threshold, most):
+                await store.grow_overlap(a.task_id)
+                return _submitted(a, job, now, active, gold_scores)
             events = []
             if catalog.TASK_COMPLETED in listening:
                 external = {item.item_id: item.external_id for item in items}
@@ -234,6 +241,12 @@ async def submit(
                     )
                 )
             await store.record_consensus(job, method, results, now, events)
+    return _submitted(a, job, now, active, gold_scores)
+
+
+def _submitted(
+    a: AssignmentState, job: Job, now: datetime, active: int, gold_scores: list[tuple[int, float]]
+) -> rules.Submitted:
     return rules.Submitted(
         a.id,
         AssignmentStatus.submitted,
@@ -251,6 +264,18 @@ async def _own(store: Store, annotator_id: int, assignment_id: int) -> Assignmen
     if a is None or a.annotator_id != annotator_id:
         raise NotFound("No such assignment")
     return a
+
+
+async def _fit(store: Store, job_id: int, settings: Settings) -> consensus.Fit | None:
+    """The job's fitted consensus model: cached (see `app.core.caches`), else read."""
+    ttl = settings.consensus_fit_cache_seconds
+    hit: tuple[consensus.Fit | None] | None = caches.consensus_fits.get(job_id, ttl)
+    if hit is not None:
+        return hit[0]
+    read_at = time.monotonic()
+    fit = await store.read_fit(job_id)
+    caches.consensus_fits.put(job_id, (fit,), read_at)
+    return fit
 
 
 async def _job(store: Store, job_id: int, settings: Settings) -> Job:

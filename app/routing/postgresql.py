@@ -39,8 +39,9 @@ from app.core.clock import utcnow
 from app.core.db import AsyncPool, Database, open_async_pool
 from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stale
 from app.core.settings import Settings
-from app.jobs.consensus import Consensus
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
+from app.quality.consensus import Consensus, Fit, Vote
+from app.quality.model import ConsensusModel
 from app.routing import eligibility, service
 from app.routing.rules import TaskItemView
 from app.routing.store import (
@@ -170,7 +171,7 @@ WITH {events}answered AS (
         completed_at = coalesce(%(completed)s, completed_at)
     WHERE id = %(task_id)s
 )
-SELECT an.item_id, an.value FROM answers an
+SELECT an.item_id, an.annotator_id, an.value FROM answers an
 WHERE an.item_id = ANY(%(consensus_items)s)
 ORDER BY an.id
 """
@@ -187,6 +188,11 @@ FROM unnest(%(item_ids)s::bigint[], %(answers)s::jsonb[], %(confidences)s::float
 ON CONFLICT (item_id) DO UPDATE SET answer = excluded.answer, confidence = excluded.confidence,
     answer_count = excluded.answer_count, method = excluded.method,
     updated_at = excluded.updated_at
+"""
+_READ_FIT = "SELECT method, version, model FROM consensus_fits WHERE job_id = %s"
+_GROW_OVERLAP = """
+UPDATE tasks SET overlap_target = overlap_target + 1, status = 'open', completed_at = NULL
+WHERE id = %s
 """
 _READ_CALLER = """
 SELECT t.id AS token_id, t.revoked_at, t.expires_at, t.last_used_at, u.id AS user_id, u.role,
@@ -306,7 +312,7 @@ class PgStore:
         )
         return [(slot, score) for slot, score in await cursor.fetchall()]
 
-    async def record_submit(self, write: SubmitWrite) -> list[tuple[int, Any]]:
+    async def record_submit(self, write: SubmitWrite) -> list[Vote]:
         events: dict[str, Any] = {}
         if write.events:
             events, _ = webhooks.event_params(
@@ -334,13 +340,26 @@ class PgStore:
                 "consensus_items": write.consensus_items,
             },
         )
-        earlier: list[tuple[int, Any]] = [(item, value) for item, value in await cursor.fetchall()]
+        earlier: list[Vote] = [(item, who, value) for item, who, value in await cursor.fetchall()]
         if events:
             await self.conn.execute(_NOTIFY)
         if not write.consensus_items:
             return []
         wanted = set(write.consensus_items)
-        return earlier + [(a.item_id, a.value) for a in write.answers if a.item_id in wanted]
+        return earlier + [
+            (a.item_id, write.annotator_id, a.value) for a in write.answers if a.item_id in wanted
+        ]
+
+    async def read_fit(self, job_id: int) -> Fit | None:
+        cursor = self.conn.cursor(row_factory=dict_row)
+        await cursor.execute(_READ_FIT, (job_id,))
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        return Fit(row["method"], row["version"], ConsensusModel.from_json(row["model"]))
+
+    async def grow_overlap(self, task_id: int) -> None:
+        await self.conn.execute(_GROW_OVERLAP, (task_id,))
 
     async def record_consensus(
         self,

@@ -200,6 +200,24 @@ def slot_after_submit(task: SlotState, reclaims_slot: bool, now: datetime) -> Sl
     return SlotAfterSubmit(live, done, status, None)
 
 
+def grows_overlap(
+    slot: SlotAfterSubmit,
+    overlap_target: int,
+    confidence: float,
+    threshold: float | None,
+    overlap_max: int,
+) -> bool:
+    """Dynamic overlap: whether a task that just reached its target number of answers asks for
+    one more instead of completing (its least confident item is below the job's confidence
+    threshold, and the target is still below the job's overlap maximum)."""
+    return (
+        slot.status is TaskStatus.complete
+        and threshold is not None
+        and confidence < threshold
+        and overlap_target < overlap_max
+    )
+
+
 def validate_answers(
     schema: LabelSchema, items: Sequence[TaskItemView], answers: Sequence[Any]
 ) -> None:

@@ -24,7 +24,6 @@ from starlette.concurrency import run_in_threadpool
 from app.core.db import Database
 from app.core.security import KnownToken, read_token
 from app.core.settings import Settings
-from app.jobs.consensus import Consensus, write_results
 from app.models.jobs import (
     Answer,
     Assignment,
@@ -33,7 +32,9 @@ from app.models.jobs import (
     Job,
     Task,
     TaskItem,
+    TaskStatus,
 )
+from app.quality.consensus import Consensus, Fit, Vote, read_fit, write_results
 from app.routing import eligibility, service
 from app.routing.rules import TaskItemView
 from app.routing.store import (
@@ -226,7 +227,7 @@ class SqliteStore:
         ).all()
         return [(slot, score) for slot, score in rows if score is not None]
 
-    async def record_submit(self, write: SubmitWrite) -> list[tuple[int, Any]]:
+    async def record_submit(self, write: SubmitWrite) -> list[Vote]:
         self.session.execute(
             insert(Answer),
             [
@@ -267,11 +268,23 @@ class SqliteStore:
         if not write.consensus_items:
             return []
         rows = self.session.execute(
-            select(Answer.item_id, Answer.value)
+            select(Answer.item_id, Answer.annotator_id, Answer.value)
             .where(Answer.item_id.in_(write.consensus_items))
             .order_by(Answer.id)
         ).all()
-        return [(item_id, value) for item_id, value in rows]
+        return [(item_id, who, value) for item_id, who, value in rows]
+
+    async def read_fit(self, job_id: int) -> Fit | None:
+        return read_fit(self.session, job_id)
+
+    async def grow_overlap(self, task_id: int) -> None:
+        self.session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(
+                overlap_target=Task.overlap_target + 1, status=TaskStatus.open, completed_at=None
+            )
+        )
 
     async def record_consensus(
         self,

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from app.core.security import KnownToken
-from app.jobs.consensus import Consensus
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
+from app.quality.consensus import Consensus, Fit, Vote
 from app.routing.eligibility import JobsAndVerdicts
 from app.routing.rules import SlotAfterSubmit, TaskItemView
 from app.webhooks.hot_path import PendingEvent
@@ -159,10 +159,18 @@ class Store(Protocol):
         """(slot, score) of the graded gold answers of a submitted assignment."""
         ...
 
-    async def record_submit(self, write: SubmitWrite) -> list[tuple[int, Any]]:
-        """Write the answers, the assignment and the task. Returns (item id, answer) of every
-        answer to `write.consensus_items` in answer order, this submit's last (nothing when
-        the list is empty)."""
+    async def record_submit(self, write: SubmitWrite) -> list[Vote]:
+        """Write the answers, the assignment and the task. Returns (item id, annotator id,
+        answer) of every answer to `write.consensus_items` in answer order, this submit's last
+        (nothing when the list is empty)."""
+        ...
+
+    async def read_fit(self, job_id: int) -> Fit | None:
+        """The job's last fitted consensus model (None before its first fit)."""
+        ...
+
+    async def grow_overlap(self, task_id: int) -> None:
+        """Reopen a task that just reached its target for one more answer (dynamic overlap)."""
         ...
 
     async def record_consensus(

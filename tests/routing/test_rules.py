@@ -224,3 +224,30 @@ def test_the_answers_digest_ignores_key_order_but_not_answer_order() -> None:
     one = rules.answers_digest([{"a": 1, "b": 2}, {"c": 3}])
     assert one == rules.answers_digest([{"b": 2, "a": 1}, {"c": 3}])
     assert one != rules.answers_digest([{"c": 3}, {"a": 1, "b": 2}])
+
+
+COMPLETED = rules.SlotAfterSubmit(0, 2, T.complete, NOW)
+STILL_OPEN = rules.SlotAfterSubmit(1, 1, T.open, None)
+
+
+# grows_overlap: (slot after the submit, target, least confidence, threshold, overlap.max)
+@pytest.mark.parametrize(
+    ("slot", "target", "confidence", "threshold", "most", "expected"),
+    [
+        (COMPLETED, 2, 0.5, 0.9, 4, True),  # unsure, room to grow
+        (COMPLETED, 3, 0.89, 0.9, 4, True),
+        (COMPLETED, 4, 0.5, 0.9, 4, False),  # overlap.max reached: complete as it is
+        (COMPLETED, 2, 0.9, 0.9, 4, False),  # confident enough (the threshold is met)
+        (COMPLETED, 2, 0.5, None, 4, False),  # no threshold: done at overlap.min
+        (STILL_OPEN, 2, 0.1, 0.9, 4, False),  # not at its target yet
+    ],
+)
+def test_grows_overlap(
+    slot: rules.SlotAfterSubmit,
+    target: int,
+    confidence: float,
+    threshold: float | None,
+    most: int,
+    expected: bool,
+) -> None:
+    assert rules.grows_overlap(slot, target, confidence, threshold, most) is expected

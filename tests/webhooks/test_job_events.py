@@ -260,7 +260,9 @@ def submitted_task(
     hooks: TestClient, client_account: Account, make_account: Callable[..., Account]
 ) -> tuple[int, int]:
     """A job with one task answered by two annotators (overlap 2): (job id, last assignment)."""
-    job_id = active_job(hooks, client_account, rows=reviews(1), overlap={"min": 2})
+    job_id = active_job(
+        hooks, client_account, rows=reviews(1), overlap={"min": 2}, consensus_method="majority_vote"
+    )
     last = 0
     for label in ("positive", "positive"):
         person = make_account("annotator")
