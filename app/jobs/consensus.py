@@ -1,5 +1,7 @@
 """Consensus per item. A plain majority vote lives here until the quality package plugs in a
-better aggregator through the same `Aggregator` signature."""
+better aggregator through the same `Aggregator` signature; controls a vote over whole values
+cannot settle (time segments, pairwise preferences, rankings, taxonomies) are aggregated by
+`app.label_schema.aggregation`, one call per control."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.label_schema import LabelSchema
+from app.label_schema.aggregation import aggregate_control
 from app.models.jobs import Answer, ItemResult, Job
 
 # (schema, answers of one item) -> (consensus answer, confidence in [0, 1])
@@ -24,12 +27,18 @@ def majority_vote(
     schema: LabelSchema, answers: Sequence[dict[str, Any]]
 ) -> tuple[dict[str, Any], float]:
     """Per control, the most frequent value (compared as canonical JSON; ties go to the value
-    seen first); confidence is the mean share of the winning values."""
+    seen first), or `aggregate_control`'s consensus for the controls it aggregates; confidence is
+    the mean of the per-control confidences (for a vote, the share of the winning value)."""
     consensus: dict[str, Any] = {}
     shares: list[float] = []
     for control in schema.controls:
         values = [a[control.name] for a in answers if control.name in a]
         if not values:
+            continue
+        aggregated = aggregate_control(control, values)
+        if aggregated is not None:
+            consensus[control.name], share = aggregated
+            shares.append(share)
             continue
         counts = Counter(_canonical(v) for v in values)
         winner, votes = max(counts.items(), key=lambda kv: kv[1])  # first max wins ties
