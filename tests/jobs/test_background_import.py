@@ -124,7 +124,7 @@ def test_the_queued_import_names_its_format_and_mode(
     run_id = response.json()["run_id"]
     with db.session() as session:
         args = session.scalars(select(OutboxJob.args).where(OutboxJob.run_id == run_id)).one()
-    assert args == [run_id, job_id, "jsonl", "skip-invalid"]
+    assert args == [run_id, job_id, "jsonl", "skip-invalid", "report"]
     finished_run(client, client_account, response.json()["status_url"])
 
 
