@@ -84,7 +84,8 @@ def export_tasks(
     `data`, one annotation per counted answer (`ground_truth: false`), the gold answer of a gold
     item as the one ground-truth annotation, the consensus (scored by its confidence) and the
     pre-label (scored by its model score) as predictions. `meta` keeps the external id, the
-    item id and the annotators' pseudonyms, in the order of the annotations."""
+    item id and the annotators' pseudonyms: `meta.annotators[i - 1]` made the annotation whose
+    `id` is i (Label Studio keeps that number as the annotation's `import_id`)."""
     yield b"["
     for number, record in enumerate(records):
         task = _task(record, schema, targets)
@@ -101,6 +102,7 @@ def _task(
     if record.get("gold") and record.get("gold_answer") is not None:
         annotations.append(
             {
+                "id": 1,
                 "result": label_studio_result(schema, record["gold_answer"], payload, targets),
                 "ground_truth": True,
                 "was_cancelled": False,
@@ -110,6 +112,7 @@ def _task(
     for answer in record["answers"]:
         annotations.append(
             {
+                "id": len(annotations) + 1,
                 "result": label_studio_result(schema, answer["answer"], payload, targets),
                 "ground_truth": False,
                 "was_cancelled": False,
@@ -200,7 +203,8 @@ def read_task(schema: LabelSchema, row: Mapping[str, Any], use: AnnotationUse) -
     (`original_width`, `original_height`) the results carry fill the payload's size fields where
     it has none. Raises TaskError, with a pointer into the row."""
     payload = dict(row["data"])
-    predictions = _list(row, "predictions")
+    # Label Studio's quick export lists predictions by id only: nothing to read in those.
+    predictions = [p for p in _list(row, "predictions", ids=True) if isinstance(p, Mapping)]
     annotations = [a for a in _list(row, "annotations") if not _cancelled(a)]
     _fill_image_size(schema, payload, [*predictions, *annotations])
     prelabel, score = _best_prediction(schema, predictions, payload)
@@ -226,11 +230,15 @@ def read_task(schema: LabelSchema, row: Mapping[str, Any], use: AnnotationUse) -
     )
 
 
-def _list(row: Mapping[str, Any], key: str) -> list[Any]:
+def _list(row: Mapping[str, Any], key: str, *, ids: bool = False) -> list[Any]:
+    """`row[key]` as a list of objects (`ids`: or of integer ids)."""
     value = row.get(key)
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, Mapping) or (ids and isinstance(v, int) and not isinstance(v, bool))
+        for v in value
+    ):
         raise TaskError(f"{key} must be a list of objects", f"#/{key}")
     return value
 
