@@ -298,13 +298,13 @@ def _check_image_sizes(db: Database, job_id: int, schema: LabelSchema, include_g
     only_regular = "" if include_gold else "AND NOT is_gold"
     if db.dialect == "postgresql":
         has_size = (
-            "jsonb_typeof(payload -> :width) = 'number' AND jsonb_typeof(payload -> :height) = "
-            "'number'"
+            "coalesce(jsonb_typeof(payload -> :width), '') = 'number' AND "
+            "coalesce(jsonb_typeof(payload -> :height), '') = 'number'"
         )
     else:
         has_size = (
-            "json_type(payload, '$.' || :width) IN ('integer', 'real') AND "
-            "json_type(payload, '$.' || :height) IN ('integer', 'real')"
+            "coalesce(json_type(payload, '$.' || :width), '') IN ('integer', 'real') AND "
+            "coalesce(json_type(payload, '$.' || :height), '') IN ('integer', 'real')"
         )
     sql = f"SELECT count(*) FROM items WHERE job_id = :job_id {only_regular} AND NOT ({has_size})"  # noqa: S608
     params = {"job_id": job_id, "width": DEFAULT_WIDTH_KEY, "height": DEFAULT_HEIGHT_KEY}
