@@ -78,8 +78,9 @@ def _within(value: float, extent: float | None) -> bool:
     return value >= 0 and (extent is None or value <= extent + _slack(extent))
 
 
-def _image_extent(payload: _Payload, field: str | None) -> float | None:
-    """The image width or height held in `payload[field]`, when it is a positive finite number."""
+def _extent(payload: _Payload, field: str | None) -> float | None:
+    """The extent held in `payload[field]` (an image's width or height, a media's duration in
+    seconds), when it is a positive finite number."""
     if payload is None or field is None:
         return None
     value = payload.get(field)
@@ -90,7 +91,7 @@ def _image_extent(payload: _Payload, field: str | None) -> float | None:
 
 def _image_size(payload: _Payload, control: ImageControl) -> tuple[float | None, float | None]:
     width_key, height_key = control.size_keys
-    return _image_extent(payload, width_key), _image_extent(payload, height_key)
+    return _extent(payload, width_key), _extent(payload, height_key)
 
 
 def _slack(extent: float) -> float:
@@ -540,7 +541,7 @@ def _check_segments(
     segments = _check_list(problems, c, value, "segments")
     if segments is None:
         return
-    duration = _image_extent(payload, c.duration_field)  # a positive finite number, or None
+    duration = _extent(payload, c.duration_field)
     labels = c.labels_for(payload)
     for i, item in enumerate(segments):
         path: _Path = [c.name, i]
