@@ -137,6 +137,9 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("outbox.prune", cron="7 * * * *"),
     Periodic("workers.prune_heartbeats", every=timedelta(minutes=10)),
     Periodic("routing.sweep_leases", every=timedelta(seconds=30)),
+    Periodic("webhooks.job_progress", every=timedelta(minutes=1)),
+    Periodic("webhooks.sweep", every=timedelta(minutes=1)),
+    Periodic("webhooks.prune", cron="23 * * * *"),
 )
 
 

@@ -86,6 +86,33 @@ class Conflict(TesseraError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+# The annotator's work on an assignment: each a condition the client program can act on.
+class LeaseEnded(Conflict):
+    """The lease ran out (and, for a submit, the grace period for late answers too)."""
+
+    slug, title = "lease-ended", "The assignment's lease has ended"
+
+
+class SlotTaken(Conflict):
+    """A late submit whose slot went back to the pool and on to someone else."""
+
+    slug, title = "slot-taken", "The task's slot was given to someone else"
+
+
+class AnswersDiffer(Conflict):
+    """A second submit of an assignment with answers other than the first's."""
+
+    slug, title = "answers-differ", "The assignment was already submitted with other answers"
+
+
+class AssignmentReleased(Conflict):
+    slug, title = "assignment-released", "The assignment was released"
+
+
+class AlreadySubmitted(Conflict):
+    slug, title = "already-submitted", "The assignment was already submitted"
+
+
 class PayloadTooLarge(TesseraError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 
@@ -98,6 +125,30 @@ class ValidationFailed(TesseraError):
     """422: the request was well-formed but its content is wrong; `errors` say where."""
 
     status, slug, title = 422, "validation-failed", "Validation failed"
+
+
+class WebhookUrlNotAllowed(ValidationFailed):
+    """422: a webhook URL that resolves to a private, loopback or link-local address."""
+
+    slug, title = "webhook-url-not-allowed", "Webhook URL not allowed"
+
+
+class WebhookUrlUnresolvable(ValidationFailed):
+    """422: a webhook URL whose host name does not resolve (yet)."""
+
+    slug, title = "webhook-url-unresolvable", "Webhook URL does not resolve"
+
+
+class WebhookEndpointDisabled(Conflict):
+    """409: the endpoint is switched off; enable it before sending to it."""
+
+    slug, title = "webhook-endpoint-disabled", "Webhook endpoint disabled"
+
+
+class WebhookDeliveryPending(Conflict):
+    """409: the delivery is still being tried; only finished deliveries can be replayed."""
+
+    slug, title = "webhook-delivery-pending", "Webhook delivery still pending"
 
 
 class TooManyRequests(TesseraError):

@@ -6,6 +6,7 @@ message a person can act on instead of a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -95,6 +96,19 @@ class Settings(BaseSettings):
     # resolves to. Revoking or suspending through this process counts at once; through another
     # process within this time. 0 reads the token on every call.
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+
+    # Client webhooks: each attempt's timeout, the retry schedule (exponential from the base,
+    # capped, with jitter, for the window; then dead-lettered), when a failing endpoint is
+    # switched off, how much of a response is read, and networks a URL may resolve into
+    # although private (e.g. 127.0.0.1/32 for a receiver on the same machine).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    webhook_retry_max_delay_seconds: float = Field(default=4 * 3600.0, gt=0, le=86_400)
+    webhook_retry_window_hours: float = Field(default=24.0, gt=0, le=7 * 24)
+    webhook_disable_after_hours: float = Field(default=24.0, gt=0, le=30 * 24)
+    webhook_max_response_bytes: int = Field(default=16 * 1024, ge=0, le=1024**2)
+    webhook_retention_days: int = Field(default=30, ge=1, le=3650)
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     demo: bool | None = None
 
     @field_validator("cors_origins", mode="before")
@@ -102,6 +116,19 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [network.strip() for network in value.split(",") if network.strip()]
+        if isinstance(value, list):
+            for network in value:
+                try:
+                    ipaddress.ip_network(str(network), strict=False)
+                except ValueError:
+                    raise ValueError(f"{network!r} is not an IP network like 10.0.0.0/8") from None
         return value
 
     @field_validator("database_url")

@@ -4,7 +4,9 @@ An upload too big to import inside its request is staged in `TESSERA_UPLOAD_DIR`
 the `jobs.import` job, which reports to a background run (`GET /v1/runs/{id}`): rows read,
 accepted and rejected while it goes (on PostgreSQL, from a second connection), and the import
 report or the problem (every bad row with its line) at the end. The import is one transaction, so
-an all-or-nothing import with bad rows, or a crash, leaves the job as it was.
+an all-or-nothing import with bad rows, or a crash, leaves the job as it was. A rejected import
+rolls back to a savepoint, so the run's failure and the client's `import.finished` webhook
+event are recorded in that same transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.jobs.label_studio import AnnotationUse
 from app.jobs.service import job_schema
 from app.models.jobs import Job
 from app.runs import service as runs
+from app.webhooks import service as webhooks
 
 IMPORT_JOB = "jobs.import"
 # Imports queued by release 0.1 carry the format and mode as positions in these tuples (the enums'
@@ -86,7 +89,13 @@ def run_import(
         job = ctx.session.get(Job, job_id, with_for_update=True)
         if job is None:
             raise Conflict("The job no longer exists")
-        with path.open("rb") as data:
+    except TesseraError:
+        path.unlink(missing_ok=True)
+        raise
+    try:
+        # In a savepoint: a failed import rolls back alone, and its failure is recorded in
+        # this transaction (the run fails with the problem; webhooks hear `import.finished`).
+        with ctx.session.begin_nested(), path.open("rb") as data:
             result = importing.import_dataset(
                 ctx.session,
                 job,
@@ -97,11 +106,14 @@ def run_import(
                 annotations=AnnotationUse(annotations),
                 progress=_progress_reporter(ctx.session, run_id),
             )
-    except TesseraError:
+    except TesseraError as exc:
         path.unlink(missing_ok=True)
-        raise
+        runs.fail_run(ctx.session, run_id, exc)
+        webhooks.record_import_finished(ctx.session, job, run_id=run_id, problem=exc.to_problem())
+        return
     runs.set_progress(ctx.session, run_id, **_counters(result))
     runs.finish_run(ctx.session, run_id, result=report(result))
+    webhooks.record_import_finished(ctx.session, job, run_id=run_id, report=report(result))
     event.listen(ctx.session, "after_commit", lambda _: path.unlink(missing_ok=True), once=True)
 
 

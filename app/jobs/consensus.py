@@ -1,7 +1,10 @@
 """Consensus per item. A plain majority vote lives here until the quality package plugs in a
 better aggregator through the same `Aggregator` signature; controls a vote over whole values
 cannot settle (time segments, pairwise preferences, rankings, taxonomies) are aggregated by
-`app.label_schema.aggregation`, one call per control."""
+`app.label_schema.aggregation`, one call per control.
+
+`decide` is the one function every path calls (the submit that completes a task, on either
+database, and `refresh_item_results`), so the job's method is applied the same way everywhere."""
 
 from __future__ import annotations
 
@@ -9,15 +12,19 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.label_schema import LabelSchema
 from app.label_schema.aggregation import aggregate_control
 from app.models.jobs import Answer, ItemResult, Job
+
+DEFAULT_METHOD = "majority_vote"
 
 # (schema, answers of one item) -> (consensus answer, confidence in [0, 1])
 Aggregator = Callable[[LabelSchema, Sequence[dict[str, Any]]], tuple[dict[str, Any], float]]
@@ -53,38 +60,6 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def refresh_item_results(
-    session: Session,
-    job: Job,
-    schema: LabelSchema,
-    item_ids: Sequence[int],
-    aggregator: Aggregator = majority_vote,
-    method: str = "majority_vote",
-) -> int:
-    """Recompute the consensus of the given items from their answers; return how many items
-    now have one."""
-    answers = session.execute(
-        select(Answer.item_id, Answer.value).where(Answer.item_id.in_(item_ids)).order_by(Answer.id)
-    ).all()
-    session.execute(delete(ItemResult).where(ItemResult.item_id.in_(item_ids)))
-    now = utcnow()
-    results = aggregate_items(schema, answers, aggregator)
-    session.add_all(
-        ItemResult(
-            item_id=r.item_id,
-            job_id=job.id,
-            answer=r.answer,
-            confidence=r.confidence,
-            answer_count=r.answer_count,
-            method=method,
-            updated_at=now,
-        )
-        for r in results
-    )
-    session.flush()
-    return len(results)
-
-
 @dataclass(frozen=True)
 class Consensus:
     item_id: int
@@ -93,10 +68,61 @@ class Consensus:
     answer_count: int
 
 
+def decide(
+    job: Job, schema: LabelSchema, answers: Iterable[tuple[int, Any]]
+) -> tuple[str, list[Consensus]]:
+    """The job's consensus method and the consensus of each item from its (item id, answer)
+    pairs, in answer order."""
+    return DEFAULT_METHOD, aggregate_items(schema, answers, majority_vote)
+
+
+def write_results(
+    session: Session, job_id: int, method: str, results: Sequence[Consensus], now: datetime
+) -> None:
+    """Insert or replace the consensus of each item."""
+    if not results:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(ItemResult)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[ItemResult.item_id],
+        set_={
+            name: stmt.excluded[name]
+            for name in ("answer", "confidence", "answer_count", "method", "updated_at")
+        },
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "item_id": r.item_id,
+                "job_id": job_id,
+                "answer": r.answer,
+                "confidence": r.confidence,
+                "answer_count": r.answer_count,
+                "method": method,
+                "updated_at": now,
+            }
+            for r in results
+        ],
+    )
+
+
+def refresh_item_results(
+    session: Session, job: Job, schema: LabelSchema, item_ids: Sequence[int]
+) -> int:
+    """Recompute the consensus of the given items from their answers; return how many items
+    now have one."""
+    answers = session.execute(
+        select(Answer.item_id, Answer.value).where(Answer.item_id.in_(item_ids)).order_by(Answer.id)
+    ).all()
+    method, results = decide(job, schema, [(item_id, value) for item_id, value in answers])
+    write_results(session, job.id, method, results, utcnow())
+    return len(results)
+
+
 def aggregate_items(
-    schema: LabelSchema,
-    answers: Iterable[tuple[int, dict[str, Any]]],
-    aggregator: Aggregator = majority_vote,
+    schema: LabelSchema, answers: Iterable[tuple[int, Any]], aggregator: Aggregator
 ) -> list[Consensus]:
     """The consensus of each item from its (item id, answer) pairs, in answer order."""
     by_item: dict[int, list[dict[str, Any]]] = {}

@@ -42,6 +42,7 @@ from app.jobs import (
     splitting,
 )
 from app.models.jobs import JobStatus
+from app.webhooks import service as webhooks
 from qualification_tests import annotators as bans
 from qualification_tests import schemas as qualification_schemas
 
@@ -123,7 +124,7 @@ def update_job(
 def _move(session: Session, client: Principal, job_id: int, action: str) -> schemas.JobOut:
     job = service.get_job(session, client, job_id, lock=True)
     was_draft = job.status is JobStatus.draft
-    service.change_status(session, job, action)
+    service.change_status(session, job, action, by=client.role)
     if action == "activate" and was_draft:
         splitting.split_into_tasks(session, job)
     session.commit()
@@ -339,6 +340,7 @@ def _import(
     result = importing.import_dataset(
         session, job, service.job_schema(job), upload, fmt, mode, annotations=annotations
     )
+    webhooks.record_import_finished(session, job, run_id=None, report=background.report(result))
     session.commit()
     return _report(result)
 

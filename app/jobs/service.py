@@ -24,6 +24,7 @@ from app.jobs import schemas
 from app.label_schema import ImageControl, LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
+from app.webhooks import service as webhooks
 from qualification_tests import skills as qualification_skills
 
 DEFAULT_LEASE_SECONDS = 600
@@ -218,9 +219,10 @@ def _has_items(session: Session, job_id: int) -> bool:
     return session.scalar(select(Item.id).where(Item.job_id == job_id).limit(1)) is not None
 
 
-def change_status(session: Session, job: Job, action: str) -> Job:
+def change_status(session: Session, job: Job, action: str, *, by: Role | None = None) -> Job:
     """Move the job along the status machine; 409 naming the allowed moves otherwise.
-    Activating a draft needs at least one regular item."""
+    Activating a draft needs at least one regular item. `by` is the role of who moves it (None:
+    the system); webhooks hear of pauses, completions and final results."""
     allowed_from, target = TRANSITIONS[action]
     if job.status not in allowed_from:
         possible = sorted(a for a, (froms, _) in TRANSITIONS.items() if job.status in froms)
@@ -247,4 +249,5 @@ def change_status(session: Session, job: Job, action: str) -> Job:
     job.status = target
     job.updated_at = utcnow()
     session.flush()
+    webhooks.job_status_changed(session, job, action, by)
     return job

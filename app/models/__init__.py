@@ -39,6 +39,14 @@ from app.models.qualification import (
     Skill,
     SkillGrant,
 )
+from app.models.webhooks import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookJobProgress,
+)
 
 __all__ = [
     "AnnotatorProfile",
@@ -50,6 +58,7 @@ __all__ = [
     "AttemptStatus",
     "BackgroundRun",
     "Base",
+    "DeliveryStatus",
     "GoldExposure",
     "GrantSource",
     "Invite",
@@ -76,5 +85,10 @@ __all__ = [
     "Tier",
     "User",
     "UserStatus",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookJobProgress",
     "WorkerHeartbeat",
 ]

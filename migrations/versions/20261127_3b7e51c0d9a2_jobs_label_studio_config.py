@@ -4,7 +4,7 @@ A job created from a Label Studio XML config keeps the config as sent, so its ex
 config's own tags and objects and the client can download it again to make a project from it.
 
 Revision ID: 3b7e51c0d9a2
-Revises: 8175f5184147
+Revises: b1ba286fb074
 Create Date: 2026-11-24 10:12:31.402118
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3b7e51c0d9a2"
-down_revision: str | None = "8175f5184147"
+down_revision: str | None = "b1ba286fb074"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

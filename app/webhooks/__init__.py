@@ -1,0 +1,1 @@
+"""Client webhooks: endpoints, signed event delivery with retries, dead letters and replay."""
