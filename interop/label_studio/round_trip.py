@@ -403,10 +403,7 @@ class Tessera:
         submitted = 0
         for n, headers in enumerate(self.annotators):
             while True:
-                response = self.http.post(
-                    "/v1/assignments/next", json={"job_id": job_id, "count": 10}, headers=headers
-                )
-                response.raise_for_status()
+                response = self.next(job_id, headers)
                 assignments = response.json()["assignments"]
                 if not assignments:
                     break
@@ -421,6 +418,20 @@ class Tessera:
                         raise SystemExit(f"submit refused: {done.status_code} {done.text}")
                     submitted += 1
         return submitted
+
+    def next(self, job_id: int, headers: dict[str, str]) -> httpx.Response:
+        """Claim up to 10 tasks of the job. `next` reuses its list of active jobs for
+        TESSERA_ROUTING_CACHE_SECONDS, so a job activated a moment ago may answer 404 for that
+        long: ask again, as a client would."""
+        deadline = time.monotonic() + 10
+        while True:
+            response = self.http.post(
+                "/v1/assignments/next", json={"job_id": job_id, "count": 10}, headers=headers
+            )
+            if response.status_code != 404 or time.monotonic() > deadline:
+                response.raise_for_status()
+                return response
+            time.sleep(0.5)
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         response = self.http.get(path, params=params, headers=self.client)
