@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.money import format_micros
+from app.label_schema.model import FieldName
 from app.models.jobs import JobStatus, PricingMode, TaskOrder, Tier
 from app.quality.methods import Method
 
@@ -79,11 +80,28 @@ class _JobSettings(BaseModel):
     instant_feedback: bool | None = None
 
 
+class ImageSize(BaseModel):
+    """Where each item gives its image size: for shape controls that do not say so themselves
+    (a Label Studio config never does)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width_field: FieldName
+    height_field: FieldName
+
+
 class JobCreate(_JobSettings):
     title: Title
     label_schema: dict[str, Any] | str = Field(
         description="A label schema document (see docs/label-schema.md) or a Label Studio XML "
-        "labeling config"
+        "labeling config (kept: exports to Label Studio name its tags, and "
+        "`GET /v1/jobs/{id}/label-studio-config` returns it)"
+    )
+    image_size: ImageSize | None = Field(
+        default=None,
+        description="Payload fields holding each item's image size, for the schema's boxes, "
+        "polygons and keypoints that name none (without them, an item's original_width and "
+        "original_height are used when it has them)",
     )
     pricing: Pricing
     overlap: Overlap = Field(default_factory=Overlap)
@@ -185,6 +203,13 @@ class ImportReport(BaseModel):
     errors: list[RowError]
     errors_truncated: bool
     tasks_created: int
+    annotations: int = Field(
+        default=0, description="Annotations of Label Studio tasks read (cancelled ones aside)"
+    )
+    gold_from_annotations: int = Field(
+        default=0,
+        description="Label Studio tasks whose annotation became the gold answer (annotations=gold)",
+    )
 
 
 class ImportAccepted(BaseModel):

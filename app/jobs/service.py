@@ -16,11 +16,12 @@ from app.core.errors import (
     LabelSchemaLocked,
     NotFound,
     TransitionNotAllowed,
+    ValidationFailed,
 )
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import Principal
 from app.jobs import schemas
-from app.label_schema import LabelSchema, parse_label_schema_at
+from app.label_schema import ImageControl, LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
 from app.quality import refits
@@ -62,8 +63,11 @@ def job_schema(job: Job) -> LabelSchema:
 
 
 def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> Job:
-    """Create a draft job owned by `client` (validates and normalises the label schema)."""
+    """Create a draft job owned by `client` (validates and normalises the label schema; a
+    Label Studio config is kept as sent)."""
     label_schema = parse_label_schema_at(body.label_schema)
+    if body.image_size is not None:
+        label_schema = with_image_size(label_schema, body.image_size)
     required_skills = [r.model_dump() for r in body.required_skills or []]
     qualification_skills.check_required_skills(session, required_skills)
     assert body.overlap.max is not None
@@ -72,6 +76,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         title=body.title,
         instructions=body.instructions or "",
         label_schema=label_schema.model_dump(mode="json", exclude_defaults=False),
+        label_studio_config=_label_studio_config(body.label_schema),
         status=JobStatus.draft,
         pricing_mode=body.pricing.mode,
         rate_micros=body.pricing.rate_micros,
@@ -94,6 +99,30 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
     session.add(job)
     session.flush()
     return job
+
+
+def _label_studio_config(document: object) -> str | None:
+    return document if isinstance(document, str) else None
+
+
+def with_image_size(schema: LabelSchema, size: schemas.ImageSize) -> LabelSchema:
+    """`schema` with `size`'s fields as the image size of every shape control naming none;
+    422 when the schema has no shape control."""
+    shapes = [c for c in schema.controls if isinstance(c, ImageControl)]
+    if not shapes:
+        raise ValidationFailed(
+            "image_size applies to boxes, polygons and keypoints; this schema has none",
+            errors=[{"pointer": "#/image_size", "detail": "the schema has no shape control"}],
+        )
+    controls = [
+        c.model_copy(update={"width_field": size.width_field, "height_field": size.height_field})
+        if isinstance(c, ImageControl) and not (c.width_field or c.height_field)
+        else c
+        for c in schema.controls
+    ]
+    return LabelSchema.model_validate(
+        {"controls": [c.model_dump(mode="json") for c in controls]}, strict=True
+    )
 
 
 def get_job(session: Session, principal: Principal, job_id: int, *, lock: bool = False) -> Job:
@@ -141,6 +170,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
                 errors=[{"pointer": "#/label_schema", "detail": "items already imported"}],
             )
         job.label_schema = schema.model_dump(mode="json")
+        job.label_studio_config = _label_studio_config(body.label_schema)
     if body.pricing is not None:
         job.pricing_mode, job.rate_micros = body.pricing.mode, body.pricing.rate_micros
     if body.overlap is not None:

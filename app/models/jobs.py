@@ -79,6 +79,9 @@ class Job(IdMixin, CreatedAtMixin, Base):
     title: Mapped[str] = mapped_column(String(200))
     instructions: Mapped[str] = mapped_column(Text, default="")
     label_schema: Mapped[dict[str, Any]] = mapped_column(Json)
+    # The Label Studio XML config the schema was converted from, as sent (None for a schema
+    # document): exports to Label Studio name its tags, and the client can download it again.
+    label_studio_config: Mapped[str | None] = mapped_column(Text)
     status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus, "job_status"), index=True)
     pricing_mode: Mapped[PricingMode] = mapped_column(str_enum(PricingMode, "pricing_mode"))
     # Micro-units of the platform currency (1 unit = 1,000,000 micros): per task, or per hour.
