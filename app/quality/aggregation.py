@@ -8,8 +8,9 @@ Two forms, one set of rules:
   annotator (confusion matrices, skills), JSON-able, for the service to store.
 - `aggregate_item` computes one item's consensus from its answers and a stored model without
   refitting (the online form, after each submit): Dawid-Skene's posterior for one item given the
-  fitted matrices, or a weighted vote with the fitted skills. Annotators the model has not seen
-  count with a one-coin matrix built from their prior skill.
+  fitted matrices, calibrated as the fit was (the stored temperature, or the stored weight of the
+  item's vote shares), or a weighted vote with the fitted skills. Annotators the model has not
+  seen count with a one-coin matrix built from their prior skill.
 
 Per control type:
 
