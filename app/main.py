@@ -21,6 +21,7 @@ from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
 from app.routing.endpoints import router as routing_router
 from app.runs.endpoints import router as runs_router
+from payouts.endpoints import router as money_router
 from qualification_tests.endpoints import router as qualification_router
 
 GC_YOUNG_THRESHOLD = 20_000  # Python's default is 700 allocations
@@ -79,4 +80,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(jobs_router)
     app.include_router(qualification_router)
     app.include_router(runs_router)
+    app.include_router(money_router)
     return app

@@ -8,9 +8,11 @@ from types import ModuleType
 import app.core.jobs  # outbox.prune, workers.prune_heartbeats
 import app.jobs.background  # jobs.import
 import app.routing.background  # routing.sweep_leases
+import payouts.background  # payouts.send, payouts.stripe_event, batches, reconciliation, release
 
 JOB_MODULES: tuple[ModuleType, ...] = (
     app.core.jobs,
     app.jobs.background,
     app.routing.background,
+    payouts.background,
 )

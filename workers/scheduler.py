@@ -137,6 +137,9 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("outbox.prune", cron="7 * * * *"),
     Periodic("workers.prune_heartbeats", every=timedelta(minutes=10)),
     Periodic("routing.sweep_leases", every=timedelta(seconds=30)),
+    Periodic("payouts.run_batch", cron="0 6 * * 1"),  # Mondays 06:00 UTC
+    Periodic("payouts.reconcile", every=timedelta(minutes=10)),
+    Periodic("payouts.release_escrow", cron="17 * * * *"),
 )
 
 
