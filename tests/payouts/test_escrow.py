@@ -156,9 +156,8 @@ def test_cancelling_releases_unspent_escrow_but_keeps_what_live_work_may_cost(
     owner = make_account("client", funded=False)
     fund(client, admin, owner, 1_000_000)
     job_id = active_job(client, owner, items=3, lease_seconds=60)
-    done = work(client, db, annotator, job_id)  # 0.06 spent
-    live = claim(client, make_account("annotator"), job_id)  # may still submit
-    assert done and live
+    work(client, db, annotator, job_id)  # 0.06 spent
+    claim(client, make_account("annotator"), job_id)  # live: may still submit
 
     cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=owner.headers)
     assert cancelled.status_code == 200, cancelled.text
