@@ -33,7 +33,7 @@ from app.core.security import (
     ReadSession,
     get_database,
 )
-from app.core.settings import PayoutsProvider, Settings
+from app.core.settings import Settings
 from app.models.accounts import Role, User
 from app.models.jobs import Job
 from app.models.money import AccountKind, PayoutStatus
@@ -62,10 +62,7 @@ def _settings(request: Request) -> Settings:
 
 
 def _gateway(request: Request) -> StripeGateway | None:
-    settings = _settings(request)
-    if settings.payouts_provider is not PayoutsProvider.stripe:
-        return None
-    return stripe_provider.gateway(settings)
+    return stripe_provider.gateway_for(_settings(request))
 
 
 def _own_job(session: Session, principal: Principal, job_id: int, *, lock: bool = False) -> Job:

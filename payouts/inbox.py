@@ -15,7 +15,7 @@ idempotent and does not depend on the order events arrive in:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -24,11 +24,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.jobs import enqueue
+from app.core.jobs import JobContext, background_job, enqueue
 from app.core.money import MICROS_PER_CENT
 from app.models.money import PayoutAccount, StripeEvent
 from payouts import funding
-from payouts.providers.stripe import StripeGateway, VerifiedEvent
+from payouts.providers.stripe import StripeGateway, VerifiedEvent, gateway_for
 
 PROCESS_JOB = "payouts.stripe_event"
 
@@ -56,6 +56,12 @@ def receive(session: Session, event: VerifiedEvent) -> tuple[int | None, bool]:
         return existing, False
     enqueue(session, PROCESS_JOB, int(inbox_id))
     return int(inbox_id), True
+
+
+@background_job(PROCESS_JOB, time_limit=timedelta(minutes=5))
+def process_job(ctx: JobContext, inbox_id: int) -> None:
+    """The job that applies one stored event."""
+    process(ctx.session, inbox_id, gateway_for(ctx.settings))
 
 
 def process(session: Session, inbox_id: int, gateway: StripeGateway | None) -> str | None:

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from app.core.clock import utcnow
 from app.core.db import session_settings
 from app.core.errors import NotFound, PayoutInProgress, PayoutWrongState, ProviderUnavailable
-from app.core.jobs import enqueue
+from app.core.jobs import JobContext, background_job, enqueue
 from app.core.money import floor_to_cents, format_micros
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import PayoutsProvider
@@ -51,7 +51,7 @@ from app.models.money import (
     PayoutStatus,
 )
 from payouts import ledger
-from payouts.providers.stripe import StripeGateway, TransferOutcome
+from payouts.providers.stripe import StripeGateway, TransferOutcome, gateway_for
 
 logger = logging.getLogger("tessera.payouts")
 
@@ -203,6 +203,15 @@ def send_payout(session: Session, payout_id: int, gateway: StripeGateway) -> Pay
         payout.attempts += 1
         payout.last_attempt_at = now
     return _record(session, payout, outcome, now)
+
+
+@background_job(SEND_JOB, time_limit=timedelta(minutes=5))
+def send_payout_job(ctx: JobContext, payout_id: int) -> None:
+    """The job that sends (or finds) one payout's transfer."""
+    gateway = gateway_for(ctx.settings)
+    if gateway is None:
+        raise ProviderUnavailable("Payouts are manual here: nothing is sent")
+    send_payout(ctx.session, payout_id, gateway)
 
 
 def _record(

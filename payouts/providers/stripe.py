@@ -24,7 +24,7 @@ import stripe
 
 from app.core.errors import SignatureInvalid
 from app.core.money import MICROS_PER_CENT
-from app.core.settings import Settings
+from app.core.settings import PayoutsProvider, Settings
 
 _telemetry_lock = threading.Lock()
 
@@ -102,12 +102,16 @@ class StripeGateway:
 
     def verify_event(self, payload: bytes, signature: str | None) -> VerifiedEvent:
         """The event in a webhook body whose `Stripe-Signature` verifies with the webhook
-        secret (`SignatureInvalid` otherwise, and for a body that is not an event)."""
+        secret and was signed in the last 5 minutes (`SignatureInvalid` otherwise, and for a
+        body that is not an event)."""
         if self._webhook_secret is None:
             raise SignatureInvalid("No Stripe webhook secret is configured")
         try:
             stripe.WebhookSignature.verify_header(
-                payload.decode("utf-8"), signature, self._webhook_secret
+                payload.decode("utf-8"),
+                signature,
+                self._webhook_secret,
+                tolerance=stripe.Webhook.DEFAULT_TOLERANCE,  # older signatures are replays
             )
             body = json.loads(payload)
         except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
@@ -281,3 +285,10 @@ def gateway(settings: Settings) -> StripeGateway:
         if found is None:
             found = _gateways[key] = StripeGateway(settings)
         return found
+
+
+def gateway_for(settings: Settings) -> StripeGateway | None:
+    """The Stripe gateway when the `stripe` provider is configured, else None (manual)."""
+    if settings.payouts_provider is not PayoutsProvider.stripe:
+        return None
+    return gateway(settings)
