@@ -4,6 +4,8 @@ Stripe webhook (authenticated by its signature, not a token)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -14,10 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from app.core.db import Database
 from app.core.errors import (
     InsufficientFunds,
+    JobNotActivated,
     NotFound,
     PayoutInProgress,
     PayoutWrongState,
     ProviderUnavailable,
+    ServiceUnavailable,
     SignatureInvalid,
     TesseraError,
     ValidationFailed,
@@ -39,7 +43,7 @@ from app.models.jobs import Job
 from app.models.money import AccountKind, PayoutStatus
 from payouts import connect, earnings, escrow, funding, inbox, ledger, payouts, reports, schemas
 from payouts.providers import stripe as stripe_provider
-from payouts.providers.stripe import StripeGateway
+from payouts.providers.stripe import StripeGateway, StripeUnavailable
 
 router = APIRouter(tags=["money"])
 
@@ -63,6 +67,16 @@ def _settings(request: Request) -> Settings:
 
 def _gateway(request: Request) -> StripeGateway | None:
     return stripe_provider.gateway_for(_settings(request))
+
+
+@contextmanager
+def _stripe_answers() -> Iterator[None]:
+    """Stripe failing (down, refusing, misconfigured) is a 503 for the caller; the request's
+    changes roll back."""
+    try:
+        yield
+    except StripeUnavailable as exc:
+        raise ServiceUnavailable(str(exc)) from exc
 
 
 def _own_job(session: Session, principal: Principal, job_id: int, *, lock: bool = False) -> Job:
@@ -89,21 +103,22 @@ def client_balance(
     "/v1/fundings/checkout",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.FundingOut,
-    responses=_problems(ProviderUnavailable, ValidationFailed),
+    responses=_problems(ProviderUnavailable, ValidationFailed, ServiceUnavailable),
 )
 def start_checkout(
     body: schemas.CheckoutIn, request: Request, client: ClientPrincipal, session: DbSession
 ) -> schemas.FundingOut:
     """Add funds by card: a Stripe Checkout Session (pay at `checkout_url`). Your balance is
     credited when Stripe confirms the payment, not before."""
-    row = funding.start_checkout(
-        session,
-        _gateway(request),
-        client.id,
-        body.amount_micros,
-        success_url=str(body.success_url),
-        cancel_url=str(body.cancel_url),
-    )
+    with _stripe_answers():
+        row = funding.start_checkout(
+            session,
+            _gateway(request),
+            client.id,
+            body.amount_micros,
+            success_url=str(body.success_url),
+            cancel_url=str(body.cancel_url),
+        )
     session.commit()
     return schemas.FundingOut.of(row)
 
@@ -134,7 +149,7 @@ def job_spend(job_id: int, client: ClientPrincipal, session: ReadSession) -> sch
 @router.post(
     "/v1/jobs/{job_id}/deposits",
     response_model=schemas.JobSpendOut,
-    responses=_problems(InsufficientFunds, ValidationFailed),
+    responses=_problems(InsufficientFunds, ValidationFailed, JobNotActivated),
 )
 def deposit(
     job_id: int, body: schemas.DepositIn, client: ClientPrincipal, session: DbSession
@@ -217,7 +232,7 @@ def my_payout_account(
 @router.post(
     "/v1/payout-account/onboarding",
     response_model=schemas.OnboardingOut,
-    responses=_problems(ProviderUnavailable),
+    responses=_problems(ProviderUnavailable, ServiceUnavailable),
 )
 def start_onboarding(
     body: schemas.OnboardingIn, request: Request, annotator: AnnotatorPrincipal, session: DbSession
@@ -225,13 +240,14 @@ def start_onboarding(
     """Connect a Stripe Express account (created on first use) and get a link to Stripe's
     onboarding; call again for a fresh link when one expires."""
     user = session.get_one(User, annotator.id)
-    row, url = connect.start_onboarding(
-        session,
-        _gateway(request),
-        user,
-        return_url=str(body.return_url),
-        refresh_url=str(body.refresh_url),
-    )
+    with _stripe_answers():
+        row, url = connect.start_onboarding(
+            session,
+            _gateway(request),
+            user,
+            return_url=str(body.return_url),
+            refresh_url=str(body.refresh_url),
+        )
     session.commit()
     return schemas.OnboardingOut(account=schemas.PayoutAccountOut.of(row), onboarding_url=url)
 
@@ -239,13 +255,14 @@ def start_onboarding(
 @router.post(
     "/v1/payout-account/refresh",
     response_model=schemas.PayoutAccountOut,
-    responses=_problems(NotFound, ProviderUnavailable),
+    responses=_problems(NotFound, ProviderUnavailable, ServiceUnavailable),
 )
 def refresh_payout_account(
     request: Request, annotator: AnnotatorPrincipal, session: DbSession
 ) -> schemas.PayoutAccountOut:
     """Read your account's state afresh from Stripe (after onboarding)."""
-    row = connect.refresh(session, _gateway(request), annotator.id)
+    with _stripe_answers():
+        row = connect.refresh(session, _gateway(request), annotator.id)
     if row is None:
         raise NotFound("You have not connected a payout account")
     session.commit()

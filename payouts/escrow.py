@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db import session_settings
-from app.core.errors import Conflict, InsufficientFunds, ValidationFailed
+from app.core.errors import Conflict, InsufficientFunds, JobNotActivated, ValidationFailed
 from app.core.money import format_micros
 from app.models.jobs import Assignment, AssignmentStatus, Job, JobStatus, Task, TaskStatus
 from app.models.money import EntryKind, JobBudget
@@ -186,7 +186,11 @@ def deposit(
             errors=[{"pointer": "#/amount_micros", "detail": "must be positive"}],
         )
     now = now or utcnow()
-    budget = open_budget(session, job, now)
+    budget = budget_of(session, job.id, lock=True)
+    if budget is None:
+        raise JobNotActivated(
+            f"Job {job.id} has no escrow yet: activate it first (its pay terms are fixed then)"
+        )
     client = ledger.client_available(job.client_id, budget.currency)
     ledger.lock_accounts(session, [client])
     _require(session, client, amount, f"A deposit into job {job.id}")

@@ -31,10 +31,7 @@ def overlap_changed(session: Session, job: Job) -> None:
 def job_resuming(session: Session, job: Job) -> None:
     """A paused job is about to be active again: its slots must be reserved and the fair-pay
     top-ups it owes paid first; 402 stating the shortfall otherwise."""
-    budget = escrow.budget_of(session, job.id)
-    if budget is None:
-        return  # never activated with tasks: the split that follows reserves
-    budget = escrow.ensure_reserved(session, job)
+    budget = escrow.ensure_reserved(session, job)  # (a job from before budgets gets one here)
     owed = earnings.settle_owed_top_ups(session, job, budget)
     if owed > 0:
         available = ledger.balance(session, ledger.client_available(job.client_id, budget.currency))

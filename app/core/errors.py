@@ -106,6 +106,13 @@ class ProviderUnavailable(Conflict):
     slug, title = "provider-unavailable", "Payments provider unavailable"
 
 
+class JobNotActivated(Conflict):
+    """409: the job has no escrow yet; activating it commits its budget (and fixes its pay
+    terms), after which money can be added to it."""
+
+    slug, title = "job-not-activated", "Job not activated"
+
+
 class PayoutWrongState(Conflict):
     """409: the payout is not in a state the action applies to (`status` says which it is)."""
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,6 +29,19 @@ from app.core.money import MICROS_PER_CENT
 from app.core.settings import PayoutsProvider, Settings
 
 _telemetry_lock = threading.Lock()
+
+
+class StripeUnavailable(Exception):
+    """Stripe did not do what was asked (no answer, an error, bad credentials). Endpoints
+    answer 503; background jobs let it propagate, so the runner retries them."""
+
+
+@contextmanager
+def _asking_stripe(what: str) -> Iterator[None]:
+    try:
+        yield
+    except stripe.StripeError as exc:
+        raise StripeUnavailable(f"Stripe could not {what}: {_reason(exc)}") from exc
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,21 @@ class StripeGateway:
         client's balance; the funding id travels in the metadata of the session and of its
         payment intent."""
         metadata = {"funding_id": str(funding_id), "client_id": str(client_id)}
-        session = self._client.v1.checkout.sessions.create(
+        with _asking_stripe("open a checkout session"):
+            session = self._create_session(
+                funding_id, amount_micros, metadata, success_url, cancel_url
+            )
+        return CheckoutSession(id=session.id, url=session.url or "")
+
+    def _create_session(
+        self,
+        funding_id: int,
+        amount_micros: int,
+        metadata: dict[str, str],
+        success_url: str,
+        cancel_url: str,
+    ) -> stripe.checkout.Session:
+        return self._client.v1.checkout.sessions.create(
             {
                 "mode": "payment",
                 "client_reference_id": str(funding_id),
@@ -162,12 +191,15 @@ class StripeGateway:
             },
             {"idempotency_key": f"funding-{funding_id}"},
         )
-        return CheckoutSession(id=session.id, url=session.url or "")
 
     # --- connected accounts ---------------------------------------------------------------
 
     def create_express_account(self, *, annotator_id: int, email: str) -> ConnectedAccount:
-        account = self._client.v1.accounts.create(
+        with _asking_stripe("create a connected account"):
+            return _connected(self._new_account(annotator_id, email))
+
+    def _new_account(self, annotator_id: int, email: str) -> stripe.Account:
+        return self._client.v1.accounts.create(
             {
                 "type": "express",
                 "country": self.country,
@@ -177,21 +209,22 @@ class StripeGateway:
             },
             {"idempotency_key": f"express-account-{annotator_id}"},
         )
-        return _connected(account)
 
     def onboarding_link(self, account_id: str, *, return_url: str, refresh_url: str) -> str:
-        link = self._client.v1.account_links.create(
-            {
-                "account": account_id,
-                "type": "account_onboarding",
-                "return_url": return_url,
-                "refresh_url": refresh_url,
-            }
-        )
+        with _asking_stripe("create an onboarding link"):
+            link = self._client.v1.account_links.create(
+                {
+                    "account": account_id,
+                    "type": "account_onboarding",
+                    "return_url": return_url,
+                    "refresh_url": refresh_url,
+                }
+            )
         return str(link.url)
 
     def retrieve_account(self, account_id: str) -> ConnectedAccount:
-        return _connected(self._client.v1.accounts.retrieve(account_id))
+        with _asking_stripe("read a connected account"):
+            return _connected(self._client.v1.accounts.retrieve(account_id))
 
     # --- transfers ----------------------------------------------------------------------------
 

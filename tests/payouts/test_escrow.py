@@ -208,3 +208,11 @@ def test_spend_is_only_for_the_jobs_owner(
         ),
         404,
     )
+
+
+def test_deposits_need_an_activated_job(client: TestClient, client_account: Account) -> None:
+    job_id = draft_job(client, client_account, items=1)
+    refused = client.post(
+        f"/v1/jobs/{job_id}/deposits", json={"amount_micros": 5}, headers=client_account.headers
+    )
+    assert assert_problem(refused, 409)["type"] == "/problems/job-not-activated"

@@ -215,3 +215,31 @@ def test_admins_credit_clients_with_a_reason_and_nobody_else_can(
     [posting] = entries["postings"]
     assert (posting["actor_id"], posting["kind"], posting["amount"]) == (admin.id, "funding", "7.5")
     assert entries["balance_micros"] == 7_500_000
+
+
+def test_stripe_failing_is_a_503_and_leaves_nothing_behind(
+    stripe_client: TestClient,
+    stripe_db: Database,
+    stripe: FakeStripe,
+    client_account: Account,
+    annotator: Account,
+) -> None:
+    stripe.api_key = "sk_test_rotated"  # our key no longer works
+    try:
+        refused = stripe_client.post(
+            "/v1/fundings/checkout",
+            json={"amount_micros": 1_000_000, **URLS},
+            headers=client_account.headers,
+        )
+        assert "Stripe could not open a checkout session" in assert_problem(refused, 503)["detail"]
+        onboarding = stripe_client.post(
+            "/v1/payout-account/onboarding",
+            json={"return_url": "https://me.example/r", "refresh_url": "https://me.example/f"},
+            headers=annotator.headers,
+        )
+        assert_problem(onboarding, 503)
+    finally:
+        stripe.api_key = "sk_test_fake_tessera"
+    with stripe_db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(Funding)) == 1  # the test credit
+    assert_problem(stripe_client.get("/v1/payout-account", headers=annotator.headers), 404)
