@@ -121,13 +121,13 @@ def on_approved(
     fair-pay top-up follows if the annotator's effective hourly rate on the job is below the
     floor. Idempotent; approving a rejected assignment is an overturn. Call in the transaction
     that approves it."""
+    now = utcnow()
+    job = session.get_one(Job, assignment.job_id)
+    budget = escrow.open_budget(session, job, now)  # locked: the job's decisions queue here
     if _final(session, assignment.id):
         return Settled(assignment.id, 0, 0, 0, replayed=True)
     if ledger.entry_exists(session, reject_cause(assignment.id)):
         return on_overturned(session, assignment, actor_id=actor_id)
-    now = utcnow()
-    job = session.get_one(Job, assignment.job_id)
-    budget = escrow.open_budget(session, job, now)
     cur = budget.currency
     postings = ledger.postings_of(session, submit_cause(assignment.id))
     if not ledger.entry_exists(session, submit_cause(assignment.id)):
@@ -159,13 +159,13 @@ def on_rejected(session: Session, assignment: Assignment, *, actor_id: int | Non
     (where they fund the reopened slot; a closed job releases them to the client). Returns the
     amount returned to escrow. Idempotent; `EarningsFinal` (409) if it was already approved."""
     cause = reject_cause(assignment.id)
+    now = utcnow()
+    job = session.get_one(Job, assignment.job_id)
+    budget = escrow.open_budget(session, job, now)  # locked: the job's decisions queue here
     if ledger.entry_exists(session, cause):
         return 0
     if _final(session, assignment.id):
         raise EarningsFinal(f"Assignment {assignment.id} is approved; its pay is final")
-    now = utcnow()
-    job = session.get_one(Job, assignment.job_id)
-    budget = escrow.open_budget(session, job, now)
     reversal = ledger.Entry(
         cause,
         EntryKind.reversal,
@@ -193,13 +193,13 @@ def on_overturned(
     job's free escrow, topped up from the client's available balance when that is short (402
     if that is short too); then the fair-pay floor applies. Idempotent; overturning what was
     never rejected is an approval."""
+    now = utcnow()
+    job = session.get_one(Job, assignment.job_id)
+    budget = escrow.open_budget(session, job, now)  # locked: the job's decisions queue here
     if _final(session, assignment.id):
         return Settled(assignment.id, 0, 0, 0, replayed=True)
     if not ledger.entry_exists(session, reject_cause(assignment.id)):
         return on_approved(session, assignment, actor_id=actor_id)
-    now = utcnow()
-    job = session.get_one(Job, assignment.job_id)
-    budget = escrow.open_budget(session, job, now)
     cur = budget.currency
     reversed_ = ledger.postings_of(session, reject_cause(assignment.id))
     if reversed_:

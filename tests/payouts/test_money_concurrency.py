@@ -19,7 +19,7 @@ from app.core.errors import InsufficientFunds
 from app.core.settings import Settings
 from app.jobs import service as jobs
 from app.jobs import splitting
-from app.models import Assignment, Job, JobBudget, Payout
+from app.models import Assignment, Job, JobBudget, JobEarnings, Payout
 from app.models.money import EntryKind
 from payouts import earnings, ledger, payouts
 from tests.payouts.factories import assert_books_balance, balance, draft_job, work
@@ -149,4 +149,29 @@ def test_concurrent_approvals_on_one_job_keep_its_free_escrow_right(
         # each entry-tier assignment left half of its expert-priced slot (0.12 of 0.12 + 0.12)
         assert budget.free_micros == THREADS * 60_000
         assert ledger.balance(session, ledger.job_escrow(job_id, USD)) == THREADS * 60_000
+        assert_books_balance(session)
+
+
+@pytest.mark.postgresql
+def test_the_same_decision_delivered_by_many_threads_at_once_pays_once(
+    client: TestClient, db: Database, wide: Database, client_account: Account, annotator: Account
+) -> None:
+    job_id = draft_job(client, client_account, items=2, overlap={"min": 1})
+    assert client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers).is_success
+    approved, rejected = (work(client, db, annotator, job_id) for _ in range(2))
+    with wide.transaction() as session:
+        earnings.on_rejected(session, session.get_one(Assignment, rejected))
+
+    def decide(i: int) -> bool:
+        with wide.transaction() as session:
+            if i % 2:
+                return earnings.on_approved(session, session.get_one(Assignment, approved)).replayed
+            return earnings.on_overturned(session, session.get_one(Assignment, rejected)).replayed
+
+    replays = _together(8, decide)
+    assert sorted(replays) == [False, False] + [True] * 6, replays
+    with wide.read_session() as session:
+        assert ledger.balance(session, ledger.annotator_available(annotator.id, USD)) == 100_000
+        row = session.scalars(select(JobEarnings)).one()
+        assert (row.approved_assignments, row.earned_micros) == (2, 100_000)
         assert_books_balance(session)
