@@ -5,9 +5,11 @@ inside a send, after accepting the transfer and before the commit."""
 
 from __future__ import annotations
 
+import time
 from multiprocessing.connection import Connection
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from app.core.db import Database
 from app.core.settings import Settings
@@ -19,6 +21,7 @@ from workers.runner import JobRunner
 def run_round(settings: Settings, pipe: Connection) -> None:
     db = Database(settings)
     try:
+        _connect(db)
         pipe.send("start")
         with db.transaction() as session:
             payouts.run_batch(session)
@@ -37,3 +40,17 @@ def run_round(settings: Settings, pipe: Connection) -> None:
         pipe.send("done")
     finally:
         db.dispose()
+
+
+def _connect(db: Database, patience: float = 10.0) -> None:
+    """Wait for a connection: the PostgreSQL server may be shared and momentarily full."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
