@@ -10,6 +10,7 @@ import app.jobs.background  # jobs.import
 import app.quality.refits  # quality.refit_consensus, quality.refit_due
 import app.routing.background  # routing.sweep_leases
 import app.webhooks.background  # webhooks.*: fan-out, deliveries, progress, sweep, prune
+import payouts.background  # payouts.send, payouts.stripe_event, batches, reconciliation, release
 
 JOB_MODULES: tuple[ModuleType, ...] = (
     app.core.background,
@@ -17,4 +18,5 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     app.quality.refits,
     app.routing.background,
     app.webhooks.background,
+    payouts.background,
 )
