@@ -142,6 +142,27 @@ def post_entry(session: Session, entry: Entry, now: datetime) -> int | None:
         - {p.account for p in entry.postings if p.account.kind is AccountKind.external}
     )
     lock_accounts(session, debited)
+    entry_id = write_entry_rows(session, entry, now)
+    if entry_id is None or not debited:
+        return entry_id
+    after = balances(session, debited)
+    short = {key: value for key, value in after.items() if value < 0}
+    if short:
+        key, value = min(short.items())
+        raise InsufficientFunds(
+            f"{key} would fall to {format_micros(value)} {key.currency}",
+            account=str(key),
+            shortfall_micros=-value,
+            shortfall=format_micros(-value),
+        )
+    return entry_id
+
+
+def write_entry_rows(session: Session, entry: Entry, now: datetime) -> int | None:
+    """Write `entry`'s rows without locking or checking balances: `post_entry`'s writing, and
+    on its own for entries whose debits were reserved in advance (a submit's draw on its job's
+    escrow; `PG_ENTRY_CTES` are the same rows as SQL). Returns the entry id, or None when its
+    cause was posted before."""
     dialect = session.get_bind().dialect.name
     insert_entry = (pg_insert if dialect == "postgresql" else sqlite_insert)(LedgerEntry)
     entry_id = session.scalar(
@@ -175,17 +196,6 @@ def post_entry(session: Session, entry: Entry, now: datetime) -> int | None:
             for p in entry.postings
         ],
     )
-    if debited:
-        after = balances(session, debited)
-        short = {key: value for key, value in after.items() if value < 0}
-        if short:
-            key, value = min(short.items())
-            raise InsufficientFunds(
-                f"{key} would fall to {format_micros(value)} {key.currency}",
-                account=str(key),
-                shortfall_micros=-value,
-                shortfall=format_micros(-value),
-            )
     return int(entry_id)
 
 
@@ -368,8 +378,8 @@ def account_postings(
 #: folded into a larger statement as they are. A cause posted before inserts nothing (the
 #: postings select from the empty `entry`). No lock and no balance check: use it only for entries
 #: whose debits were reserved in advance (a submit's draw on its job's escrow).
-PG_POST_ENTRY = """
-WITH entry AS (
+PG_ENTRY_CTES = """
+entry AS (
     INSERT INTO ledger_entries (cause, kind, currency, job_id, assignment_id, actor_id, reason,
                                 created_at)
     VALUES (%(cause)s, %(kind)s, %(currency)s, %(job_id)s, %(assignment_id)s, %(actor_id)s,
@@ -382,9 +392,8 @@ WITH entry AS (
     FROM entry, unnest(%(account_kinds)s::text[], %(owner_ids)s::bigint[],
                        %(amounts)s::bigint[]) AS p(kind, owner_id, amount)
     RETURNING entry_id
-)
-SELECT count(*) FROM posted
-"""
+)"""
+PG_POST_ENTRY = f"WITH {PG_ENTRY_CTES}\nSELECT count(*) FROM posted\n"
 
 
 def pg_entry_params(entry: Entry, now: datetime) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from app.routing import eligibility, rules, service
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog
 from app.webhooks.hot_path import PendingEvent
+from payouts import earnings
+from payouts.pricing import PayTerms
 
 
 async def claim_next(
@@ -168,6 +170,18 @@ async def submit(
         complete = slot.status is TaskStatus.complete
         listening = await store.listening_types(job.client_id)
         gold_score = rules.mean_score(gold_scores)
+        earning = None
+        if state.currency is not None:
+            earning = earnings.submit_entry(
+                PayTerms.of(job),
+                tier=state.tier,
+                active_seconds=active,
+                gold_score=gold_score,
+                assignment_id=a.id,
+                annotator_id=annotator_id,
+                job_id=job.id,
+                currency=state.currency,
+            )
         answered = await store.record_submit(
             SubmitWrite(
                 assignment_id=a.id,
@@ -207,6 +221,7 @@ async def submit(
                 ]
                 if catalog.ASSIGNMENT_SUBMITTED in listening
                 else [],
+                earning=earning,
             )
         )
         if answered:
