@@ -7,12 +7,14 @@ from types import ModuleType
 
 import app.core.background  # outbox.prune, workers.prune_heartbeats
 import app.jobs.background  # jobs.import
+import app.quality.background  # quality.*: auto-approval, stats refresh
 import app.routing.background  # routing.sweep_leases
 import app.webhooks.background  # webhooks.*: fan-out, deliveries, progress, sweep, prune
 
 JOB_MODULES: tuple[ModuleType, ...] = (
     app.core.background,
     app.jobs.background,
+    app.quality.background,
     app.routing.background,
     app.webhooks.background,
 )

@@ -140,6 +140,8 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("webhooks.job_progress", every=timedelta(minutes=1)),
     Periodic("webhooks.sweep", every=timedelta(minutes=1)),
     Periodic("webhooks.prune", cron="23 * * * *"),
+    Periodic("quality.auto_approve", every=timedelta(minutes=10)),
+    Periodic("quality.refresh", every=timedelta(minutes=10)),
 )
 
 
