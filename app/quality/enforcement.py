@@ -62,8 +62,10 @@ def enforce(
     added: list[QualityAction] = []
     for result in refreshed:
         annotator_id = result.annotator_id
-        _reverse_removals_whose_ban_was_lifted(session, annotator_id, now)
-        removed = _jobs_with_removal_in_force(session, annotator_id)
+        # A removal reversed here has a window the refresh did not know yet: judge that job's
+        # gold again from the next refresh on.
+        lifted = _reverse_removals_whose_ban_was_lifted(session, annotator_id, now)
+        removed = _jobs_with_removal_in_force(session, annotator_id) | lifted
         banned = _jobs_banned_from(session, annotator_id, now)
         flagged = _fast_flagged_assignments(session, annotator_id)
         for job_id, work in sorted(result.jobs.items()):
@@ -74,12 +76,12 @@ def enforce(
                 )
                 if decision is not None:
                     added.append(_remove(session, annotator_id, job_id, decision, _gold(work), now))
-            if work.long_run is not None:
-                decision = rules.identical_run(work.long_run.length, t)
+            for run in work.long_runs:
+                decision = rules.identical_run(run.length, t)
                 if decision is not None:
                     evidence = {
-                        "first_answer_id": work.long_run.first_answer_id,
-                        "last_answer_id": work.long_run.last_answer_id,
+                        "first_answer_id": run.first_answer_id,
+                        "last_answer_id": run.last_answer_id,
                     }
                     added.append(
                         _record(session, annotator_id, job_id, None, decision, evidence, now)
@@ -416,7 +418,9 @@ def _propose_suspension(
 
 def _reverse_removals_whose_ban_was_lifted(
     session: Session, annotator_id: int, now: datetime
-) -> None:
+) -> set[int]:
+    """Reverse the removals whose ban was lifted by hand; returns their jobs."""
+    jobs = set()
     for action, ban in session.execute(
         select(QualityAction, JobBan)
         .join(JobBan, JobBan.id == QualityAction.ban_id)
@@ -428,6 +432,8 @@ def _reverse_removals_whose_ban_was_lifted(
         )
     ):
         _resolve(action, ActionStatus.reversed, ban.lifted_by_id, "The ban was lifted.", now)
+        jobs.add(ban.job_id)
+    return jobs
 
 
 def _jobs_with_removal_in_force(session: Session, annotator_id: int) -> set[int]:

@@ -113,7 +113,7 @@ def job_report(session: Session, job: Job) -> JobReport:
 def job_agreement(session: Session, job: Job) -> Agreement:
     """Percent agreement per control and overall: for each regular item with two or more
     answers, the share of pairs of answers that agree; the mean over those items (and over the
-    controls for the overall figure)."""
+    controls for the overall figure). Rejected work is left out, as exports leave it out."""
     answers = session.execute(
         select(Answer.item_id, Answer.value)
         .join(Item, Item.id == Answer.item_id)
@@ -121,7 +121,7 @@ def job_agreement(session: Session, job: Job) -> Agreement:
         .where(
             Answer.job_id == job.id,
             Item.is_gold.is_(False),
-            Assignment.status.in_(tracking.FINISHED),
+            Assignment.status.in_([AssignmentStatus.submitted, AssignmentStatus.approved]),
         )
         .order_by(Answer.item_id)
         .execution_options(yield_per=STREAM_ROWS)

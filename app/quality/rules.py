@@ -224,19 +224,18 @@ class LongRun:
     last_answer_id: int
 
 
-def first_long_run(keys: Sequence[tuple[int, str]], limit: int) -> tuple[LongRun | None, Run]:
-    """Over (answer id, answer key) pairs in order: the first `limit` identical answers in a
-    row, and the run that follows them (counting afresh, as after a flag); with no such run,
-    None and the run at the end. A run of 2L identical answers is two flags, one per call."""
+def long_runs(keys: Sequence[tuple[int, str]], limit: int) -> tuple[list[LongRun], Run]:
+    """Over (answer id, answer key) pairs in order: every `limit` identical answers in a row
+    (each one flag; the run then counts afresh, so 2L in a row are two flags), and the run at
+    the end. The same counting as `decide_at_submit`, over a whole history at once."""
+    found: list[LongRun] = []
     run = Run()
     for position, (answer_id, key) in enumerate(keys):
         run = run.then(key)
         if run.length >= limit:
-            rest = Run(key, 0)
-            for _, later in keys[position + 1 :]:
-                rest = rest.then(later)
-            return LongRun(limit, keys[position - limit + 1][0], answer_id), rest
-    return None, run
+            found.append(LongRun(limit, keys[position - limit + 1][0], answer_id))
+            run = Run(key, 0)
+    return found, run
 
 
 # --- the check at submit -------------------------------------------------------------------------

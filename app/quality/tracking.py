@@ -157,14 +157,14 @@ class JobWork:
     removal_window_after: int = 0  # answer id: the gold-accuracy window starts after it
     all_answers_run: rules.Run = field(default_factory=rules.Run)
     window_keys: list[tuple[int, str]] = field(default_factory=list)  # (answer id, answer key)
-    long_run: rules.LongRun | None = None  # to flag, within the identical-answers window
-    run: rules.Run = field(default_factory=rules.Run)  # the current run after it
+    long_runs: list[rules.LongRun] = field(default_factory=list)  # to flag, in the window
+    run: rules.Run = field(default_factory=rules.Run)  # the current run, as a submit counts it
     fast: list[FastSubmit] = field(default_factory=list)
     last_answer_id: int = 0
 
     def close(self, t: rules.Thresholds) -> None:
-        """After the last answer: find the run to flag in the window, and the run after it."""
-        self.long_run, self.run = rules.first_long_run(self.window_keys, t.identical_run_length)
+        """After the last answer: the runs to flag in the window, and the current run."""
+        self.long_runs, self.run = rules.long_runs(self.window_keys, t.identical_run_length)
 
 
 @dataclass

@@ -20,7 +20,11 @@ from workers.scheduler import PERIODIC, Scheduler
 
 
 def test_unreviewed_work_is_auto_approved_after_n_days_by_the_scheduler(
-    client: TestClient, client_account: Account, annotator: Account, db: Database, settings: Settings
+    client: TestClient,
+    client_account: Account,
+    annotator: Account,
+    db: Database,
+    settings: Settings,
 ) -> None:
     assert settings.quality_auto_approve_days == 3
     job_id = open_job(client, client_account, regular=3)

@@ -36,7 +36,9 @@ def evidence(**kinds: tuple[float, float]) -> Evidence:
         ({"gold": (8.0, 10.0), "agreement": (6.0, 10.0)}, 10.0, (5 + 8 + 3) / (10 + 10 + 5)),
     ],
 )
-def test_beta_smoothing(kinds: dict[str, tuple[float, float]], prior: float, expected: float) -> None:
+def test_beta_smoothing(
+    kinds: dict[str, tuple[float, float]], prior: float, expected: float
+) -> None:
     assert reputation.smoothed_reputation(evidence(**kinds), prior) == pytest.approx(expected)
 
 
@@ -44,7 +46,9 @@ def test_beta_smoothing(kinds: dict[str, tuple[float, float]], prior: float, exp
     ("age_days", "half_life_days", "weight"),
     [(0, 30, 1.0), (30, 30, 0.5), (60, 30, 0.25), (7, 7, 0.5), (-1, 30, 1.0)],
 )
-def test_decay_halves_every_half_life(age_days: float, half_life_days: float, weight: float) -> None:
+def test_decay_halves_every_half_life(
+    age_days: float, half_life_days: float, weight: float
+) -> None:
     assert reputation.decay(age_days * DAY, half_life_days) == pytest.approx(weight)
 
 
@@ -95,7 +99,8 @@ def test_what_the_next_tier_needs(
     if target is None:
         assert following is None
         return
-    assert following is not None and following.tier is target
+    assert following is not None
+    assert following.tier is target
     assert {n.what: n.met for n in following.needs} == met
     needed = dict(zip(("reputation", "tasks"), TIERS.needs(target), strict=True))
     assert {n.what: n.required for n in following.needs} == needed

@@ -138,7 +138,9 @@ def test_work_still_in_progress_cannot_be_reviewed(
     client: TestClient, client_account: Account, annotator: Account
 ) -> None:
     job_id = open_job(client, client_account, regular=1)
-    claimed = client.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers)
+    claimed = client.post(
+        "/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers
+    )
     [active] = claimed.json()["assignments"]
     body = assert_problem(
         approve(client, client_account, job_id, [active["id"]]), 409, "assignment-not-submitted"
@@ -244,7 +246,10 @@ def test_approving_rejected_work_settles_its_open_appeal_and_counts_it_again(
     )
     approve(client, client_account, job_id, [task["id"]], reason="you were right")
     [appeal] = client.get("/v1/annotator/appeals", headers=annotator.headers).json()
-    assert (appeal["status"], appeal["resolution"]) == ("overturned", "The client approved the work.")
+    assert (appeal["status"], appeal["resolution"]) == (
+        "overturned",
+        "The client approved the work.",
+    )
     with db.read_session() as session:
         task_row = session.scalars(select(Task)).one()
     assert (task_row.status, task_row.done_count) == (TaskStatus.complete, 1)

@@ -42,7 +42,8 @@ def test_gold_removal_after_n_gold_answers_below_the_accuracy(
             "gold_accuracy": round(score_sum / gold_answers, 4),
             "gold_answers": gold_answers,
         }
-        assert "60%" in decision.reason and f"{gold_answers} answers" in decision.reason
+        assert "60%" in decision.reason
+        assert f"{gold_answers} answers" in decision.reason
 
 
 @pytest.mark.parametrize(
@@ -104,8 +105,14 @@ def test_job_overrides_replace_the_defaults_and_the_clients_floor_wins() -> None
     )
     assert (job.removal_gold_accuracy, job.speed_floor_seconds) == (0.9, 4.0)
     assert job.identical_run_length == platform.identical_run_length
-    assert platform.for_job(speed_floor_seconds=7.0, derived_floor_seconds=4.0).speed_floor_seconds == 7.0
-    assert platform.for_job(speed_floor_seconds=0.0, derived_floor_seconds=4.0).speed_floor_seconds == 0.0
+    assert (
+        platform.for_job(speed_floor_seconds=7.0, derived_floor_seconds=4.0).speed_floor_seconds
+        == 7.0
+    )
+    assert (
+        platform.for_job(speed_floor_seconds=0.0, derived_floor_seconds=4.0).speed_floor_seconds
+        == 0.0
+    )
 
 
 def test_answers_equal_in_any_label_order_have_one_key() -> None:
@@ -117,26 +124,36 @@ def test_answers_equal_in_any_label_order_have_one_key() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sequence", "expected"),
+    ("sequence", "spans", "run"),
     [
-        ("aabbb", (None, Run("b", 3))),
-        ("abbbbb", ((2, 6), Run("b", 0))),  # five b's: flagged, the run starts afresh
-        ("bbbbbbbc", ((1, 5), Run("c", 1))),  # the flag covers five; two more, then c
-        ("bbbbbbbbbb", ((1, 5), Run("b", 5))),  # ten: the next call flags the next five
+        ("aabbb", [], Run("b", 3)),
+        ("abbbbb", [(2, 6)], Run("b", 0)),  # five b's: flagged, the run starts afresh
+        ("bbbbbbbc", [(1, 5)], Run("c", 1)),  # the flag covers five; two more, then c
+        ("bbbbbbbbbbb", [(1, 5), (6, 10)], Run("b", 1)),  # eleven: two flags
+        ("aaaabaaaab", [], Run("b", 1)),  # runs of four never reach five
     ],
 )
-def test_first_long_run_and_what_follows(
-    sequence: str, expected: tuple[tuple[int, int] | None, Run]
-) -> None:
+def test_long_runs_in_a_history(sequence: str, spans: list[tuple[int, int]], run: Run) -> None:
     keys = [(i + 1, key) for i, key in enumerate(sequence)]
-    long_run, rest = rules.first_long_run(keys, 5)
-    span, run = expected
-    assert rest == run
-    if span is None:
-        assert long_run is None
-    else:
-        assert long_run is not None
-        assert (long_run.first_answer_id, long_run.last_answer_id, long_run.length) == (*span, 5)
+    found, current = rules.long_runs(keys, 5)
+    assert [(r.first_answer_id, r.last_answer_id, r.length) for r in found] == [
+        (*span, 5) for span in spans
+    ]
+    assert current == run
+
+
+def test_the_history_counts_runs_as_submits_do() -> None:
+    """`long_runs` over a history flags where `decide_at_submit` flags, submit by submit."""
+    sequence = "aaaaaaabbbbbbbbbbbbaaccccc"
+    counts = RunningCounts()
+    at_submit = []
+    for position, key in enumerate(sequence, start=1):
+        verdict = rules.decide_at_submit(SubmitNumbers(30.0, (), (key,)), counts, T)
+        counts = verdict.counts
+        at_submit += [position for d in verdict.decisions]
+    found, run = rules.long_runs([(i + 1, k) for i, k in enumerate(sequence)], 5)
+    assert at_submit == [r.last_answer_id for r in found] == [5, 12, 17, 26]
+    assert run == counts.run
 
 
 def test_decide_at_submit_over_a_sequence_of_submits() -> None:

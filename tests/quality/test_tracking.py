@@ -17,7 +17,7 @@ from app.core.background import enqueue
 from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.settings import Settings
-from app.models import AnnotatorProfile, AnnotatorStats, StatsScope, Tier
+from app.models import AnnotatorProfile, AnnotatorStats, Tier
 from app.quality import tracking
 from tests.quality.factories import GOLD_LABEL, do_tasks, open_job, refresh
 from tests.support import Account
@@ -41,7 +41,9 @@ def crowd(
     three annotators: X careful (gold right, 30 s a task), Y (gold wrong, 30 s), Z (the odd
     one out on every item, 5 s a task); X also does two tasks of a job without skills."""
     skill = client.post(
-        "/v1/admin/skills", json={"slug": "sentiment-en", "name": "Sentiment"}, headers=admin.headers
+        "/v1/admin/skills",
+        json={"slug": "sentiment-en", "name": "Sentiment"},
+        headers=admin.headers,
     )
     assert skill.status_code == 201, skill.text
     x, y, z = (make_account("annotator") for _ in range(3))
@@ -99,8 +101,12 @@ def test_figures_per_job_per_skill_and_overall(
     refresh(db, settings, x, y, z)
 
     sx, sy, sz = stats(db, x), stats(db, y), stats(db, z)
-    assert set(sx) == {("overall", ""), ("job", str(job)), ("job", str(crowd["other_job"])),
-                       ("skill", "sentiment-en")}
+    assert set(sx) == {
+        ("overall", ""),
+        ("job", str(job)),
+        ("job", str(crowd["other_job"])),
+        ("skill", "sentiment-en"),
+    }
     on_job = sx[("job", str(job))]
     assert (on_job.tasks, on_job.gold_answers, on_job.gold_accuracy) == (7, 3, 1.0)
     assert (on_job.consensus_answers, on_job.agreement) == (4, 1.0)  # X sided with Y on each
@@ -140,12 +146,14 @@ def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
         assert answer.status_code == 200, answer.text
         return bool(answer.json()["eligible"])
 
-    assert not eligible(x) and not eligible(y)  # neutral 0.5 for both before any refresh
+    assert not eligible(x)
+    assert not eligible(y)
     refresh(db, settings, x, y)
     with db.read_session() as session:
         profiles = {p.user_id: p for p in session.scalars(select(AnnotatorProfile))}
     assert profiles[x.id].reputation > 0.55 > profiles[y.id].reputation
-    assert eligible(x) and not eligible(y)
+    assert eligible(x)
+    assert not eligible(y)
 
     override = client.put(
         f"/v1/admin/annotators/{y.id}/reputation-override",
@@ -169,7 +177,8 @@ def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
     assert not eligible(y)
     evidence = client.get(f"/v1/admin/annotators/{y.id}/quality", headers=admin.headers).json()
     [kept] = evidence["overrides"]
-    assert kept["cleared_by_id"] == admin.id and kept["reason"] == "verified offline by the client"
+    assert kept["cleared_by_id"] == admin.id
+    assert kept["reason"] == "verified offline by the client"
 
 
 def test_who_is_refreshed_and_when(
@@ -226,9 +235,7 @@ def test_stats_refresh_on_demand_reports_on_a_run(
     assert {s["scope"] for s in one.json()["stats"]} == {"overall", "job", "skill"}
 
 
-def test_a_new_annotator_starts_neutral_at_entry(
-    client: TestClient, annotator: Account
-) -> None:
+def test_a_new_annotator_starts_neutral_at_entry(client: TestClient, annotator: Account) -> None:
     mine = client.get("/v1/annotator/quality", headers=annotator.headers)
     assert mine.status_code == 200, mine.text
     body = mine.json()
