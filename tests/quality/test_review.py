@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -253,3 +254,32 @@ def test_approving_rejected_work_settles_its_open_appeal_and_counts_it_again(
     with db.read_session() as session:
         task_row = session.scalars(select(Task)).one()
     assert (task_row.status, task_row.done_count) == (TaskStatus.complete, 1)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "slugs"),
+    [
+        ("post", "/v1/quality/jobs/{job_id}/approve", {"not-found", "assignment-not-submitted"}),
+        (
+            "post",
+            "/v1/quality/jobs/{job_id}/reject",
+            {"not-found", "assignment-not-submitted", "assignment-already-approved"},
+        ),
+        ("post", "/v1/annotator/appeals", {"not-found", "nothing-to-appeal", "appeal-exists"}),
+        ("post", "/v1/admin/appeals/{appeal_id}/resolve", {"appeal-resolved", "validation-failed"}),
+        ("post", "/v1/admin/quality/actions/{action_id}/confirm", {"action-not-open"}),
+        ("post", "/v1/admin/quality/actions/{action_id}/reverse", {"action-not-open"}),
+    ],
+)
+def test_each_endpoint_lists_its_problem_types(
+    app: FastAPI, method: str, path: str, slugs: set[str]
+) -> None:
+    responses = app.openapi()["paths"][path][method]["responses"]
+    declared = {
+        slug
+        for response in responses.values()
+        for slug in response.get("content", {})
+        .get("application/problem+json", {})
+        .get("examples", {})
+    }
+    assert slugs <= declared
