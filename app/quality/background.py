@@ -4,7 +4,7 @@
   `TESSERA_QUALITY_AUTO_APPROVE_DAYS`, 1,000 assignments a run, re-enqueuing itself while more
   are due.
 - `quality.refresh` (every 10 minutes): recomputes the figures of annotators whose figures are
-  out of date (`tracking.due_annotators`), 200 a run in annotator id order, then applies the
+  out of date (`tracking.due_annotators`), 100 a run in annotator id order, then applies the
   rules (`enforcement.enforce`); it re-enqueues itself after the last annotator it did while a
   run is full, so one tick walks every due annotator once.
 - `quality.refresh_all` (on demand, an admin's `POST /v1/admin/quality/refresh`): the same for
@@ -33,7 +33,7 @@ from app.runs import service as runs
 AUTO_APPROVE_JOB: Final = "quality.auto_approve"
 REFRESH_JOB: Final = "quality.refresh"
 REFRESH_ALL_JOB: Final = "quality.refresh_all"
-REFRESH_BATCH: Final = 200
+REFRESH_BATCH: Final = 100
 REFRESH_LOCK_KEY: Final = 0x7E55_0A11_7700  # "tessera quality refresh"; any fixed bigint
 
 

@@ -353,8 +353,7 @@ def _record(
         ban_id=ban_id,
         created_at=now,
     )
-    session.add(action)
-    session.flush()
+    session.add(action)  # flushed with the rest (queries autoflush)
     return action
 
 
