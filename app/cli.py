@@ -354,6 +354,73 @@ def export_command(
         db.dispose()
 
 
+@cli.command("aggregate")
+def aggregate_command(
+    labels: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV/TSV: item, annotator, label")
+    ],
+    method: Annotated[
+        str, typer.Option(help="majority_vote, weighted_vote, dawid_skene, calibrated_dawid_skene")
+    ] = "calibrated_dawid_skene",
+    gold: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="CSV: item, label")
+    ] = None,
+    skills: Annotated[bool, typer.Option(help="Print the annotator skill table to stderr")] = False,
+    skills_file: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write the annotator skill table here")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the tie-break")] = 0,
+) -> None:
+    """Aggregate labels collected anywhere (Tessera, MTurk, Toloka exports): writes
+    item,label,confidence to stdout. With --gold, gold items are clamped to their answers and
+    the consensus is scored on them by cross-fitting."""
+    from app.quality import offline
+    from app.quality.methods import Method
+
+    try:
+        chosen = Method(method)
+    except ValueError:
+        err.print(f"[red]Unknown method {method!r}; one of {', '.join(Method)}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        answers = offline.read_labels(labels)
+        known = offline.read_gold(gold) if gold is not None else None
+    except (offline.LabelFileError, UnicodeDecodeError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    result = offline.aggregate_labels(answers, chosen, known, seed)
+    offline.write_consensus(result, sys.stdout)
+    votes = result.votes
+    skipped = [
+        f"{n:,} {what}"
+        for n, what in (
+            (answers.empty, "incomplete rows"),
+            (answers.rejected, "rejected answers"),
+            (answers.repeated, "repeated answers (the last kept)"),
+        )
+        if n
+    ]
+    typer.echo(
+        f"{votes.n_items:,} items, {votes.n_annotators:,} annotators, {votes.size:,} answers"
+        + (f"; skipped {', '.join(skipped)}" if skipped else "")
+        + f"; method {result.method}"
+        + (f" (fallback from {chosen})" if result.method != chosen else ""),
+        err=True,
+    )
+    if result.gold_score is not None:
+        score = result.gold_score
+        typer.echo(
+            f"accuracy on gold {100 * score.accuracy:.2f}% over {score.n:,} items "
+            f"(each predicted with the other folds' gold given), ECE {score.ece:.4f}",
+            err=True,
+        )
+    if skills:
+        offline.write_skills(result, sys.stderr)
+    if skills_file is not None:
+        with skills_file.open("w", newline="") as file:
+            offline.write_skills(result, file)
+
+
 def main() -> None:
     cli()
 

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.accounts.endpoints import router as accounts_router
-from app.core.db import AsyncPool, Database, open_async_pool
+from app.core.db import Database
 from app.core.errors import add_problem_schema, install_error_handlers
 from app.core.observability import Metrics, RequestContextMiddleware
 from app.core.settings import Settings, load_settings
@@ -22,6 +22,8 @@ from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
 from app.quality.endpoints import router as quality_router
 from app.routing.endpoints import router as routing_router
+from app.routing.store import Workplace
+from app.routing.work import open_workplace
 from app.runs.endpoints import router as runs_router
 from app.webhooks.endpoints import events as webhook_events
 from app.webhooks.endpoints import router as webhooks_router
@@ -40,21 +42,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     db = database or Database(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AsyncPool | None]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Workplace]]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        # The hot path's pool (PostgreSQL), bound to this event loop: it reaches the requests
-        # served in this lifespan through their `request.state`.
-        async_pool = await open_async_pool(settings)
+        # The hot path's database access (on PostgreSQL a pool bound to this event loop): it
+        # reaches the requests served in this lifespan through their `request.state`.
+        workplace = await open_workplace(settings, db)
         # Objects alive after start-up live for good: keep them out of the collector's scans,
         # and collect young objects less often (each request allocates thousands).
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         try:
-            yield {"async_pool": async_pool}
+            yield {"workplace": workplace}
         finally:
-            if async_pool is not None:
-                await async_pool.close()
+            await workplace.close()
             if database is None:
                 db.dispose()
 

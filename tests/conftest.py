@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hypothesis
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -19,13 +20,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import make_url, text
 
 from app.accounts import service as accounts
-from app.core import clock
+from app.core import caches, clock
 from app.core.db import Database
 from app.core.schema import upgrade_to_head
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import Base, Role
 from tests.support import Account
+
+# Property tests state behaviour, not speed (speed is measured in bench/): no per-example
+# deadline, which a loaded CI machine would turn into flaky failures.
+hypothesis.settings.register_profile("tessera", deadline=None)
+hypothesis.settings.load_profile("tessera")
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tessera_test"
 TEST_SECRET = "test-secret-key-" + "x" * 32
@@ -123,6 +129,14 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
 def _real_clock() -> Iterator[None]:
     yield
     clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _empty_caches() -> Iterator[None]:
+    """Per-process caches never carry one test's jobs, verdicts or tokens into the next (ids
+    are reused once tables are emptied)."""
+    yield
+    caches.clear_all()
 
 
 @pytest.fixture

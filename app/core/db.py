@@ -24,7 +24,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from app.core.settings import Settings
 
@@ -144,6 +144,43 @@ async def open_async_pool(settings: Settings) -> AsyncPool | None:
 async def _configure_async(conn: AsyncConnection[tuple[Any, ...]]) -> None:
     set_json_loads(orjson.loads, conn)
     set_json_dumps(orjson.dumps, conn)
+
+
+# --- a forgotten commit cannot hide ------------------------------------------------------------
+
+UNFINISHED_WRITES = "tessera.unfinished_writes"
+
+
+class UncommittedWork(RuntimeError):
+    """A unit of work wrote and then ended without a commit or a rollback: a bug (its writes
+    would vanish silently when the session closes)."""
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: object) -> None:
+    session.info[UNFINISHED_WRITES] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[UNFINISHED_WRITES] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _finished(session: Session) -> None:
+    session.info.pop(UNFINISHED_WRITES, None)
+
+
+def check_finished(session: Session) -> None:
+    """Raise `UncommittedWork` when the session wrote since its last commit or rollback. Called
+    where a unit of work ends normally (the request's session after its endpoint returned)."""
+    if session.info.get(UNFINISHED_WRITES) or session.new or session.dirty or session.deleted:
+        raise UncommittedWork(
+            "The unit of work wrote without committing or rolling back: its changes would be "
+            "lost. Commit once where the unit of work ends (the endpoint or the actor)."
+        )
 
 
 def rowcount(result: Result[Any]) -> int:

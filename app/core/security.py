@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Depends, Request
-from psycopg import AsyncConnection
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
+from app.core import caches
 from app.core.clock import utcnow
-from app.core.db import READ_ONLY, AsyncPool, Database
+from app.core.db import READ_ONLY, Database, check_finished
 from app.core.errors import AccountSuspended, Forbidden, Unauthorized
 from app.models.accounts import ApiToken, Role, User, UserStatus
 
@@ -83,13 +81,22 @@ def get_session(
 ) -> Iterator[Session]:
     """The request's one session, shared by authentication and the endpoint: read-only for GET
     and HEAD (on SQLite those never take the write lock), a write session otherwise. The
-    endpoint commits once; anything uncommitted rolls back."""
+    endpoint commits once; anything uncommitted rolls back (see `finished_session`)."""
     make = db.read_session if request.method in ("GET", "HEAD") else db.session
     with make() as session:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+def finished_session(session: Annotated[Session, Depends(get_session)]) -> Iterator[Session]:
+    """The request's session, checked as soon as the endpoint returns (before the response is
+    sent: a function-scoped dependency): writes neither committed nor rolled back are a bug
+    that fails the request with a 500 (`UncommittedWork`) instead of vanishing while the client
+    is told all went well."""
+    yield session
+    check_finished(session)
+
+
+DbSession = Annotated[Session, Depends(finished_session, scope="function")]
 ReadSession = DbSession  # the same session; the name says the endpoint only reads
 
 
@@ -152,7 +159,7 @@ def _check_role(role: Role, allowed: frozenset[Role]) -> None:
         raise Forbidden(f"This endpoint is for {names} accounts only")
 
 
-def _last_use_is_stale(last_used_at: datetime | None) -> bool:
+def last_use_is_stale(last_used_at: datetime | None) -> bool:
     return last_used_at is None or utcnow() - last_used_at > LAST_USED_RESOLUTION
 
 
@@ -185,7 +192,7 @@ def authenticate_request(request: Request, session: Session, db: Database) -> Pr
         raise Unauthorized(NO_TOKEN)
     principal = authenticate(session, secret)
     token = session.get(ApiToken, principal.token_id)
-    if token is None or _last_use_is_stale(token.last_used_at):
+    if token is None or last_use_is_stale(token.last_used_at):
         if session.get_bind().get_execution_options().get(READ_ONLY):
             with db.transaction() as writer:
                 touch_token(writer, principal.token_id)
@@ -213,123 +220,85 @@ ClientPrincipal = Annotated[Principal, Depends(require_role(Role.client, Role.ad
 AnnotatorPrincipal = Annotated[Principal, Depends(require_role(Role.annotator))]
 
 
-# --- the hot path's caller, on an async connection --------------------------------------------
+# --- the hot path's caller, without an ORM session ----------------------------------------------
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling an endpoint of the async hot path (no ORM objects there)."""
+    """Who is calling an endpoint of the hot path (no ORM objects there)."""
 
     id: int
     role: Role
     token_id: int
 
 
-_CALLER = """
-SELECT t.id, t.revoked_at, t.expires_at, t.last_used_at, u.id, u.role, u.status,
-       u.suspended_reason
-FROM api_tokens t JOIN users u ON u.id = t.user_id
-WHERE t.secret_hash = %s
-"""
-_TOUCH = """
-UPDATE api_tokens SET last_used_at = %(now)s
-WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < %(stale)s)
-"""
+@dataclass(frozen=True)
+class KnownToken:
+    """What an API token's secret resolves to, as kept in `caches.tokens`."""
+
+    token_id: int
+    revoked_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    user_id: int
+    role: Role
+    status: UserStatus
+    suspended_reason: str | None
+
+    def __post_init__(self) -> None:  # raw SQL reads the enums as strings
+        object.__setattr__(self, "role", Role(self.role))
+        object.__setattr__(self, "status", UserStatus(self.status))
 
 
-async def authenticate_caller(
-    conn: AsyncConnection[tuple[Any, ...]], request: Request, *roles: Role
-) -> Caller:
-    """`authenticate_request` and the role check for the async hot path, on the request's own
-    connection. What a token resolves to is kept for `TESSERA_AUTH_CACHE_SECONDS`: revoking a
-    token or suspending an account through this process takes effect at once (a session
-    event drops the entries), through another process within that time."""
+# A token's reader on one database: the token (None when unknown), its last use recorded when
+# stale (at one-minute resolution, so the hot path rarely writes).
+TokenReader = Callable[[str], Awaitable[KnownToken | None]]
+
+
+def read_token(db: Database, secret_hash: str) -> KnownToken | None:
+    """The `TokenReader` over sessions (on a worker thread): read in a read-only session,
+    last use recorded in a short transaction of its own only when stale."""
+    with db.read_session() as session:
+        row = session.execute(
+            select(
+                ApiToken.id.label("token_id"),
+                ApiToken.revoked_at,
+                ApiToken.expires_at,
+                ApiToken.last_used_at,
+                User.id.label("user_id"),
+                User.role,
+                User.status,
+                User.suspended_reason,
+            )
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.secret_hash == secret_hash)
+        ).first()
+    if row is None:
+        return None
+    known = KnownToken(**row._asdict())
+    if last_use_is_stale(known.last_used_at):
+        with db.transaction() as writer:
+            touch_token(writer, known.token_id)
+    return known
+
+
+async def authenticate_caller(request: Request, read: TokenReader, *roles: Role) -> Caller:
+    """`authenticate_request` and the role check for the hot path, with `read` on a cache
+    miss. What a token resolves to is kept for `TESSERA_AUTH_CACHE_SECONDS` (see
+    `app.core.caches`): revoking a token or suspending an account through this process takes
+    effect at once, through another process within that time."""
     secret = bearer_secret(request)
     if secret is None:
         raise Unauthorized(NO_TOKEN)
     key = hash_secret(secret)
     ttl: float = request.app.state.settings.auth_cache_seconds
-    row = _known_token(key, ttl)
-    if row is None:
-        cursor = await conn.execute(_CALLER, (key,))
-        row = await cursor.fetchone()
-        if row is None:
+    known: KnownToken | None = caches.tokens.get(key, ttl)
+    if known is None:
+        read_at = time.monotonic()
+        known = await read(key)
+        if known is None:
             raise Unauthorized("Unknown or malformed API token")
-        if _last_use_is_stale(row[3]):
-            now = utcnow()
-            await conn.execute(
-                _TOUCH, {"now": now, "id": row[0], "stale": now - LAST_USED_RESOLUTION}
-            )
-        if ttl > 0:
-            with _known_lock:
-                if len(_known) >= MAX_KNOWN_TOKENS:
-                    _known.clear()
-                _known[key] = (time.monotonic(), row)
-    token_id, revoked_at, expires_at, _, user_id, role, status, reason = row
-    _check_token(revoked_at, expires_at, UserStatus(status), reason)
-    caller = Caller(id=user_id, role=Role(role), token_id=token_id)
-    _check_role(caller.role, frozenset(roles))
-    return caller
-
-
-MAX_KNOWN_TOKENS = 100_000
-_known: dict[str, tuple[float, tuple[Any, ...]]] = {}  # secret hash -> (read at, _CALLER row)
-_known_lock = threading.Lock()
-
-
-def _known_token(key: str, ttl: float) -> tuple[Any, ...] | None:
-    with _known_lock:
-        hit = _known.get(key)
-    if hit is not None and 0 <= time.monotonic() - hit[0] < ttl:
-        return hit[1]
-    return None
-
-
-@event.listens_for(Session, "after_flush")
-def _forget_changed_tokens(session: Session, _context: object) -> None:
-    """A token or account written through this process is read again on its next use."""
-    tokens = {o.secret_hash for o in session.dirty if isinstance(o, ApiToken)}
-    users = {o.id for o in session.dirty if isinstance(o, User)}
-    if tokens or users:
-        with _known_lock:
-            for key in [k for k, (_, row) in _known.items() if k in tokens or row[4] in users]:
-                del _known[key]
-
-
-@dataclass(frozen=True)
-class HotWork:
-    """What an endpoint of the hot path works with: the caller and, on PostgreSQL, the
-    request's async connection, in autocommit mode: the endpoint opens a transaction where it
-    needs one (None on SQLite, where the endpoint runs the sync service on a thread)."""
-
-    caller: Caller
-    conn: AsyncConnection[tuple[Any, ...]] | None
-
-
-def hot_work(*roles: Role) -> Callable[[Request], AsyncIterator[HotWork]]:
-    """A dependency authenticating the caller of a hot-path endpoint (401/403 as everywhere)
-    and lending it a pooled connection for the request."""
-
-    async def work(request: Request) -> AsyncIterator[HotWork]:
-        pool: AsyncPool | None = getattr(request.state, "async_pool", None)
-        if pool is None:
-            db = get_database(request)
-            if db.dialect != "sqlite":
-                raise RuntimeError("The hot path's pool is opened by the app's lifespan")
-            caller = await run_in_threadpool(_caller_on_thread, request, db, roles)
-            yield HotWork(caller, None)
-            return
-        async with pool.connection() as conn:
-            yield HotWork(await authenticate_caller(conn, request, *roles), conn)
-
-    return work
-
-
-def _caller_on_thread(request: Request, db: Database, roles: tuple[Role, ...]) -> Caller:
-    with db.read_session() as session:
-        principal = authenticate_request(request, session, db)
-    _check_role(principal.role, frozenset(roles))
-    return Caller(principal.id, principal.role, principal.token_id)
-
-
-AnnotatorWork = Annotated[HotWork, Depends(hot_work(Role.annotator))]
+        caches.tokens.put(key, known, read_at)
+    _check_token(known.revoked_at, known.expires_at, known.status, known.suspended_reason)
+    _check_role(known.role, frozenset(roles))
+    return Caller(id=known.user_id, role=known.role, token_id=known.token_id)

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # resolves to. Revoking or suspending through this process counts at once; through another
     # process within this time. 0 reads the token on every call.
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # How long the submit path reuses a job's fitted consensus model (a refit through this
+    # process is seen at once, through another within this time).
+    consensus_fit_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     # Client webhooks: each attempt's timeout, the retry schedule (exponential from the base,
     # capped, with jitter, for the window; then dead-lettered), when a failing endpoint is

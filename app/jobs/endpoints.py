@@ -32,7 +32,9 @@ from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
 from app.jobs import background, export, importing, progress, schemas, service, splitting
-from app.models.jobs import JobStatus
+from app.models.jobs import ConsensusFit, JobStatus
+from app.quality import refits
+from app.runs import service as runs
 from app.webhooks import service as webhooks
 from qualification_tests import annotators as bans
 from qualification_tests import schemas as qualification_schemas
@@ -327,6 +329,41 @@ def _report(result: importing.ImportResult) -> schemas.ImportReport:
         errors_truncated=result.errors_truncated,
         tasks_created=result.tasks_created,
     )
+
+
+@router.get("/{job_id}/consensus", response_model=schemas.ConsensusOut)
+def job_consensus(
+    job_id: int, client: ClientPrincipal, session: ReadSession
+) -> schemas.ConsensusOut:
+    """The job's consensus method and its estimator's last fit."""
+    job = service.get_job(session, client, job_id)
+    fit = session.get(ConsensusFit, job.id)
+    return schemas.ConsensusOut(
+        method=job.consensus_method,
+        fit=None
+        if fit is None
+        else schemas.ConsensusFitOut.model_validate(fit, from_attributes=True),
+    )
+
+
+@router.post(
+    "/{job_id}/consensus/refit",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=schemas.RunAccepted,
+)
+def refit_job_consensus(
+    job_id: int, client: ClientPrincipal, session: DbSession, response: Response
+) -> schemas.RunAccepted:
+    """Refit the job's estimator over all its answers now (it also runs while answers come in
+    and when the job completes): every completed item's consensus is recomputed. A background
+    run; follow `status_url`."""
+    job = service.get_job(session, client, job_id)
+    run = runs.create_run(session, kind="consensus_refit", owner_id=client.id)
+    refits.request_refit(session, job.id, run_id=run.id)
+    session.commit()
+    accepted = schemas.RunAccepted(run_id=run.id, status_url=f"/v1/runs/{run.id}")
+    response.headers["Location"] = accepted.status_url
+    return accepted
 
 
 @router.get("/{job_id}/progress", response_model=schemas.Progress)

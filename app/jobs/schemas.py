@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from app.core.money import format_micros
 from app.models.jobs import JobStatus, PricingMode, TaskOrder, Tier
+from app.quality.methods import Method
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 SkillSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -60,7 +61,19 @@ class _JobSettings(BaseModel):
     lease_seconds: int | None = Field(default=None, ge=30, le=86_400)
     max_tasks_per_annotator: int | None = Field(default=None, ge=1)
     deadline: datetime | None = None
-    confidence_threshold: float | None = Field(default=None, ge=0, le=1)
+    confidence_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Dynamic overlap: a task whose least confident item is below this after "
+        "overlap.min answers gets one more answer at a time, up to overlap.max",
+    )
+    consensus_method: Method | None = Field(
+        default=None,
+        description="How answers become a consensus: majority_vote, weighted_vote, dawid_skene "
+        "or calibrated_dawid_skene (the default; see the README's aggregation benchmark). "
+        "Changing it on a running job refits the job's consensus.",
+    )
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     task_order: TaskOrder | None = None
     instant_feedback: bool | None = None
@@ -107,6 +120,7 @@ class JobOut(BaseModel):
     max_tasks_per_annotator: int | None
     deadline: datetime | None
     confidence_threshold: float | None
+    consensus_method: Method
     priority: int
     task_order: TaskOrder
     instant_feedback: bool
@@ -139,6 +153,7 @@ class JobOut(BaseModel):
             max_tasks_per_annotator=job.max_tasks_per_annotator,
             deadline=job.deadline,
             confidence_threshold=job.confidence_threshold,
+            consensus_method=job.consensus_method,
             priority=job.priority,
             task_order=job.task_order,
             instant_feedback=job.instant_feedback,
@@ -175,6 +190,29 @@ class ImportReport(BaseModel):
 class ImportAccepted(BaseModel):
     run_id: int
     status_url: str
+
+
+class RunAccepted(BaseModel):
+    """Work queued as a background run: follow `status_url`."""
+
+    run_id: int
+    status_url: str
+
+
+class ConsensusFitOut(BaseModel):
+    method: str
+    version: int
+    answers: int = Field(description="answers the fit saw")
+    items: int = Field(description="items whose consensus it wrote")
+    fitted_at: datetime
+
+
+class ConsensusOut(BaseModel):
+    """How the job's answers become a consensus: its method and its estimator's last fit (the
+    model each submit's online consensus holds fixed; none before the first refit)."""
+
+    method: str
+    fit: ConsensusFitOut | None
 
 
 ExportFormat = Literal["jsonl", "csv", "label-studio", "coco"]

@@ -23,6 +23,8 @@ from app.jobs import schemas
 from app.label_schema import LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
+from app.quality import refits
+from app.quality.methods import DEFAULT_METHOD
 from app.webhooks import service as webhooks
 from qualification_tests import skills as qualification_skills
 
@@ -84,6 +86,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         max_tasks_per_annotator=body.max_tasks_per_annotator,
         deadline=body.deadline,
         confidence_threshold=body.confidence_threshold,
+        consensus_method=(body.consensus_method or DEFAULT_METHOD).value,
         priority=body.priority or 0,
         task_order=body.task_order or TaskOrder.near_completion,
         instant_feedback=bool(body.instant_feedback),
@@ -148,6 +151,10 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
                 errors=[{"pointer": "#/overlap/min", "detail": "frozen after activation"}],
             )
         job.overlap_min, job.overlap_max = body.overlap.min, body.overlap.max
+    if body.consensus_method is not None and body.consensus_method != job.consensus_method:
+        job.consensus_method = body.consensus_method.value
+        if job.status is not JobStatus.draft:
+            refits.request_refit(session, job.id)  # its consensus so far, by the new method
     if body.required_skills is not None:
         job.required_skills = [r.model_dump() for r in body.required_skills]
         qualification_skills.check_required_skills(session, job.required_skills)
@@ -219,5 +226,7 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
     job.status = target
     job.updated_at = utcnow()
     session.flush()
+    if target is JobStatus.completed:
+        refits.request_refit(session, job.id)  # the final consensus, fitted over every answer
     webhooks.job_status_changed(session, job, action, by)
     return job

@@ -1,33 +1,24 @@
 """Eligibility on the claim path: the qualification package decides; this keeps its verdicts
-per annotator for `TESSERA_ELIGIBILITY_CACHE_SECONDS`, because `next` is the hottest endpoint and
-the verdict (skills, grants, bans, reputation) changes rarely, while working it out takes four
-queries on a thread. A grant, ban or profile written through this process forgets the
-annotator's verdicts at once (a session event watches those rows); other processes see the change
-within the cache time. The per-annotator task limit is re-checked inside every claim, so a stale
-verdict can never over-assign."""
+per annotator for `TESSERA_ELIGIBILITY_CACHE_SECONDS` (in `app.core.caches`, which says what
+forgets them), because `next` is the hottest endpoint and the verdict (skills, grants, bans,
+reputation) changes rarely, while working it out takes four queries. The per-annotator task limit
+is re-checked inside every claim, so a stale verdict can never over-assign."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.core import caches
 from app.core.errors import Forbidden, NotFound
 from app.core.settings import Settings
 from app.models.jobs import Job
-from app.models.qualification import AnnotatorProfile, JobBan, SkillGrant
 from app.routing import service
 from qualification_tests.eligibility import Eligibility, Reason, explain_eligibility_for_jobs
-
-MAX_ENTRIES = 50_000
-
-_cache: dict[int, tuple[float, tuple[int, ...], dict[int, Eligibility]]] = {}
-_lock = threading.Lock()
 
 
 def for_jobs(
@@ -36,44 +27,24 @@ def for_jobs(
     """The annotator's eligibility for each job, reused for `ttl` seconds."""
     verdicts = fresh(annotator_id, jobs, ttl)
     if verdicts is None:
-        tick = time.monotonic()
+        read_at = time.monotonic()
         verdicts = explain_eligibility_for_jobs(session, annotator_id, jobs, now=now)
-        if ttl > 0:
-            with _lock:
-                if len(_cache) >= MAX_ENTRIES:
-                    _cache.clear()
-                _cache[annotator_id] = (tick, _key(jobs), verdicts)
+        caches.verdicts.put(annotator_id, (_key(jobs), verdicts), read_at)
     return verdicts
 
 
 def fresh(annotator_id: int, jobs: Sequence[Job], ttl: float) -> dict[int, Eligibility] | None:
     """The cached verdicts for exactly these jobs while younger than `ttl` seconds, else None."""
-    if ttl <= 0:
-        return None
-    with _lock:
-        hit = _cache.get(annotator_id)
-    if hit is not None and hit[1] == _key(jobs) and 0 <= time.monotonic() - hit[0] < ttl:
-        return hit[2]
+    hit: tuple[tuple[int, ...], dict[int, Eligibility]] | None = caches.verdicts.get(
+        annotator_id, ttl
+    )
+    if hit is not None and hit[0] == _key(jobs):
+        return hit[1]
     return None
 
 
 def _key(jobs: Sequence[Job]) -> tuple[int, ...]:
     return tuple(job.id for job in jobs)
-
-
-def forget(annotator_id: int) -> None:
-    """Drop the annotator's cached verdicts."""
-    with _lock:
-        _cache.pop(annotator_id, None)
-
-
-@event.listens_for(Session, "after_flush")
-def _forget_changed(session: Session, _context: object) -> None:
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, SkillGrant | JobBan):
-            forget(obj.annotator_id)
-        elif isinstance(obj, AnnotatorProfile):
-            forget(obj.user_id)
 
 
 JobsAndVerdicts = tuple[list[Job], dict[int, Eligibility]]

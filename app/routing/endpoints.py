@@ -2,38 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import nullcontext
-from datetime import datetime
-from typing import Annotated, Concatenate, ParamSpec, TypeVar
+from functools import partial
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.core.clock import utcnow
-from app.core.db import Database
+from app.core.errors import (
+    AlreadySubmitted,
+    AnswersDiffer,
+    AssignmentReleased,
+    Forbidden,
+    LeaseEnded,
+    NotFound,
+    SlotTaken,
+    Unauthorized,
+    ValidationFailed,
+    problem_responses,
+)
 from app.core.pagination import Page, PageParams, page_of, page_params, paginate
-from app.core.security import AnnotatorPrincipal, AnnotatorWork, ReadSession
+from app.core.security import AnnotatorPrincipal, ReadSession
 from app.core.settings import Settings
 from app.models.jobs import Assignment, AssignmentStatus, Job
-from app.routing import eligibility, hot_path, rules, schemas, service
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from app.routing import flow, rules, schemas
+from app.routing.work import AnnotatorWork
 
 router = APIRouter(prefix="/v1/assignments", tags=["assignments"])
 
 Paging = Annotated[PageParams, Depends(page_params)]
 
+# The four calls of an annotator at work are the hot path: async endpoints running `flow` on
+# the store chosen at start-up (no thread hop on PostgreSQL, one on SQLite).
+_CALLER_PROBLEMS = (Unauthorized, Forbidden)
 
-# The four calls of an annotator at work are the hot path: async, with no thread hop on
-# PostgreSQL (see `hot_path`); on SQLite the same rules run in `service` on a thread.
 
-
-@router.post("/next", response_model=schemas.NextResponse)
+@router.post(
+    "/next",
+    response_model=schemas.NextResponse,
+    responses=problem_responses(*_CALLER_PROBLEMS, NotFound, ValidationFailed),
+)
 async def claim_next(
     request: Request, work: AnnotatorWork, body: schemas.NextRequest | None = None
 ) -> Response:
@@ -41,18 +50,19 @@ async def claim_next(
     An empty list means there is no work for you right now. With `job_id`, a job you may not
     work on is a 403 listing the reasons."""
     body = body or schemas.NextRequest()
-    settings, db = _context(request)
-    me, now = work.caller.id, utcnow()
+    settings = _settings(request)
+    now = utcnow()
     count = min(body.count, settings.max_claim_count)
-    if work.conn is None:
-        jobs, claimed = await run_in_threadpool(_claim_on_thread, db, me, body.job_id, count, now)
-    else:
-        found = eligibility.cached_jobs_for(me, body.job_id, settings)
-        if found is None:
-            found = await run_in_threadpool(_jobs_for, db, me, body.job_id, now)
-        jobs = eligibility.eligible_jobs(found, body.job_id)
-        async with work.conn.transaction() if count > 1 else nullcontext():
-            claimed = await hot_path.claim_tasks(work.conn, db, me, jobs, count, now)
+    jobs, claimed = await work.runner.run(
+        partial(
+            flow.claim_next,
+            annotator_id=work.caller.id,
+            job_id=body.job_id,
+            count=count,
+            now=now,
+            settings=settings,
+        )
+    )
     by_job = {job.id: job for job in jobs}
     return _json(
         schemas.NextResponse(
@@ -72,44 +82,37 @@ async def claim_next(
     )
 
 
-def _jobs_for(
-    db: Database, annotator_id: int, job_id: int | None, now: datetime
-) -> eligibility.JobsAndVerdicts:
-    with db.read_session() as session:
-        return eligibility.jobs_for(session, annotator_id, job_id, now, db.settings)
-
-
-def _claim_on_thread(
-    db: Database, annotator_id: int, job_id: int | None, count: int, now: datetime
-) -> tuple[list[Job], list[service.Claimed]]:
-    with db.transaction() as session:
-        found = eligibility.jobs_for(session, annotator_id, job_id, now, db.settings)
-        jobs = eligibility.eligible_jobs(found, job_id)
-        return jobs, service.claim_tasks(session, annotator_id, jobs, count, now)
-
-
 def _brief(job: Job) -> schemas.JobBrief:
     return schemas.JobBrief(
         id=job.id, title=job.title, instructions=job.instructions, label_schema=job.label_schema
     )
 
 
-@router.post("/{assignment_id}/heartbeat", response_model=schemas.LeaseOut)
+@router.post(
+    "/{assignment_id}/heartbeat",
+    response_model=schemas.LeaseOut,
+    responses=problem_responses(*_CALLER_PROBLEMS, NotFound, LeaseEnded),
+)
 async def heartbeat(assignment_id: int, request: Request, work: AnnotatorWork) -> Response:
     """Keep working: extends the lease (up to a maximum) and counts active time."""
-    settings, db = _context(request)
-    me, now = work.caller.id, utcnow()
-    if work.conn is None:
-        report = await run_in_threadpool(
-            _on_thread, db, service.heartbeat, me, assignment_id, now, settings
+    settings = _settings(request)
+    report = await work.runner.run(
+        partial(
+            flow.heartbeat,
+            annotator_id=work.caller.id,
+            assignment_id=assignment_id,
+            now=utcnow(),
+            settings=settings,
         )
-    else:
-        async with work.conn.transaction():
-            report = await hot_path.heartbeat(work.conn, db, me, assignment_id, now, settings)
+    )
     return _json(_lease(report))
 
 
-@router.post("/{assignment_id}/release", response_model=schemas.LeaseOut)
+@router.post(
+    "/{assignment_id}/release",
+    response_model=schemas.LeaseOut,
+    responses=problem_responses(*_CALLER_PROBLEMS, NotFound, AlreadySubmitted, LeaseEnded),
+)
 async def release(
     assignment_id: int,
     request: Request,
@@ -118,16 +121,17 @@ async def release(
 ) -> Response:
     """Skip this task: the slot goes back to the pool. The reason (optional) reaches the client
     only in aggregate."""
-    settings, db = _context(request)
-    me, now = work.caller.id, utcnow()
-    reason = body.reason if body else None
-    if work.conn is None:
-        report = await run_in_threadpool(
-            _on_thread, db, service.release, me, assignment_id, reason, now, settings
+    settings = _settings(request)
+    report = await work.runner.run(
+        partial(
+            flow.release,
+            annotator_id=work.caller.id,
+            assignment_id=assignment_id,
+            reason=body.reason if body else None,
+            now=utcnow(),
+            settings=settings,
         )
-    else:
-        async with work.conn.transaction():
-            report = await hot_path.release(work.conn, db, me, assignment_id, reason, now, settings)
+    )
     return _json(_lease(report))
 
 
@@ -141,23 +145,35 @@ def _lease(report: rules.LeaseReport) -> schemas.LeaseOut:
     )
 
 
-@router.post("/{assignment_id}/submit", response_model=schemas.SubmitOut)
+@router.post(
+    "/{assignment_id}/submit",
+    response_model=schemas.SubmitOut,
+    responses=problem_responses(
+        *_CALLER_PROBLEMS,
+        NotFound,
+        LeaseEnded,
+        SlotTaken,
+        AnswersDiffer,
+        AssignmentReleased,
+        ValidationFailed,
+    ),
+)
 async def submit(
     assignment_id: int, body: schemas.SubmitRequest, request: Request, work: AnnotatorWork
 ) -> Response:
     """Submit one answer per task item, in slot order. Submitting the same answers again is
-    harmless (same result); different answers after a submit are a 409."""
-    settings, db = _context(request)
-    me, now = work.caller.id, utcnow()
-    if work.conn is None:
-        result = await run_in_threadpool(
-            _on_thread, db, service.submit, me, assignment_id, body.answers, now, settings
+    harmless (same result); different answers after a submit are a 409 `answers-differ`."""
+    settings = _settings(request)
+    result = await work.runner.run(
+        partial(
+            flow.submit,
+            annotator_id=work.caller.id,
+            assignment_id=assignment_id,
+            answers=body.answers,
+            now=utcnow(),
+            settings=settings,
         )
-    else:
-        async with work.conn.transaction():
-            result = await hot_path.submit(
-                work.conn, db, me, assignment_id, body.answers, now, settings
-            )
+    )
     feedback = None
     if result.instant_feedback and result.gold_scores:
         feedback = [schemas.GoldFeedback(slot=s, score=round(v, 4)) for s, v in result.gold_scores]
@@ -172,16 +188,9 @@ async def submit(
     )
 
 
-def _on_thread(
-    db: Database, work: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs
-) -> R:
-    """Run a sync service call in a transaction of its own (the SQLite path)."""
-    with db.transaction() as session:
-        return work(session, *args, **kwargs)
-
-
-def _context(request: Request) -> tuple[Settings, Database]:
-    return request.app.state.settings, request.app.state.db
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _json(model: BaseModel) -> Response:

@@ -1,6 +1,5 @@
-"""The rules of leases and submits as pure functions, shared by the two implementations of the
-annotator's hot path: `service` (SQLAlchemy, any database; what SQLite runs) and `hot_path`
-(async raw SQL on PostgreSQL). Only the SQL differs between them; every decision is made here."""
+"""The rules of leases and submits as pure functions of plain values: every decision `flow`
+takes, on either database's store. Tested as decision tables (`tests/routing/test_rules.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from app.core.errors import Conflict, ValidationFailed
+from app.core.errors import (
+    AlreadySubmitted,
+    AnswersDiffer,
+    AssignmentReleased,
+    LeaseEnded,
+    SlotTaken,
+    ValidationFailed,
+)
 from app.core.settings import Settings
 from app.label_schema import LabelSchema, validate_answer
 from app.models.jobs import AssignmentStatus, TaskStatus
@@ -59,6 +65,7 @@ class TaskItemView:
     payload: dict[str, Any]
     is_gold: bool
     gold_answer: dict[str, Any] | None
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ def extended_lease(
     """The lease after a heartbeat at `now` (409 once the lease has run out): one more lease
     time from now, capped at the lease limit, never shorter than it was."""
     if assignment.status is not AssignmentStatus.active or assignment.lease_expires_at <= now:
-        raise Conflict(
+        raise LeaseEnded(
             "This assignment's lease has ended",
             assignment_status=public_status(assignment, now),
         )
@@ -131,11 +138,14 @@ def active_seconds_at(assignment: LeaseState, now: datetime, settings: Settings)
 
 def check_releasable(assignment: LeaseState, now: datetime) -> bool:
     """Whether a release changes anything (False: already released, a no-op); 409 for a
-    submitted or expired assignment."""
+    submitted (`already-submitted`) or expired (`lease-ended`) assignment. An active one past
+    its lease may still be released: nobody else holds its slot yet."""
     if assignment.status is AssignmentStatus.released:
         return False
+    if assignment.status in FINISHED:
+        raise AlreadySubmitted(f"A {assignment.status.value} assignment cannot be released")
     if assignment.status is not AssignmentStatus.active:
-        raise Conflict(f"A {public_status(assignment, now)} assignment cannot be released")
+        raise LeaseEnded(f"A {public_status(assignment, now)} assignment cannot be released")
     return True
 
 
@@ -148,10 +158,10 @@ def check_resubmit(assignment: LeaseState, answers_hash: str | None, digest: str
     answers differ from the submitted ones or the assignment was released."""
     if assignment.status in FINISHED:
         if answers_hash != digest:
-            raise Conflict("This assignment was already submitted with different answers")
+            raise AnswersDiffer("This assignment was already submitted with different answers")
         return True
     if assignment.status is AssignmentStatus.released:
-        raise Conflict("This assignment was released")
+        raise AssignmentReleased("This assignment was released")
     return False
 
 
@@ -163,7 +173,7 @@ def check_lease(assignment: LeaseState, task: SlotState, now: datetime, settings
     if assignment.status is AssignmentStatus.active and now <= assignment.lease_expires_at:
         return False
     if now > assignment.lease_expires_at + grace:
-        raise Conflict(
+        raise LeaseEnded(
             "The lease ran out and the grace period for late answers is over",
             lease_expired_at=assignment.lease_expires_at.isoformat(),
         )
@@ -174,7 +184,7 @@ def check_lease(assignment: LeaseState, task: SlotState, now: datetime, settings
         task.status is not TaskStatus.open
         or task.live_count + task.done_count >= task.overlap_target
     ):
-        raise Conflict("The lease ran out and the task was given to someone else")
+        raise SlotTaken("The lease ran out and the task was given to someone else")
     return True
 
 
@@ -188,6 +198,24 @@ def slot_after_submit(task: SlotState, reclaims_slot: bool, now: datetime) -> Sl
     if status is TaskStatus.open and live + done >= task.overlap_target:
         status = TaskStatus.full
     return SlotAfterSubmit(live, done, status, None)
+
+
+def grows_overlap(
+    slot: SlotAfterSubmit,
+    overlap_target: int,
+    confidence: float,
+    threshold: float | None,
+    overlap_max: int,
+) -> bool:
+    """Dynamic overlap: whether a task that just reached its target number of answers asks for
+    one more instead of completing (its least confident item is below the job's confidence
+    threshold, and the target is still below the job's overlap maximum)."""
+    return (
+        slot.status is TaskStatus.complete
+        and threshold is not None
+        and confidence < threshold
+        and overlap_target < overlap_max
+    )
 
 
 def validate_answers(
@@ -224,6 +252,11 @@ def grade_gold(
         else None
         for item, answer in zip(items, answers, strict=True)
     ]
+
+
+def mean_score(gold_scores: Sequence[tuple[int, float]]) -> float | None:
+    """The assignment's gold score: the mean over its graded items (None without any)."""
+    return sum(s for _, s in gold_scores) / len(gold_scores) if gold_scores else None
 
 
 def gold_feedback(

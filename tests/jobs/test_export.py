@@ -12,9 +12,9 @@ from sqlalchemy import select
 from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.security import pseudonym
-from app.jobs.consensus import refresh_item_results
 from app.jobs.service import job_schema
 from app.models import Answer, Assignment, AssignmentStatus, Item, Job, Task, TaskItem
+from app.quality.consensus import refresh_item_results
 from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
 from tests.support import Account, assert_problem
 
@@ -65,7 +65,7 @@ def answer_all(
 def prepared_job(
     client: TestClient, owner: Account, annotators: list[Account], count: int = 6
 ) -> int:
-    job_id = create_job(client, owner)
+    job_id = create_job(client, owner, consensus_method="majority_vote")  # vote shares
     rows = [*reviews(count), {"text": "gold", "gold_answer": {"sentiment": "negative"}}]
     upload(client, owner, job_id, jsonl(rows))
     client.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)

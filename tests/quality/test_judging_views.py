@@ -23,7 +23,9 @@ def test_the_clients_report_on_a_job(
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(client, client_account, regular=2, overlap={"min": 3})
+    job_id = open_job(
+        client, client_account, regular=2, overlap={"min": 3}, consensus_method="majority_vote"
+    )
     crowd = [make_account("annotator") for _ in range(3)]
     for who, label in zip(crowd, ["positive", "positive", "negative"], strict=True):
         do_tasks(client, who, job_id, 2, label=label)

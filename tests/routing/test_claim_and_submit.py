@@ -104,7 +104,13 @@ def test_submit_records_answers_and_completes_the_task_with_consensus(
     make_account: Callable[..., Account],
     db: Database,
 ) -> None:
-    active_job(client, client_account, rows=reviews(1), overlap={"min": 3})
+    active_job(
+        client,
+        client_account,
+        rows=reviews(1),
+        overlap={"min": 3},
+        consensus_method="majority_vote",
+    )
     labels = ["negative", "negative", "neutral"]
     for label in labels:
         person = make_account("annotator")

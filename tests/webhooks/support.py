@@ -6,43 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import OutboxJob, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.support import Account
-from workers.runner import JobRunner
-
-
-def run_due_jobs(db: Database, settings: Settings, *, prefix: str = "webhooks.") -> list[str]:
-    """Run every due, unsent outbox job whose name starts with `prefix`, until none is due (jobs
-    they enqueue for now run too); return the names run, in order."""
-    runner = JobRunner(settings, db)
-    ran: list[str] = []
-    while True:
-        with db.transaction() as session:
-            rows = session.execute(
-                select(OutboxJob.id, OutboxJob.name, OutboxJob.args)
-                .where(
-                    OutboxJob.sent_at.is_(None),
-                    OutboxJob.available_at <= utcnow(),
-                    OutboxJob.name.startswith(prefix),
-                )
-                .order_by(OutboxJob.id)
-            ).all()
-            if rows:
-                session.execute(
-                    update(OutboxJob)
-                    .where(OutboxJob.id.in_([r.id for r in rows]))
-                    .values(sent_at=utcnow())
-                )
-        if not rows:
-            return ran
-        for row in rows:
-            runner.run(row.name, tuple(row.args), outbox_id=row.id)
-            ran.append(row.name)
+from tests.workers.outbox import run_due_jobs as run_due
 
 
 def register(
@@ -93,3 +63,8 @@ def pending_jobs(db: Database, name: str) -> list[OutboxJob]:
                 .order_by(OutboxJob.id)
             )
         )
+
+
+def run_due_jobs(db: Database, settings: Settings, *, prefix: str = "webhooks.") -> list[str]:
+    """The webhooks' due background jobs, run by hand (`tests.workers.outbox.run_due_jobs`)."""
+    return run_due(db, settings, prefix=prefix)

@@ -1,6 +1,7 @@
 """Events from their sources: job transitions (paused, completed, results final), imports (inline
 and background, succeeded or failed), throttled progress, and the submit flow's two events
-(`task.completed`, `assignment.submitted`) recorded through the functions the submit calls."""
+(`task.completed`, `assignment.submitted`), through the API on both databases and through the
+PostgreSQL store's own SQL."""
 
 from __future__ import annotations
 
@@ -259,7 +260,9 @@ def submitted_task(
     hooks: TestClient, client_account: Account, make_account: Callable[..., Account]
 ) -> tuple[int, int]:
     """A job with one task answered by two annotators (overlap 2): (job id, last assignment)."""
-    job_id = active_job(hooks, client_account, rows=reviews(1), overlap={"min": 2})
+    job_id = active_job(
+        hooks, client_account, rows=reviews(1), overlap={"min": 2}, consensus_method="majority_vote"
+    )
     last = 0
     for label in ("positive", "positive"):
         person = make_account("annotator")
@@ -322,7 +325,7 @@ def submit_events(
         ]
 
 
-def test_the_submit_events_are_recorded_by_one_call_each_and_match_the_export(
+def test_submits_tell_listening_clients_what_the_rows_say_on_both_databases(
     hooks: TestClient,
     client_account: Account,
     make_account: Callable[..., Account],
@@ -332,12 +335,19 @@ def test_the_submit_events_are_recorded_by_one_call_each_and_match_the_export(
 ) -> None:
     register(hooks, client_account, receiver.url, ["task.completed", "assignment.submitted"])
     job_id, assignment_id = submitted_task(hooks, client_account, make_account)
+    sent = delivered(receiver, db, hook_settings)
+    assert sorted(b["type"] for b in sent) == [
+        "assignment.submitted",
+        "assignment.submitted",
+        "task.completed",
+    ]
+    # The last submit's two events carry exactly what the stored rows say.
     _, built = submit_events(db, hook_settings, client_account.id, assignment_id)
-    with db.transaction() as session:
-        for event_type, data in built:
-            assert service.record_event(session, client_account.id, event_type, data, job_id=job_id)
-    submitted, completed = delivered(receiver, db, hook_settings)
-    assert submitted["type"] == "assignment.submitted"
+    submitted = next(b for b in sent if b["data"].get("assignment_id") == assignment_id)
+    completed = next(b for b in sent if b["type"] == "task.completed")
+    expected = dict(built)
+    assert submitted["data"] == json.loads(json.dumps(expected[catalog.ASSIGNMENT_SUBMITTED]))
+    assert completed["data"] == json.loads(json.dumps(expected[catalog.TASK_COMPLETED]))
     assert submitted["data"]["answers"] == [
         {
             "item_id": submitted["data"]["answers"][0]["item_id"],
@@ -348,7 +358,6 @@ def test_the_submit_events_are_recorded_by_one_call_each_and_match_the_export(
     exported = hooks.get(f"/v1/jobs/{job_id}/export", headers=client_account.headers).text
     record = json.loads(exported.splitlines()[0])
     assert submitted["data"]["annotator"] == record["answers"][1]["annotator"]  # same pseudonym
-    assert completed["type"] == "task.completed"
     [item] = completed["data"]["items"]
     assert (item["external_id"], item["label"], item["confidence"], item["answer_count"]) == (
         "r0",
@@ -356,6 +365,18 @@ def test_the_submit_events_are_recorded_by_one_call_each_and_match_the_export(
         1.0,
         2,
     )
+
+
+def test_a_client_listening_to_nothing_gets_no_submit_events(
+    hooks: TestClient,
+    client_account: Account,
+    make_account: Callable[..., Account],
+    receiver: Receiver,
+    db: Database,
+) -> None:
+    register(hooks, client_account, receiver.url, ["job.completed"])
+    submitted_task(hooks, client_account, make_account)
+    assert events(db) == []
 
 
 def _conninfo(db: Database) -> str:
@@ -372,8 +393,8 @@ def test_the_hot_path_records_submit_events_in_its_own_sql(
     db: Database,
     hook_settings: Settings,
 ) -> None:
-    register(hooks, client_account, receiver.url, ["task.completed"])
     job_id, assignment_id = submitted_task(hooks, client_account, make_account)
+    register(hooks, client_account, receiver.url, ["task.completed"])  # after the submits
     _, built = submit_events(db, hook_settings, client_account.id, assignment_id)
     pending = [hot_path.PendingEvent(t, d) for t, d in built]
 

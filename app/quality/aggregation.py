@@ -1,0 +1,617 @@
+"""The dispatcher: a label schema's answers in; per item a consensus answer and a confidence, per
+annotator a skill estimate out, with the right estimator for each control.
+
+Two forms, one set of rules:
+
+- `aggregate_job` fits over all of a job's answers (the batch refit: periodic, on demand, at
+  completion) and returns, besides the results, a `ConsensusModel`: what was learnt of each
+  annotator (confusion matrices, skills), JSON-able, for the service to store.
+- `aggregate_item` computes one item's consensus from its answers and a stored model without
+  refitting (the online form, after each submit): Dawid-Skene's posterior for one item given the
+  fitted matrices, or a weighted vote with the fitted skills. Annotators the model has not seen
+  count with a one-coin matrix built from their prior skill.
+
+Per control type:
+
+- `choices` (single) and `rating`: the method's categorical estimator over label indices.
+- `choices` (multiple): one yes/no question per label, each as above; the answer is the labels
+  voted yes, topped up to the control's `min` and cut to its `max` by probability; confidence
+  is the product of the per-label confidences (the chance that every label is right).
+- `boxes`, `polygons`, `keypoints`, `spans`, `text`, `number`: merged item by item (`geometry`,
+  `spans`, `text`, `numbers`) weighted by skill; in batch twice, first with the prior skills,
+  then with each annotator's smoothed agreement with the first result.
+
+`majority_vote` weighs everyone alike in every control. An item's confidence is the lowest of
+its controls' (more answers help while any control is unsure). Gold items get their gold answer
+with confidence 1, and annotators are judged against it. The fallback from Dawid-Skene to the
+weighted vote while annotators have answered little is `methods.method_for`; the model records
+the method each question was actually fitted with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+import numpy as np
+
+from app.label_schema import (
+    BoxesControl,
+    ChoicesControl,
+    Control,
+    KeypointsControl,
+    LabelSchema,
+    NumberControl,
+    PolygonsControl,
+    RatingControl,
+    SpansControl,
+    TextControl,
+)
+from app.quality.calibrated_dawid_skene import CalibratedDawidSkene
+from app.quality.calibration import tempered
+from app.quality.dawid_skene import DawidSkene, item_log_joint, one_coin_confusion
+from app.quality.geometry import merge_boxes, merge_keypoints, merge_polygons
+from app.quality.merging import Merged
+from app.quality.methods import (
+    CONFUSION_METHODS,
+    DEFAULT_METHOD,
+    Method,
+    estimator_for,
+    method_for,
+)
+from app.quality.model import ConsensusModel, QuestionModel
+from app.quality.numbers import merge_numbers
+from app.quality.spans import merge_spans
+from app.quality.text import merge_text
+from app.quality.votes import (
+    NO_LABEL,
+    FloatArray,
+    IntArray,
+    KeyArray,
+    Votes,
+    item_keys,
+    most_likely,
+)
+from app.quality.weighted_vote import DEFAULT_SKILL, WeightedVote
+from qualification_tests.grading import grade_controls
+
+ItemId = Hashable
+AnnotatorId = Hashable
+Answer = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemConsensus:
+    """One item's consensus: `answer` keyed by control (controls nobody answered are absent);
+    `confidence`, the lowest of `confidences` (per control), 0 without any answer."""
+
+    answer: dict[str, Any]
+    confidence: float
+    confidences: dict[str, float]
+    answer_count: int
+
+
+@dataclass(frozen=True)
+class AnnotatorEstimate:
+    """An annotator's estimated probability of a correct answer: `skill` over all controls
+    (weighted by answers), `controls` per control; `answers` counts the items answered."""
+
+    skill: float
+    answers: int
+    controls: dict[str, float]
+
+
+@dataclass(frozen=True)
+class JobConsensus:
+    items: dict[ItemId, ItemConsensus]
+    annotators: dict[AnnotatorId, AnnotatorEstimate]
+    model: ConsensusModel
+
+
+# --- Categorical questions --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Question:
+    """One categorical decision: its label values and how an answer value maps to one."""
+
+    labels: list[Any]
+    code: Callable[[Any], int | None]
+
+
+def _single_question(control: ChoicesControl | RatingControl) -> _Question:
+    labels: list[Any] = (
+        list(range(1, control.max + 1))
+        if isinstance(control, RatingControl)
+        else list(control.labels)
+    )
+    index = {label: n for n, label in enumerate(labels)}
+
+    def code(value: Any) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return None
+        return index.get(value)
+
+    return _Question(labels, code)
+
+
+def _label_question(label: str) -> _Question:
+    def code(value: Any) -> int | None:
+        return (1 if label in value else 0) if isinstance(value, list) else None
+
+    return _Question([False, True], code)
+
+
+def _is_single(control: Control) -> TypeGuard[ChoicesControl | RatingControl]:
+    """A control decided by one categorical question (single choice, rating)."""
+    return isinstance(control, RatingControl) or (
+        isinstance(control, ChoicesControl) and not control.multiple
+    )
+
+
+def _question_model(estimator: Any, method: Method, votes: Votes, keys: list[str]) -> QuestionModel:
+    answered = np.flatnonzero(votes.answers_per_annotator() > 0)
+    fitted = estimator.model_ if isinstance(estimator, CalibratedDawidSkene) else estimator
+    confusions: dict[str, list[list[float]]] = {}
+    priors: list[float] = [1.0 / votes.n_labels] * votes.n_labels
+    if isinstance(fitted, DawidSkene):
+        confusions = {keys[a]: fitted.confusions_[a].tolist() for a in answered}
+        priors = [float(p) for p in fitted.priors_]
+    return QuestionModel(
+        method=method,
+        n_labels=votes.n_labels,
+        priors=priors,
+        temperature=(
+            estimator.temperature_ if isinstance(estimator, CalibratedDawidSkene) else 1.0
+        ),
+        skills={keys[a]: float(estimator.skills_[a]) for a in answered},
+        confusions=confusions,
+    )
+
+
+def _item_posterior(
+    question: QuestionModel | None,
+    method: Method,
+    annotators: Sequence[AnnotatorId],
+    answers: IntArray,
+    n_labels: int,
+    prior: Mapping[AnnotatorId, float],
+) -> FloatArray:
+    """One item's label probabilities from its votes, the fitted parameters held fixed; with
+    no fitted question, a weighted vote on the prior skills (or a plain one)."""
+    if question is not None and question.n_labels != n_labels:
+        question = None  # fitted under another schema: not usable
+    used = question.method if question is not None else method
+    if used in CONFUSION_METHODS and question is None:
+        used = Method.weighted_vote
+    if used is Method.majority_vote:
+        shares: FloatArray = np.bincount(answers, minlength=n_labels) / answers.size
+        return shares
+    skills = np.array([_skill(question, a, prior) for a in annotators], dtype=np.float64)
+    if used in CONFUSION_METHODS and question is not None:
+        matrices = np.stack(
+            [
+                np.asarray(question.confusions[str(a)], dtype=np.float64)
+                if str(a) in question.confusions
+                else one_coin_confusion(float(s), n_labels)
+                for a, s in zip(annotators, skills, strict=True)
+            ]
+        )
+        log_joint = item_log_joint(matrices, answers, np.asarray(question.priors))
+        probas: FloatArray = tempered(log_joint[None, :], question.temperature)[0]
+        return probas
+    one_item = Votes(
+        items=np.zeros(len(annotators), dtype=np.int64),
+        annotators=np.arange(len(annotators), dtype=np.int64),
+        labels=answers,
+        n_items=1,
+        n_annotators=len(annotators),
+        n_labels=n_labels,
+    )
+    weighted: FloatArray = WeightedVote.posterior(one_item, skills)[0]
+    return weighted
+
+
+def _skill(
+    question: QuestionModel | None, annotator: AnnotatorId, prior: Mapping[AnnotatorId, float]
+) -> float:
+    if question is not None and str(annotator) in question.skills:
+        return question.skills[str(annotator)]
+    return float(prior.get(annotator, DEFAULT_SKILL))
+
+
+def _chosen_labels(
+    control: ChoicesControl, yes: Sequence[float], decided: Sequence[bool]
+) -> list[int]:
+    """Indices of the labels voted yes, topped up to the control's minimum and cut to its
+    maximum by yes-probability, in schema order."""
+    by_probability = sorted(range(len(yes)), key=lambda n: (-yes[n], n))
+    chosen = [n for n in by_probability if decided[n]]
+    for n in by_probability:
+        if len(chosen) >= control.min_count:
+            break
+        if n not in chosen:
+            chosen.append(n)
+    return sorted(chosen[: control.max_count])
+
+
+def _all_right(yes: Sequence[float], chosen: Sequence[int]) -> float:
+    # The chance that every label's decision is right, labels taken as independent.
+    picked = set(chosen)
+    return float(math.prod(p if n in picked else 1.0 - p for n, p in enumerate(yes)))
+
+
+# --- Other controls ---------------------------------------------------------------------------
+
+
+def _merge(control: Control, answers: Sequence[object], weights: Sequence[float] | None) -> Merged:
+    match control:
+        case BoxesControl():
+            return merge_boxes(
+                answers, weights, iou_threshold=control.iou_threshold, maximum=control.max
+            )
+        case PolygonsControl():
+            return merge_polygons(
+                answers, weights, iou_threshold=control.iou_threshold, maximum=control.max
+            )
+        case KeypointsControl():
+            return merge_keypoints(
+                answers, weights, tolerance=control.tolerance, maximum=control.max
+            )
+        case SpansControl():
+            return merge_spans(
+                answers, weights, allow_overlap=control.allow_overlap, maximum=control.max
+            )
+        case TextControl():
+            return merge_text(answers, weights, normalize=control.normalize)
+        case NumberControl():
+            return merge_numbers(answers, weights, tolerance=control.tolerance)
+        case _:
+            raise ValueError(f"control {control.name!r} is categorical, not merged")
+
+
+def _smoothed_mean(total: float, count: int) -> float:
+    # Two pseudo-answers at the default skill: one lucky answer is not a perfect annotator.
+    return (total + 2.0 * DEFAULT_SKILL) / (count + 2.0)
+
+
+# --- Batch ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """A job's answers, indexed once: items and annotators by position."""
+
+    schema: LabelSchema
+    method: Method
+    items: list[ItemId]
+    answers: list[Sequence[tuple[AnnotatorId, Answer]]]
+    gold: list[Answer | None]
+    annotators: dict[AnnotatorId, int]
+    prior: dict[AnnotatorId, float]
+    seed: int
+    keys: KeyArray = field(init=False)
+    annotator_keys: list[str] = field(init=False)
+    prior_skills: FloatArray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = item_keys(self.items)
+        self.annotator_keys = [str(a) for a in self.annotators]
+        self.prior_skills = np.array(
+            [self.prior.get(a, np.nan) for a in self.annotators], dtype=np.float64
+        )
+
+    def values(self, control: Control) -> list[tuple[int, int, Any]]:
+        """(item index, annotator index, value) of every answer holding the control."""
+        name = control.name
+        return [
+            (i, self.annotators[annotator], answer[name])
+            for i, pairs in enumerate(self.answers)
+            for annotator, answer in pairs
+            if name in answer
+        ]
+
+    def votes(
+        self, control: Control, question: _Question, values: list[tuple[int, int, Any]]
+    ) -> tuple[Votes, IntArray]:
+        """The question's votes from the control's `values` (see `values`), and its gold."""
+        coded = [(i, a, question.code(v)) for i, a, v in values]
+        kept = [(i, a, label) for i, a, label in coded if label is not None]
+        votes = Votes(
+            items=np.array([i for i, _, _ in kept], dtype=np.int64),
+            annotators=np.array([a for _, a, _ in kept], dtype=np.int64),
+            labels=np.array([label for _, _, label in kept], dtype=np.int64),
+            n_items=len(self.items),
+            n_annotators=len(self.annotators),
+            n_labels=len(question.labels),
+            item_keys=self.keys,
+        )
+        gold = np.full(len(self.items), NO_LABEL, dtype=np.int64)
+        for i, known in enumerate(self.gold):
+            if known is not None and control.name in known:
+                label = question.code(known[control.name])
+                gold[i] = NO_LABEL if label is None else label
+        return votes, gold
+
+    def fit(self, votes: Votes, gold: IntArray) -> tuple[Any, QuestionModel]:
+        used = method_for(self.method, votes)
+        estimator = estimator_for(used, self.prior_skills, self.seed).fit(votes, gold)
+        return estimator, _question_model(estimator, used, votes, self.annotator_keys)
+
+
+@dataclass
+class _ControlResult:
+    values: dict[int, Any] = field(default_factory=dict)
+    confidences: dict[int, float] = field(default_factory=dict)
+    skills: dict[int, tuple[float, int]] = field(default_factory=dict)  # (skill, answers)
+
+
+def _fit_single(job: _Job, control: ChoicesControl | RatingControl) -> tuple[_ControlResult, Any]:
+    question = _single_question(control)
+    votes, gold = job.votes(control, question, job.values(control))
+    estimator, model = job.fit(votes, gold)
+    result = _ControlResult()
+    for i in np.flatnonzero(estimator.labels_ != NO_LABEL).tolist():
+        result.values[i] = question.labels[estimator.labels_[i]]
+        result.confidences[i] = float(estimator.confidence_[i])
+    counts = votes.answers_per_annotator()
+    for a in np.flatnonzero(counts).tolist():
+        result.skills[a] = (float(estimator.skills_[a]), int(counts[a]))
+    return result, model
+
+
+def _fit_multiple(job: _Job, control: ChoicesControl) -> tuple[_ControlResult, Any]:
+    n_items, n_labels = len(job.items), len(control.labels)
+    yes = np.zeros((n_items, n_labels))
+    decided = np.zeros((n_items, n_labels), dtype=bool)
+    answered = np.zeros(n_items, dtype=bool)
+    skill_sum = np.zeros(len(job.annotators))
+    counts = np.zeros(len(job.annotators), dtype=np.int64)
+    models: dict[str, QuestionModel] = {}
+    values = job.values(control)
+    for n, label in enumerate(control.labels):
+        votes, gold = job.votes(control, _label_question(label), values)
+        estimator, models[label] = job.fit(votes, gold)
+        yes[:, n] = estimator.probas_[:, 1]
+        decided[:, n] = estimator.labels_ == 1
+        answered |= estimator.labels_ != NO_LABEL
+        counts = votes.answers_per_annotator()  # the same for every label
+        skill_sum += np.where(counts > 0, estimator.skills_, 0.0)
+    result = _ControlResult()
+    for i in np.flatnonzero(answered).tolist():
+        chosen = _chosen_labels(control, yes[i].tolist(), decided[i].tolist())
+        result.values[i] = [control.labels[n] for n in chosen]
+        result.confidences[i] = _all_right(yes[i].tolist(), chosen)
+    for a in np.flatnonzero(counts).tolist():
+        result.skills[a] = (float(skill_sum[a] / n_labels), int(counts[a]))
+    return result, models
+
+
+def _fit_merged(job: _Job, control: Control) -> tuple[_ControlResult, Any]:
+    """Merge a non-categorical control item by item; unless the method is a plain majority
+    vote, twice: weighted by the prior skills, then by each annotator's smoothed mean grade
+    against the first result. The model keeps the weights of the final merge (so that the
+    online form reproduces it); the skill estimates are the grades against that merge."""
+    by_item: dict[int, list[tuple[int, Any]]] = {}
+    for i, a, value in job.values(control):
+        by_item.setdefault(i, []).append((a, value))
+    weighted = job.method is not Method.majority_vote
+    weights = {
+        index: float(job.prior.get(annotator, DEFAULT_SKILL)) if weighted else 1.0
+        for annotator, index in job.annotators.items()
+    }
+    result = _ControlResult()
+    used: dict[int, float] = {}
+    for _ in range(2 if weighted else 1):
+        result = _ControlResult()
+        used = dict(weights)
+        totals: dict[int, float] = {}
+        counts: dict[int, int] = {}
+        for i, pairs in by_item.items():
+            known = job.gold[i]
+            if known is not None and control.name in known:
+                key = known[control.name]
+                scores = [_grade(job.schema, control, value, key) for _, value in pairs]
+                merged = Merged(key, 1.0, tuple(scores))
+            else:
+                merged = _merge(control, [v for _, v in pairs], [weights[a] for a, _ in pairs])
+            result.values[i] = merged.value
+            result.confidences[i] = merged.confidence
+            for (a, _), score in zip(pairs, merged.scores, strict=True):
+                totals[a] = totals.get(a, 0.0) + score
+                counts[a] = counts.get(a, 0) + 1
+        result.skills = {a: (_smoothed_mean(totals[a], counts[a]), counts[a]) for a in totals}
+        if weighted:
+            weights.update({a: skill for a, (skill, _) in result.skills.items()})
+    return result, {job.annotator_keys[a]: used[a] for a in result.skills}
+
+
+def _grade(schema: LabelSchema, control: Control, answer: object, key: object) -> float:
+    return grade_controls(schema, {control.name: answer}, {control.name: key})[control.name]
+
+
+def aggregate_job(
+    schema: LabelSchema,
+    answers_by_item: Mapping[ItemId, Sequence[tuple[AnnotatorId, Answer]]],
+    method: Method | str = DEFAULT_METHOD,
+    *,
+    skills: Mapping[AnnotatorId, float] | None = None,
+    gold: Mapping[ItemId, Answer] | None = None,
+    seed: int = 0,
+) -> JobConsensus:
+    """Fit `method` over all of a job's answers.
+
+    `answers_by_item` maps each item to its (annotator, answer) pairs; answers are assumed
+    valid for `schema` (a value a control cannot hold is ignored). `skills` are prior estimates
+    of annotators' probability of answering correctly (from earlier work; the others start at
+    DEFAULT_SKILL). `gold` holds the known answers of gold items: those items get them as their
+    consensus, and the estimators learn from them. Deterministic for a seed. Raises ValueError
+    for an unknown method.
+    """
+    gold = gold or {}
+    annotators: dict[AnnotatorId, int] = {}
+    for pairs in answers_by_item.values():
+        for annotator, _ in pairs:
+            annotators.setdefault(annotator, len(annotators))
+    job = _Job(
+        schema=schema,
+        method=Method(method),
+        items=list(answers_by_item),
+        answers=list(answers_by_item.values()),
+        gold=[gold.get(item) for item in answers_by_item],
+        annotators=annotators,
+        prior=dict(skills or {}),
+        seed=seed,
+    )
+    model = ConsensusModel(method=job.method)
+    results: dict[str, _ControlResult] = {}
+    for control in schema.controls:
+        if _is_single(control):
+            results[control.name], model.questions[control.name] = _fit_single(job, control)
+        elif isinstance(control, ChoicesControl):
+            results[control.name], model.multiple[control.name] = _fit_multiple(job, control)
+        else:
+            results[control.name], model.weights[control.name] = _fit_merged(job, control)
+    return JobConsensus(
+        items={item: _item_consensus(job, i, results) for i, item in enumerate(job.items)},
+        annotators=_annotator_estimates(job, results),
+        model=model,
+    )
+
+
+def _item_consensus(job: _Job, i: int, results: Mapping[str, _ControlResult]) -> ItemConsensus:
+    answer = {name: r.values[i] for name, r in results.items() if i in r.values}
+    confidences = {name: r.confidences[i] for name, r in results.items() if i in r.confidences}
+    known = job.gold[i]
+    if known is not None:
+        graded = {k: v for k, v in known.items() if job.schema.control(k) is not None}
+        answer.update(graded)
+        confidences.update(dict.fromkeys(graded, 1.0))
+    return ItemConsensus(
+        answer=answer,
+        confidence=min(confidences.values()) if confidences else 0.0,
+        confidences=confidences,
+        answer_count=len(job.answers[i]),
+    )
+
+
+def _annotator_estimates(
+    job: _Job, results: Mapping[str, _ControlResult]
+) -> dict[AnnotatorId, AnnotatorEstimate]:
+    items_answered = np.zeros(len(job.annotators), dtype=np.int64)
+    for pairs in job.answers:
+        for annotator in {a for a, _ in pairs}:
+            items_answered[job.annotators[annotator]] += 1
+    out: dict[AnnotatorId, AnnotatorEstimate] = {}
+    for annotator, a in job.annotators.items():
+        per_control = {name: r.skills[a] for name, r in results.items() if a in r.skills}
+        count = sum(n for _, n in per_control.values())
+        skill = sum(s * n for s, n in per_control.values()) / count if count else DEFAULT_SKILL
+        out[annotator] = AnnotatorEstimate(
+            skill=float(skill),
+            answers=int(items_answered[a]),
+            controls={name: s for name, (s, _) in per_control.items()},
+        )
+    return out
+
+
+# --- Online -----------------------------------------------------------------------------------
+
+
+def aggregate_item(
+    schema: LabelSchema,
+    answers: Sequence[tuple[AnnotatorId, Answer]],
+    model: ConsensusModel | None = None,
+    method: Method | str = DEFAULT_METHOD,
+    *,
+    skills: Mapping[AnnotatorId, float] | None = None,
+    item_id: ItemId | None = None,
+    gold: Answer | None = None,
+    seed: int = 0,
+) -> ItemConsensus:
+    """One item's consensus from its (annotator, answer) pairs with the parameters of `model`
+    (the last `aggregate_job`'s) held fixed: no refit.
+
+    The model's method wins over `method`. Annotators the model does not know count with their
+    `skills` prior (DEFAULT_SKILL when absent). Without a model, categorical controls take the
+    weighted vote on the prior skills (a plain vote under `majority_vote`). `item_id` keys the
+    tie-break, so that a tie falls as it does in the batch fit; `gold`, when given, is the
+    answer (confidence 1).
+    """
+    method = model.method if model is not None else Method(method)
+    prior = dict(skills or {})
+    key = item_keys([item_id if item_id is not None else 0])
+    value: dict[str, Any] = {}
+    confidences: dict[str, float] = {}
+    for control in schema.controls:
+        present = [(a, answer[control.name]) for a, answer in answers if control.name in answer]
+        if not present:
+            continue
+        if _is_single(control):
+            question = _single_question(control)
+            fitted = model.questions.get(control.name) if model is not None else None
+            probas = _online_probas(fitted, method, question, present, prior)
+            if probas is None:
+                continue
+            winner = int(most_likely(probas[None, :], key, seed)[0])
+            value[control.name] = question.labels[winner]
+            confidences[control.name] = float(probas[winner])
+        elif isinstance(control, ChoicesControl):
+            per_label = model.multiple.get(control.name, {}) if model is not None else {}
+            yes: list[float] = []
+            decided: list[bool] = []
+            for label in control.labels:
+                probas = _online_probas(
+                    per_label.get(label), method, _label_question(label), present, prior
+                )
+                yes.append(float(probas[1]) if probas is not None else 0.0)
+                decided.append(
+                    probas is not None and int(most_likely(probas[None, :], key, seed)[0]) == 1
+                )
+            chosen = _chosen_labels(control, yes, decided)
+            value[control.name] = [control.labels[n] for n in chosen]
+            confidences[control.name] = _all_right(yes, chosen)
+        else:
+            fitted_weights = model.weights.get(control.name, {}) if model is not None else {}
+            weights = [
+                1.0
+                if method is Method.majority_vote
+                else fitted_weights.get(str(a), prior.get(a, DEFAULT_SKILL))
+                for a, _ in present
+            ]
+            merged = _merge(control, [v for _, v in present], weights)
+            value[control.name] = merged.value
+            confidences[control.name] = merged.confidence
+    if gold is not None:
+        graded = {k: v for k, v in gold.items() if schema.control(k) is not None}
+        value.update(graded)
+        confidences.update(dict.fromkeys(graded, 1.0))
+    return ItemConsensus(
+        answer=value,
+        confidence=min(confidences.values()) if confidences else 0.0,
+        confidences=confidences,
+        answer_count=len(answers),
+    )
+
+
+def _online_probas(
+    fitted: QuestionModel | None,
+    method: Method,
+    question: _Question,
+    present: Sequence[tuple[AnnotatorId, Any]],
+    prior: Mapping[AnnotatorId, float],
+) -> FloatArray | None:
+    coded = [(a, question.code(v)) for a, v in present]
+    kept = [(a, label) for a, label in coded if label is not None]
+    if not kept:
+        return None
+    return _item_posterior(
+        fitted,
+        method,
+        [a for a, _ in kept],
+        np.array([label for _, label in kept], dtype=np.int64),
+        len(question.labels),
+        prior,
+    )

@@ -1,0 +1,51 @@
+"""Spans: a weighted vote over whole spans.
+
+A span is its exact (start, end, label), the unit of strict-match evaluation in named-entity
+recognition (Tjong Kim Sang & De Meulder, "Introduction to the CoNLL-2003 shared task", 2003)
+and of the span grader (`qualification_tests.grading.grade_spans`). Each distinct span is kept
+when the annotators who marked it carry more than `min_share` of the weight of all who answered
+the item. Where the control forbids overlaps, kept spans are taken best supported first and a
+span overlapping one already taken is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.quality.merging import Merged, graded, normalised_weights
+
+# Parser imported from the graders (private there) so that a span means the same in both.
+from qualification_tests.grading import _MalformedError, _parse_spans, grade_spans
+
+MIN_SHARE = 0.5
+
+
+def merge_spans(
+    answers: Sequence[object],
+    weights: Sequence[float] | None = None,
+    *,
+    allow_overlap: bool = True,
+    min_share: float = MIN_SHARE,
+    maximum: int | None = None,
+) -> Merged:
+    """Merge one item's `spans` answers (one list of spans per annotator)."""
+    w = normalised_weights(weights, len(answers))
+    support: dict[tuple[int, int, str], float] = {}
+    for answer, weight in zip(answers, w, strict=True):
+        try:
+            spans = set(_parse_spans(answer))  # a span marked twice by one annotator counts once
+        except _MalformedError:
+            continue
+        for span in spans:
+            support[span] = support.get(span, 0.0) + float(weight)
+    kept = [(s, v) for s, v in support.items() if v > min_share + 1e-12]
+    # Best supported first; then position, so that equal support is decided the same every time.
+    kept.sort(key=lambda sv: (-sv[1], sv[0]))
+    chosen: list[tuple[int, int, str]] = []
+    for span, _ in kept:
+        if maximum is not None and len(chosen) >= maximum:
+            break
+        if allow_overlap or all(span[1] <= s[0] or s[1] <= span[0] for s in chosen):
+            chosen.append(span)
+    value = [{"start": s, "end": e, "label": label} for s, e, label in sorted(chosen)]
+    return graded(value, [grade_spans(a, value) for a in answers], w)
