@@ -43,7 +43,7 @@ from app.models.quality import (
     QualityRule,
     RuleCounters,
 )
-from app.quality import job_settings, rules
+from app.quality import job_settings, rules, tracking
 from app.quality.tracking import FINISHED, JobWork, Refreshed
 from qualification_tests import annotators
 from qualification_tests.schemas import BanCreate
@@ -155,8 +155,10 @@ def check_submit(
     """The rules on one just-submitted assignment, in the submit's transaction: reads the
     annotator's running counts on the job (one row, locked), advances them with this submit,
     and records the fast-submit and identical-answers flags and the removal
-    `rules.decide_at_submit` asks for. Running it twice for one assignment changes nothing.
-    Returns the actions added."""
+    `rules.decide_at_submit` asks for. Running it twice for one assignment changes nothing
+    (nor does running it after a later submit of the same annotator on the job was counted:
+    that one is left to the next refresh, which recounts everything). Returns the actions
+    added."""
     assignment = session.get(Assignment, assignment_id)
     if assignment is None or assignment.status not in FINISHED or assignment.submitted_at is None:
         raise NotFound("No such submitted assignment")
@@ -169,19 +171,18 @@ def check_submit(
     )
     if not answers:
         return []
-    counters = session.get(
-        RuleCounters, (assignment.annotator_id, assignment.job_id), with_for_update=True
-    )
-    if counters is not None and counters.last_answer_id >= answers[-1].id:
+    # The counters row, created empty if missing, then locked: concurrent submits of one
+    # annotator on one job advance it one after the other.
+    key = (assignment.annotator_id, assignment.job_id)
+    tracking.ensure_counters(session, *key, now=now)
+    counters = session.get(RuleCounters, key, with_for_update=True, populate_existing=True)
+    assert counters is not None
+    if counters.last_answer_id >= answers[-1].id:
         return []  # counted already (by a refresh, or an earlier call)
-    counts = (
-        rules.RunningCounts(
-            counters.gold_answers,
-            counters.gold_score_sum,
-            rules.Run(counters.run_key, counters.run_length),
-        )
-        if counters is not None
-        else rules.RunningCounts()
+    counts = rules.RunningCounts(
+        counters.gold_answers,
+        counters.gold_score_sum,
+        rules.Run(counters.run_key, counters.run_length),
     )
     numbers = rules.SubmitNumbers(
         seconds=(assignment.submitted_at - assignment.claimed_at).total_seconds(),
@@ -190,14 +191,16 @@ def check_submit(
     )
     t = job_settings.thresholds_for_jobs(session, settings, [assignment.job_id])[assignment.job_id]
     verdict = rules.decide_at_submit(numbers, counts, t)
-
-    if counters is None:
-        counters = RuleCounters(annotator_id=assignment.annotator_id, job_id=assignment.job_id)
-        session.add(counters)
-    counters.gold_answers = verdict.counts.gold_answers
-    counters.gold_score_sum = verdict.counts.gold_score_sum
-    counters.run_key, counters.run_length = verdict.counts.run.key, verdict.counts.run.length
-    counters.last_answer_id, counters.updated_at = answers[-1].id, now
+    tracking.write_counters(
+        session,
+        assignment.annotator_id,
+        assignment.job_id,
+        gold_answers=verdict.counts.gold_answers,
+        gold_score_sum=verdict.counts.gold_score_sum,
+        run=verdict.counts.run,
+        last_answer_id=answers[-1].id,
+        now=now,
+    )
 
     added = []
     annotator_id, job_id = assignment.annotator_id, assignment.job_id

@@ -43,7 +43,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, cast, delete, func, or_, select, union
+from sqlalchemy import Text, cast, delete, func, or_, select, text, union
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.settings import Settings
@@ -66,6 +68,7 @@ FINISHED = job_settings.FINISHED
 COMMIT_MARGIN = timedelta(minutes=1)
 RECOMPUTE_AFTER = timedelta(days=1)
 PERSON_SOURCES = (ReviewSource.client, ReviewSource.appeal)
+ANNOTATOR_LOCK_SPACE = 0x7E55_0A11  # advisory locks of annotator refreshes: (space, annotator id)
 
 
 # --- one scope's figures -------------------------------------------------------------------------
@@ -229,6 +232,7 @@ def refresh_annotators(
     ids = sorted(set(annotator_ids))
     if not ids:
         return []
+    _lock_annotators(session, ids)
     through = now - COMMIT_MARGIN
     assignments = session.execute(
         select(
@@ -288,7 +292,6 @@ def refresh_annotators(
         for job in jobs.values():
             job.close(thresholds[job.job_id])
     session.execute(delete(AnnotatorStats).where(AnnotatorStats.annotator_id.in_(ids)))
-    session.execute(delete(RuleCounters).where(RuleCounters.annotator_id.in_(ids)))
     prior = settings.quality_reputation_prior_strength
     tiers = reputation.TierThresholds.of(settings)
     out = []
@@ -301,17 +304,15 @@ def refresh_annotators(
             for slug in skills.get(job_id, ()):
                 by_skill[slug].merge(job.tally)
             session.add(job.tally.row(annotator_id, StatsScope.job, str(job_id), prior, now))
-            session.add(
-                RuleCounters(
-                    annotator_id=annotator_id,
-                    job_id=job_id,
-                    gold_answers=job.window_gold_answers,
-                    gold_score_sum=job.window_gold_score_sum,
-                    run_key=job.run.key,
-                    run_length=job.run.length,
-                    last_answer_id=job.last_answer_id,
-                    updated_at=now,
-                )
+            write_counters(
+                session,
+                annotator_id,
+                job_id,
+                gold_answers=job.window_gold_answers,
+                gold_score_sum=job.window_gold_score_sum,
+                run=job.run,
+                last_answer_id=job.last_answer_id,
+                now=now,
             )
         for slug, tally in sorted(by_skill.items()):
             session.add(tally.row(annotator_id, StatsScope.skill, slug, prior, now))
@@ -330,6 +331,67 @@ def refresh_annotators(
         out.append(Refreshed(annotator_id, jobs, thresholds, overall))
     session.flush()
     return out
+
+
+def _lock_annotators(session: Session, ids: Sequence[int]) -> None:
+    """One refresh of an annotator at a time (their rows are rewritten whole): on PostgreSQL a
+    transaction-level advisory lock per annotator, taken in id order so two refreshes cannot
+    deadlock; on SQLite the write transaction is the lock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for annotator_id in ids:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :id)"),
+            {"space": ANNOTATOR_LOCK_SPACE, "id": annotator_id % 2**31},
+        )
+
+
+def write_counters(
+    session: Session,
+    annotator_id: int,
+    job_id: int,
+    *,
+    gold_answers: int,
+    gold_score_sum: float,
+    run: rules.Run,
+    last_answer_id: int,
+    now: datetime,
+) -> None:
+    """Insert or overwrite an annotator's rule counters on a job in one statement (a refresh and
+    a submit's check may write the same row)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    values = {
+        "gold_answers": gold_answers,
+        "gold_score_sum": gold_score_sum,
+        "run_key": run.key,
+        "run_length": run.length,
+        "last_answer_id": last_answer_id,
+        "updated_at": now,
+    }
+    session.execute(
+        insert(RuleCounters)
+        .values(annotator_id=annotator_id, job_id=job_id, **values)
+        .on_conflict_do_update(index_elements=["annotator_id", "job_id"], set_=values)
+    )
+
+
+def ensure_counters(session: Session, annotator_id: int, job_id: int, *, now: datetime) -> None:
+    """Create the annotator's empty rule counters on a job unless they exist."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(RuleCounters)
+        .values(
+            annotator_id=annotator_id,
+            job_id=job_id,
+            gold_answers=0,
+            gold_score_sum=0.0,
+            run_key=None,
+            run_length=0,
+            last_answer_id=0,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
 
 
 def _count_assignment(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -17,15 +18,17 @@ from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.errors import TesseraError
 from app.models import (
+    AnnotatorStats,
     Appeal,
     AppealKind,
     Assignment,
     AssignmentStatus,
     Job,
+    QualityAction,
     ReviewDecision,
     Task,
 )
-from app.quality import appeals, review
+from app.quality import appeals, enforcement, review, tracking
 from tests.quality.factories import do_tasks, open_job
 from tests.support import Account
 
@@ -117,3 +120,62 @@ def test_concurrent_reviews_and_appeals_keep_every_history_consistent(
     for task in tasks:
         assert task.done_count == live[task.id], task.id
     assert max(appealed.values(), default=0) <= 1
+
+
+@pytest.mark.postgresql
+def test_concurrent_refreshes_of_the_same_annotators_add_nothing_twice(
+    client: TestClient,
+    client_account: Account,
+    make_account: Callable[..., Account],
+    db: Database,
+) -> None:
+    """Appeals and admins refresh one annotator while the scheduler's batch refreshes many: the
+    per-annotator lock makes them take turns, so rows are rewritten whole and no rule action is
+    recorded twice."""
+    job_id = open_job(client, client_account, regular=12, gold=12)
+    client.put(
+        f"/v1/quality/jobs/{job_id}/rules",
+        json={"removal_min_gold_answers": 2, "identical_run_length": 3, "speed_floor_seconds": 10},
+        headers=client_account.headers,
+    )
+    crowd = [make_account("annotator") for _ in range(3)]
+    for who in crowd:
+        do_tasks(client, who, job_id, 6, seconds=5)
+    ids = [who.id for who in crowd]
+    wide = Database(db.settings.model_copy(update={"db_pool_size": THREADS + 2}))
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def refresh(seed: int) -> None:
+        rng = random.Random(seed)
+        start.wait()
+        try:
+            for _ in range(3):
+                picked = rng.sample(ids, rng.randint(1, 3))
+                with wide.transaction() as session:
+                    now = utcnow()
+                    done = tracking.refresh_annotators(session, wide.settings, picked, now)
+                    enforcement.enforce(session, wide.settings, done, now)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    wide.dispose()
+    assert not errors, errors
+    with db.read_session() as session:
+        actions = list(session.scalars(select(QualityAction)))
+        stats = list(session.scalars(select(AnnotatorStats)))
+    # Two identical-answer runs each (six alike answers, runs of 3), told apart by their end.
+    recorded = Counter(
+        (a.annotator_id, a.rule, a.assignment_id, a.evidence.get("last_answer_id"))
+        for a in actions
+    )
+    assert max(recorded.values()) == 1
+    assert {(a.annotator_id, a.rule.value) for a in actions} >= {
+        (i, rule) for i in ids for rule in ("gold_accuracy", "fast_submit", "identical_answers")
+    }
+    assert len(stats) == 3 * 2  # overall and the job, once each
