@@ -320,13 +320,14 @@ def my_quality(
     return schemas.QualityOut.of(reports.annotator_quality(session, settings, annotator.id))
 
 
-@router.get(
-    "/annotator/quality/actions", tags=["annotator"], response_model=list[schemas.ActionOut]
-)
-def my_actions(annotator: AnnotatorPrincipal, session: ReadSession) -> list[schemas.ActionOut]:
-    """What the quality rules did about your work (removals, flags, proposals) and why, newest
+@router.get("/annotator/quality/actions", tags=["annotator"], response_model=schemas.MyActionPage)
+def my_actions(
+    annotator: AnnotatorPrincipal, session: ReadSession, paging: Paging
+) -> schemas.MyActionPage:
+    """What the quality rules did about your work (removals, flags, proposals) and why, oldest
     first."""
-    return [schemas.ActionOut.of(a) for a in enforcement.actions_of(session, annotator.id)]
+    rows, cursor = enforcement.list_actions(session, paging, status=None, annotator_id=annotator.id)
+    return schemas.MyActionPage(items=[schemas.ActionOut.of(a) for a in rows], next_cursor=cursor)
 
 
 @router.get("/annotator/quality/decisions", tags=["annotator"], response_model=schemas.DecisionPage)

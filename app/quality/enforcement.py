@@ -318,13 +318,14 @@ def list_actions(
     return page_of(rows, params, [a.id for a in rows])
 
 
-def actions_of(session: Session, annotator_id: int) -> list[QualityAction]:
-    """Every action about the annotator, newest first."""
+def actions_of(session: Session, annotator_id: int, limit: int = 500) -> list[QualityAction]:
+    """The latest `limit` actions about the annotator, newest first."""
     return list(
         session.scalars(
             select(QualityAction)
             .where(QualityAction.annotator_id == annotator_id)
             .order_by(QualityAction.id.desc())
+            .limit(limit)
         )
     )
 

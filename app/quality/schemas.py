@@ -309,6 +309,11 @@ class ActionPage(BaseModel):
     next_cursor: int | None
 
 
+class MyActionPage(BaseModel):
+    items: list[ActionOut]
+    next_cursor: int | None
+
+
 class ActionDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -512,7 +517,7 @@ class EvidenceOut(BaseModel):
         description="decayed sums per kind of evidence behind the computed reputation"
     )
     overrides: list[AdminOverrideOut]
-    actions: list[AdminActionOut]
+    actions: list[AdminActionOut] = Field(description="the latest 500, newest first")
     appeals: list[AdminAppealOut]
     recent_decisions: list[AdminDecisionOut]
 

@@ -143,7 +143,9 @@ def test_an_overturned_gold_judgment_is_rescored_and_a_removal_it_caused_is_reve
     # One wrong control answer left: too few to judge, so the removal is reversed at once.
     stats = job_stats(client, annotator, job_id)
     assert (stats["gold_answers"], stats["gold_accuracy"]) == (1, 0.0)
-    [action] = client.get("/v1/annotator/quality/actions", headers=annotator.headers).json()
+    [action] = client.get("/v1/annotator/quality/actions", headers=annotator.headers).json()[
+        "items"
+    ]
     assert (action["status"], action["resolution"]) == (
         "reversed",
         f"Gold judgment overturned on appeal {first.json()['id']}.",

@@ -171,8 +171,7 @@ def test_concurrent_refreshes_of_the_same_annotators_add_nothing_twice(
         stats = list(session.scalars(select(AnnotatorStats)))
     # Two identical-answer runs each (six alike answers, runs of 3), told apart by their end.
     recorded = Counter(
-        (a.annotator_id, a.rule, a.assignment_id, a.evidence.get("last_answer_id"))
-        for a in actions
+        (a.annotator_id, a.rule, a.assignment_id, a.evidence.get("last_answer_id")) for a in actions
     )
     assert max(recorded.values()) == 1
     assert {(a.annotator_id, a.rule.value) for a in actions} >= {

@@ -86,7 +86,7 @@ def test_a_removal_carries_its_evidence_bans_and_is_reversible_without_reimposin
     assert removal.reason in verdict["reasons"][0]["detail"]
 
     # The annotator sees the reason, the thresholds and their own numbers, not the evidence.
-    [seen] = client.get("/v1/annotator/quality/actions", headers=annotator.headers).json()
+    [seen] = client.get("/v1/annotator/quality/actions", headers=annotator.headers).json()["items"]
     assert (seen["reason"], seen["numbers"], seen["thresholds"]) == (
         removal.reason,
         removal.numbers,

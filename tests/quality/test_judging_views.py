@@ -117,7 +117,8 @@ def test_annotators_see_only_their_own_figures_and_never_a_gold_answer(
     assert (mine["annotator_id"], theirs["annotator_id"]) == (busy.id, idle.id)
     overall = {q["annotator_id"]: q["stats"][0] for q in (mine, theirs)}
     assert (overall[busy.id]["tasks"], overall[idle.id]["tasks"]) == (6, 1)
-    assert client.get("/v1/annotator/quality/actions", headers=idle.headers).json() == []
+    nothing = client.get("/v1/annotator/quality/actions", headers=idle.headers).json()
+    assert nothing == {"items": [], "next_cursor": None}
 
     # The admin's evidence page has it all.
     page = client.get(f"/v1/admin/annotators/{busy.id}/quality", headers=admin.headers)
