@@ -1,13 +1,13 @@
 """Accuracy and speed tracking: each annotator's figures, overall, per job and per skill,
 computed in batch and stored in `annotator_stats` (never on the claim/submit path).
 
-One refresh takes a set of annotators and reads all their finished work in four queries
-(assignments; answers with their item's gold flag and consensus; review decisions; rule actions
-that open a window), then computes in Python, per job:
+One refresh takes a set of annotators and reads all their finished work in a few set-wise
+queries (assignments; answers with their item's gold flag and consensus; review decisions; rule
+actions that open a window; the jobs' skills and thresholds), then computes in Python, per job:
 
 - gold accuracy: the mean score of graded gold answers;
 - agreement with consensus: the share of answers on items with a consensus (`item_results`,
-  whatever method the job uses; majority vote for now) equal to it on every control;
+  whatever method the job uses) equal to it on every control;
 - approval rate: approved / (approved + rejected);
 - median active seconds per task (the measured active time assignments record);
 - fast submits: tasks whose seconds from claim to submit were below the job's floor (`rules`
@@ -16,9 +16,10 @@ that open a window), then computes in Python, per job:
 - reputation over the scope (`reputation`), from the same observations, decayed by age.
 
 A skill's figures sum the jobs requiring that skill; overall sums every job. The stats rows are
-rewritten whole; so are the rule counters the check at submit reads (`RuleCounters`), and the
-annotator's computed reputation and tier. What the rules need beyond the stored figures (the
-windows, the fast submits, a run long enough to flag) is handed to `enforcement` in memory.
+rewritten whole (one refresh of an annotator at a time), the rule counters the check at submit
+reads (`RuleCounters`) overwritten, and the annotator's computed reputation and tier stored.
+What the rules need beyond the stored figures (the windows, the fast submits, runs long enough
+to flag) is handed to `enforcement` in memory.
 
 Which annotators are refreshed: those with work submitted or reviewed since their last refresh,
 and everyone else once a day (decay moves reputation even without new work, and consensus
