@@ -7,7 +7,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TESSERA_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tessera_test
 
-.PHONY: install run test lint typecheck imports test-sqlite test-postgresql bench clean
+LABEL_STUDIO_VERSION ?= 1.23.2
+INTEROP_DIR ?= .interop
+LS_VENV := $(INTEROP_DIR)/venv
+LS_STAMP := $(LS_VENV)/.installed-$(LABEL_STUDIO_VERSION)
+
+.PHONY: install run test lint typecheck imports test-sqlite test-postgresql bench clean interop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +46,18 @@ test-sqlite: $(STAMP)
 
 test-postgresql: $(STAMP)
 	$(PY) -m coverage run --parallel-mode -m pytest --db=postgresql
+
+$(LS_STAMP):
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/python -m pip install --quiet 'label-studio==$(LABEL_STUDIO_VERSION)'
+	touch $(LS_STAMP)
+
+## interop: install Label Studio $(LABEL_STUDIO_VERSION) in its own venv (git-ignored) and run the
+## round trip Tessera -> Label Studio -> Tessera against it on 127.0.0.1 (not part of `make test`)
+interop: $(STAMP) $(LS_STAMP)
+	$(PY) interop/label_studio/round_trip.py --label-studio $(LS_VENV)/bin/label-studio \
+		--workdir $(INTEROP_DIR)/run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .coverage.*

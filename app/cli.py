@@ -255,11 +255,15 @@ def import_command(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV/JSON/JSONL[.gz]")],
     mode: Annotated[str, typer.Option(help="all-or-nothing or skip-invalid")] = "all-or-nothing",
     fmt: Annotated[str | None, typer.Option("--format", help="csv, json or jsonl")] = None,
+    annotations: Annotated[
+        str, typer.Option(help="Label Studio tasks' annotations: report or gold")
+    ] = "report",
 ) -> None:
     """Import a dataset file into a job, with a progress bar (same rules as the API)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.jobs import importing
+    from app.jobs.label_studio import AnnotationUse
     from app.jobs.service import job_schema
     from app.models.jobs import Job
 
@@ -301,6 +305,7 @@ def import_command(
                 raw,
                 fmt_value,
                 importing.ImportMode(mode),
+                annotations=AnnotationUse(annotations),
                 progress=show,
             )
             session.commit()
@@ -328,6 +333,7 @@ def export_command(
 ) -> None:
     """Export a job's results (same content as the API's export)."""
     from app.jobs.export import stream_export
+    from app.jobs.label_studio import job_view
     from app.jobs.service import job_schema
     from app.models.jobs import Job
 
@@ -339,7 +345,8 @@ def export_command(
             if job is None:
                 raise NotFound(f"No job {job_id}")
             schema, client_id = job_schema(job), job.client_id
-        body = stream_export(db, job_id, client_id, schema, fmt, include_gold)
+            targets = job_view(job, schema).targets
+        body = stream_export(db, job_id, client_id, schema, fmt, include_gold, targets=targets)
         target = sys.stdout.buffer if str(output) == "-" else output.open("wb")
         try:
             for chunk in body:

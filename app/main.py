@@ -27,6 +27,7 @@ from app.routing.work import open_workplace
 from app.runs.endpoints import router as runs_router
 from app.webhooks.endpoints import events as webhook_events
 from app.webhooks.endpoints import router as webhooks_router
+from payouts.endpoints import router as money_router
 from qualification_tests.endpoints import router as qualification_router
 
 GC_YOUNG_THRESHOLD = 20_000  # Python's default is 700 allocations
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(runs_router)
     app.include_router(webhooks_router)
     app.webhooks.include_router(webhook_events)  # the OpenAPI `webhooks` section
+    app.include_router(money_router)
     return app
 
 

@@ -100,6 +100,7 @@ def setup(url: str, tasks: int, clients: int) -> dict[str, Any]:
     from app.core.settings import Settings
     from app.jobs import importing, schemas, service, splitting
     from app.models.accounts import Role
+    from payouts import funding
 
     db = Database(Settings(database_url=url, secret_key=SECRET, _env_file=None))  # type: ignore[call-arg]
     upgrade_to_head(db.engine)
@@ -119,6 +120,7 @@ def setup(url: str, tasks: int, clients: int) -> dict[str, Any]:
             pricing=schemas.Pricing(rate_micros=1000),
             overlap=schemas.Overlap(min=3),
         )
+        funding.credit_manually(session, owner.id, 10**15, actor_id=None, reason="bench balance")
         job = service.create_job(session, Principal(user=owner, token_id=0), body)
         rows = io.BytesIO(
             b"".join(

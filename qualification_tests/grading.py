@@ -23,17 +23,25 @@ from rapidfuzz.distance import Levenshtein
 from scipy.optimize import linear_sum_assignment
 
 from app.label_schema import (
+    Attribute,
     BoxesControl,
+    ChoicesAttribute,
     ChoicesControl,
     Control,
     KeypointsControl,
     LabelSchema,
     NumberControl,
+    PairwiseControl,
     PolygonsControl,
+    RankingControl,
     RatingControl,
+    SegmentsControl,
     SpansControl,
+    TaxonomyControl,
+    TextAttribute,
     TextControl,
 )
+from app.label_schema.aggregation import kendall_tau
 
 __all__ = [
     "grade_answer",
@@ -42,9 +50,13 @@ __all__ = [
     "grade_controls",
     "grade_keypoints",
     "grade_number",
+    "grade_pairwise",
     "grade_polygons",
+    "grade_ranking",
     "grade_rating",
+    "grade_segments",
     "grade_spans",
+    "grade_taxonomy",
     "grade_text",
 ]
 
@@ -213,6 +225,59 @@ def _parse_keypoints(value: object) -> list[_Keypoint]:
     ]
 
 
+class _Segment(NamedTuple):
+    start: float
+    end: float
+    label: str
+
+
+def _parse_segments(value: object) -> list[_Segment]:
+    segments = []
+    for item in _items(value):
+        start, end = _coordinate(_field(item, "start")), _coordinate(_field(item, "end"))
+        if not 0 <= start < end:
+            raise _MalformedError("a segment needs 0 <= start < end")
+        segments.append(_Segment(start, end, _label(_field(item, "label"))))
+    return segments
+
+
+def _parse_side(value: object) -> str:
+    if value not in ("left", "right"):
+        raise _MalformedError('expected "left" or "right"')
+    return str(value)
+
+
+def _parse_ranking(value: object) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise _MalformedError("expected a non-empty list of candidate ids")
+    ranking = [_label(item) for item in value]
+    if len(set(ranking)) != len(ranking):
+        raise _MalformedError("a candidate is ranked twice")
+    return ranking
+
+
+def _parse_paths(value: object) -> list[tuple[str, ...]]:
+    if not isinstance(value, list):
+        raise _MalformedError("expected a list of paths")
+    paths = []
+    for path in value:
+        if not isinstance(path, list) or not path:
+            raise _MalformedError("a path is a non-empty list of labels")
+        paths.append(tuple(_label(step) for step in path))
+    return paths
+
+
+def _attributes_of(value: object) -> list[Mapping[str, Any]]:
+    """Each region's `attributes` object ({} where it has none)."""
+    out: list[Mapping[str, Any]] = []
+    for item in _items(value):
+        attributes = item.get("attributes", {})
+        if not isinstance(attributes, Mapping):
+            raise _MalformedError("attributes must be an object")
+        out.append(attributes)
+    return out
+
+
 def _parse_text(value: object) -> str:
     if not isinstance(value, str):
         raise _MalformedError("expected a string")
@@ -266,6 +331,79 @@ def _max_matching(pairs: _Pairs) -> int:
     weights[row_of, col_of] = bonus + np.clip(pairs.quality[contested], 0.0, 1.0)
     row_ind, col_ind = linear_sum_assignment(weights, maximize=True)
     return matched + int(np.count_nonzero(weights[row_ind, col_ind]))
+
+
+def _soft_matching(pairs: _Pairs, weight: FloatArray, answer_count: int, key_count: int) -> float:
+    """F1 of a one-to-one matching in which each matched pair counts `weight` (in [0, 1]) rather
+    than 1: the matching maximises the number of pairs first, then their total weight."""
+    if not pairs.answer.size:
+        return _f1(0, answer_count, key_count)
+    bonus = min(answer_count, key_count) + 1.0
+    weights = np.zeros((answer_count, key_count))
+    weights[pairs.answer, pairs.key] = bonus + np.clip(weight, 0.0, 1.0)
+    row_ind, col_ind = linear_sum_assignment(weights, maximize=True)
+    chosen = weights[row_ind, col_ind]
+    total = float(np.sum(chosen[chosen > 0] - bonus))
+    return 2.0 * total / (answer_count + key_count)
+
+
+def _attribute_weights(
+    pairs: _Pairs,
+    attributes: Sequence[Attribute],
+    answer: Sequence[Mapping[str, Any]],
+    key: Sequence[Mapping[str, Any]],
+) -> FloatArray:
+    """For each candidate pair, how well the answer region's attributes agree with the key
+    region's: the mean score over the attributes the key region gives (1 when it gives none)."""
+    return np.array(
+        [
+            _attribute_agreement(attributes, answer[i], key[j])
+            for i, j in zip(pairs.answer, pairs.key, strict=True)
+        ],
+        dtype=float,
+    )
+
+
+def _attribute_agreement(
+    attributes: Sequence[Attribute], answer: Mapping[str, Any], key: Mapping[str, Any]
+) -> float:
+    scores = []
+    for attribute in attributes:
+        expected = key.get(attribute.name)
+        if expected is None:
+            continue
+        given = answer.get(attribute.name)
+        if isinstance(attribute, ChoicesAttribute):
+            scores.append(grade_choices(given, expected, multiple=attribute.multiple))
+        elif isinstance(attribute, TextAttribute):
+            scores.append(grade_text(given, expected, normalize=attribute.normalize))
+        else:
+            scores.append(grade_number(given, expected, tolerance=attribute.tolerance))
+    return math.fsum(scores) / len(scores) if scores else 1.0
+
+
+def _region_score(
+    pairs: _Pairs,
+    answer: object,
+    key: object,
+    answer_count: int,
+    key_count: int,
+    attributes: Sequence[Attribute],
+) -> float:
+    """F1 of the best matching over `pairs`; with per-region attributes, each matched pair
+    counts by how well its attributes agree."""
+    if not attributes:
+        return _f1(_max_matching(pairs), answer_count, key_count)
+    try:
+        key_attributes = _attributes_of(key)
+    except _MalformedError as exc:
+        raise _MalformedKeyError(f"malformed key: {exc}") from None
+    try:
+        answer_attributes = _attributes_of(answer)
+    except _MalformedError:
+        answer_attributes = [{} for _ in range(answer_count)]
+    weight = _attribute_weights(pairs, attributes, answer_attributes, key_attributes)
+    return _soft_matching(pairs, weight, answer_count, key_count)
 
 
 def _label_ids(answer: Sequence[str], key: Sequence[str]) -> tuple[IntArray, IntArray]:
@@ -382,6 +520,38 @@ def _passes(iou: FloatArray, iou_threshold: float) -> npt.NDArray[np.bool_]:
     return (iou > 0) & (iou >= iou_threshold - _IOU_SLACK)
 
 
+def _segment_pairs(
+    answer: Sequence[_Segment], key: Sequence[_Segment], iou_threshold: float
+) -> _Pairs:
+    a = np.array([(seg.start, seg.end) for seg in answer], dtype=float)
+    k = np.array([(seg.start, seg.end) for seg in key], dtype=float)
+    inter = np.clip(
+        np.minimum(a[:, None, 1], k[None, :, 1]) - np.maximum(a[:, None, 0], k[None, :, 0]),
+        0.0,
+        None,
+    )
+    union = (a[:, None, 1] - a[:, None, 0]) + (k[None, :, 1] - k[None, :, 0]) - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    answer_labels, key_labels = _label_ids(
+        [seg.label for seg in answer], [seg.label for seg in key]
+    )
+    same_label = answer_labels[:, None] == key_labels[None, :]
+    rows, cols = np.nonzero(same_label & _passes(iou, iou_threshold))
+    return _Pairs(rows, cols, iou[rows, cols])
+
+
+def _span_pairs(
+    answer: Sequence[tuple[int, int, str]], key: Sequence[tuple[int, int, str]]
+) -> _Pairs:
+    """Every exact match (same start, end and label) as a candidate pair."""
+    positions: dict[tuple[int, int, str], list[int]] = {}
+    for j, span in enumerate(key):
+        positions.setdefault(span, []).append(j)
+    rows = [i for i, span in enumerate(answer) for _ in positions.get(span, ())]
+    cols = [j for span in answer for j in positions.get(span, ())]
+    return _Pairs(np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp), np.ones(len(rows)))
+
+
 def _keypoint_pairs(
     answer: Sequence[_Keypoint], key: Sequence[_Keypoint], tolerance: float
 ) -> _Pairs:
@@ -427,38 +597,49 @@ def grade_choices(answer: object, key: object, *, multiple: bool) -> float:
     return 1.0 if not union else len(chosen & expected) / len(union)
 
 
-def grade_spans(answer: object, key: object) -> float:
+def grade_spans(answer: object, key: object, *, attributes: Sequence[Attribute] = ()) -> float:
     """Score a `spans` answer: F1 of exact matches (same start, end and label; both empty → 1).
 
     Matching is one-to-one, so a span duplicated in the answer matches at most once per copy in
-    the key. A partly overlapping span does not count. A malformed answer scores 0; a malformed
-    key raises ValueError.
+    the key. A partly overlapping span does not count. With per-region `attributes`, a matched
+    pair counts by how well the answer span's attributes agree with the key span's (the mean
+    score of the attributes the key span gives) instead of 1. A malformed answer scores 0; a
+    malformed key raises ValueError.
     """
     spans, expected = _parse_both(_parse_spans, answer, key)
     if spans is None:
         return 0.0
+    if attributes:
+        pairs = _span_pairs(spans, expected)
+        return _region_score(pairs, answer, key, len(spans), len(expected), attributes)
     matched = sum((Counter(spans) & Counter(expected)).values())
     return _f1(matched, len(spans), len(expected))
 
 
-def grade_boxes(answer: object, key: object, *, iou_threshold: float) -> float:
+def grade_boxes(
+    answer: object, key: object, *, iou_threshold: float, attributes: Sequence[Attribute] = ()
+) -> float:
     """Score a `boxes` answer: F1 of a one-to-one matching of answer boxes to key boxes.
 
     A pair can match when the labels are equal, the boxes overlap (touching is not enough) and
     IoU ≥ `iou_threshold`; the assignment (Hungarian) matches as many pairs as possible,
     preferring the larger total IoU among equally large matchings. Precision = matched / answer
     boxes, recall = matched / key boxes. Both empty → 1, exactly one empty → 0. Box order does not
-    matter. A malformed answer scores 0; a malformed key raises ValueError.
+    matter. With per-region `attributes` a matched pair counts by how well its attributes agree
+    (as in `grade_spans`). A malformed answer scores 0; a malformed key raises ValueError.
     """
     boxes, expected = _parse_both(_parse_boxes, answer, key)
     if boxes is None:
         return 0.0
     if not boxes or not expected:
         return _f1(0, len(boxes), len(expected))
-    return _f1(_max_matching(_box_pairs(boxes, expected, iou_threshold)), len(boxes), len(expected))
+    pairs = _box_pairs(boxes, expected, iou_threshold)
+    return _region_score(pairs, answer, key, len(boxes), len(expected), attributes)
 
 
-def grade_polygons(answer: object, key: object, *, iou_threshold: float) -> float:
+def grade_polygons(
+    answer: object, key: object, *, iou_threshold: float, attributes: Sequence[Attribute] = ()
+) -> float:
     """Score a `polygons` answer: as `grade_boxes`, with the IoU of the enclosed areas.
 
     Polygons may be non-convex; self-intersecting ones are repaired (a bow-tie counts as its two
@@ -471,10 +652,12 @@ def grade_polygons(answer: object, key: object, *, iou_threshold: float) -> floa
     if not polygons or not expected:
         return _f1(0, len(polygons), len(expected))
     pairs = _polygon_pairs(polygons, expected, iou_threshold)
-    return _f1(_max_matching(pairs), len(polygons), len(expected))
+    return _region_score(pairs, answer, key, len(polygons), len(expected), attributes)
 
 
-def grade_keypoints(answer: object, key: object, *, tolerance: float) -> float:
+def grade_keypoints(
+    answer: object, key: object, *, tolerance: float, attributes: Sequence[Attribute] = ()
+) -> float:
     """Score a `keypoints` answer: F1 of a one-to-one matching of answer points to key points.
 
     A pair can match when the labels are equal and the Euclidean distance ≤ `tolerance` (pixels);
@@ -488,7 +671,71 @@ def grade_keypoints(answer: object, key: object, *, tolerance: float) -> float:
     if not points or not expected:
         return _f1(0, len(points), len(expected))
     pairs = _keypoint_pairs(points, expected, tolerance)
-    return _f1(_max_matching(pairs), len(points), len(expected))
+    return _region_score(pairs, answer, key, len(points), len(expected), attributes)
+
+
+def grade_segments(
+    answer: object, key: object, *, iou_threshold: float, attributes: Sequence[Attribute] = ()
+) -> float:
+    """Score a `segments` answer: as `grade_boxes`, with the IoU of time intervals
+    (overlap / union of the two [start, end] intervals, same label).
+
+    Intervals that only touch never match. A malformed answer scores 0; a malformed key raises
+    ValueError.
+    """
+    segments, expected = _parse_both(_parse_segments, answer, key)
+    if segments is None:
+        return 0.0
+    if not segments or not expected:
+        return _f1(0, len(segments), len(expected))
+    pairs = _segment_pairs(segments, expected, iou_threshold)
+    return _region_score(pairs, answer, key, len(segments), len(expected), attributes)
+
+
+def grade_pairwise(answer: object, key: object) -> float:
+    """Score a `pairwise` answer: 1 when the same side is preferred, else 0."""
+    side, expected = _parse_both(_parse_side, answer, key)
+    return 1.0 if side == expected else 0.0
+
+
+def grade_ranking(answer: object, key: object) -> float:
+    """Score a `ranking` answer by its Kendall rank correlation τ with the key, mapped to [0, 1]:
+    (τ + 1) / 2, so the key's order scores 1, its reverse 0, and each discordant pair of
+    candidates costs the same. τ = (concordant − discordant pairs) / (n(n − 1)/2); a single
+    candidate scores 1. An answer that does not rank exactly the key's candidates scores 0; a
+    malformed key raises ValueError.
+    """
+    ranking, expected = _parse_both(_parse_ranking, answer, key)
+    if ranking is None or sorted(ranking) != sorted(expected):
+        return 0.0
+    return (kendall_tau(ranking, expected) + 1.0) / 2.0
+
+
+def grade_taxonomy(answer: object, key: object) -> float:
+    """Score a `taxonomy` answer by its paths: two paths agree by the share of their shared
+    prefix (common leading steps / the longer path's length: ["Animal", "Cat"] against
+    ["Animal", "Dog"] is 1/2); the paths are matched one to one to maximise the total agreement,
+    and the score is 2 × total / (answer paths + key paths) (an F1 with partial credit; both
+    empty → 1). A malformed answer scores 0; a malformed key raises ValueError.
+    """
+    paths, expected = _parse_both(_parse_paths, answer, key)
+    if paths is None:
+        return 0.0
+    if not paths or not expected:
+        return _f1(0, len(paths), len(expected))
+    agreement = np.array([[_path_agreement(a, k) for k in expected] for a in paths])
+    row_ind, col_ind = linear_sum_assignment(agreement, maximize=True)
+    total = float(agreement[row_ind, col_ind].sum())
+    return 2.0 * total / (len(paths) + len(expected))
+
+
+def _path_agreement(path: tuple[str, ...], other: tuple[str, ...]) -> float:
+    shared = 0
+    for step, other_step in zip(path, other, strict=False):
+        if step != other_step:
+            break
+        shared += 1
+    return shared / max(len(path), len(other))
 
 
 def grade_text(answer: object, key: object, *, normalize: bool) -> float:
@@ -535,24 +782,41 @@ def grade_number(answer: object, key: object, *, tolerance: float) -> float:
     return 1.0 if _within_tolerance(number, expected, tolerance) else 0.0
 
 
-def _grade_control(control: Control, answer: object, key: object) -> float:
+def grade_control(control: Control, answer: object, key: object) -> float:
+    """One control's answer against its key, in [0, 1]."""
     match control:
         case ChoicesControl():
             return grade_choices(answer, key, multiple=control.multiple)
         case SpansControl():
-            return grade_spans(answer, key)
+            return grade_spans(answer, key, attributes=control.attributes)
         case BoxesControl():
-            return grade_boxes(answer, key, iou_threshold=control.iou_threshold)
+            return grade_boxes(
+                answer, key, iou_threshold=control.iou_threshold, attributes=control.attributes
+            )
         case PolygonsControl():
-            return grade_polygons(answer, key, iou_threshold=control.iou_threshold)
+            return grade_polygons(
+                answer, key, iou_threshold=control.iou_threshold, attributes=control.attributes
+            )
         case KeypointsControl():
-            return grade_keypoints(answer, key, tolerance=control.tolerance)
+            return grade_keypoints(
+                answer, key, tolerance=control.tolerance, attributes=control.attributes
+            )
+        case SegmentsControl():
+            return grade_segments(
+                answer, key, iou_threshold=control.iou_threshold, attributes=control.attributes
+            )
         case TextControl():
             return grade_text(answer, key, normalize=control.normalize)
         case RatingControl():
             return grade_rating(answer, key, tolerance=control.tolerance)
         case NumberControl():
             return grade_number(answer, key, tolerance=control.tolerance)
+        case PairwiseControl():
+            return grade_pairwise(answer, key)
+        case RankingControl():
+            return grade_ranking(answer, key)
+        case TaxonomyControl():
+            return grade_taxonomy(answer, key)
         case _:
             assert_never(control)
 
@@ -587,7 +851,7 @@ def grade_controls(
             continue
         try:
             # A missing answer value is None, which every grader scores 0 (after checking the key).
-            scores[control.name] = _grade_control(control, answer.get(control.name), expected)
+            scores[control.name] = grade_control(control, answer.get(control.name), expected)
         except _MalformedKeyError as exc:
             raise ValueError(f"key for control {control.name!r}: {exc}") from exc
     if not scores:

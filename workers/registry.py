@@ -11,6 +11,7 @@ import app.quality.background  # quality.auto_approve, quality.refresh, quality.
 import app.quality.refits  # quality.refit_consensus, quality.refit_due
 import app.routing.background  # routing.sweep_leases
 import app.webhooks.background  # webhooks.*: fan-out, deliveries, progress, sweep, prune
+import payouts.background  # payouts.send, payouts.stripe_event, batches, reconciliation, release
 
 JOB_MODULES: tuple[ModuleType, ...] = (
     app.core.background,
@@ -19,4 +20,5 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     app.quality.refits,
     app.routing.background,
     app.webhooks.background,
+    payouts.background,
 )

@@ -9,8 +9,9 @@ again after it. A change written through this process forgets the affected entri
 can over-assign work: the claim statement itself re-checks the job's status, the annotator's task
 limit and the task's free slots.
 
-- `active_jobs`: the active jobs, highest priority first; `routing_cache_seconds`; never
-  forgotten early (the claim statement re-checks the job's status).
+- `active_jobs`: the active jobs, highest priority first; `routing_cache_seconds`; forgotten
+  when a job is written (activated, paused, changed), so this process serves a job it just
+  activated at once (the claim statement re-checks the job's status in any case).
 - `verdicts`: per annotator, (job ids, eligibility verdict per job);
   `eligibility_cache_seconds`; forgotten when the annotator's grant, job ban or profile is
   written.
@@ -36,7 +37,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.models.accounts import ApiToken, User
-from app.models.jobs import ConsensusFit
+from app.models.jobs import ConsensusFit, Job
 from app.models.qualification import AnnotatorProfile, JobBan, SkillGrant
 
 K = TypeVar("K", bound=Hashable)
@@ -139,6 +140,8 @@ def _forget_what_changed(session: Session, _context: object) -> None:
     for obj in changed:
         if isinstance(obj, ConsensusFit):
             consensus_fits.forget(obj.job_id)
+        elif isinstance(obj, Job):
+            active_jobs.clear()
     secrets = {o.secret_hash for o in changed if isinstance(o, ApiToken)}
     users = {o.id for o in changed if isinstance(o, User)}
     if secrets or users:

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     platform_fee_bps: int = Field(default=2000, ge=0, le=10_000)
     currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")
+    # Money (payouts/): the fair-pay floor per hour of measured active time (0: off), the
+    # smallest available balance a payout batch pays out, Stripe's request timeout and the
+    # country of new Express accounts.
+    fair_pay_floor_micros_per_hour: int = Field(default=0, ge=0, le=10**12)
+    payout_minimum_micros: int = Field(default=1_000_000, ge=10_000, le=10**12)
+    stripe_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    stripe_connect_country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
 
     signup_policy: SignupPolicy = SignupPolicy.open
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -182,6 +189,8 @@ class Settings(BaseSettings):
             raise ValueError("TESSERA_SECRET_KEY must be at least 32 characters")
         if self.payouts_provider is PayoutsProvider.stripe and self.stripe_api_key is None:
             raise ValueError("TESSERA_PAYOUTS_PROVIDER=stripe needs TESSERA_STRIPE_API_KEY")
+        if self.payouts_provider is PayoutsProvider.stripe and self.stripe_webhook_secret is None:
+            raise ValueError("TESSERA_PAYOUTS_PROVIDER=stripe needs TESSERA_STRIPE_WEBHOOK_SECRET")
         if (
             self.quality_tier_expert_reputation < self.quality_tier_mid_reputation
             or self.quality_tier_expert_tasks < self.quality_tier_mid_tasks

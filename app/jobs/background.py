@@ -23,6 +23,7 @@ from app.core.background import JobContext, background_job, enqueue
 from app.core.errors import Conflict, StagedUploadGone, TesseraError
 from app.core.settings import Settings
 from app.jobs import importing
+from app.jobs.label_studio import AnnotationUse
 from app.jobs.service import job_schema
 from app.models.jobs import Job
 from app.runs import service as runs
@@ -52,11 +53,14 @@ def stage_import(
     upload: IO[bytes],
     fmt: importing.ImportFormat,
     mode: importing.ImportMode,
+    annotations: AnnotationUse = AnnotationUse.report,
 ) -> int:
     """Queue an import of `upload` into job `job_id` as a background run; returns the run id.
     The file is copied to the upload directory before the caller commits."""
     run = runs.create_run(session, kind="import", owner_id=owner_id)
-    enqueue(session, IMPORT_JOB, run.id, job_id, fmt.value, mode.value, run_id=run.id)
+    enqueue(
+        session, IMPORT_JOB, run.id, job_id, fmt.value, mode.value, annotations.value, run_id=run.id
+    )
     path = staged_path(settings, run.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     upload.seek(0)
@@ -66,9 +70,18 @@ def stage_import(
 
 
 @background_job(IMPORT_JOB, queue="imports", time_limit=timedelta(hours=2))
-def run_import(ctx: JobContext, run_id: int, job_id: int, fmt: str | int, mode: str | int) -> None:
+def run_import(
+    ctx: JobContext,
+    run_id: int,
+    job_id: int,
+    fmt: str | int,
+    mode: str | int,
+    annotations: str = AnnotationUse.report.value,
+) -> None:
     """Import a staged upload into job `job_id` in format `fmt` and mode `mode` (their values,
-    e.g. "csv" and "skip-invalid"; an int is the legacy position form, see `_LEGACY_FORMATS`)."""
+    e.g. "csv" and "skip-invalid"; an int is the legacy position form, see `_LEGACY_FORMATS`),
+    using Label Studio tasks' annotations as `annotations` says (jobs queued before that
+    argument existed count them)."""
     path = staged_path(ctx.settings, run_id)
     try:
         if not path.exists():
@@ -90,6 +103,7 @@ def run_import(ctx: JobContext, run_id: int, job_id: int, fmt: str | int, mode: 
                 data,
                 _LEGACY_FORMATS[fmt] if isinstance(fmt, int) else importing.ImportFormat(fmt),
                 _LEGACY_MODES[mode] if isinstance(mode, int) else importing.ImportMode(mode),
+                annotations=AnnotationUse(annotations),
                 progress=_progress_reporter(ctx.session, run_id),
             )
     except TesseraError as exc:
@@ -116,6 +130,8 @@ def report(result: importing.ImportResult) -> dict[str, Any]:
         "errors": result.errors,
         "errors_truncated": result.errors_truncated,
         "tasks_created": result.tasks_created,
+        "annotations": result.annotations,
+        "gold_from_annotations": result.gold_from_annotations,
     }
 
 

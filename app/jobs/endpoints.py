@@ -31,7 +31,16 @@ from app.core.errors import (
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
-from app.jobs import background, export, importing, progress, schemas, service, splitting
+from app.jobs import (
+    background,
+    export,
+    importing,
+    label_studio,
+    progress,
+    schemas,
+    service,
+    splitting,
+)
 from app.models.jobs import ConsensusFit, JobStatus
 from app.quality import refits
 from app.runs import service as runs
@@ -45,11 +54,18 @@ Paging = Annotated[PageParams, Depends(page_params)]
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.JobOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.JobOut,
+    responses=problem_responses((ValidationFailed, "a bad label schema or image_size")),
+)
 def create_job(
     body: schemas.JobCreate, client: ClientPrincipal, session: DbSession
 ) -> schemas.JobOut:
-    """Create a draft job. `label_schema` is a schema document or a Label Studio XML config."""
+    """Create a draft job. `label_schema` is a schema document or a Label Studio XML config (the
+    config is kept: exports to Label Studio use its tag names, and it can be downloaded again);
+    `image_size` names the payload fields giving each item's image size for shape controls."""
     job = service.create_job(session, client, body)
     session.commit()
     return schemas.JobOut.of(job)
@@ -70,6 +86,24 @@ def list_jobs(
 @router.get("/{job_id}", response_model=schemas.JobOut)
 def get_job(job_id: int, client: ClientPrincipal, session: ReadSession) -> schemas.JobOut:
     return schemas.JobOut.of(service.get_job(session, client, job_id))
+
+
+@router.get(
+    "/{job_id}/label-studio-config",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}, "description": "The XML config"}},
+)
+def get_label_studio_config(job_id: int, client: ClientPrincipal, session: ReadSession) -> Response:
+    """The job's Label Studio labeling config, to create a Label Studio project that accepts the
+    job's `export?format=label-studio`: the config the job was created from, as sent, or the one
+    Tessera generates for its schema."""
+    job = service.get_job(session, client, job_id)
+    view = label_studio.job_view(job, service.job_schema(job))
+    return Response(
+        view.config,
+        media_type="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="job-{job.id}-config.xml"'},
+    )
 
 
 @router.patch(
@@ -212,12 +246,22 @@ async def import_items(
     background: Annotated[
         bool | None, Query(description="Force (true) or forbid (false) a background import")
     ] = None,
+    annotations: Annotated[
+        label_studio.AnnotationUse,
+        Query(
+            description="Label Studio tasks: count their annotations (report) or make the "
+            "ground-truth annotation, or the only one, the item's gold answer (gold)"
+        ),
+    ] = label_studio.AnnotationUse.report,
 ) -> Any:
     """Import a dataset (CSV with a header row, JSON array or JSONL; optionally gzip) as a
     multipart file field `file` or as the raw request body. Rows may carry `external_id`
     (re-upload is idempotent), `gold_answer`, `prelabel` and `prelabel_score`; payload fields are
-    the other keys (or a `data` object). In `all-or-nothing` mode any bad row rejects the whole
-    file (422, every bad row listed with its line); `skip-invalid` imports the good rows.
+    the other keys (or a `data` object). A Label Studio JSON export is a dataset too: each
+    task's `data` is the payload, its best prediction the pre-label, its `id` (or
+    `meta.external_id`) the external id, and its annotations are counted or, with
+    `annotations=gold`, give the gold answer. In `all-or-nothing` mode any bad row rejects the
+    whole file (422, every bad row listed with its line); `skip-invalid` imports the good rows.
     Uploads over TESSERA_IMPORT_INLINE_MAX_BYTES are imported in the background: 202 with the
     run to follow (rows read, accepted, rejected; then the same report or problem)."""
     settings: Settings = request.app.state.settings
@@ -239,7 +283,7 @@ async def import_items(
         upload.seek(0)
         if background if background is not None else size > settings.import_inline_max_bytes:
             run_id = await run_in_threadpool(
-                _stage, session, settings, client, job_id, upload, fmt, mode
+                _stage, session, settings, client, job_id, upload, fmt, mode, annotations
             )
             accepted = schemas.ImportAccepted(run_id=run_id, status_url=f"/v1/runs/{run_id}")
             return JSONResponse(
@@ -247,7 +291,9 @@ async def import_items(
                 status_code=status.HTTP_202_ACCEPTED,
                 headers={"Location": accepted.status_url},
             )
-        return await run_in_threadpool(_import, session, client, job_id, upload, fmt, mode)
+        return await run_in_threadpool(
+            _import, session, client, job_id, upload, fmt, mode, annotations
+        )
     finally:
         upload.close()
 
@@ -290,9 +336,12 @@ def _import(
     upload: IO[bytes],
     fmt: importing.ImportFormat,
     mode: importing.ImportMode,
+    annotations: label_studio.AnnotationUse,
 ) -> schemas.ImportReport:
     job = service.get_job(session, principal, job_id, lock=True)
-    result = importing.import_dataset(session, job, service.job_schema(job), upload, fmt, mode)
+    result = importing.import_dataset(
+        session, job, service.job_schema(job), upload, fmt, mode, annotations=annotations
+    )
     webhooks.record_import_finished(session, job, run_id=None, report=background.report(result))
     session.commit()
     return _report(result)
@@ -306,11 +355,14 @@ def _stage(
     upload: IO[bytes],
     fmt: importing.ImportFormat,
     mode: importing.ImportMode,
+    annotations: label_studio.AnnotationUse,
 ) -> int:
     job = service.get_job(session, principal, job_id)
     if job.status in (JobStatus.completed, JobStatus.cancelled):
         raise JobFinished(f"Cannot import into a {job.status.value} job")
-    run_id = background.stage_import(session, settings, principal.id, job.id, upload, fmt, mode)
+    run_id = background.stage_import(
+        session, settings, principal.id, job.id, upload, fmt, mode, annotations
+    )
     session.commit()
     return run_id
 
@@ -328,6 +380,8 @@ def _report(result: importing.ImportResult) -> schemas.ImportReport:
         errors=[schemas.RowError(**e) for e in result.errors],
         errors_truncated=result.errors_truncated,
         tasks_created=result.tasks_created,
+        annotations=result.annotations,
+        gold_from_annotations=result.gold_from_annotations,
     )
 
 
@@ -398,11 +452,15 @@ def export_results(
     include_gold: bool = False,
 ) -> StreamingResponse:
     """Results per item (payload, external id, consensus, confidence, answer count, raw answers
-    with pseudonymous annotator ids), streamed as JSONL, flattened CSV, Label Studio JSON, or
-    COCO (jobs with a boxes control)."""
+    with pseudonymous annotator ids), streamed as JSONL, flattened CSV, Label Studio JSON (tasks
+    for a project made from `label-studio-config`: one annotation per answer, the consensus and
+    pre-label as predictions, pseudonyms in `meta`), or COCO (jobs with a boxes control)."""
     job = service.get_job(session, client, job_id)
     schema = service.job_schema(job)
-    body = export.stream_export(db, job.id, job.client_id, schema, format_, include_gold)
+    targets = label_studio.job_view(job, schema).targets if format_ == "label-studio" else None
+    body = export.stream_export(
+        db, job.id, job.client_id, schema, format_, include_gold, targets=targets
+    )
     media_type, extension = MEDIA_TYPES[format_]
     return StreamingResponse(
         body,

@@ -4,7 +4,7 @@ One SQL query per database builds each item's JSON in the database (3–4× fast
 payload, external id, consensus, confidence, answer count and the raw answers with pseudonymous
 annotator ids. On PostgreSQL it runs as `COPY (SELECT …) TO STDOUT` in CSV mode with \\x01 quote
 and \\x02 delimiter characters, so the JSON passes through byte for byte. JSONL is that stream;
-CSV, Label Studio JSON and COCO are built from it line by line.
+CSV, Label Studio JSON (`label_studio.export_tasks`) and COCO are built from it line by line.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -20,8 +20,10 @@ from sqlalchemy import text
 from app.core.db import Database
 from app.core.errors import ExportFormatUnavailable
 from app.core.security import pseudonym_prefix
-from app.label_schema import BoxesControl, ImageControl, LabelSchema
-from app.label_schema.label_studio import label_studio_result
+from app.jobs import label_studio
+from app.label_schema import BoxesControl, LabelSchema
+from app.label_schema.label_studio import Targets, generated_targets
+from app.label_schema.model import DEFAULT_HEIGHT_KEY, DEFAULT_WIDTH_KEY
 from app.models.jobs import AssignmentStatus
 
 COUNTED = (AssignmentStatus.submitted.value, AssignmentStatus.approved.value)
@@ -34,6 +36,7 @@ SELECT json_build_object(
   'external_id', i.external_id,
   'data', i.payload,
   {gold}
+  {prelabel}
   'consensus', r.answer,
   'confidence', r.confidence,
   'answer_count', coalesce(r.answer_count, 0),
@@ -62,6 +65,7 @@ SELECT json_object(
   'external_id', i.external_id,
   'data', json(i.payload),
   {gold}
+  {prelabel}
   'consensus', json(r.answer),
   'confidence', r.confidence,
   'answer_count', coalesce(r.answer_count, 0),
@@ -85,14 +89,25 @@ ORDER BY i.id
 
 
 def export_jsonl(
-    db: Database, job_id: int, client_id: int, *, include_gold: bool = False
+    db: Database,
+    job_id: int,
+    client_id: int,
+    *,
+    include_gold: bool = False,
+    include_prelabel: bool = False,
 ) -> Iterator[bytes]:
-    """The job's items as JSON lines, streamed straight from the database."""
+    """The job's items as JSON lines, streamed straight from the database (with `gold` and
+    `gold_answer`, `prelabel` and `prelabel_score` when asked)."""
     prefix = pseudonym_prefix(db.settings.resolved_secret_key(), f"client:{client_id}")
     only_regular = "" if include_gold else "AND NOT i.is_gold"
     if db.dialect == "postgresql":
         gold = "'gold', i.is_gold, 'gold_answer', i.gold_answer," if include_gold else ""
-        sql = _PG_QUERY.format(gold=gold, only_regular=only_regular)
+        prelabel = (
+            "'prelabel', i.prelabel, 'prelabel_score', i.prelabel_score,"
+            if include_prelabel
+            else ""
+        )
+        sql = _PG_QUERY.format(gold=gold, prelabel=prelabel, only_regular=only_regular)
         yield from _pg_copy_out(db, sql, {"prefix": prefix, "job_id": job_id})
     else:
         gold = (
@@ -101,7 +116,12 @@ def export_jsonl(
             if include_gold
             else ""
         )
-        sql = _SQLITE_QUERY.format(gold=gold, only_regular=only_regular)
+        prelabel = (
+            "'prelabel', json(i.prelabel), 'prelabel_score', i.prelabel_score,"
+            if include_prelabel
+            else ""
+        )
+        sql = _SQLITE_QUERY.format(gold=gold, prelabel=prelabel, only_regular=only_regular)
         yield from _sqlite_rows(db, sql, {"prefix": prefix, "job_id": job_id})
 
 
@@ -182,61 +202,32 @@ def export_csv(records: Iterable[dict[str, Any]], schema: LabelSchema) -> Iterat
     yield buffer.getvalue().encode()
 
 
-def export_label_studio(records: Iterable[dict[str, Any]], schema: LabelSchema) -> Iterator[bytes]:
-    """A Label Studio task list: each item with one annotation per raw answer (completed_by is
-    the pseudonymous annotator) and the consensus as a prediction scored by its confidence."""
-    yield b"["
-    for number, record in enumerate(records):
-        payload = record["data"]
-        task: dict[str, Any] = {
-            "id": record["item_id"],
-            "data": payload,
-            "meta": {"external_id": record["external_id"]},
-            "annotations": [
-                {
-                    "result": label_studio_result(schema, answer["answer"], payload),
-                    "completed_by": answer["annotator"],
-                    "created_at": answer["submitted_at"],
-                }
-                for answer in record["answers"]
-            ],
-            "predictions": (
-                [
-                    {
-                        "model_version": "tessera-consensus",
-                        "score": record["confidence"],
-                        "result": label_studio_result(schema, record["consensus"], payload),
-                    }
-                ]
-                if record.get("consensus")
-                else []
-            ),
-        }
-        yield (b",\n" if number else b"\n") + json.dumps(task, ensure_ascii=False).encode()
-    yield b"\n]\n"
-
-
 def export_coco(
     records_twice: tuple[Iterable[dict[str, Any]], Iterable[dict[str, Any]]],
     control: BoxesControl,
 ) -> Iterator[bytes]:
     """COCO detection JSON from the consensus boxes of one boxes control: one image per item,
-    categories from its labels. Two passes over the records keep memory bounded."""
+    categories from its labels (and, for labels taken from the items, the labels the consensus
+    uses, in order of first use), each box's per-region attributes as its `attributes`. Two
+    passes over the records keep memory bounded."""
     images, annotations = records_twice
-    categories = [{"id": i + 1, "name": label} for i, label in enumerate(control.labels)]
-    category_ids = {c["name"]: c["id"] for c in categories}
-    yield b'{"info": {"description": "Tessera export"}, "categories": '
-    yield json.dumps(categories).encode() + b', "images": ['
+    category_ids = {label: i + 1 for i, label in enumerate(control.labels)}
+    width_key, height_key = control.size_keys
+    yield b'{"info": {"description": "Tessera export"}, "images": ['
     for number, record in enumerate(images):
         data = record["data"]
         image = {
             "id": record["item_id"],
             "file_name": data.get(control.field),
-            "width": data.get(control.width_field) if control.width_field else None,
-            "height": data.get(control.height_field) if control.height_field else None,
+            "width": data.get(width_key),
+            "height": data.get(height_key),
         }
         yield (b"," if number else b"") + json.dumps(image, ensure_ascii=False).encode()
-    yield b'], "annotations": ['
+        for box in (record.get("consensus") or {}).get(control.name) or []:
+            category_ids.setdefault(box["label"], len(category_ids) + 1)
+    categories = [{"id": i, "name": label} for label, i in category_ids.items()]
+    yield b'], "categories": ' + json.dumps(categories, ensure_ascii=False).encode()
+    yield b', "annotations": ['
     next_id = 1
     for record in annotations:
         boxes = (record.get("consensus") or {}).get(control.name) or []
@@ -250,7 +241,9 @@ def export_coco(
                 "iscrowd": 0,
                 "score": record["confidence"],
             }
-            yield (b"," if next_id > 1 else b"") + json.dumps(entry).encode()
+            if box.get("attributes"):
+                entry["attributes"] = box["attributes"]
+            yield (b"," if next_id > 1 else b"") + json.dumps(entry, ensure_ascii=False).encode()
             next_id += 1
     yield b"]}\n"
 
@@ -261,34 +254,68 @@ def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[di
 
 
 def stream_export(
-    db: Database, job_id: int, client_id: int, schema: LabelSchema, fmt: str, include_gold: bool
+    db: Database,
+    job_id: int,
+    client_id: int,
+    schema: LabelSchema,
+    fmt: str,
+    include_gold: bool,
+    *,
+    targets: Mapping[str, Targets] | None = None,
 ) -> Iterator[bytes]:
     """The export of job `job_id` in `fmt` (jsonl, csv, label-studio or coco), as the API and
-    `tessera export` send it. 409 when the job's schema cannot be expressed in `fmt`: Label
-    Studio without the image size of a shape control, COCO without a boxes control. Checked
-    before the first byte is produced."""
+    `tessera export` send it. For Label Studio, `targets` are the objects each control labels in
+    the job's config (`label_studio.job_view`; by default the generated config's). 409 when the
+    job cannot be expressed in `fmt`: Label Studio with items whose image size is unknown, COCO
+    without a boxes control. Checked before the first byte is produced."""
 
-    def lines() -> Iterator[bytes]:
-        return export_jsonl(db, job_id, client_id, include_gold=include_gold)
+    def lines(*, prelabel: bool = False) -> Iterator[bytes]:
+        return export_jsonl(
+            db, job_id, client_id, include_gold=include_gold, include_prelabel=prelabel
+        )
 
     if fmt == "jsonl":
         return lines()
     if fmt == "csv":
         return export_csv(iter_records(lines()), schema)
     if fmt == "label-studio":
-        unsized = [
-            c.name
-            for c in schema.controls
-            if isinstance(c, ImageControl) and not (c.width_field and c.height_field)
-        ]
-        if unsized:
-            raise ExportFormatUnavailable(
-                "Label Studio stores shapes in percent of the image size, and the schema does not "
-                f"say where the image size is for {', '.join(unsized)} (width_field and "
-                "height_field); export as JSONL, CSV or COCO instead"
-            )
-        return export_label_studio(iter_records(lines()), schema)
+        _check_image_sizes(db, job_id, schema, include_gold)
+        return label_studio.export_tasks(
+            iter_records(lines(prelabel=True)), schema, targets or generated_targets(schema)
+        )
     boxes = next((c for c in schema.controls if isinstance(c, BoxesControl)), None)
     if boxes is None:
         raise ExportFormatUnavailable("COCO export needs a job with a boxes control")
     return export_coco((iter_records(lines()), iter_records(lines())), boxes)
+
+
+def _check_image_sizes(db: Database, job_id: int, schema: LabelSchema, include_gold: bool) -> None:
+    """Label Studio places shapes in percent of the image size: every exported item of a job
+    whose schema names no size fields must carry `original_width` and `original_height`."""
+    unsized = label_studio.unsized_image_controls(schema)
+    if not unsized:
+        return
+    only_regular = "" if include_gold else "AND NOT is_gold"
+    if db.dialect == "postgresql":
+        has_size = (
+            "coalesce(jsonb_typeof(payload -> :width), '') = 'number' AND "
+            "coalesce(jsonb_typeof(payload -> :height), '') = 'number'"
+        )
+    else:
+        has_size = (
+            "coalesce(json_type(payload, '$.' || :width), '') IN ('integer', 'real') AND "
+            "coalesce(json_type(payload, '$.' || :height), '') IN ('integer', 'real')"
+        )
+    sql = f"SELECT count(*) FROM items WHERE job_id = :job_id {only_regular} AND NOT ({has_size})"  # noqa: S608
+    params = {"job_id": job_id, "width": DEFAULT_WIDTH_KEY, "height": DEFAULT_HEIGHT_KEY}
+    with db.read_session() as session:
+        missing = session.scalar(text(sql), params) or 0
+    if missing:
+        names = ", ".join(c.name for c in unsized)
+        raise ExportFormatUnavailable(
+            f"Label Studio stores shapes in percent of the image size, and {missing} item(s) do "
+            f"not say their image size for {names}: give original_width and original_height in "
+            "their payload (importing Label Studio tasks with results fills them in), or set "
+            "width_field and height_field when creating the job (image_size); export as JSONL, "
+            "CSV or COCO instead"
+        )

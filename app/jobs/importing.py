@@ -4,7 +4,8 @@ Rows are parsed one at a time, checked against the fields the label schema needs
 batches (COPY on PostgreSQL, executemany on SQLite) inside the caller's transaction, so an
 all-or-nothing import that finds a bad row is rolled back whole by the caller. Re-uploading a row
 with an external id already imported with the same content is a no-op; with different content it
-is a bad row.
+is a bad row. A row that is a Label Studio task (a JSON export of Label Studio, or of Tessera in
+Label Studio format) is read by `label_studio.read_task`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,18 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.core.errors import JobFinished, ValidationFailed
+from app.jobs import label_studio
+from app.jobs.label_studio import AnnotationUse
 from app.jobs.splitting import split_into_tasks
 from app.label_schema import (
-    BoxesControl,
-    KeypointsControl,
+    ImageControl,
+    LabelledControl,
     LabelSchema,
-    PolygonsControl,
+    RankingControl,
+    SegmentsControl,
     SpansControl,
+    candidate_ids,
+    item_options,
     required_fields,
     validate_answer,
 )
@@ -71,6 +77,9 @@ class ImportResult:
     rejected: int = 0
     gold: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Label Studio tasks: their annotations (not cancelled), and how many gave a gold answer.
+    annotations: int = 0
+    gold_from_annotations: int = 0
 
     @property
     def accepted(self) -> int:
@@ -105,6 +114,8 @@ class ItemRow:
     gold_answer: dict[str, Any] | None
     prelabel: dict[str, Any] | None
     prelabel_score: float | None
+    annotations: int = 0  # of a Label Studio task
+    gold_from_annotations: bool = False
 
     def same_content(self, item: Any) -> bool:
         return bool(
@@ -266,25 +277,46 @@ def _json_array_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
 class RowChecker:
     """Turns a parsed row into an ItemRow, or raises RowError saying what is wrong."""
 
-    def __init__(self, schema: LabelSchema, fmt: ImportFormat) -> None:
+    def __init__(
+        self,
+        schema: LabelSchema,
+        fmt: ImportFormat,
+        annotations: AnnotationUse = AnnotationUse.report,
+    ) -> None:
         self.schema = schema
         self.fmt = fmt
+        self.annotations = annotations
         self.fields = required_fields(schema)
         self.text_fields = {c.field for c in schema.controls if isinstance(c, SpansControl)}
         size_fields: set[str] = set()
         for control in schema.controls:
-            if isinstance(control, BoxesControl | PolygonsControl | KeypointsControl):
-                size_fields.update(f for f in (control.width_field, control.height_field) if f)
+            if isinstance(control, ImageControl):
+                # Declared size fields are required; Label Studio's own names, used when none
+                # are declared, are checked where an item gives them.
+                size_fields.update(control.size_keys)
+            if isinstance(control, SegmentsControl) and control.duration_field:
+                size_fields.add(control.duration_field)
         self.size_fields = size_fields
+        self.option_fields = {
+            c.labels_field
+            for c in schema.controls
+            if isinstance(c, LabelledControl) and c.labels_field is not None
+        }
+        self.candidate_fields = {c.field for c in schema.controls if isinstance(c, RankingControl)}
 
     def check(self, line: int, row: Any) -> ItemRow:
         if type(row) is not dict:
             raise row if isinstance(row, RowError) else RowError("a row must be a JSON object")
         data = row.get("data")
+        if type(data) is dict and label_studio.is_task(row):
+            return self._label_studio_task(line, row)
         if type(data) is dict:
             unknown = sorted(set(row) - DATA_FORM_KEYS)
             if unknown:
-                raise RowError(f"unknown top-level keys beside 'data': {', '.join(unknown)}")
+                raise RowError(
+                    f"unknown top-level keys beside 'data': {', '.join(unknown)} (a Label Studio "
+                    "task has an id, annotations or predictions)"
+                )
             payload = dict(data)
             external, gold, prelabel, score = (row.get(k) for k in RESERVED)
         else:
@@ -306,6 +338,33 @@ class RowChecker:
             None if gold is None else self._answer(gold, payload, "gold_answer"),
             None if prelabel is None else self._answer(prelabel, payload, "prelabel"),
             None if score is None else self._score(score),
+        )
+
+    def _label_studio_task(self, line: int, row: dict[str, Any]) -> ItemRow:
+        """A Label Studio task; Tessera's own keys (`external_id`, `gold_answer`, `prelabel`,
+        `prelabel_score`) still apply and win over what the task's annotations and predictions
+        give."""
+        try:
+            task = label_studio.read_task(self.schema, row, self.annotations)
+        except label_studio.TaskError as exc:
+            raise RowError(exc.detail, exc.pointer) from None
+        payload = task.payload
+        self._check_payload(payload)
+        external = row.get("external_id", task.external_id)
+        if type(external) is not str or not 0 < len(external) <= 255:
+            external = self._external_id(external)
+        gold = row.get("gold_answer")
+        prelabel = row.get("prelabel")
+        score = row.get("prelabel_score") if prelabel is not None else task.prelabel_score
+        return ItemRow(
+            line,
+            external,
+            payload,
+            task.gold_answer if gold is None else self._answer(gold, payload, "gold_answer"),
+            task.prelabel if prelabel is None else self._answer(prelabel, payload, "prelabel"),
+            self._score(score),
+            task.annotations,
+            task.gold_from_annotations and gold is None,
         )
 
     def _numbers_from_csv(self, payload: dict[str, Any]) -> None:
@@ -336,7 +395,23 @@ class RowChecker:
                 or not math.isfinite(value)
                 or value <= 0
             ):
-                raise RowError(f"{name} must be a positive number (image size)", f"#/{name}")
+                raise RowError(
+                    f"{name} must be a positive number (image size or media duration)", f"#/{name}"
+                )
+        for name in self.option_fields:
+            if item_options(payload[name]) is None:
+                raise RowError(
+                    f"{name} must list the item's labels: strings or objects with a string "
+                    '"value" (1 to 1000 of them)',
+                    f"#/{name}",
+                )
+        for name in self.candidate_fields:
+            if candidate_ids(payload[name]) is None:
+                raise RowError(
+                    f"{name} must list the candidates to rank: objects with unique string ids "
+                    "(1 to 1000 of them)",
+                    f"#/{name}",
+                )
 
     @staticmethod
     def _external_id(value: Any) -> str | None:
@@ -450,6 +525,7 @@ def import_items(
     fmt: ImportFormat,
     mode: ImportMode = ImportMode.all_or_nothing,
     *,
+    annotations: AnnotationUse = AnnotationUse.report,
     progress: ProgressCallback | None = None,
 ) -> ImportResult:
     """Read `binary` and insert its rows as items of `job` in the session's transaction.
@@ -459,7 +535,7 @@ def import_items(
     function stops writing at the first bad row but reads on to report every problem.
     Raises UnreadableFile when the file cannot be parsed past some point."""
     result = ImportResult(format=fmt, mode=mode)
-    checker = RowChecker(schema, fmt)
+    checker = RowChecker(schema, fmt, annotations)
     writer = ItemWriter(session, job.id)
     batch: list[ItemRow] = []
     # A job without items needs no look-ups: the unique (job, external id) index catches a
@@ -480,6 +556,8 @@ def import_items(
                 writer.write(fresh)
             result.created += len(fresh)
             result.gold += sum(1 for r in fresh if r.gold_answer is not None)
+            result.annotations += sum(r.annotations for r in fresh)
+            result.gold_from_annotations += sum(1 for r in fresh if r.gold_from_annotations)
         batch.clear()
         if progress is not None:
             progress(result)
@@ -560,14 +638,18 @@ def import_dataset(
     fmt: ImportFormat,
     mode: ImportMode = ImportMode.all_or_nothing,
     *,
+    annotations: AnnotationUse = AnnotationUse.report,
     progress: ProgressCallback | None = None,
 ) -> ImportResult:
     """Import a dataset into `job` (whose row the caller has locked) and, if the job is active,
     split the new items into tasks. In all-or-nothing mode any bad row raises ValidationFailed
-    listing every bad row; the caller then must not commit (nothing is kept)."""
+    listing every bad row; the caller then must not commit (nothing is kept). `annotations`
+    says what the annotations of Label Studio tasks become (counted, or gold answers)."""
     if job.status in (JobStatus.completed, JobStatus.cancelled):
         raise JobFinished(f"Cannot import into a {job.status.value} job")
-    result = import_items(session, job, schema, binary, fmt, mode, progress=progress)
+    result = import_items(
+        session, job, schema, binary, fmt, mode, annotations=annotations, progress=progress
+    )
     if mode is ImportMode.all_or_nothing and result.rejected:
         raise ValidationFailed(
             f"{result.rejected} of {result.rows_read} rows are invalid; nothing was imported "

@@ -16,16 +16,18 @@ from app.core.errors import (
     LabelSchemaLocked,
     NotFound,
     TransitionNotAllowed,
+    ValidationFailed,
 )
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import Principal
 from app.jobs import schemas
-from app.label_schema import LabelSchema, parse_label_schema_at
+from app.label_schema import ImageControl, LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
 from app.quality import refits
 from app.quality.methods import DEFAULT_METHOD
 from app.webhooks import service as webhooks
+from payouts import lifecycle as money
 from qualification_tests import skills as qualification_skills
 
 DEFAULT_LEASE_SECONDS = 600
@@ -62,8 +64,11 @@ def job_schema(job: Job) -> LabelSchema:
 
 
 def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> Job:
-    """Create a draft job owned by `client` (validates and normalises the label schema)."""
+    """Create a draft job owned by `client` (validates and normalises the label schema; a
+    Label Studio config is kept as sent)."""
     label_schema = parse_label_schema_at(body.label_schema)
+    if body.image_size is not None:
+        label_schema = with_image_size(label_schema, body.image_size)
     required_skills = [r.model_dump() for r in body.required_skills or []]
     qualification_skills.check_required_skills(session, required_skills)
     assert body.overlap.max is not None
@@ -72,9 +77,9 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         title=body.title,
         instructions=body.instructions or "",
         label_schema=label_schema.model_dump(mode="json", exclude_defaults=False),
+        label_studio_config=_label_studio_config(body.label_schema),
         status=JobStatus.draft,
-        pricing_mode=body.pricing.mode,
-        rate_micros=body.pricing.rate_micros,
+        **_pay_terms(body.pricing),
         overlap_min=body.overlap.min,
         overlap_max=body.overlap.max,
         items_per_task=body.items_per_task,
@@ -94,6 +99,45 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
     session.add(job)
     session.flush()
     return job
+
+
+def _label_studio_config(document: object) -> str | None:
+    return document if isinstance(document, str) else None
+
+
+def with_image_size(schema: LabelSchema, size: schemas.ImageSize) -> LabelSchema:
+    """`schema` with `size`'s fields as the image size of every shape control naming none;
+    422 when the schema has no shape control."""
+    shapes = [c for c in schema.controls if isinstance(c, ImageControl)]
+    if not shapes:
+        raise ValidationFailed(
+            "image_size applies to boxes, polygons and keypoints; this schema has none",
+            errors=[{"pointer": "#/image_size", "detail": "the schema has no shape control"}],
+        )
+    controls = [
+        c.model_copy(update={"width_field": size.width_field, "height_field": size.height_field})
+        if isinstance(c, ImageControl) and not (c.width_field or c.height_field)
+        else c
+        for c in schema.controls
+    ]
+    return LabelSchema.model_validate(
+        {"controls": [c.model_dump(mode="json") for c in controls]}, strict=True
+    )
+
+
+def _pay_terms(pricing: schemas.Pricing) -> dict[str, Any]:
+    """The job columns a pricing body sets."""
+    multipliers = pricing.tier_multipliers_bps
+    return {
+        "pricing_mode": pricing.mode,
+        "rate_micros": pricing.rate_micros,
+        "tier_multipliers_bps": {t.value: v for t, v in multipliers.items()}
+        if multipliers
+        else None,
+        "gold_bonus_micros": pricing.gold_bonus_micros,
+        "gold_bonus_min_score": pricing.gold_bonus_min_score,
+        "max_seconds_per_task": pricing.max_seconds_per_task,
+    }
 
 
 def get_job(session: Session, principal: Principal, job_id: int, *, lock: bool = False) -> Job:
@@ -141,8 +185,10 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
                 errors=[{"pointer": "#/label_schema", "detail": "items already imported"}],
             )
         job.label_schema = schema.model_dump(mode="json")
+        job.label_studio_config = _label_studio_config(body.label_schema)
     if body.pricing is not None:
-        job.pricing_mode, job.rate_micros = body.pricing.mode, body.pricing.rate_micros
+        for column, term in _pay_terms(body.pricing).items():
+            setattr(job, column, term)
     if body.overlap is not None:
         assert body.overlap.max is not None
         if job.status is not JobStatus.draft and body.overlap.min != job.overlap_min:
@@ -151,6 +197,8 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
                 errors=[{"pointer": "#/overlap/min", "detail": "frozen after activation"}],
             )
         job.overlap_min, job.overlap_max = body.overlap.min, body.overlap.max
+        if job.status is not JobStatus.draft:
+            money.overlap_changed(session, job)  # more slots: reserved, or 402
     if body.consensus_method is not None and body.consensus_method != job.consensus_method:
         job.consensus_method = body.consensus_method.value
         if job.status is not JobStatus.draft:
@@ -198,8 +246,11 @@ def _has_items(session: Session, job_id: int) -> bool:
 
 def change_status(session: Session, job: Job, action: str, *, by: Role | None = None) -> Job:
     """Move the job along the status machine; 409 naming the allowed moves otherwise.
-    Activating a draft needs at least one regular item. `by` is the role of who moves it (None:
-    the system); webhooks hear of pauses, completions and final results."""
+    Activating a draft needs at least one regular item (the split that follows reserves its
+    escrow, 402 if the client's funds are short); resuming a paused job pays the fair-pay
+    top-ups it owes first (402 if its escrow cannot); completing or cancelling releases
+    unspent escrow to the client. `by` is the role of who moves it (None: the system);
+    webhooks hear of pauses, completions and final results."""
     allowed_from, target = TRANSITIONS[action]
     if job.status not in allowed_from:
         possible = sorted(a for a, (froms, _) in TRANSITIONS.items() if job.status in froms)
@@ -215,6 +266,8 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
         if not regular:
             raise JobHasNoItems("Import at least one (non-gold) item before activating the job")
         job.activated_at = utcnow()
+    if action == "activate" and job.status is JobStatus.paused:
+        money.job_resuming(session, job)
     if target in (JobStatus.completed, JobStatus.cancelled):
         job.finished_at = utcnow()
     if target is JobStatus.cancelled:
@@ -226,6 +279,8 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
     job.status = target
     job.updated_at = utcnow()
     session.flush()
+    if target in (JobStatus.completed, JobStatus.cancelled):
+        money.job_finished(session, job)
     if target is JobStatus.completed:
         refits.request_refit(session, job.id)  # the final consensus, fitted over every answer
     webhooks.job_status_changed(session, job, action, by)

@@ -14,17 +14,27 @@ from typing import Any, TypeGuard
 
 from app.core.errors import json_pointer
 from app.label_schema.model import (
+    Attribute,
     BoxesControl,
+    ChoicesAttribute,
     ChoicesControl,
+    ImageControl,
     KeypointsControl,
     LabelSchema,
     ListControl,
     NumberControl,
+    PairwiseControl,
     PolygonsControl,
     Problem,
+    RankingControl,
+    RatingAttribute,
     RatingControl,
+    SegmentsControl,
     SpansControl,
+    TaxonomyControl,
+    TextAttribute,
     TextControl,
+    candidate_ids,
     json_type,
 )
 
@@ -68,14 +78,20 @@ def _within(value: float, extent: float | None) -> bool:
     return value >= 0 and (extent is None or value <= extent + _slack(extent))
 
 
-def _image_extent(payload: _Payload, field: str | None) -> float | None:
-    """The image width or height held in `payload[field]`, when it is a positive finite number."""
+def _extent(payload: _Payload, field: str | None) -> float | None:
+    """The extent held in `payload[field]` (an image's width or height, a media's duration in
+    seconds), when it is a positive finite number."""
     if payload is None or field is None:
         return None
     value = payload.get(field)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if 0 < value < math.inf else None
+
+
+def _image_size(payload: _Payload, control: ImageControl) -> tuple[float | None, float | None]:
+    width_key, height_key = control.size_keys
+    return _extent(payload, width_key), _extent(payload, height_key)
 
 
 def _slack(extent: float) -> float:
@@ -94,9 +110,14 @@ def _check_count(
 
 
 def _check_item(
-    problems: list[Problem], path: _Path, item: object, keys: tuple[str, ...]
+    problems: list[Problem],
+    path: _Path,
+    item: object,
+    keys: tuple[str, ...],
+    optional: tuple[str, ...] = (),
 ) -> Mapping[str, Any] | None:
-    """`item` if it is an object, after reporting its missing and unexpected keys."""
+    """`item` if it is an object, after reporting its missing and unexpected keys (`optional`
+    keys may be left out)."""
     if not isinstance(item, Mapping):
         _add(problems, path, f"expected an object, got {json_type(item)}")
         return None
@@ -105,21 +126,118 @@ def _check_item(
         _add(problems, [*path, key], f"missing {key!r}")
     if len(item) + len(missing) > len(keys):
         for key in item:
-            if key not in keys:
+            if key not in keys and key not in optional:
                 _add(problems, [*path, key], f"unexpected key {key!r}")
     return item
 
 
+def _check_region(
+    problems: list[Problem], path: _Path, item: object, keys: tuple[str, ...], control: ListControl
+) -> Mapping[str, Any] | None:
+    """A region's keys and, when the control asks per-region questions, its `attributes`."""
+    if not control.attributes:
+        return _check_item(problems, path, item, keys)
+    required = any(a.required for a in control.attributes)
+    region = _check_item(
+        problems,
+        path,
+        item,
+        (*keys, "attributes") if required else keys,
+        () if required else ("attributes",),
+    )
+    if region is not None and "attributes" in region:
+        _check_attributes(problems, [*path, "attributes"], region["attributes"], control)
+    return region
+
+
+def _check_attributes(
+    problems: list[Problem], path: _Path, value: object, control: ListControl
+) -> None:
+    if not isinstance(value, Mapping):
+        _add(problems, path, f"expected an object of attributes, got {json_type(value)}")
+        return
+    for name in value:
+        if control.attribute(name) is None:
+            _add(problems, [*path, name], f"unknown attribute {name!r}")
+    for attribute in control.attributes:
+        if attribute.name in value:
+            _check_attribute(problems, [*path, attribute.name], attribute, value[attribute.name])
+        elif attribute.required:
+            _add(problems, [*path, attribute.name], "required attribute is missing")
+
+
+def _check_attribute(
+    problems: list[Problem], path: _Path, attribute: Attribute, value: object
+) -> None:
+    if isinstance(attribute, ChoicesAttribute):
+        labels = frozenset(attribute.labels)
+        if not attribute.multiple:
+            if not isinstance(value, str):
+                _add(problems, path, f"expected a label (string), got {json_type(value)}")
+            elif value not in labels:
+                _add(problems, path, f"unknown label {value!r}")
+            return
+        if not isinstance(value, list):
+            _add(problems, path, f"expected an array of labels, got {json_type(value)}")
+            return
+        low = 1 if attribute.required else 0
+        _check_count(problems, path, len(value), low, len(labels), "labels")
+        _check_label_list(problems, path, value, labels)
+    elif isinstance(attribute, TextAttribute):
+        if not isinstance(value, str):
+            _add(problems, path, f"expected a string, got {json_type(value)}")
+        else:
+            low = 1 if attribute.required else 0
+            _check_count(problems, path, len(value), low, attribute.max_length, "characters")
+    else:
+        _check_rating_value(problems, path, attribute, value)
+
+
+def _check_label_list(
+    problems: list[Problem], path: _Path, value: list[Any], labels: frozenset[str] | None
+) -> None:
+    """Each entry a known label (any string when `labels` is None), none repeated."""
+    seen: set[str] = set()
+    for i, label in enumerate(value):
+        if not isinstance(label, str):
+            _add(problems, [*path, i], f"expected a label (string), got {json_type(label)}")
+        elif labels is not None and label not in labels:
+            _add(problems, [*path, i], f"unknown label {label!r}")
+        elif label in seen:
+            _add(problems, [*path, i], f"label {label!r} is chosen more than once")
+        else:
+            seen.add(label)
+
+
 def _check_label(
-    problems: list[Problem], path: _Path, item: Mapping[str, Any], labels: frozenset[str]
+    problems: list[Problem], path: _Path, item: Mapping[str, Any], labels: frozenset[str] | None
 ) -> None:
     if "label" not in item:
         return  # already reported as missing
     label = item["label"]
     if not isinstance(label, str):
         _add(problems, [*path, "label"], f"expected a label (string), got {json_type(label)}")
-    elif label not in labels:
+    elif labels is not None and label not in labels:
         _add(problems, [*path, "label"], f"unknown label {label!r}")
+
+
+def _check_label_usage(problems: list[Problem], control: ListControl, regions: list[Any]) -> None:
+    """`max_per_label` and `label_limits`: how often each label may be used in one answer."""
+    if control.max_per_label is None and not control.label_limits:
+        return
+    counts: dict[str, int] = {}
+    for region in regions:
+        label = region.get("label") if isinstance(region, Mapping) else None
+        if isinstance(label, str):
+            counts[label] = counts.get(label, 0) + 1
+    for label, count in counts.items():
+        limit = control.label_limits.get(label, control.max_per_label)
+        if limit is not None and count > limit:
+            _add(
+                problems,
+                [control.name],
+                f"label {label!r} is used {count} times; at most {limit} allowed",
+            )
 
 
 def _check_list(
@@ -151,27 +269,18 @@ def _coordinate(
 
 def _check_choices(problems: list[Problem], control: Any, value: object, payload: _Payload) -> None:
     c: ChoicesControl = control
-    labels = c.label_set
+    labels = c.labels_for(payload)
     if not c.multiple:
         if not isinstance(value, str):
             _add(problems, [c.name], f"expected a label (string), got {json_type(value)}")
-        elif value not in labels:
+        elif labels is not None and value not in labels:
             _add(problems, [c.name], f"unknown label {value!r}")
         return
     if not isinstance(value, list):
         _add(problems, [c.name], f"expected an array of labels, got {json_type(value)}")
         return
     _check_count(problems, [c.name], len(value), c.min_count, c.max_count, "labels")
-    seen: set[str] = set()
-    for i, label in enumerate(value):
-        if not isinstance(label, str):
-            _add(problems, [c.name, i], f"expected a label (string), got {json_type(label)}")
-        elif label not in labels:
-            _add(problems, [c.name, i], f"unknown label {label!r}")
-        elif label in seen:
-            _add(problems, [c.name, i], f"label {label!r} is chosen more than once")
-        else:
-            seen.add(label)
+    _check_label_list(problems, [c.name], value, labels)
 
 
 _SPAN_KEYS = ("start", "end", "label")
@@ -185,7 +294,7 @@ def _check_spans(problems: list[Problem], control: Any, value: object, payload: 
     text = payload.get(c.field) if payload is not None else None
     length = len(text) if isinstance(text, str) else None
     placed: list[tuple[int, int, int]] = []  # (start, end, index) of the well-formed spans
-    labels = c.label_set
+    labels = c.labels_for(payload)
     for i, item in enumerate(spans):
         # Fast path for the common well-formed span; anything else gets the full explanation.
         if type(item) is dict and len(item) == 3:
@@ -196,12 +305,13 @@ def _check_spans(problems: list[Problem], control: Any, value: object, payload: 
                 and 0 <= start < end
                 and (length is None or end <= length)
                 and type(label) is str
-                and label in labels
+                and (labels is None or label in labels)
+                and not c.attributes
             ):
                 placed.append((start, end, i))
                 continue
         path: _Path = [c.name, i]
-        span = _check_item(problems, path, item, _SPAN_KEYS)
+        span = _check_region(problems, path, item, _SPAN_KEYS, c)
         if span is None:
             continue
         start = _integer(problems, [*path, "start"], span["start"]) if "start" in span else None
@@ -228,7 +338,8 @@ def _check_spans(problems: list[Problem], control: Any, value: object, payload: 
                 _add(problems, [*path, "end"], f"end {end} must be greater than start {start}")
             else:
                 placed.append((start, end, i))
-        _check_label(problems, path, span, c.label_set)
+        _check_label(problems, path, span, labels)
+    _check_label_usage(problems, c, spans)
     if not c.allow_overlap and len(placed) > 1:
         _check_overlaps(problems, c.name, placed)
 
@@ -255,11 +366,11 @@ def _check_boxes(problems: list[Problem], control: Any, value: object, payload: 
     boxes = _check_list(problems, c, value, "boxes")
     if boxes is None:
         return
-    image_w = _image_extent(payload, c.width_field)
-    image_h = _image_extent(payload, c.height_field)
-    labels = c.label_set
+    image_w, image_h = _image_size(payload, c)
+    labels = c.labels_for(payload)
+    fast = not c.attributes
     for i, item in enumerate(boxes):
-        if type(item) is dict and len(item) == 5:
+        if fast and type(item) is dict and len(item) == 5:
             x, y, w, h = item.get("x"), item.get("y"), item.get("width"), item.get("height")
             label = item.get("label")
             if (
@@ -276,16 +387,17 @@ def _check_boxes(problems: list[Problem], control: Any, value: object, payload: 
                 and x >= 0
                 and y >= 0
                 and type(label) is str
-                and label in labels
+                and (labels is None or label in labels)
             ):
                 continue
         path: _Path = [c.name, i]
-        box = _check_item(problems, path, item, _BOX_KEYS)
+        box = _check_region(problems, path, item, _BOX_KEYS, c)
         if box is None:
             continue
         _check_box_axis(problems, path, box, "x", "width", image_w)
         _check_box_axis(problems, path, box, "y", "height", image_h)
-        _check_label(problems, path, box, c.label_set)
+        _check_label(problems, path, box, labels)
+    _check_label_usage(problems, c, boxes)
 
 
 def _check_box_axis(
@@ -330,27 +442,28 @@ def _check_polygons(
     polygons = _check_list(problems, c, value, "polygons")
     if polygons is None:
         return
-    image_w = _image_extent(payload, c.width_field)
-    image_h = _image_extent(payload, c.height_field)
-    labels = c.label_set
+    image_w, image_h = _image_size(payload, c)
+    labels = c.labels_for(payload)
+    fast = not c.attributes
     for i, item in enumerate(polygons):
-        if type(item) is dict and len(item) == 2:
+        if fast and type(item) is dict and len(item) == 2:
             points, label = item.get("points"), item.get("label")
             if (
                 type(label) is str
-                and label in labels
+                and (labels is None or label in labels)
                 and type(points) is list
                 and c.min_points <= len(points) <= c.max_points
                 and all(_point_fits(point, image_w, image_h) for point in points)
             ):
                 continue
         path: _Path = [c.name, i]
-        polygon = _check_item(problems, path, item, _POLYGON_KEYS)
+        polygon = _check_region(problems, path, item, _POLYGON_KEYS, c)
         if polygon is None:
             continue
         if "points" in polygon:
             _check_points(problems, [*path, "points"], polygon["points"], c, image_w, image_h)
-        _check_label(problems, path, polygon, c.label_set)
+        _check_label(problems, path, polygon, labels)
+    _check_label_usage(problems, c, polygons)
 
 
 def _point_fits(point: object, image_w: float | None, image_h: float | None) -> bool:
@@ -391,11 +504,11 @@ def _check_keypoints(
     keypoints = _check_list(problems, c, value, "keypoints")
     if keypoints is None:
         return
-    image_w = _image_extent(payload, c.width_field)
-    image_h = _image_extent(payload, c.height_field)
-    labels = c.label_set
+    image_w, image_h = _image_size(payload, c)
+    labels = c.labels_for(payload)
+    fast = not c.attributes
     for i, item in enumerate(keypoints):
-        if type(item) is dict and len(item) == 3:
+        if fast and type(item) is dict and len(item) == 3:
             x, y, label = item.get("x"), item.get("y"), item.get("label")
             if (
                 _finite(x)
@@ -403,18 +516,55 @@ def _check_keypoints(
                 and _within(x, image_w)
                 and _within(y, image_h)
                 and type(label) is str
-                and label in labels
+                and (labels is None or label in labels)
             ):
                 continue
         path: _Path = [c.name, i]
-        point = _check_item(problems, path, item, _KEYPOINT_KEYS)
+        point = _check_region(problems, path, item, _KEYPOINT_KEYS, c)
         if point is None:
             continue
         if "x" in point:
             _coordinate(problems, [*path, "x"], point["x"], "x", image_w)
         if "y" in point:
             _coordinate(problems, [*path, "y"], point["y"], "y", image_h)
-        _check_label(problems, path, point, c.label_set)
+        _check_label(problems, path, point, labels)
+    _check_label_usage(problems, c, keypoints)
+
+
+_SEGMENT_KEYS = ("start", "end", "label")
+
+
+def _check_segments(
+    problems: list[Problem], control: Any, value: object, payload: _Payload
+) -> None:
+    c: SegmentsControl = control
+    segments = _check_list(problems, c, value, "segments")
+    if segments is None:
+        return
+    duration = _extent(payload, c.duration_field)
+    labels = c.labels_for(payload)
+    for i, item in enumerate(segments):
+        path: _Path = [c.name, i]
+        segment = _check_region(problems, path, item, _SEGMENT_KEYS, c)
+        if segment is None:
+            continue
+        start = (
+            _number(problems, [*path, "start"], segment["start"]) if "start" in segment else None
+        )
+        end = _number(problems, [*path, "end"], segment["end"]) if "end" in segment else None
+        if start is not None and start < 0:
+            _add(problems, [*path, "start"], f"start {start} is negative")
+            start = None
+        if end is not None and duration is not None and end > duration + _slack(duration):
+            _add(
+                problems,
+                [*path, "end"],
+                f"end {end} is past the end of the media ({duration:g} seconds)",
+            )
+        elif start is not None and end is not None and end <= start:
+            _add(problems, [*path, "end"], f"end {end} must be greater than start {start}")
+        _check_label(problems, path, segment, labels)
+    _check_label_usage(problems, c, segments)
 
 
 def _check_text(problems: list[Problem], control: Any, value: object, payload: _Payload) -> None:
@@ -427,9 +577,15 @@ def _check_text(problems: list[Problem], control: Any, value: object, payload: _
 
 def _check_rating(problems: list[Problem], control: Any, value: object, payload: _Payload) -> None:
     c: RatingControl = control
-    rating = _integer(problems, [c.name], value)
-    if rating is not None and not 1 <= rating <= c.max:
-        _add(problems, [c.name], f"rating {rating} is outside 1..{c.max}")
+    _check_rating_value(problems, [c.name], c, value)
+
+
+def _check_rating_value(
+    problems: list[Problem], path: _Path, control: RatingControl | RatingAttribute, value: object
+) -> None:
+    rating = _integer(problems, path, value)
+    if rating is not None and not 1 <= rating <= control.max:
+        _add(problems, path, f"rating {rating} is outside 1..{control.max}")
 
 
 def _check_number(problems: list[Problem], control: Any, value: object, payload: _Payload) -> None:
@@ -445,6 +601,78 @@ def _check_number(problems: list[Problem], control: Any, value: object, payload:
         _add(problems, [c.name], f"{number} is above the maximum {c.max:g}")
 
 
+def _check_pairwise(
+    problems: list[Problem], control: Any, value: object, payload: _Payload
+) -> None:
+    c: PairwiseControl = control
+    if value not in ("left", "right") or not isinstance(value, str):
+        _add(problems, [c.name], f'expected "left" or "right", got {_shown(value)}')
+
+
+def _shown(value: object) -> str:
+    return repr(value) if isinstance(value, str) else json_type(value)
+
+
+def _check_ranking(problems: list[Problem], control: Any, value: object, payload: _Payload) -> None:
+    c: RankingControl = control
+    if not isinstance(value, list):
+        _add(problems, [c.name], f"expected an array of candidate ids, got {json_type(value)}")
+        return
+    known = candidate_ids(payload.get(c.field)) if payload is not None else None
+    candidates = frozenset(known) if known is not None else None
+    seen: set[str] = set()
+    for i, ident in enumerate(value):
+        if not isinstance(ident, str):
+            _add(problems, [c.name, i], f"expected a candidate id (string), got {json_type(ident)}")
+        elif candidates is not None and ident not in candidates:
+            _add(problems, [c.name, i], f"unknown candidate {ident!r}")
+        elif ident in seen:
+            _add(problems, [c.name, i], f"candidate {ident!r} is ranked more than once")
+        else:
+            seen.add(ident)
+    if candidates is not None:
+        missing = [ident for ident in known or () if ident not in seen]
+        if missing:
+            shown = ", ".join(map(repr, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            _add(problems, [c.name], f"every candidate must be ranked; missing: {shown}")
+    elif not value:
+        _add(problems, [c.name], "0 candidates given; rank every candidate")
+
+
+def _check_taxonomy(
+    problems: list[Problem], control: Any, value: object, payload: _Payload
+) -> None:
+    c: TaxonomyControl = control
+    if not isinstance(value, list):
+        _add(problems, [c.name], f"expected an array of paths, got {json_type(value)}")
+        return
+    _check_count(problems, [c.name], len(value), c.min_count, c.max_count, "paths")
+    tree = c.paths
+    seen: set[tuple[str, ...]] = set()
+    for i, path_value in enumerate(value):
+        if not isinstance(path_value, list) or not path_value:
+            _add(
+                problems,
+                [c.name, i],
+                "expected a path: a non-empty array of labels from a root down, "
+                f"got {json_type(path_value) if path_value != [] else 'an empty array'}",
+            )
+            continue
+        if not all(isinstance(step, str) for step in path_value):
+            _add(problems, [c.name, i], "every step of a path is a label (string)")
+            continue
+        path = tuple(path_value)
+        leaf = tree.get(path)
+        if leaf is None:
+            _add(problems, [c.name, i], f"{' / '.join(path)!r} is not a path of the taxonomy")
+        elif c.leafs_only and not leaf:
+            _add(problems, [c.name, i], f"{' / '.join(path)!r} is not a leaf; choose a leaf")
+        elif path in seen:
+            _add(problems, [c.name, i], f"{' / '.join(path)!r} is chosen more than once")
+        else:
+            seen.add(path)
+
+
 # One check per control type; each appends to `problems` what is wrong with the control's value.
 _CHECKS: dict[str, Callable[[list[Problem], Any, object, _Payload], None]] = {
     "choices": _check_choices,
@@ -452,9 +680,13 @@ _CHECKS: dict[str, Callable[[list[Problem], Any, object, _Payload], None]] = {
     "boxes": _check_boxes,
     "polygons": _check_polygons,
     "keypoints": _check_keypoints,
+    "segments": _check_segments,
     "text": _check_text,
     "rating": _check_rating,
     "number": _check_number,
+    "pairwise": _check_pairwise,
+    "ranking": _check_ranking,
+    "taxonomy": _check_taxonomy,
 }
 
 
@@ -465,10 +697,12 @@ def validate_answer(
 
     Each problem is `{"pointer": "#/entities/2/end", "detail": "..."}`: an RFC 6901 pointer (as a
     URI fragment) to the bad value in the answer, or to where a missing one belongs. With `payload`
-    (the item's data) spans are checked against the length of the text in `payload[field]`, and
-    image shapes against the size in `payload[width_field]` / `payload[height_field]`; without it,
-    or where those values are absent or unusable (not a positive number), the checks that need
-    them are skipped. `null` is never a valid value: an optional control is left out instead.
+    (the item's data) spans are checked against the length of the text in `payload[field]`,
+    image shapes against the image size (`ImageControl.size_keys`), time segments against the
+    duration in `payload[duration_field]`, rankings against the candidates in `payload[field]`
+    and labels of a control with `labels_field` against the item's options; without it, or where
+    those values are absent or unusable, the checks that need them are skipped. `null` is never a
+    valid value: an optional control is left out instead.
     """
     if not isinstance(answer, Mapping):
         detail = f"an answer is an object keyed by control name, got {json_type(answer)}"

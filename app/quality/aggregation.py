@@ -44,11 +44,16 @@ from app.label_schema import (
     KeypointsControl,
     LabelSchema,
     NumberControl,
+    PairwiseControl,
     PolygonsControl,
+    RankingControl,
     RatingControl,
+    SegmentsControl,
     SpansControl,
+    TaxonomyControl,
     TextControl,
 )
+from app.label_schema.aggregation import aggregate_control
 from app.quality.calibrated_dawid_skene import CalibratedDawidSkene
 from app.quality.calibration import tempered
 from app.quality.dawid_skene import DawidSkene, item_log_joint, one_coin_confusion
@@ -75,7 +80,7 @@ from app.quality.votes import (
     most_likely,
 )
 from app.quality.weighted_vote import DEFAULT_SKILL, WeightedVote
-from qualification_tests.grading import grade_controls
+from qualification_tests.grading import grade_control, grade_controls
 
 ItemId = Hashable
 AnnotatorId = Hashable
@@ -250,24 +255,50 @@ def _merge(control: Control, answers: Sequence[object], weights: Sequence[float]
     match control:
         case BoxesControl():
             return merge_boxes(
-                answers, weights, iou_threshold=control.iou_threshold, maximum=control.max
+                answers,
+                weights,
+                iou_threshold=control.iou_threshold,
+                maximum=control.max,
+                attributes=control.attributes,
             )
         case PolygonsControl():
             return merge_polygons(
-                answers, weights, iou_threshold=control.iou_threshold, maximum=control.max
+                answers,
+                weights,
+                iou_threshold=control.iou_threshold,
+                maximum=control.max,
+                attributes=control.attributes,
             )
         case KeypointsControl():
             return merge_keypoints(
-                answers, weights, tolerance=control.tolerance, maximum=control.max
+                answers,
+                weights,
+                tolerance=control.tolerance,
+                maximum=control.max,
+                attributes=control.attributes,
             )
         case SpansControl():
             return merge_spans(
-                answers, weights, allow_overlap=control.allow_overlap, maximum=control.max
+                answers,
+                weights,
+                allow_overlap=control.allow_overlap,
+                maximum=control.max,
+                attributes=control.attributes,
             )
         case TextControl():
             return merge_text(answers, weights, normalize=control.normalize)
         case NumberControl():
             return merge_numbers(answers, weights, tolerance=control.tolerance)
+        case SegmentsControl() | PairwiseControl() | RankingControl() | TaxonomyControl():
+            # Interval clustering, Bradley-Terry/Borda and path voting (`app.label_schema.
+            # aggregation`): unweighted; each answer graded against the result for skills.
+            found = aggregate_control(control, answers)
+            if found is None:
+                return Merged(None, 0.0, tuple(0.0 for _ in answers))
+            value, confidence = found
+            return Merged(
+                value, confidence, tuple(grade_control(control, a, value) for a in answers)
+            )
         case _:
             raise ValueError(f"control {control.name!r} is categorical, not merged")
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from app.label_schema import Attribute
+from app.label_schema.aggregation import aggregate_attributes
 from app.quality.merging import Merged, graded, normalised_weights
 from app.quality.votes import FloatArray, IntArray
 
@@ -57,6 +59,25 @@ def _parsed(parse: Callable[[object], list[Any]], answers: Sequence[object]) -> 
         except _MalformedError:
             out.append([])  # validated at submit; a malformed answer contributes nothing
     return out
+
+
+def _raw_regions(answers: Sequence[object], parsed: list[list[Any]]) -> list[Any]:
+    """The answers' region objects, flattened in the order `_flatten` lays out `parsed` (each
+    parser keeps its answer's order), for their per-region attributes."""
+    raw: list[Any] = []
+    for answer, shapes in zip(answers, parsed, strict=True):
+        raw.extend(answer[: len(shapes)] if shapes and isinstance(answer, list) else [])
+    return raw
+
+
+def _with_attributes(
+    shape: dict[str, Any], attributes: Sequence[Attribute], regions: Sequence[Any]
+) -> dict[str, Any]:
+    """`shape` with the consensus of its cluster's per-region attributes (when the control has
+    any)."""
+    if attributes:
+        shape["attributes"] = aggregate_attributes(attributes, regions)
+    return shape
 
 
 def _clusters(owner: IntArray, pairs: _Pairs) -> IntArray:
@@ -134,10 +155,13 @@ def merge_boxes(
     iou_threshold: float = 0.5,
     min_share: float = MIN_SHARE,
     maximum: int | None = None,
+    attributes: Sequence[Attribute] = (),
 ) -> Merged:
     """Merge one item's `boxes` answers (one list of boxes per annotator)."""
     w = normalised_weights(weights, len(answers))
-    flat, owner = _flatten(_parsed(_parse_boxes, answers))
+    parsed = _parsed(_parse_boxes, answers)
+    flat, owner = _flatten(parsed)
+    raw = _raw_regions(answers, parsed)
     merged: list[tuple[float, dict[str, Any]]] = []
     if flat:
         cluster = _clusters(owner, _box_pairs(flat, flat, iou_threshold))
@@ -152,9 +176,12 @@ def merge_boxes(
                 "height": float(bottom - top),
                 "label": flat[members[0]].label,
             }
+            box = _with_attributes(box, attributes, [raw[m] for m in members])
             merged.append((float(member_w.sum()), box))
     value = _limit(merged, maximum)
-    scores = [grade_boxes(a, value, iou_threshold=iou_threshold) for a in answers]
+    scores = [
+        grade_boxes(a, value, iou_threshold=iou_threshold, attributes=attributes) for a in answers
+    ]
     return graded(value, scores, w)
 
 
@@ -165,10 +192,13 @@ def merge_polygons(
     iou_threshold: float = 0.5,
     min_share: float = MIN_SHARE,
     maximum: int | None = None,
+    attributes: Sequence[Attribute] = (),
 ) -> Merged:
     """Merge one item's `polygons` answers (one list of polygons per annotator)."""
     w = normalised_weights(weights, len(answers))
-    flat, owner = _flatten(_parsed(_parse_polygons, answers))
+    parsed = _parsed(_parse_polygons, answers)
+    flat, owner = _flatten(parsed)
+    raw = _raw_regions(answers, parsed)
     merged: list[tuple[float, dict[str, Any]]] = []
     if flat:
         pairs = _polygon_pairs(flat, flat, iou_threshold)
@@ -185,9 +215,13 @@ def merge_polygons(
             best = members[int(np.argmax(support[members]))]  # first on ties: answer order
             polygon = flat[best]
             shape = {"points": [list(p) for p in polygon.points], "label": polygon.label}
+            shape = _with_attributes(shape, attributes, [raw[m] for m in members])
             merged.append((float(w[owner[members]].sum()), shape))
     value = _limit(merged, maximum)
-    scores = [grade_polygons(a, value, iou_threshold=iou_threshold) for a in answers]
+    scores = [
+        grade_polygons(a, value, iou_threshold=iou_threshold, attributes=attributes)
+        for a in answers
+    ]
     return graded(value, scores, w)
 
 
@@ -198,10 +232,13 @@ def merge_keypoints(
     tolerance: float = 10.0,
     min_share: float = MIN_SHARE,
     maximum: int | None = None,
+    attributes: Sequence[Attribute] = (),
 ) -> Merged:
     """Merge one item's `keypoints` answers (one list of points per annotator)."""
     w = normalised_weights(weights, len(answers))
-    flat, owner = _flatten(_parsed(_parse_keypoints, answers))
+    parsed = _parsed(_parse_keypoints, answers)
+    flat, owner = _flatten(parsed)
+    raw = _raw_regions(answers, parsed)
     merged: list[tuple[float, dict[str, Any]]] = []
     if flat:
         cluster = _clusters(owner, _keypoint_pairs(flat, flat, tolerance))
@@ -210,9 +247,12 @@ def merge_keypoints(
             xy = np.array([(flat[m].x, flat[m].y) for m in members], dtype=np.float64)
             x, y = _average(xy, _safe(member_w))
             point = {"x": float(x), "y": float(y), "label": flat[members[0]].label}
+            point = _with_attributes(point, attributes, [raw[m] for m in members])
             merged.append((float(member_w.sum()), point))
     value = _limit(merged, maximum)
-    scores = [grade_keypoints(a, value, tolerance=tolerance) for a in answers]
+    scores = [
+        grade_keypoints(a, value, tolerance=tolerance, attributes=attributes) for a in answers
+    ]
     return graded(value, scores, w)
 
 

@@ -11,7 +11,10 @@ span overlapping one already taken is dropped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from app.label_schema import Attribute
+from app.label_schema.aggregation import aggregate_attributes
 from app.quality.merging import Merged, graded, normalised_weights
 
 # Parser imported from the graders (private there) so that a span means the same in both.
@@ -27,16 +30,20 @@ def merge_spans(
     allow_overlap: bool = True,
     min_share: float = MIN_SHARE,
     maximum: int | None = None,
+    attributes: Sequence[Attribute] = (),
 ) -> Merged:
     """Merge one item's `spans` answers (one list of spans per annotator)."""
     w = normalised_weights(weights, len(answers))
     support: dict[tuple[int, int, str], float] = {}
+    regions: dict[tuple[int, int, str], list[Any]] = {}  # per span, its regions (attributes)
     for answer, weight in zip(answers, w, strict=True):
         try:
-            spans = set(_parse_spans(answer))  # a span marked twice by one annotator counts once
+            parsed = _parse_spans(answer)
         except _MalformedError:
             continue
-        for span in spans:
+        for span, region in zip(parsed, answer if isinstance(answer, list) else [], strict=False):
+            regions.setdefault(span, []).append(region)
+        for span in set(parsed):  # a span marked twice by one annotator counts once
             support[span] = support.get(span, 0.0) + float(weight)
     kept = [(s, v) for s, v in support.items() if v > min_share + 1e-12]
     # Best supported first; then position, so that equal support is decided the same every time.
@@ -47,5 +54,10 @@ def merge_spans(
             break
         if allow_overlap or all(span[1] <= s[0] or s[1] <= span[0] for s in chosen):
             chosen.append(span)
-    value = [{"start": s, "end": e, "label": label} for s, e, label in sorted(chosen)]
-    return graded(value, [grade_spans(a, value) for a in answers], w)
+    value: list[dict[str, Any]] = []
+    for start, end, label in sorted(chosen):
+        merged: dict[str, Any] = {"start": start, "end": end, "label": label}
+        if attributes:
+            merged["attributes"] = aggregate_attributes(attributes, regions[(start, end, label)])
+        value.append(merged)
+    return graded(value, [grade_spans(a, value, attributes=attributes) for a in answers], w)

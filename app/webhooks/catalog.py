@@ -131,6 +131,12 @@ class ImportReport(_Data):
     )
     errors_truncated: bool
     tasks_created: int
+    annotations: int = Field(
+        default=0, description="Annotations of Label Studio tasks read (cancelled ones aside)"
+    )
+    gold_from_annotations: int = Field(
+        default=0, description="Label Studio tasks whose annotation became the gold answer"
+    )
 
 
 class ImportFinishedData(_Data):

@@ -4,7 +4,7 @@ rule counters, per-job quality settings
 Self-contained: new tables only (referring to users, jobs, assignments and job_bans).
 
 Revision ID: 1a1f67d095e7
-Revises: 490ec50a1078
+Revises: 6f6afeda1470
 Create Date: 2026-11-27 06:50:13.213453
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 import app.models.base
 
 revision: str = "1a1f67d095e7"
-down_revision: str | None = "490ec50a1078"
+down_revision: str | None = "6f6afeda1470"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """consensus: method per job, fitted models
 
 Revision ID: 490ec50a1078
-Revises: b1ba286fb074
+Revises: 3b7e51c0d9a2
 Create Date: 2026-11-27 06:58:03.502301
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.models.base
 
 revision: str = "490ec50a1078"
-down_revision: str | None = "b1ba286fb074"
+down_revision: str | None = "3b7e51c0d9a2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def test_the_queued_import_names_its_format_and_mode(
     run_id = response.json()["run_id"]
     with db.session() as session:
         args = session.scalars(select(OutboxJob.args).where(OutboxJob.run_id == run_id)).one()
-    assert args == [run_id, job_id, "jsonl", "skip-invalid"]
+    assert args == [run_id, job_id, "jsonl", "skip-invalid", "report"]
     finished_run(client, client_account, response.json()["status_url"])
 
 
@@ -147,3 +148,46 @@ def test_an_import_queued_with_positional_codes_by_the_previous_release_still_ru
     assert (run["result"]["format"], run["result"]["mode"]) == ("jsonl", "skip-invalid")
     assert run["counters"] == {"rows_read": 4, "accepted": 3, "rejected": 1}
     assert count_items(db, job_id) == 3
+
+
+def test_a_background_import_uses_label_studio_annotations_as_asked(
+    staged_client: tuple[TestClient, Path], client_account: Account, db: Database
+) -> None:
+    client, _ = staged_client
+    job_id = create_job(client, client_account)
+    tasks = [
+        {
+            "id": n,
+            "data": {"text": f"review {n}"},
+            "annotations": [
+                {
+                    "ground_truth": True,
+                    "result": [
+                        {
+                            "from_name": "sentiment",
+                            "to_name": "text",
+                            "type": "choices",
+                            "value": {"choices": ["neutral"]},
+                        }
+                    ],
+                }
+            ],
+        }
+        for n in range(20)
+    ]
+    response = client.post(
+        f"/v1/jobs/{job_id}/items?background=true&annotations=gold",
+        content=json.dumps(tasks).encode(),
+        headers={**client_account.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+    with db.session() as session:
+        args = session.scalars(
+            select(OutboxJob.args).where(OutboxJob.run_id == response.json()["run_id"])
+        ).one()
+    assert args[-1] == "gold"
+    run = finished_run(client, client_account, response.json()["status_url"])
+    assert run["state"] == "succeeded", run
+    result = run["result"]
+    assert isinstance(result, dict)
+    assert (result["gold"], result["gold_from_annotations"], result["annotations"]) == (20, 20, 20)

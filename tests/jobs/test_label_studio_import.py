@@ -150,20 +150,20 @@ def test_an_unsupported_control_tag_is_named_in_the_error() -> None:
     error = refused(
         "<View>\n"
         '  <Text name="txt" value="$text"/>\n'
-        '  <Taxonomy name="tax" toName="txt"><Choice value="a"/></Taxonomy>\n'
+        '  <BrushLabels name="brush" toName="txt"><Label value="a"/></BrushLabels>\n'
         '  <Relations><Relation value="rel"/></Relations>\n'
         '  <Choices name="ok" toName="txt"><Choice value="a"/></Choices>\n'
         "</View>"
     )
-    assert error.detail == "Label Studio tags not supported: Taxonomy, Relations"
+    assert error.detail == "Label Studio tags not supported: BrushLabels, Relations"
     assert [(e["line"], e["detail"].split(" ")[0]) for e in error.errors] == [
-        (3, "<Taxonomy>"),
+        (3, "<BrushLabels>"),
         (4, "<Relations>"),
     ]
 
 
 @pytest.mark.parametrize(
-    "tag", ["BrushLabels", "Ranker", "Pairwise", "ParagraphLabels", "HyperTextLabels", "Rectangle"]
+    "tag", ["BrushLabels", "TimelineLabels", "ParagraphLabels", "HyperTextLabels", "Rectangle"]
 )
 def test_other_label_studio_controls_are_refused(tag: str) -> None:
     error = refused(f'<View>{IMAGE}<{tag} name="x" toName="img"><Label value="a"/></{tag}></View>')
@@ -183,19 +183,29 @@ def test_binding_problems_are_all_reported() -> None:
         + '<Choices name="c" toName="nowhere"><Choice value="x"/></Choices>'
         + '<Choices name="d"><Choice value="x"/></Choices>'
         + '<Choices name="e" toName="txt" perRegion="true"><Choice value="x"/></Choices>'
-        + '<Labels value="$options" name="f" toName="txt"/>'
+        + '<Taxonomy value="$options" name="f" toName="txt"/>'
         + '<RectangleLabels name="g" toName="img" choice="multiple"><Label value="x"/>'
         + "</RectangleLabels>"
+        + '<Pairwise name="h" toName="txt"/>'
+        + '<Number name="i" toName="txt" perRegion="true"/>'
+        + '<Choices name="j" toName="img" perRegion="true" whenLabelValue="x">'
+        + '<Choice value="y"/></Choices>'
     )
     details = [e["detail"] for e in errors]
     assert details == [
-        '<Labels name="a"> can only label <Text>, not <Image name="img">',
+        '<Labels name="a"> can only label <Text>, <Audio>, <AudioPlus> or <Video>, not '
+        '<Image name="img">',
         '<RectangleLabels name="b"> can only label <Image>, not <Text name="txt">',
         '<Choices name="c">: toName="nowhere" names no object tag',
         '<Choices name="d"> has no toName',
-        '<Choices name="e">: perregion is not supported; label the whole item',
-        '<Labels name="f">: labels loaded from the task data are not supported',
+        '<Taxonomy name="f">: labels loaded from the task data are not supported',
         '<RectangleLabels name="g">: one label per region is supported, not several',
+        '<Pairwise name="h"> compares 2 objects: name them all in toName ("left,right")',
+        '<Number name="i">: perRegion is supported on Choices, TextArea and Rating only',
+        '<Choices name="j">: whenlabelvalue is not supported; a per-region attribute applies to '
+        "every region of its control (whenTagName picks the control)",
+        '<Choices name="e"> asks about regions of <Text name="txt">, but no region control '
+        "labels it",
     ]
 
 
@@ -304,7 +314,7 @@ def test_parse_label_schema_reads_xml_strings() -> None:
     schema = parse_label_schema(f"  <View>{TEXT}<Rating name='r' toName='txt'/></View>")
     assert [c.type for c in schema.controls] == ["rating"]
     with pytest.raises(ValidationFailed):
-        parse_label_schema(f"<View>{TEXT}<Taxonomy name='t' toName='txt'/></View>")
+        parse_label_schema(f"<View>{TEXT}<BrushLabels name='t' toName='txt'/></View>")
 
 
 def test_structural_problems_inside_controls_are_reported() -> None:
@@ -315,14 +325,14 @@ def test_structural_problems_inside_controls_are_reported() -> None:
             + '<Text name="txt" value="$other"/>'
             + '<Image value="$unnamed"/>'
             + '<Choices toName="txt"><Choice value="a"/></Choices>'
-            + '<Choices name="c" toName="txt,img"><Choice value="a"/></Choices>'
+            + '<Labels name="c" toName="txt,img"><Label value="a"/></Labels>'
             + '<Labels name="l" toName="txt"><Label value="a"/><Choice value="b"/><Label/></Labels>'
         )
     ]
     assert details == [
         "two object tags are named 'txt'",
         "<Choices> has no name",
-        '<Choices name="c">: toName names several objects; one is supported',
+        '<Labels name="c">: toName names several objects; one is supported',
         '<Labels name="l"> cannot contain <Choice>',
         '<Label> in <Labels name="l"> has no value',
     ]

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 
 from app.core import clock
 from app.core.db import Database
+from app.core.settings import Settings
+from app.main import create_app
 from app.models import Answer, Assignment, ItemResult, Task
 from tests.jobs.factories import create_job, jsonl, reviews, upload
 from tests.support import Account, assert_problem
@@ -352,3 +354,22 @@ def test_the_periodic_sweep_job_returns_expired_slots(
         task = session.scalars(select(Task)).one()
     assert status.value == "expired"
     assert (task.live_count, task.status.value) == (0, "open")
+
+
+def test_a_job_activated_through_this_process_is_served_at_once_with_the_caches_on(
+    settings: Settings, db: Database, make_account: Callable[..., Account]
+) -> None:
+    cached = settings.model_copy(
+        update={"routing_cache_seconds": 60.0, "eligibility_cache_seconds": 60.0}
+    )
+    owner, annotator = make_account("client"), make_account("annotator")
+    cached_db = Database(cached)
+    try:
+        with TestClient(create_app(cached, cached_db)) as client:
+            first = active_job(client, owner)
+            assert claim(client, annotator, job_id=first)  # the active-job list is cached now
+            second = active_job(client, owner)
+            [assignment] = claim(client, annotator, job_id=second)
+            assert assignment["job"]["id"] == second
+    finally:
+        cached_db.dispose()
