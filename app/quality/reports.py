@@ -1,0 +1,179 @@
+"""What people are shown: an annotator's own standing, a client's per-job quality report, and
+an admin's evidence page. Reads only.
+
+Agreement in the job report is percent agreement for now (`job_agreement`, the one call the
+estimators' Fleiss' kappa and Krippendorff's alpha will take over). It is computed when the
+report is asked for, streaming the job's answers once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.settings import Settings
+from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, ItemResult, Job
+from app.models.quality import AnnotatorStats, ReviewDecision
+from app.quality import reputation, rules, tracking
+from app.quality.reputation import NextTier, Standing
+
+HISTOGRAM_BINS = 10
+STREAM_ROWS = 5000
+
+
+# --- the annotator's own standing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnnotatorQuality:
+    standing: Standing
+    next_tier: NextTier | None
+    stats: list[AnnotatorStats]
+
+
+def annotator_quality(session: Session, settings: Settings, annotator_id: int) -> AnnotatorQuality:
+    """The annotator's effective and computed reputation and tier, the override in force, what
+    the next tier needs, and their figures overall, per job and per skill."""
+    standing = reputation.standing(session, annotator_id)
+    tasks = standing.computed.volume if standing.computed is not None else 0
+    following = reputation.next_tier(
+        standing.tier, standing.reputation, tasks, reputation.TierThresholds.of(settings)
+    )
+    return AnnotatorQuality(standing, following, tracking.stats_of(session, annotator_id))
+
+
+# --- the client's report on a job ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Agreement:
+    metric: str
+    value: float | None  # None: no item has two answers yet
+    per_control: dict[str, float | None]
+    items: int  # items with two or more answers
+
+
+@dataclass(frozen=True)
+class JobReport:
+    job_id: int
+    methods: dict[str, int]  # consensus method → items
+    agreement: Agreement
+    confidence_histogram: list[int]  # HISTOGRAM_BINS counts over [0, 1]
+    assignments: dict[str, int]  # review status → assignments
+    annotators: list[AnnotatorStats]
+
+
+def job_report(session: Session, job: Job) -> JobReport:
+    methods = dict(
+        session.execute(
+            select(ItemResult.method, func.count())
+            .where(ItemResult.job_id == job.id)
+            .group_by(ItemResult.method)
+        ).all()
+    )
+    histogram = [0] * HISTOGRAM_BINS
+    for confidence in session.scalars(
+        select(ItemResult.confidence)
+        .where(ItemResult.job_id == job.id)
+        .execution_options(yield_per=STREAM_ROWS)
+    ):
+        histogram[min(int(confidence * HISTOGRAM_BINS), HISTOGRAM_BINS - 1)] += 1
+    statuses = dict(
+        session.execute(
+            select(Assignment.status, func.count())
+            .where(
+                Assignment.job_id == job.id,
+                Assignment.status.in_(
+                    [
+                        AssignmentStatus.submitted,
+                        AssignmentStatus.approved,
+                        AssignmentStatus.rejected,
+                    ]
+                ),
+            )
+            .group_by(Assignment.status)
+        ).all()
+    )
+    return JobReport(
+        job.id,
+        {str(k): int(v) for k, v in methods.items()},
+        job_agreement(session, job),
+        histogram,
+        {s.value: int(statuses.get(s, 0)) for s in tracking.FINISHED},
+        tracking.stats_of_job(session, job.id),
+    )
+
+
+def job_agreement(session: Session, job: Job) -> Agreement:
+    """Percent agreement per control and overall: for each regular item with two or more
+    answers, the share of pairs of answers that agree; the mean over those items (and over the
+    controls for the overall figure). Rejected work is left out, as exports leave it out."""
+    answers = session.execute(
+        select(Answer.item_id, Answer.value)
+        .join(Item, Item.id == Answer.item_id)
+        .join(Assignment, Assignment.id == Answer.assignment_id)
+        .where(
+            Answer.job_id == job.id,
+            Item.is_gold.is_(False),
+            Assignment.status.in_([AssignmentStatus.submitted, AssignmentStatus.approved]),
+        )
+        .order_by(Answer.item_id)
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    shares: dict[str, list[float]] = defaultdict(list)
+    items = 0
+    for values in _by_item(answers):
+        if len(values) < 2:
+            continue
+        items += 1
+        for control in sorted({name for v in values for name in v}):
+            counts = Counter(
+                orjson.dumps(rules.canonical(v[control]), option=orjson.OPT_SORT_KEYS)
+                for v in values
+                if control in v
+            )
+            n = sum(counts.values())
+            if n >= 2:
+                shares[control].append(sum(c * (c - 1) for c in counts.values()) / (n * (n - 1)))
+    per_control = {
+        name: round(sum(values) / len(values), 6) if values else None
+        for name, values in sorted(shares.items())
+    }
+    known = [v for v in per_control.values() if v is not None]
+    overall = round(sum(known) / len(known), 6) if known else None
+    return Agreement("percent_agreement", overall, per_control, items)
+
+
+def _by_item(rows: Iterable[Any]) -> Iterable[list[dict[str, Any]]]:
+    current: int | None = None
+    values: list[dict[str, Any]] = []
+    for item_id, value in rows:
+        if item_id != current and values:
+            yield values
+            values = []
+        current = item_id
+        if isinstance(value, dict):
+            values.append(value)
+    if values:
+        yield values
+
+
+# --- an admin's evidence page --------------------------------------------------------------------
+
+
+def recent_decisions(session: Session, annotator_id: int, limit: int = 100) -> list[ReviewDecision]:
+    """The latest review decisions about the annotator's work, newest first."""
+    return list(
+        session.scalars(
+            select(ReviewDecision)
+            .where(ReviewDecision.annotator_id == annotator_id)
+            .order_by(ReviewDecision.id.desc())
+            .limit(limit)
+        )
+    )
