@@ -35,6 +35,7 @@ from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import Settings
 from app.models.jobs import Assignment, AssignmentStatus, Job, JobStatus, Task, TaskStatus
 from app.models.quality import Appeal, AppealKind, AppealStatus, ReviewDecision, ReviewSource
+from payouts import earnings
 
 REVIEWABLE = (AssignmentStatus.submitted, AssignmentStatus.approved, AssignmentStatus.rejected)
 AUTO_APPROVE_BATCH = 1000
@@ -82,6 +83,12 @@ def on_review(
     )
     session.add(decision)
     session.flush()
+    if old is AssignmentStatus.submitted and new is AssignmentStatus.approved:
+        earnings.on_approved(session, assignment, actor_id=actor_id)
+    elif old is AssignmentStatus.submitted and new is AssignmentStatus.rejected:
+        earnings.on_rejected(session, assignment, actor_id=actor_id)
+    elif old is AssignmentStatus.rejected and new is AssignmentStatus.approved:
+        earnings.on_overturned(session, assignment, actor_id=actor_id)
     return decision
 
 
