@@ -219,8 +219,14 @@ def check_submit(
             job_id in _jobs_with_removal_in_force(session, annotator_id)
             or job_id in _jobs_banned_from(session, annotator_id, now)
         ):
-            evidence = {"last_answer_id": answers[-1].id, "assignment_id": assignment_id}
-            added.append(_remove(session, annotator_id, job_id, decision, evidence, now))
+            window_after, gold = tracking.gold_window(session, annotator_id, job_id, EVIDENCE_LIMIT)
+            removal_evidence: dict[str, Any] = {
+                "last_answer_id": answers[-1].id,
+                "window_after_answer_id": window_after,
+                "gold_answers": gold,  # as the batch refresh records them
+                "assignment_id": assignment_id,
+            }
+            added.append(_remove(session, annotator_id, job_id, decision, removal_evidence, now))
             proposal = _propose_suspension(session, settings, annotator_id, now)
             if proposal is not None:
                 added.append(proposal)

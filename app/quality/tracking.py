@@ -475,6 +475,31 @@ def _reviewed_by_a_person(session: Session, annotator_ids: Sequence[int]) -> set
     return {a for a, source in latest.items() if source in PERSON_SOURCES}
 
 
+def gold_window(
+    session: Session, annotator_id: int, job_id: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The annotator's gold answers on the job in the gold-accuracy window, as a removal's
+    evidence: (where the window starts, the last `limit` of them: assignment id, answer id and
+    score, as the batch refresh records them)."""
+    removal_from, _ = _rule_windows(session, [annotator_id]).get((annotator_id, job_id), (0, 0))
+    rows = session.execute(
+        select(Answer.assignment_id, Answer.id, Answer.score)
+        .join(Assignment, Assignment.id == Answer.assignment_id)
+        .where(
+            Answer.annotator_id == annotator_id,
+            Answer.job_id == job_id,
+            Answer.score.is_not(None),
+            Answer.id > removal_from,
+            Assignment.status.in_(FINISHED),
+        )
+        .order_by(Answer.id.desc())
+        .limit(limit)
+    ).all()
+    return removal_from, [
+        {"assignment_id": a, "answer_id": i, "score": score} for a, i, score in reversed(rows)
+    ]
+
+
 def _rule_windows(
     session: Session, annotator_ids: Sequence[int]
 ) -> dict[tuple[int, int], tuple[int, int]]:

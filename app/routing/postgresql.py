@@ -40,6 +40,7 @@ from app.core.db import AsyncPool, Database, open_async_pool
 from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stale
 from app.core.settings import Settings
 from app.models.jobs import AssignmentStatus, Job, TaskStatus, Tier
+from app.quality import enforcement
 from app.quality.consensus import Consensus, Fit, Vote
 from app.quality.model import ConsensusModel
 from app.routing import eligibility, service
@@ -314,6 +315,9 @@ class PgStore:
             currency=first["currency"],
         )
 
+    async def apply_submit_rules(self, assignment_id: int, now: datetime) -> None:
+        await run_in_threadpool(_apply_submit_rules, self.db, assignment_id, now)
+
     async def listening_types(self, client_id: int) -> frozenset[str]:
         return await webhooks.listening_types(self.conn, client_id)
 
@@ -429,6 +433,11 @@ def _jobs_for(
 def _job_for_work(db: Database, job_id: int) -> Job:
     with db.read_session() as session:
         return service.job_for_work(session, job_id, db.settings.routing_cache_seconds)
+
+
+def _apply_submit_rules(db: Database, assignment_id: int, now: datetime) -> None:
+    with db.transaction() as session:
+        enforcement.check_submit(session, db.settings, assignment_id, now)
 
 
 def _sweep(db: Database, job_id: int, now: datetime) -> None:

@@ -37,6 +37,7 @@ from app.models.jobs import (
 )
 from app.models.money import JobBudget
 from app.models.qualification import AnnotatorProfile
+from app.quality import enforcement
 from app.quality.consensus import Consensus, Fit, Vote, read_fit, write_results
 from app.routing import eligibility, service
 from app.routing.rules import TaskItemView
@@ -307,6 +308,10 @@ class SqliteStore:
     ) -> None:
         write_results(self.session, job.id, method, results, now)
         self._record_events(job.client_id, job.id, events)
+
+    async def apply_submit_rules(self, assignment_id: int, now: datetime) -> None:
+        # The runner commits the submit and these together: one transaction on SQLite.
+        enforcement.check_submit(self.session, self.settings, assignment_id, now)
 
     async def listening_types(self, client_id: int) -> frozenset[str]:
         return subscribed_types(self.session, client_id)

@@ -190,6 +190,11 @@ class Store(Protocol):
         """Insert or replace the consensus of each item, with the client's webhook events."""
         ...
 
+    async def apply_submit_rules(self, assignment_id: int, now: datetime) -> None:
+        """The quality rules on a submitted assignment (`app.quality.enforcement.check_submit`),
+        after its submit committed, in a transaction of their own."""
+        ...
+
     async def listening_types(self, client_id: int) -> frozenset[str]:
         """The webhook event types the client listens to (cached per process)."""
         ...

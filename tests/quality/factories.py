@@ -15,6 +15,7 @@ from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import Assignment
+from app.models.quality import QualityAction
 from app.quality import enforcement, tracking
 from tests.jobs.factories import create_job, jsonl, upload
 from tests.support import Account
@@ -103,6 +104,19 @@ def refresh(db: Database, settings: Settings, *annotators: Account) -> list[Any]
         now = utcnow()
         refreshed = tracking.refresh_annotators(session, settings, [a.id for a in annotators], now)
         return enforcement.enforce(session, settings, refreshed, now)
+
+
+def actions_of(db: Database, *annotators: Account) -> list[Any]:
+    """Every rule action on the annotators, oldest first: those the submit recorded (a submit
+    with gold items runs the rules at once) and those refreshes added."""
+    with db.read_session() as session:
+        return list(
+            session.scalars(
+                select(QualityAction)
+                .where(QualityAction.annotator_id.in_([a.id for a in annotators]))
+                .order_by(QualityAction.id)
+            )
+        )
 
 
 def assignment(db: Database, assignment_id: int) -> Assignment:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import Answer, AssignmentStatus, Task, TaskStatus
-from tests.quality.factories import assignment, do_tasks, open_job, refresh
+from tests.quality.factories import actions_of, assignment, do_tasks, open_job, refresh
 from tests.support import Account, assert_problem
 
 
@@ -129,7 +129,8 @@ def test_an_overturned_gold_judgment_is_rescored_and_a_removal_it_caused_is_reve
     done = do_tasks(client, annotator, job_id, 4)
     gold = [t for t in done if t["gold"]]
     assert [t["feedback"][0]["score"] for t in gold] == [0.0, 0.0]  # shown at submit
-    [removal] = refresh(db, settings, annotator)
+    assert refresh(db, settings, annotator) == []  # the second gold submit removed them
+    [removal] = actions_of(db, annotator)
     assert removal.kind.value == "removal"
 
     first = appeal(client, annotator, gold[0]["id"], kind="gold")

@@ -17,7 +17,7 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.models import JobBan, QualityAction, RuleCounters
 from app.quality import enforcement
-from tests.quality.factories import do_tasks, open_job, refresh
+from tests.quality.factories import actions_of, do_tasks, open_job, refresh
 from tests.support import Account, assert_problem
 
 
@@ -60,7 +60,8 @@ def test_a_removal_carries_its_evidence_bans_and_is_reversible_without_reimposin
     done = do_tasks(client, annotator, job_id, 7)  # 3 control tasks: too few to judge
     assert refresh(db, settings, annotator) == []
     done += do_tasks(client, annotator, job_id, 1)  # the fourth control task, answered wrong
-    [removal] = refresh(db, settings, annotator)
+    [removal] = actions_of(db, annotator)  # decided by that submit itself
+    assert refresh(db, settings, annotator) == []  # and the batch agrees, adding nothing
 
     gold_ids = [t["id"] for t in done if t["gold"]]
     assert len(gold_ids) == 4
@@ -121,7 +122,8 @@ def test_a_removal_carries_its_evidence_bans_and_is_reversible_without_reimposin
 
     # Four new wrong control answers after the reversal are new evidence.
     more = do_tasks(client, annotator, job_id, 8)
-    [second] = refresh(db, settings, annotator)
+    assert refresh(db, settings, annotator) == []  # the fourth one's submit removed them
+    second = actions_of(db, annotator)[-1]
     assert second.numbers == {"gold_accuracy": 0.0, "gold_answers": 4}
     assert [g["assignment_id"] for g in second.evidence["gold_answers"]] == [
         t["id"] for t in more if t["gold"]
@@ -139,7 +141,8 @@ def test_a_ban_lifted_by_hand_reverses_its_removal(
     job_id = open_job(client, client_account, regular=2, gold=2)
     set_rules(client, client_account, job_id, removal_min_gold_answers=1)
     do_tasks(client, annotator, job_id, 2)
-    [removal] = refresh(db, settings, annotator)
+    assert refresh(db, settings, annotator) == []  # the submit removed them already
+    [removal] = actions_of(db, annotator)
     lifted = client.delete(f"/v1/jobs/{job_id}/bans/{annotator.id}", headers=client_account.headers)
     assert lifted.status_code == 204
     assert refresh(db, settings, annotator) == []
@@ -256,8 +259,9 @@ def test_a_suspension_is_proposed_after_repeated_removals_and_an_admin_decides(
         set_rules(client, client_account, job_id, removal_min_gold_answers=1)
         jobs.append(job_id)
     for job_id in jobs[:3]:
-        do_tasks(client, annotator, job_id, 2)
-    added = refresh(db, settings, annotator)
+        do_tasks(client, annotator, job_id, 2)  # each removal, and the proposal, at submit
+    assert refresh(db, settings, annotator) == []
+    added = actions_of(db, annotator)
     assert [a.kind.value for a in added] == ["removal"] * 3 + ["suspension_proposal"]
     proposal = added[-1]
     assert proposal.numbers == {"removals": 3}
@@ -273,7 +277,8 @@ def test_a_suspension_is_proposed_after_repeated_removals_and_an_admin_decides(
     )
     assert refresh(db, settings, annotator) == []
     do_tasks(client, annotator, jobs[3], 2)
-    added = refresh(db, settings, annotator)
+    assert refresh(db, settings, annotator) == []
+    added = actions_of(db, annotator)[-2:]
     assert [a.kind.value for a in added] == ["removal", "suspension_proposal"]
     confirmed = client.post(
         f"/v1/admin/quality/actions/{added[-1].id}/confirm",
