@@ -284,6 +284,10 @@ def job_report(
             value=report.agreement.value,
             per_control=report.agreement.per_control,
             items=report.agreement.items,
+            controls={
+                name: schemas.ControlAgreementOut.model_validate(c, from_attributes=True)
+                for name, c in report.agreement.controls.items()
+            },
         ),
         confidence_histogram=[
             schemas.HistogramBin(low=i / bins, high=(i + 1) / bins, items=n)

@@ -8,7 +8,8 @@ report is asked for, streaming the job's answers once.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import math
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.settings import Settings
+from app.label_schema import ChoicesControl, LabelSchema, NumberControl, RatingControl
 from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, ItemResult, Job
 from app.models.quality import AnnotatorStats, ReviewDecision
 from app.quality import reputation, rules, tracking
+from app.quality.agreement import Level, fleiss_kappa, krippendorff_alpha, percent_agreement
 from app.quality.reputation import NextTier, Standing
+from app.quality.votes import VoteEncoder
 
 HISTOGRAM_BINS = 10
 STREAM_ROWS = 5000
@@ -57,6 +61,19 @@ class Agreement:
     value: float | None  # None: no item has two answers yet
     per_control: dict[str, float | None]
     items: int  # items with two or more answers
+    controls: dict[str, ControlAgreement]
+
+
+@dataclass(frozen=True)
+class ControlAgreement:
+    """One control's agreement over the items with two or more answers to it (None where a
+    measure is undefined: too few answers, or no disagreement possible by chance)."""
+
+    percent_agreement: float | None
+    fleiss_kappa: float | None  # categorical controls (choices, rating)
+    krippendorff_alpha: float | None
+    alpha_level: str  # interval for rating and number controls, else nominal
+    items: int
 
 
 @dataclass(frozen=True)
@@ -111,9 +128,11 @@ def job_report(session: Session, job: Job) -> JobReport:
 
 
 def job_agreement(session: Session, job: Job) -> Agreement:
-    """Percent agreement per control and overall: for each regular item with two or more
-    answers, the share of pairs of answers that agree; the mean over those items (and over the
-    controls for the overall figure). Rejected work is left out, as exports leave it out."""
+    """Agreement per control and overall, over the regular items with two or more answers:
+    percent agreement (the share of agreeing answer pairs per item, averaged), Fleiss' kappa for
+    categorical controls and Krippendorff's alpha (interval for rating and number, nominal
+    otherwise; whole answers compared as canonical JSON). The overall figure is the mean percent
+    agreement over the controls. Rejected work is left out, as exports leave it out."""
     answers = session.execute(
         select(Answer.item_id, Answer.value)
         .join(Item, Item.id == Answer.item_id)
@@ -126,28 +145,57 @@ def job_agreement(session: Session, job: Job) -> Agreement:
         .order_by(Answer.item_id)
         .execution_options(yield_per=STREAM_ROWS)
     )
-    shares: dict[str, list[float]] = defaultdict(list)
+    schema = LabelSchema.model_validate(job.label_schema)
+    interval = {c.name for c in schema.controls if isinstance(c, RatingControl | NumberControl)}
+    categorical = {c.name for c in schema.controls if isinstance(c, RatingControl)} | {
+        c.name for c in schema.controls if isinstance(c, ChoicesControl) and not c.multiple
+    }
+    given: dict[str, list[tuple[int, Any]]] = defaultdict(list)  # control → (item, value)
     items = 0
-    for values in _by_item(answers):
+    for n, values in enumerate(_by_item(answers)):
         if len(values) < 2:
             continue
         items += 1
-        for control in sorted({name for v in values for name in v}):
-            counts = Counter(
-                orjson.dumps(rules.canonical(v[control]), option=orjson.OPT_SORT_KEYS)
-                for v in values
-                if control in v
-            )
-            n = sum(counts.values())
-            if n >= 2:
-                shares[control].append(sum(c * (c - 1) for c in counts.values()) / (n * (n - 1)))
-    per_control = {
-        name: round(sum(values) / len(values), 6) if values else None
-        for name, values in sorted(shares.items())
+        for value in values:
+            for control, answer in value.items():
+                given[control].append((n, answer))
+    controls = {
+        name: _control_agreement(pairs, name in categorical, name in interval)
+        for name, pairs in sorted(given.items())
     }
+    per_control = {name: c.percent_agreement for name, c in controls.items()}
     known = [v for v in per_control.values() if v is not None]
     overall = round(sum(known) / len(known), 6) if known else None
-    return Agreement("percent_agreement", overall, per_control, items)
+    return Agreement("percent_agreement", overall, per_control, items, controls)
+
+
+def _control_agreement(
+    pairs: list[tuple[int, Any]], categorical: bool, interval: bool
+) -> ControlAgreement:
+    encoder: VoteEncoder[int, bytes] = VoteEncoder()
+    votes = encoder.encode(
+        (item, n, orjson.dumps(rules.canonical(value), option=orjson.OPT_SORT_KEYS))
+        for n, (item, value) in enumerate(pairs)
+    )
+    units = [item for item, _ in pairs]
+    if interval and all(isinstance(v, int | float) for _, v in pairs):
+        alpha = krippendorff_alpha(units, [float(v) for _, v in pairs], Level.interval)
+        level = Level.interval
+    else:
+        alpha = krippendorff_alpha(units, votes.labels, Level.nominal)
+        level = Level.nominal
+    counted = votes.vote_counts().sum(axis=1) >= 2
+    return ControlAgreement(
+        percent_agreement=_finite(percent_agreement(votes)),
+        fleiss_kappa=_finite(fleiss_kappa(votes)) if categorical else None,
+        krippendorff_alpha=_finite(alpha),
+        alpha_level=level.value,
+        items=int(counted.sum()),
+    )
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 6)
 
 
 def _by_item(rows: Iterable[Any]) -> Iterable[list[dict[str, Any]]]:

@@ -467,11 +467,22 @@ class JobRulesOut(JobRules):
     derived_from_submits: int
 
 
+class ControlAgreementOut(BaseModel):
+    percent_agreement: float | None
+    fleiss_kappa: float | None = Field(description="categorical controls (choices, rating)")
+    krippendorff_alpha: float | None
+    alpha_level: str = Field(description="interval for rating and number controls, else nominal")
+    items: int = Field(description="items with two or more answers to this control")
+
+
 class AgreementOut(BaseModel):
     metric: str
     value: float | None
     per_control: dict[str, float | None]
     items: int = Field(description="items with two or more answers")
+    controls: dict[str, ControlAgreementOut] = Field(
+        description="per control: percent agreement, Fleiss' kappa, Krippendorff's alpha"
+    )
 
 
 class HistogramBin(BaseModel):

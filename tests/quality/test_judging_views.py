@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.core.db import Database
@@ -34,12 +35,23 @@ def test_the_clients_report_on_a_job(
     report = client.get(f"/v1/quality/jobs/{job_id}/report", headers=client_account.headers)
     assert report.status_code == 200, report.text
     body = report.json()
-    # Each item: answers p, p, n → 2 agreeing ordered pairs of 6.
+    # Each item: answers p, p, n → 2 agreeing ordered pairs of 6. Fleiss: shares 4/6 and 2/6,
+    # chance 20/36, kappa (1/3 − 5/9) / (4/9) = −0.5. Krippendorff: o_pn = o_np = 2, n = 6,
+    # n_p = 4, n_n = 2: α = 1 − 5·4 / (2·4·2) = −0.25.
     assert body["agreement"] == {
         "metric": "percent_agreement",
         "value": round(1 / 3, 6),
         "per_control": {"sentiment": round(1 / 3, 6)},
         "items": 2,
+        "controls": {
+            "sentiment": {
+                "percent_agreement": round(1 / 3, 6),
+                "fleiss_kappa": -0.5,
+                "krippendorff_alpha": -0.25,
+                "alpha_level": "nominal",
+                "items": 2,
+            }
+        },
     }
     assert body["methods"] == {"majority_vote": 2}
     histogram = {(b["low"], b["high"]): b["items"] for b in body["confidence_histogram"]}
@@ -138,3 +150,32 @@ def test_annotators_see_only_their_own_figures_and_never_a_gold_answer(
     assert set(evidence["reputation_evidence"]) == {"gold", "agreement", "approval", "speed"}
     not_an_annotator = f"/v1/admin/annotators/{client_account.id}/quality"
     assert client.get(not_an_annotator, headers=admin.headers).status_code == 404
+
+
+def test_the_reports_agreement_per_control_matches_hand_computed_kappa_and_alpha(
+    client: TestClient,
+    client_account: Account,
+    make_account: Callable[..., Account],
+) -> None:
+    """Three annotators, two items: "review 0" answered a, a, a and "review 1" a, a, b.
+    Percent agreement: (1 + 1/3) / 2 = 2/3. Fleiss: label shares 5/6 and 1/6, so chance
+    agreement 26/36 and kappa (2/3 − 26/36) / (1 − 26/36) = −0.2. Krippendorff (nominal): the
+    coincidences o_ab = o_ba = 1 over n = 6 values with n_a = 5, n_b = 1 give
+    α = 1 − (n − 1)·2 / (2·n_a·n_b) = 0."""
+    job_id = open_job(client, client_account, regular=2, overlap={"min": 3})
+    for person in ("first", "second", "third"):
+        who = make_account("annotator")
+        label = (
+            (lambda t: "negative" if t == "review 1" else "positive")
+            if person == "third"
+            else "positive"
+        )
+        do_tasks(client, who, job_id, 2, label=label)
+    body = client.get(f"/v1/quality/jobs/{job_id}/report", headers=client_account.headers).json()
+    sentiment = body["agreement"]["controls"]["sentiment"]
+    assert sentiment["items"] == 2
+    assert sentiment["percent_agreement"] == pytest.approx(2 / 3, abs=1e-6)
+    assert sentiment["fleiss_kappa"] == pytest.approx(-0.2, abs=1e-6)
+    assert sentiment["krippendorff_alpha"] == pytest.approx(0.0, abs=1e-6)
+    assert sentiment["alpha_level"] == "nominal"
+    assert body["agreement"]["per_control"]["sentiment"] == sentiment["percent_agreement"]
