@@ -20,12 +20,14 @@ from app.core.settings import Settings, load_settings
 from app.health.background import BackgroundCollector
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
+from app.quality.endpoints import router as quality_router
 from app.routing.endpoints import router as routing_router
 from app.routing.store import Workplace
 from app.routing.work import open_workplace
 from app.runs.endpoints import router as runs_router
 from app.webhooks.endpoints import events as webhook_events
 from app.webhooks.endpoints import router as webhooks_router
+from payouts.endpoints import router as money_router
 from qualification_tests.endpoints import router as qualification_router
 
 GC_YOUNG_THRESHOLD = 20_000  # Python's default is 700 allocations
@@ -83,9 +85,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(accounts_router)
     app.include_router(jobs_router)
     app.include_router(qualification_router)
+    app.include_router(quality_router)
     app.include_router(runs_router)
     app.include_router(webhooks_router)
     app.webhooks.include_router(webhook_events)  # the OpenAPI `webhooks` section
+    app.include_router(money_router)
     return app
 
 

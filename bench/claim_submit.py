@@ -100,6 +100,7 @@ def setup(url: str, tasks: int, clients: int) -> dict[str, Any]:
     from app.core.settings import Settings
     from app.jobs import importing, schemas, service, splitting
     from app.models.accounts import Role
+    from payouts import funding
 
     db = Database(Settings(database_url=url, secret_key=SECRET, _env_file=None))  # type: ignore[call-arg]
     upgrade_to_head(db.engine)
@@ -119,6 +120,7 @@ def setup(url: str, tasks: int, clients: int) -> dict[str, Any]:
             pricing=schemas.Pricing(rate_micros=1000),
             overlap=schemas.Overlap(min=3),
         )
+        funding.credit_manually(session, owner.id, 10**15, actor_id=None, reason="bench balance")
         job = service.create_job(session, Principal(user=owner, token_id=0), body)
         rows = io.BytesIO(
             b"".join(
@@ -179,12 +181,22 @@ def raw_ceiling(
     }
 
 
-def wrk_load(base: str, tokens: list[str], seconds: float, think_ms: float = 0) -> dict[str, Any]:
+def wrk_load(
+    base: str,
+    tokens: list[str],
+    seconds: float,
+    think_ms: float = 0,
+    server_pid: int | None = None,
+    database: str | None = None,
+) -> dict[str, Any]:
     """Drive the server with wrk (C, so the load generator is not the bottleneck on two cores):
     one thread and connection per annotator running bench/claim_submit.lua, each spending
     about `think_ms` on a task. Latency of next and submit is read from the server's own
-    histogram (GET /metrics), counting only this run's requests."""
+    histogram (GET /metrics), counting only this run's requests. With `server_pid` and
+    `database`, also the CPU the server process and the database's backends spent per cycle:
+    unlike cycles/s, that barely moves when other work shares the machine."""
     before = _histograms(base)
+    cpu_before = _cpu_seconds(server_pid, database)
     with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
         f.write("\n".join(tokens) + "\n")
     out = subprocess.run(
@@ -212,6 +224,13 @@ def wrk_load(base: str, tokens: list[str], seconds: float, think_ms: float = 0) 
     line = next(x for x in out.stdout.splitlines() if x.startswith("WRK "))
     figures: dict[str, Any] = json.loads(line[4:])
     figures["cycles_per_s"] = round(figures["cycles"] / figures["seconds"])
+    cpu_after = _cpu_seconds(server_pid, database)
+    if figures["cycles"]:
+        for name in ("server", "database"):
+            spent = sum(cpu_after[name].values()) - sum(
+                cpu_before[name].get(pid, 0.0) for pid in cpu_after[name]
+            )
+            figures[f"{name}_cpu_ms_per_cycle"] = round(1000 * spent / figures["cycles"], 3)
     after = _histograms(base)
     for name in ("next", "submit"):
         buckets = [(bound, n - dict(before[name]).get(bound, 0.0)) for bound, n in after[name]]
@@ -221,6 +240,34 @@ def wrk_load(base: str, tokens: list[str], seconds: float, think_ms: float = 0) 
             round(dict(buckets).get(0.05, 0) / buckets[-1][1], 4) if buckets else None
         )
     return figures
+
+
+def _cpu_seconds(server_pid: int | None, database: str | None) -> dict[str, dict[int, float]]:
+    """CPU seconds (user + system) so far of the server process and of every PostgreSQL
+    backend connected to `database` (its process title names the database), by pid."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+    backends: dict[int, float] = {}
+    if database:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    title = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if title.startswith(b"postgres:") and f" {database} ".encode() in title:
+                    backends[int(entry.name)] = used(int(entry.name))
+    return {
+        "server": {server_pid: used(server_pid)} if server_pid else {},
+        "database": backends,
+    }
 
 
 def _histograms(base: str) -> dict[str, list[tuple[float, float]]]:
@@ -307,11 +354,18 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         tokens = [p[1] for p in people[args.clients :]]
-        http = wrk_load(base, tokens, args.seconds)
+        http = wrk_load(base, tokens, args.seconds, server_pid=server.pid, database=name)
         target = TARGET_SHARE * raw["cycles_per_s"]
         # The mean time on a task is the cycle time that offers the target, less a little for
         # the calls themselves; the run reports the rate it reached.
-        paced = wrk_load(base, tokens, args.seconds, think_ms=950 * args.clients / target)
+        paced = wrk_load(
+            base,
+            tokens,
+            args.seconds,
+            think_ms=950 * args.clients / target,
+            server_pid=server.pid,
+            database=name,
+        )
     finally:
         if server is not None:
             server.terminate()
@@ -337,7 +391,9 @@ def main() -> None:
             f"{run['next_p99_ms']} ms ({run['next_share_within_50ms']:.1%} within 50 ms); "
             f"submit p50 <= {run['submit_p50_ms']} ms, p99 <= {run['submit_p99_ms']} ms; "
             f"client-side p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms (both calls); "
-            f"empty {run['empty']}, errors {run['errors']}"
+            f"empty {run['empty']}, errors {run['errors']}; CPU per cycle: server "
+            f"{run.get('server_cpu_ms_per_cycle')} ms, "
+            f"database {run.get('database_cpu_ms_per_cycle')} ms"
         )
     print(
         json.dumps(

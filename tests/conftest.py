@@ -26,6 +26,7 @@ from app.core.schema import upgrade_to_head
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import Base, Role
+from payouts import funding
 from tests.support import Account
 
 # Property tests state behaviour, not speed (speed is measured in bench/): no per-example
@@ -150,9 +151,15 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
+#: What a client made by `make_account` starts with (activating a job commits its budget to
+#: escrow, so tests that are not about money need funded clients); `funded=False` for none.
+TEST_CLIENT_BALANCE_MICROS = 1_000_000 * 1_000_000
+
+
 @pytest.fixture
 def make_account(db: Database) -> Callable[..., Account]:
-    """Create a user with a token (no password: argon2 is slow and most tests need none)."""
+    """Create a user with a token (no password: argon2 is slow and most tests need none).
+    Clients start with TEST_CLIENT_BALANCE_MICROS available unless `funded=False`."""
     counter = iter(range(1, 1_000_000))
 
     def make(
@@ -160,6 +167,7 @@ def make_account(db: Database) -> Callable[..., Account]:
         *,
         email: str | None = None,
         password: str | None = None,
+        funded: bool = True,
         **_: Any,
     ) -> Account:
         role = Role(role)
@@ -169,6 +177,10 @@ def make_account(db: Database) -> Callable[..., Account]:
                 session, email=email, display_name=email.split("@")[0], role=role, password=password
             )
             issued = accounts.issue_token(session, user, "test")
+            if role is Role.client and funded:
+                funding.credit_manually(
+                    session, user.id, TEST_CLIENT_BALANCE_MICROS, actor_id=None, reason="test"
+                )
         return Account(user=user, token=issued.secret)
 
     return make

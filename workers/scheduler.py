@@ -141,6 +141,11 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("webhooks.job_progress", every=timedelta(minutes=1)),
     Periodic("webhooks.sweep", every=timedelta(minutes=1)),
     Periodic("webhooks.prune", cron="23 * * * *"),
+    Periodic("payouts.run_batch", cron="0 6 * * 1"),  # Mondays 06:00 UTC
+    Periodic("payouts.reconcile", every=timedelta(minutes=10)),
+    Periodic("payouts.release_escrow", cron="17 * * * *"),
+    Periodic("quality.auto_approve", every=timedelta(minutes=10)),
+    Periodic("quality.refresh", every=timedelta(minutes=10)),
 )
 
 

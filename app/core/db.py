@@ -29,6 +29,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from app.core.settings import Settings
 
 READ_ONLY = "tessera_read_only"
+SETTINGS = "tessera_settings"
 
 
 def create_db_engine(settings: Settings, **kwargs: Any) -> Engine:
@@ -84,9 +85,15 @@ class Database:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or create_db_engine(settings)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Sessions carry the settings they were opened under, for services whose callers
+        # have no settings of their own to pass (`session_settings`).
+        self._sessions = sessionmaker(
+            self.engine, expire_on_commit=False, info={SETTINGS: settings}
+        )
         self._read_sessions = sessionmaker(
-            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+            self.engine.execution_options(**{READ_ONLY: True}),
+            expire_on_commit=False,
+            info={SETTINGS: settings},
         )
 
     @property
@@ -114,6 +121,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def session_settings(session: Session) -> Settings:
+    """The settings of the `Database` a session was opened from."""
+    settings = session.info.get(SETTINGS)
+    if not isinstance(settings, Settings):
+        raise RuntimeError("this session was not opened by app.core.db.Database")
+    return settings
 
 
 AsyncPool = AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]]

@@ -74,6 +74,20 @@ class Unauthorized(TesseraError):
         super().__init__(detail, **kwargs)
 
 
+class InsufficientFunds(TesseraError):
+    """402: a client's available balance does not cover what the action commits to escrow. The
+    problem states the shortfall (`shortfall_micros`, and `required_micros`, `available_micros`),
+    so the client knows how much to add."""
+
+    status, slug, title = 402, "insufficient-funds", "Insufficient funds"
+
+
+class SignatureInvalid(TesseraError):
+    """400: a webhook whose signature does not verify (forged, altered or stale)."""
+
+    status, slug, title = 400, "signature-invalid", "Signature invalid"
+
+
 class Forbidden(TesseraError):
     status, slug, title = 403, "forbidden", "Forbidden"
 
@@ -111,6 +125,39 @@ class AssignmentReleased(Conflict):
 
 class AlreadySubmitted(Conflict):
     slug, title = "already-submitted", "The assignment was already submitted"
+
+
+class ProviderUnavailable(Conflict):
+    """409: the action needs a payments provider this installation does not use (card funding
+    and connected accounts need TESSERA_PAYOUTS_PROVIDER=stripe; CSV settlement needs manual)."""
+
+    slug, title = "provider-unavailable", "Payments provider unavailable"
+
+
+class JobNotActivated(Conflict):
+    """409: the job has no escrow yet; activating it commits its budget (and fixes its pay
+    terms), after which money can be added to it."""
+
+    slug, title = "job-not-activated", "Job not activated"
+
+
+class PayoutWrongState(Conflict):
+    """409: the payout is not in a state the action applies to (`status` says which it is)."""
+
+    slug, title = "payout-wrong-state", "Payout in the wrong state"
+
+
+class PayoutInProgress(Conflict):
+    """409: the payout is being sent or reconciled right now; try again in a moment."""
+
+    slug, title = "payout-in-progress", "Payout in progress"
+
+
+class EarningsFinal(Conflict):
+    """409: the assignment's earnings are already final (approved or paid out) and cannot be
+    reversed."""
+
+    slug, title = "earnings-final", "Earnings already final"
 
 
 class PayloadTooLarge(TesseraError):
@@ -296,6 +343,48 @@ class ConcurrentStart(Conflict):
 
 class AttemptAlreadyGraded(Conflict):
     slug, title = "attempt-already-graded", "Attempt already graded"
+
+
+# Quality: review, appeals, rule actions
+
+
+class AssignmentNotSubmitted(Conflict):
+    """Only submitted work can be reviewed; `errors` name the assignments that are still
+    active, released or expired."""
+
+    slug, title = "assignment-not-submitted", "Assignment not submitted"
+
+
+class AssignmentAlreadyApproved(Conflict):
+    """Approved work is final: it cannot be rejected; `errors` name the assignments."""
+
+    slug, title = "assignment-already-approved", "Assignment already approved"
+
+
+class NothingToAppeal(Conflict):
+    """The assignment has no such judgment to appeal: it is not rejected, or no gold score was
+    shown for it (gold scores are shown, and so appealable, on jobs with instant feedback)."""
+
+    slug, title = "nothing-to-appeal", "Nothing to appeal"
+
+
+class AppealExists(Conflict):
+    """This judgment of this assignment was appealed already; each may be appealed once."""
+
+    slug, title = "appeal-exists", "Already appealed"
+
+
+class AppealResolved(Conflict):
+    """The appeal was resolved already; its resolution stands."""
+
+    slug, title = "appeal-resolved", "Appeal already resolved"
+
+
+class ActionNotOpen(Conflict):
+    """Only an open rule action can be confirmed; a reversed one cannot be changed again
+    (`current_status` says where it stands)."""
+
+    slug, title = "action-not-open", "Rule action not open"
 
 
 ProblemEntry = type[TesseraError] | tuple[type[TesseraError], str]

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     platform_fee_bps: int = Field(default=2000, ge=0, le=10_000)
     currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")
+    # Money (payouts/): the fair-pay floor per hour of measured active time (0: off), the
+    # smallest available balance a payout batch pays out, Stripe's request timeout and the
+    # country of new Express accounts.
+    fair_pay_floor_micros_per_hour: int = Field(default=0, ge=0, le=10**12)
+    payout_minimum_micros: int = Field(default=1_000_000, ge=10_000, le=10**12)
+    stripe_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    stripe_connect_country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
 
     signup_policy: SignupPolicy = SignupPolicy.open
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -113,6 +120,28 @@ class Settings(BaseSettings):
     webhook_retention_days: int = Field(default=30, ge=1, le=3650)
     webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     demo: bool | None = None
+
+    # Quality (app.quality): review, reputation and the rules. Unreviewed work is approved after
+    # this many days. Reputation is a Beta-smoothed score (prior: this many neutral
+    # observations) in which each observation's weight halves every half-life; tiers need both a
+    # reputation and a number of finished tasks. Rule defaults, overridable per job: removal from
+    # a job below a gold accuracy after a number of gold answers; a flag for a run of identical
+    # answers this long; a flag for a submit faster than the job's floor (when the client set
+    # none: this share of the median seconds of the job's latest submits, once it has enough);
+    # a suspension proposal after this many removals.
+    quality_auto_approve_days: float = Field(default=3.0, gt=0, le=365)
+    quality_reputation_prior_strength: float = Field(default=10.0, gt=0, le=10_000)
+    quality_reputation_half_life_days: float = Field(default=30.0, gt=0, le=3650)
+    quality_tier_mid_reputation: float = Field(default=0.7, ge=0, le=1)
+    quality_tier_mid_tasks: int = Field(default=50, ge=0)
+    quality_tier_expert_reputation: float = Field(default=0.85, ge=0, le=1)
+    quality_tier_expert_tasks: int = Field(default=250, ge=0)
+    quality_removal_gold_accuracy: float = Field(default=0.6, ge=0, le=1)
+    quality_removal_min_gold_answers: int = Field(default=10, ge=1, le=100_000)
+    quality_identical_run_length: int = Field(default=25, ge=2, le=100_000)
+    quality_speed_floor_share: float = Field(default=0.25, ge=0, le=1)
+    quality_speed_floor_min_submits: int = Field(default=20, ge=1, le=100_000)
+    quality_suspension_after_removals: int = Field(default=3, ge=1, le=1000)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -160,6 +189,16 @@ class Settings(BaseSettings):
             raise ValueError("TESSERA_SECRET_KEY must be at least 32 characters")
         if self.payouts_provider is PayoutsProvider.stripe and self.stripe_api_key is None:
             raise ValueError("TESSERA_PAYOUTS_PROVIDER=stripe needs TESSERA_STRIPE_API_KEY")
+        if self.payouts_provider is PayoutsProvider.stripe and self.stripe_webhook_secret is None:
+            raise ValueError("TESSERA_PAYOUTS_PROVIDER=stripe needs TESSERA_STRIPE_WEBHOOK_SECRET")
+        if (
+            self.quality_tier_expert_reputation < self.quality_tier_mid_reputation
+            or self.quality_tier_expert_tasks < self.quality_tier_mid_tasks
+        ):
+            raise ValueError(
+                "TESSERA_QUALITY_TIER_EXPERT_* thresholds must not be below "
+                "TESSERA_QUALITY_TIER_MID_*"
+            )
         if self.job_min_backoff_ms > self.job_max_backoff_ms:
             raise ValueError(
                 "TESSERA_JOB_MIN_BACKOFF_MS must not exceed TESSERA_JOB_MAX_BACKOFF_MS"

@@ -1,5 +1,5 @@
-"""Demo content for a new embedded database: a client, an annotator and a small job with gold,
-so a newcomer sees the loop in a minute. Off with TESSERA_DEMO=0; never on PostgreSQL unless
+"""Demo content for a new embedded database: a funded client, an annotator and a small job with
+gold, so a newcomer sees the loop in a minute. Off with TESSERA_DEMO=0; never on PostgreSQL unless
 TESSERA_DEMO=1."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from app.accounts import service as accounts
 from app.core.security import Principal
 from app.jobs import importing, schemas, service, splitting
 from app.models.accounts import Role
+from payouts import funding
+
+DEMO_BALANCE_MICROS = 100_000_000  # 100.00; the demo job commits a few units of it to escrow
 
 REVIEWS = [
     ("The battery lasts all day and the screen is gorgeous.", "positive"),
@@ -59,6 +62,9 @@ def create_demo(session: Session) -> Demo:
         pricing=schemas.Pricing(rate_micros=20_000),
         overlap=schemas.Overlap(min=3),
         gold_ratio=0.1,
+    )
+    funding.credit_manually(
+        session, client.id, DEMO_BALANCE_MICROS, actor_id=None, reason="demo balance"
     )
     job = service.create_job(session, Principal(user=client, token_id=0), body)
     rows: list[dict[str, Any]] = [

@@ -33,6 +33,34 @@ class Pricing(BaseModel):
         description="Per task (mode per_task) or per hour of active work (mode hourly), in "
         "micro-units of the platform currency: 50000 = 0.05",
     )
+    tier_multipliers_bps: dict[Tier, Annotated[int, Field(ge=0, le=100_000)]] | None = Field(
+        default=None,
+        description="Pay multiplier per annotator tier in basis points (12000 = 1.2x); tiers "
+        "not named pay 1x. Escrow reserves every slot at the highest multiplier",
+    )
+    gold_bonus_micros: int = Field(
+        default=0,
+        ge=0,
+        le=10**12,
+        description="Bonus per assignment whose gold score reaches gold_bonus_min_score",
+    )
+    gold_bonus_min_score: float | None = Field(
+        default=None, ge=0, le=1, description="Gold score that earns the bonus (default 1.0)"
+    )
+    max_seconds_per_task: int | None = Field(
+        default=None,
+        ge=1,
+        le=7 * 86_400,
+        description="Most active seconds one task pays (required for hourly pay)",
+    )
+
+    @model_validator(mode="after")
+    def _hourly_is_capped(self) -> Pricing:
+        if self.mode is PricingMode.hourly and self.max_seconds_per_task is None:
+            raise ValueError(
+                "hourly pay needs max_seconds_per_task (escrow reserves each task at the cap)"
+            )
+        return self
 
 
 class Overlap(BaseModel):
@@ -160,6 +188,11 @@ class JobOut(BaseModel):
                 "mode": job.pricing_mode,
                 "rate_micros": job.rate_micros,
                 "rate": format_micros(job.rate_micros),
+                "tier_multipliers_bps": job.tier_multipliers_bps,
+                "gold_bonus_micros": job.gold_bonus_micros,
+                "gold_bonus_min_score": job.gold_bonus_min_score,
+                "max_seconds_per_task": job.max_seconds_per_task,
+                "platform_fee_bps": job.platform_fee_bps,
             },
             overlap={"min": job.overlap_min, "max": job.overlap_max},
             items_per_task=job.items_per_task,

@@ -27,6 +27,7 @@ from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
 from app.quality import refits
 from app.quality.methods import DEFAULT_METHOD
 from app.webhooks import service as webhooks
+from payouts import lifecycle as money
 from qualification_tests import skills as qualification_skills
 
 DEFAULT_LEASE_SECONDS = 600
@@ -78,8 +79,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         label_schema=label_schema.model_dump(mode="json", exclude_defaults=False),
         label_studio_config=_label_studio_config(body.label_schema),
         status=JobStatus.draft,
-        pricing_mode=body.pricing.mode,
-        rate_micros=body.pricing.rate_micros,
+        **_pay_terms(body.pricing),
         overlap_min=body.overlap.min,
         overlap_max=body.overlap.max,
         items_per_task=body.items_per_task,
@@ -123,6 +123,21 @@ def with_image_size(schema: LabelSchema, size: schemas.ImageSize) -> LabelSchema
     return LabelSchema.model_validate(
         {"controls": [c.model_dump(mode="json") for c in controls]}, strict=True
     )
+
+
+def _pay_terms(pricing: schemas.Pricing) -> dict[str, Any]:
+    """The job columns a pricing body sets."""
+    multipliers = pricing.tier_multipliers_bps
+    return {
+        "pricing_mode": pricing.mode,
+        "rate_micros": pricing.rate_micros,
+        "tier_multipliers_bps": {t.value: v for t, v in multipliers.items()}
+        if multipliers
+        else None,
+        "gold_bonus_micros": pricing.gold_bonus_micros,
+        "gold_bonus_min_score": pricing.gold_bonus_min_score,
+        "max_seconds_per_task": pricing.max_seconds_per_task,
+    }
 
 
 def get_job(session: Session, principal: Principal, job_id: int, *, lock: bool = False) -> Job:
@@ -172,7 +187,8 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
         job.label_schema = schema.model_dump(mode="json")
         job.label_studio_config = _label_studio_config(body.label_schema)
     if body.pricing is not None:
-        job.pricing_mode, job.rate_micros = body.pricing.mode, body.pricing.rate_micros
+        for column, term in _pay_terms(body.pricing).items():
+            setattr(job, column, term)
     if body.overlap is not None:
         assert body.overlap.max is not None
         if job.status is not JobStatus.draft and body.overlap.min != job.overlap_min:
@@ -181,6 +197,8 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
                 errors=[{"pointer": "#/overlap/min", "detail": "frozen after activation"}],
             )
         job.overlap_min, job.overlap_max = body.overlap.min, body.overlap.max
+        if job.status is not JobStatus.draft:
+            money.overlap_changed(session, job)  # more slots: reserved, or 402
     if body.consensus_method is not None and body.consensus_method != job.consensus_method:
         job.consensus_method = body.consensus_method.value
         if job.status is not JobStatus.draft:
@@ -228,8 +246,11 @@ def _has_items(session: Session, job_id: int) -> bool:
 
 def change_status(session: Session, job: Job, action: str, *, by: Role | None = None) -> Job:
     """Move the job along the status machine; 409 naming the allowed moves otherwise.
-    Activating a draft needs at least one regular item. `by` is the role of who moves it (None:
-    the system); webhooks hear of pauses, completions and final results."""
+    Activating a draft needs at least one regular item (the split that follows reserves its
+    escrow, 402 if the client's funds are short); resuming a paused job pays the fair-pay
+    top-ups it owes first (402 if its escrow cannot); completing or cancelling releases
+    unspent escrow to the client. `by` is the role of who moves it (None: the system);
+    webhooks hear of pauses, completions and final results."""
     allowed_from, target = TRANSITIONS[action]
     if job.status not in allowed_from:
         possible = sorted(a for a, (froms, _) in TRANSITIONS.items() if job.status in froms)
@@ -245,6 +266,8 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
         if not regular:
             raise JobHasNoItems("Import at least one (non-gold) item before activating the job")
         job.activated_at = utcnow()
+    if action == "activate" and job.status is JobStatus.paused:
+        money.job_resuming(session, job)
     if target in (JobStatus.completed, JobStatus.cancelled):
         job.finished_at = utcnow()
     if target is JobStatus.cancelled:
@@ -256,6 +279,8 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
     job.status = target
     job.updated_at = utcnow()
     session.flush()
+    if target in (JobStatus.completed, JobStatus.cancelled):
+        money.job_finished(session, job)
     if target is JobStatus.completed:
         refits.request_refit(session, job.id)  # the final consensus, fitted over every answer
     webhooks.job_status_changed(session, job, action, by)

@@ -16,13 +16,16 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.models.jobs import Item, Job, Task, TaskItem, TaskOrder, TaskStatus
+from payouts import lifecycle as money
 
 BATCH_ITEMS = 5000
 
 
 def split_into_tasks(session: Session, job: Job) -> int:
     """Group the job's regular items not yet in a task into new open tasks; return how many
-    tasks were created. The caller holds the job's row lock (imports take it too)."""
+    tasks were created. Their slots are reserved in the job's escrow (`InsufficientFunds`, a
+    402 stating the shortfall, when the client's balance is short: roll back). The caller holds
+    the job's row lock (imports take it too)."""
     gold_ids = list(
         session.scalars(
             select(Item.id).where(Item.job_id == job.id, Item.is_gold.is_(True)).order_by(Item.id)
@@ -56,6 +59,8 @@ def split_into_tasks(session: Session, job: Job) -> int:
         job.split_watermark = max(job.split_watermark, rows[-1].id if rows else 0)
     created += _insert_tasks(session, job, pending)
     session.flush()
+    if created:
+        money.tasks_added(session, job)
     return created
 
 

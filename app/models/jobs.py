@@ -86,6 +86,14 @@ class Job(IdMixin, CreatedAtMixin, Base):
     pricing_mode: Mapped[PricingMode] = mapped_column(str_enum(PricingMode, "pricing_mode"))
     # Micro-units of the platform currency (1 unit = 1,000,000 micros): per task, or per hour.
     rate_micros: Mapped[int] = mapped_column(BigInteger)
+    # Pay terms beside the rate (see payouts.pricing): multipliers per tier in basis points
+    # (10000 = 1x; a tier not named pays 1x), a bonus for gold accuracy at or above a score,
+    # the most active seconds an hourly task pays, and the platform fee fixed at activation.
+    tier_multipliers_bps: Mapped[dict[str, int] | None] = mapped_column(Json)
+    gold_bonus_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    gold_bonus_min_score: Mapped[float | None] = mapped_column(Float)
+    max_seconds_per_task: Mapped[int | None] = mapped_column(Integer)
+    platform_fee_bps: Mapped[int | None] = mapped_column(Integer)
     overlap_min: Mapped[int] = mapped_column(Integer)
     overlap_max: Mapped[int] = mapped_column(Integer)
     items_per_task: Mapped[int] = mapped_column(Integer)

@@ -26,6 +26,8 @@ from app.routing import eligibility, rules, service
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog
 from app.webhooks.hot_path import PendingEvent
+from payouts import earnings
+from payouts.pricing import PayTerms
 
 
 async def claim_next(
@@ -137,110 +139,144 @@ async def submit(
     else. Every answer is validated against the schema (422 listing every problem; nothing is
     stored). Gold items are graded at once. Submitting the same answers again returns the
     same result; different answers are a 409. The submit that completes a task records the
-    consensus of its regular items."""
-    async with store.transaction():
-        state = await store.lock_for_submit(assignment_id)
-        if state is None or state.assignment.annotator_id != annotator_id:
-            raise NotFound("No such assignment")
-        a, task, items = state.assignment, state.task, state.items
-        job = await _job(store, a.job_id, settings)
-        digest = rules.answers_digest(answers)
-        if rules.check_resubmit(a, a.answers_hash, digest):
-            assert a.submitted_at is not None
-            gold_scores = await store.stored_gold_scores(a)
-            return rules.Submitted(
-                a.id,
-                a.status,
-                a.submitted_at,
-                a.active_seconds,
-                gold_scores,
-                job.instant_feedback,
-                replayed=True,
-            )
-        reclaims_slot = rules.check_lease(a, task, now, settings)
+    consensus of its regular items (or, under dynamic overlap, asks for one more answer). The
+    earning is posted to the annotator's pending balance, and the client's webhook events
+    recorded, in the same transaction.
 
-        schema = job_schema(job)
-        rules.validate_answers(schema, items, answers)
-        scores = rules.grade_gold(schema, items, answers)
-        gold_scores = rules.gold_feedback(items, scores)
-        active = rules.active_seconds_at(a, now, settings)
-        slot = rules.slot_after_submit(task, reclaims_slot, now)
-        complete = slot.status is TaskStatus.complete
-        listening = await store.listening_types(job.client_id)
-        gold_score = rules.mean_score(gold_scores)
-        answered = await store.record_submit(
-            SubmitWrite(
-                assignment_id=a.id,
-                job_id=job.id,
-                client_id=job.client_id,
-                task_id=a.task_id,
-                annotator_id=annotator_id,
-                now=now,
-                answers=[
-                    AnswerRow(item.item_id, answer, score)
-                    for item, answer, score in zip(items, answers, scores, strict=True)
-                ],
-                active_seconds=active,
-                answers_hash=digest,
-                gold_score=gold_score,
-                slot=slot,
-                consensus_items=[i.item_id for i in items if not i.is_gold] if complete else [],
-                events=[
-                    PendingEvent(
-                        catalog.ASSIGNMENT_SUBMITTED,
-                        catalog.assignment_submitted(
-                            job.id,
-                            a.task_id,
-                            a.id,
-                            catalog.annotator_pseudonym(
-                                settings.resolved_secret_key(), job.client_id, annotator_id
-                            ),
-                            now,
-                            active,
-                            gold_score,
-                            [
-                                (item.item_id, item.external_id, answer)
-                                for item, answer in zip(items, answers, strict=True)
-                            ],
-                        ),
-                    )
-                ]
-                if catalog.ASSIGNMENT_SUBMITTED in listening
-                else [],
-            )
+    A submit with graded gold items then runs the quality rules on it (removal from the job
+    below the gold accuracy threshold, with the fast-submit and identical-answers flags), once
+    the submit has committed; every rule also runs in batch on each periodic refresh."""
+    async with store.transaction():
+        result = await _submit(store, annotator_id, assignment_id, answers, now, settings)
+    if result.gold_scores and not result.replayed:
+        await store.apply_submit_rules(result.assignment_id, now)
+    return result
+
+
+async def _submit(
+    store: Store,
+    annotator_id: int,
+    assignment_id: int,
+    answers: Sequence[Any],
+    now: datetime,
+    settings: Settings,
+) -> rules.Submitted:
+    state = await store.lock_for_submit(assignment_id)
+    if state is None or state.assignment.annotator_id != annotator_id:
+        raise NotFound("No such assignment")
+    a, task, items = state.assignment, state.task, state.items
+    job = await _job(store, a.job_id, settings)
+    digest = rules.answers_digest(answers)
+    if rules.check_resubmit(a, a.answers_hash, digest):
+        assert a.submitted_at is not None
+        gold_scores = await store.stored_gold_scores(a)
+        return rules.Submitted(
+            a.id,
+            a.status,
+            a.submitted_at,
+            a.active_seconds,
+            gold_scores,
+            job.instant_feedback,
+            replayed=True,
         )
-        if answered:
-            fit = await _fit(store, job.id, settings)
-            method, results = consensus.decide(job, schema, answered, fit)
-            least = min(r.confidence for r in results)
-            threshold, most = job.confidence_threshold, job.overlap_max
-            if rules.grows_overlap(slot, task.overlap_target, least, threshold, most):
-                await store.grow_overlap(a.task_id)
-                return _submitted(a, job, now, active, gold_scores)
-            events = []
-            if catalog.TASK_COMPLETED in listening:
-                external = {item.item_id: item.external_id for item in items}
-                events.append(
-                    PendingEvent(
-                        catalog.TASK_COMPLETED,
-                        catalog.task_completed(
-                            job.id,
-                            a.task_id,
-                            now,
-                            [
-                                (
-                                    r.item_id,
-                                    external[r.item_id],
-                                    r.answer,
-                                    r.confidence,
-                                    r.answer_count,
-                                )
-                                for r in results
-                            ],
+    reclaims_slot = rules.check_lease(a, task, now, settings)
+
+    schema = job_schema(job)
+    rules.validate_answers(schema, items, answers)
+    scores = rules.grade_gold(schema, items, answers)
+    gold_scores = rules.gold_feedback(items, scores)
+    active = rules.active_seconds_at(a, now, settings)
+    slot = rules.slot_after_submit(task, reclaims_slot, now)
+    complete = slot.status is TaskStatus.complete
+    listening = await store.listening_types(job.client_id)
+    gold_score = rules.mean_score(gold_scores)
+    earning = None
+    if state.currency is not None:
+        earning = earnings.submit_entry(
+            PayTerms.of(job),
+            tier=state.tier,
+            active_seconds=active,
+            gold_score=gold_score,
+            assignment_id=a.id,
+            annotator_id=annotator_id,
+            job_id=job.id,
+            currency=state.currency,
+        )
+    answered = await store.record_submit(
+        SubmitWrite(
+            assignment_id=a.id,
+            job_id=job.id,
+            client_id=job.client_id,
+            task_id=a.task_id,
+            annotator_id=annotator_id,
+            now=now,
+            answers=[
+                AnswerRow(item.item_id, answer, score)
+                for item, answer, score in zip(items, answers, scores, strict=True)
+            ],
+            active_seconds=active,
+            answers_hash=digest,
+            gold_score=gold_score,
+            slot=slot,
+            consensus_items=[i.item_id for i in items if not i.is_gold] if complete else [],
+            events=[
+                PendingEvent(
+                    catalog.ASSIGNMENT_SUBMITTED,
+                    catalog.assignment_submitted(
+                        job.id,
+                        a.task_id,
+                        a.id,
+                        catalog.annotator_pseudonym(
+                            settings.resolved_secret_key(), job.client_id, annotator_id
                         ),
-                    )
+                        now,
+                        active,
+                        gold_score,
+                        [
+                            (item.item_id, item.external_id, answer)
+                            for item, answer in zip(items, answers, strict=True)
+                        ],
+                    ),
                 )
-            await store.record_consensus(job, method, results, now, events)
+            ]
+            if catalog.ASSIGNMENT_SUBMITTED in listening
+            else [],
+            earning=earning,
+        )
+    )
+    if answered:
+        fit = await _fit(store, job.id, settings)
+        method, results = consensus.decide(job, schema, answered, fit)
+        least = min(r.confidence for r in results)
+        threshold, most = job.confidence_threshold, job.overlap_max
+        if rules.grows_overlap(slot, task.overlap_target, least, threshold, most):
+            await store.grow_overlap(a.task_id)
+            return _submitted(a, job, now, active, gold_scores)
+        events = []
+        if catalog.TASK_COMPLETED in listening:
+            external = {item.item_id: item.external_id for item in items}
+            events.append(
+                PendingEvent(
+                    catalog.TASK_COMPLETED,
+                    catalog.task_completed(
+                        job.id,
+                        a.task_id,
+                        now,
+                        [
+                            (
+                                r.item_id,
+                                external[r.item_id],
+                                r.answer,
+                                r.confidence,
+                                r.answer_count,
+                            )
+                            for r in results
+                        ],
+                    ),
+                )
+            )
+        await store.record_consensus(job, method, results, now, events)
+
     return _submitted(a, job, now, active, gold_scores)
 
 

@@ -28,6 +28,7 @@ PUBLIC = {
     "/openapi.json",
     "/v1/auth/signup",
     "/v1/auth/login",
+    "/v1/stripe/webhook",  # authenticated by Stripe's signature (tests/payouts)
 }
 
 

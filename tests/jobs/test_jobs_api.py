@@ -27,7 +27,16 @@ def test_client_creates_and_reads_a_draft_job(
     assert created.status_code == 201, created.text
     job = created.json()
     assert job["status"] == "draft"
-    assert job["pricing"] == {"mode": "per_task", "rate_micros": 50_000, "rate": "0.05"}
+    assert job["pricing"] == {
+        "mode": "per_task",
+        "rate_micros": 50_000,
+        "rate": "0.05",
+        "tier_multipliers_bps": None,
+        "gold_bonus_micros": 0,
+        "gold_bonus_min_score": None,
+        "max_seconds_per_task": None,
+        "platform_fee_bps": None,  # fixed when the job first reserves escrow
+    }
     assert job["overlap"] == {"min": 3, "max": 5}
     assert job["required_skills"] == [{"skill": "sentiment-en", "level": 2}]
     assert job["label_schema"]["controls"][0]["labels"] == ["positive", "negative", "neutral"]

@@ -1,0 +1,538 @@
+"""Request and response bodies for review, appeals, figures, reputation, rule actions and
+reports. Three audiences, three shapes where they differ: annotators see their own figures,
+reasons and numbers (never evidence ids, never a gold answer, never who reviewed); clients see
+their own jobs' annotators by pseudonym; admins see everything, evidence included."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.models.jobs import AssignmentStatus, Tier
+from app.models.quality import (
+    ActionKind,
+    ActionStatus,
+    AnnotatorStats,
+    Appeal,
+    AppealKind,
+    AppealStatus,
+    QualityAction,
+    QualityRule,
+    ReputationOverride,
+    ReviewDecision,
+    ReviewSource,
+    StatsScope,
+)
+from app.quality import reports
+from app.quality.reputation import NextTier
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=5000)]
+AssignmentIds = Annotated[list[int], Field(min_length=1, max_length=500)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+# --- review --------------------------------------------------------------------------------------
+
+
+class ApproveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_ids: AssignmentIds
+    reason: Reason | None = Field(default=None, description="Optional note shown to annotators")
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_ids: AssignmentIds
+    reason: Reason = Field(description="Why: shown to the annotators, who may appeal")
+
+
+class ReviewResult(BaseModel):
+    status: AssignmentStatus = Field(description="what the assignments are now")
+    changed: list[int]
+    unchanged: list[int] = Field(description="already so: left as they were")
+
+
+class ReviewAnswer(BaseModel):
+    item_id: int
+    external_id: str | None
+    is_gold: bool
+    score: float | None = Field(description="gold items: the graded score")
+    answer: dict[str, Any]
+
+
+class LatestReview(BaseModel):
+    status: AssignmentStatus
+    source: ReviewSource
+    reason: str | None
+    at: datetime
+
+
+class ReviewItem(BaseModel):
+    """A submitted assignment of your job, for review."""
+
+    id: int
+    annotator: str = Field(description="pseudonymous annotator id, as in exports")
+    task_id: int
+    status: AssignmentStatus
+    claimed_at: datetime
+    submitted_at: datetime | None
+    active_seconds: int
+    seconds_to_submit: float | None = Field(description="wall time from claim to submit")
+    gold_score: float | None
+    answers: list[ReviewAnswer]
+    review: LatestReview | None
+    flags: list[QualityRule] = Field(description="rules that flagged this assignment")
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewItem]
+    next_cursor: int | None
+
+
+# --- figures, reputation, tiers ------------------------------------------------------------------
+
+
+class StatsOut(BaseModel):
+    scope: StatsScope
+    key: str = Field(description="the job id (scope job), the skill slug (scope skill), or ''")
+    tasks: int
+    gold_answers: int
+    gold_accuracy: float | None
+    consensus_answers: int
+    agreement: float | None = Field(description="share of answers equal to the consensus")
+    approved: int
+    rejected: int
+    approval_rate: float | None
+    median_active_seconds: float | None
+    timed_tasks: int = Field(description="tasks of jobs with a speed floor")
+    fast_submits: int
+    fast_share: float | None
+    longest_identical_run: int
+    reputation: float
+    last_active_at: datetime | None
+    computed_at: datetime
+
+    @classmethod
+    def of(cls, row: AnnotatorStats) -> StatsOut:
+        return cls(
+            scope=row.scope,
+            key=row.scope_key,
+            tasks=row.tasks,
+            gold_answers=row.gold_answers,
+            gold_accuracy=row.gold_accuracy,
+            consensus_answers=row.consensus_answers,
+            agreement=row.agreement,
+            approved=row.approved,
+            rejected=row.rejected,
+            approval_rate=row.approval_rate,
+            median_active_seconds=row.median_active_seconds,
+            timed_tasks=row.timed_tasks,
+            fast_submits=row.fast_submits,
+            fast_share=row.fast_share,
+            longest_identical_run=row.longest_identical_run,
+            reputation=row.reputation,
+            last_active_at=row.last_active_at,
+            computed_at=row.computed_at,
+        )
+
+
+class NeedOut(BaseModel):
+    what: Literal["reputation", "tasks"]
+    required: float
+    actual: float
+    met: bool
+
+
+class NextTierOut(BaseModel):
+    tier: Tier
+    needs: list[NeedOut]
+
+    @classmethod
+    def of(cls, following: NextTier | None) -> NextTierOut | None:
+        if following is None:
+            return None
+        return cls(
+            tier=following.tier,
+            needs=[
+                NeedOut(what=n.what, required=n.required, actual=n.actual, met=n.met)
+                for n in following.needs
+            ],
+        )
+
+
+class OverrideOut(BaseModel):
+    id: int
+    tier: Tier | None
+    reputation: float | None
+    reason: str
+    created_at: datetime
+    cleared_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ReputationOverride) -> OverrideOut:
+        return cls(
+            id=row.id,
+            tier=row.tier,
+            reputation=row.reputation,
+            reason=row.reason,
+            created_at=row.created_at,
+            cleared_at=row.cleared_at,
+        )
+
+
+class AdminOverrideOut(OverrideOut):
+    created_by_id: int
+    cleared_by_id: int | None
+
+    @classmethod
+    def of(cls, row: ReputationOverride) -> AdminOverrideOut:
+        return cls(
+            **OverrideOut.of(row).model_dump(),
+            created_by_id=row.created_by_id,
+            cleared_by_id=row.cleared_by_id,
+        )
+
+
+class QualityOut(BaseModel):
+    """An annotator's standing: what eligibility uses, where it comes from, what is next."""
+
+    annotator_id: int
+    reputation: float = Field(description="in force: the override's if set, else computed")
+    tier: Tier
+    computed_reputation: float | None
+    computed_tier: Tier | None
+    finished_tasks: int
+    computed_at: datetime | None
+    override: OverrideOut | None
+    next_tier: NextTierOut | None
+    stats: list[StatsOut]
+
+    @classmethod
+    def of(cls, view: reports.AnnotatorQuality) -> QualityOut:
+        s = view.standing
+        return cls(
+            annotator_id=s.annotator_id,
+            reputation=s.reputation,
+            tier=s.tier,
+            computed_reputation=s.computed.reputation if s.computed else None,
+            computed_tier=s.computed.tier if s.computed else None,
+            finished_tasks=s.computed.volume if s.computed else 0,
+            computed_at=s.computed.computed_at if s.computed else None,
+            override=OverrideOut.of(s.override) if s.override else None,
+            next_tier=NextTierOut.of(view.next_tier),
+            stats=[StatsOut.of(r) for r in view.stats],
+        )
+
+
+class OverrideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Tier | None = None
+    reputation: Share | None = None
+    reason: Reason
+
+    @model_validator(mode="after")
+    def _something(self) -> OverrideRequest:
+        if self.tier is None and self.reputation is None:
+            raise ValueError("set tier, reputation or both")
+        return self
+
+
+# --- rule actions --------------------------------------------------------------------------------
+
+
+class ActionOut(BaseModel):
+    """A rule's action as the annotator it concerns sees it: the reason, the thresholds and
+    their own numbers."""
+
+    id: int
+    rule: QualityRule
+    kind: ActionKind
+    status: ActionStatus
+    job_id: int | None
+    assignment_id: int | None
+    reason: str
+    thresholds: dict[str, Any]
+    numbers: dict[str, Any]
+    created_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+
+    @classmethod
+    def of(cls, row: QualityAction) -> ActionOut:
+        return cls(**_action_fields(row))
+
+
+class AdminActionOut(ActionOut):
+    """An action with its evidence (ids of the assignments and answers behind the numbers)."""
+
+    annotator_id: int
+    evidence: dict[str, Any]
+    ban_id: int | None
+    resolved_by_id: int | None
+
+    @classmethod
+    def of(cls, row: QualityAction) -> AdminActionOut:
+        return cls(
+            **_action_fields(row),
+            annotator_id=row.annotator_id,
+            evidence=row.evidence,
+            ban_id=row.ban_id,
+            resolved_by_id=row.resolved_by_id,
+        )
+
+
+def _action_fields(row: QualityAction) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "rule": row.rule,
+        "kind": row.kind,
+        "status": row.status,
+        "job_id": row.job_id,
+        "assignment_id": row.assignment_id,
+        "reason": row.reason,
+        "thresholds": row.thresholds,
+        "numbers": row.numbers,
+        "created_at": row.created_at,
+        "resolved_at": row.resolved_at,
+        "resolution": row.resolution,
+    }
+
+
+class ActionPage(BaseModel):
+    items: list[AdminActionOut]
+    next_cursor: int | None
+
+
+class MyActionPage(BaseModel):
+    items: list[ActionOut]
+    next_cursor: int | None
+
+
+class ActionDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Reason = Field(description="why: kept on the action, shown to the annotator")
+
+
+# --- review history and appeals ------------------------------------------------------------------
+
+
+class DecisionOut(BaseModel):
+    """A review decision about your work (who made it is not shown)."""
+
+    id: int
+    assignment_id: int
+    job_id: int
+    old_status: AssignmentStatus
+    new_status: AssignmentStatus
+    source: ReviewSource
+    reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ReviewDecision) -> DecisionOut:
+        return cls(
+            id=row.id,
+            assignment_id=row.assignment_id,
+            job_id=row.job_id,
+            old_status=row.old_status,
+            new_status=row.new_status,
+            source=row.source,
+            reason=row.reason,
+            created_at=row.created_at,
+        )
+
+
+class AdminDecisionOut(DecisionOut):
+    actor_id: int | None
+
+    @classmethod
+    def of(cls, row: ReviewDecision) -> AdminDecisionOut:
+        return cls(**DecisionOut.of(row).model_dump(), actor_id=row.actor_id)
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionOut]
+    next_cursor: int | None
+
+
+class AppealCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_id: int
+    kind: AppealKind = Field(
+        description="`rejection`: the client's rejection; `gold`: the score of the control "
+        "items (on jobs that showed it)"
+    )
+    message: Message
+
+
+class AppealOut(BaseModel):
+    id: int
+    assignment_id: int
+    job_id: int
+    kind: AppealKind
+    message: str
+    status: AppealStatus
+    created_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+    gold_score_before: float | None
+    gold_score_after: float | None
+
+    @classmethod
+    def of(cls, row: Appeal) -> AppealOut:
+        return cls(**_appeal_fields(row))
+
+
+class AdminAppealOut(AppealOut):
+    annotator_id: int
+    resolved_by_id: int | None
+    original_scores: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: Appeal) -> AdminAppealOut:
+        return cls(
+            **_appeal_fields(row),
+            annotator_id=row.annotator_id,
+            resolved_by_id=row.resolved_by_id,
+            original_scores=row.original_scores,
+        )
+
+
+def _appeal_fields(row: Appeal) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "assignment_id": row.assignment_id,
+        "job_id": row.job_id,
+        "kind": row.kind,
+        "message": row.message,
+        "status": row.status,
+        "created_at": row.created_at,
+        "resolved_at": row.resolved_at,
+        "resolution": row.resolution,
+        "gold_score_before": row.gold_score_before,
+        "gold_score_after": row.gold_score_after,
+    }
+
+
+class AppealPage(BaseModel):
+    items: list[AdminAppealOut]
+    next_cursor: int | None
+
+
+class AppealResolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["upheld", "overturned"]
+    note: Reason = Field(description="shown to the annotator")
+    gold_score: Share | None = Field(
+        default=None,
+        description="gold appeals, overturned: the score the control items get instead "
+        "(omitted: the gold judgment is cleared and no longer counts)",
+    )
+
+
+# --- per-job rules and the client's report -------------------------------------------------------
+
+
+class JobRules(BaseModel):
+    """A job's own rule thresholds; null fields follow the platform defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    speed_floor_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=86_400,
+        description="seconds per task below which a submit is flagged (0: no flags); null: "
+        "derived from the job's submits",
+    )
+    removal_gold_accuracy: Share | None = Field(
+        default=None, description="remove annotators below this gold accuracy (0: never)"
+    )
+    removal_min_gold_answers: int | None = Field(default=None, ge=1, le=100_000)
+    identical_run_length: int | None = Field(default=None, ge=2, le=100_000)
+
+
+class JobRulesOut(JobRules):
+    effective: dict[str, Any] = Field(description="the thresholds in force, defaults filled in")
+    derived_floor_seconds: float | None
+    derived_from_submits: int
+
+
+class ControlAgreementOut(BaseModel):
+    percent_agreement: float | None
+    fleiss_kappa: float | None = Field(description="categorical controls (choices, rating)")
+    krippendorff_alpha: float | None
+    alpha_level: str = Field(description="interval for rating and number controls, else nominal")
+    items: int = Field(description="items with two or more answers to this control")
+
+
+class AgreementOut(BaseModel):
+    metric: str
+    value: float | None
+    per_control: dict[str, float | None]
+    items: int = Field(description="items with two or more answers")
+    controls: dict[str, ControlAgreementOut] = Field(
+        description="per control: percent agreement, Fleiss' kappa, Krippendorff's alpha"
+    )
+
+
+class HistogramBin(BaseModel):
+    low: float
+    high: float
+    items: int
+
+
+class ReportAnnotator(BaseModel):
+    annotator: str = Field(description="pseudonymous annotator id, as in exports")
+    tasks: int
+    gold_answers: int
+    gold_accuracy: float | None
+    agreement: float | None
+    approval_rate: float | None
+    median_active_seconds: float | None
+    fast_share: float | None
+    longest_identical_run: int
+    computed_at: datetime
+
+
+class JobReportOut(BaseModel):
+    job_id: int
+    methods: dict[str, int] = Field(description="consensus method → items it decided")
+    agreement: AgreementOut
+    confidence_histogram: list[HistogramBin]
+    assignments: dict[str, int] = Field(description="submitted, approved, rejected")
+    annotators: list[ReportAnnotator]
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+
+class EvidenceOut(BaseModel):
+    """Everything about one annotator's quality, for an admin."""
+
+    annotator_id: int
+    email: str
+    display_name: str
+    account_status: str
+    quality: QualityOut
+    reputation_evidence: dict[str, Any] | None = Field(
+        description="decayed sums per kind of evidence behind the computed reputation"
+    )
+    overrides: list[AdminOverrideOut]
+    actions: list[AdminActionOut] = Field(description="the latest 500, newest first")
+    appeals: list[AdminAppealOut]
+    recent_decisions: list[AdminDecisionOut]
+
+
+class RefreshAccepted(BaseModel):
+    run_id: int
+    status_url: str

@@ -1,0 +1,38 @@
+"""Periodic work of money: the payout batch, reconciliation of payouts left unsettled, and the
+release of finished jobs' escrow. Thin actors: one service call, the runner commits. (Sending a
+payout and processing a Stripe event are jobs of `payouts.payouts` and `payouts.inbox`, the
+modules that enqueue them; importing this module registers them all.)"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.core.background import JobContext, background_job
+from payouts import escrow, inbox, payouts
+from payouts.providers.stripe import gateway_for
+
+BATCH_JOB = "payouts.run_batch"
+RECONCILE_JOB = "payouts.reconcile"
+RELEASE_JOB = "payouts.release_escrow"
+
+
+@background_job(BATCH_JOB, time_limit=timedelta(minutes=30))
+def run_payout_batch(ctx: JobContext) -> None:
+    """The weekly payout batch."""
+    payouts.run_batch(ctx.session)
+
+
+@background_job(RECONCILE_JOB, time_limit=timedelta(minutes=5))
+def reconcile_payouts(ctx: JobContext) -> None:
+    """Send again every Stripe payout left unknown or pending too long (looked up first)."""
+    if gateway_for(ctx.settings) is not None:
+        payouts.reconcile(ctx.session)
+
+
+@background_job(RELEASE_JOB, time_limit=timedelta(minutes=10))
+def release_escrow(ctx: JobContext) -> None:
+    """Release finished jobs' escrow that live assignments no longer need."""
+    escrow.release_closed_budgets(ctx.session)
+
+
+REGISTERS = (inbox.process_job, payouts.send_payout_job)  # importing this module registers them

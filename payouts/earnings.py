@@ -1,0 +1,363 @@
+"""Annotators' earnings: posted at submit, made final at approval, reversed at rejection,
+re-posted when an appeal overturns a rejection, and topped up to the fair-pay floor.
+
+Submit runs on two stores (PostgreSQL's hot path in raw SQL, SQLite through the ORM), so its
+entry is computed by a pure function, `submit_entry`, from plain values; `post_submit` writes it
+through a session, and `ledger.PG_POST_ENTRY` / `ledger.pg_entry_params` are the same rows for a
+raw-SQL statement. The cause `submit:<assignment id>` makes either write happen once.
+
+Approval, rejection and overturn (`on_approved`, `on_rejected`, `on_overturned`) are called by
+the quality domain in the transaction that changes the assignment; each is idempotent (its own
+cause), and each first posts the submit entry if submit did not.
+
+Fair-pay floor: per annotator and job, approved work must pay at least
+`TESSERA_FAIR_PAY_FLOOR_MICROS_PER_HOUR` per hour of its paid active time. The top-up owed is
+recomputed from the running totals in `JobEarnings` at every approval, so it is never paid
+twice; it draws on the job's free escrow only, and when that falls short the job pauses for
+funds and the rest is paid when the client deposits or resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.clock import utcnow
+from app.core.db import session_settings
+from app.core.errors import EarningsFinal
+from app.core.money import format_micros
+from app.models.jobs import Assignment, Job, Tier
+from app.models.money import EntryKind, JobBudget, JobEarnings
+from app.models.qualification import AnnotatorProfile
+from payouts import escrow, ledger, pricing
+from payouts.pricing import PayTerms
+
+# --- submit ---------------------------------------------------------------------------------------
+
+
+def submit_entry(
+    terms: PayTerms,
+    *,
+    tier: Tier,
+    active_seconds: int,
+    gold_score: float | None,
+    assignment_id: int,
+    annotator_id: int,
+    job_id: int,
+    currency: str,
+) -> ledger.Entry:
+    """The entry a submit posts: the assignment's cost out of the job's escrow, its pay into the
+    annotator's pending balance and the fee into platform fees (no postings when the work pays
+    nothing). Pure: the same values give the same entry on either store."""
+    earned = pricing.earning(terms, tier, active_seconds, gold_score)
+    return ledger.transfer(
+        submit_cause(assignment_id),
+        EntryKind.earning,
+        ledger.job_escrow(job_id, currency),
+        [
+            (ledger.annotator_pending(annotator_id, currency), earned.annotator_micros),
+            (ledger.platform_fees(currency), earned.fee_micros),
+        ],
+        f"submitted: {earned.describe(terms)}",
+        job_id=job_id,
+        assignment_id=assignment_id,
+    )
+
+
+def submit_cause(assignment_id: int) -> str:
+    return f"submit:{assignment_id}"
+
+
+def annotator_tier(session: Session, annotator_id: int) -> Tier:
+    """The annotator's tier (entry until reputation gives them another)."""
+    tier = session.scalar(
+        select(AnnotatorProfile.tier).where(AnnotatorProfile.user_id == annotator_id)
+    )
+    return tier or Tier.entry
+
+
+def post_submit(session: Session, assignment: Assignment, now: datetime | None = None) -> bool:
+    """Post the submit entry of a submitted assignment through the session (what SQLite's
+    submit writes; on PostgreSQL the hot path writes the same rows). Returns whether it was
+    posted now (False: posted before)."""
+    job = session.get_one(Job, assignment.job_id)
+    budget = escrow.budget_of(session, job.id)
+    currency = budget.currency if budget is not None else session_settings(session).currency
+    entry = submit_entry(
+        escrow.terms_of(job),
+        tier=annotator_tier(session, assignment.annotator_id),
+        active_seconds=assignment.active_seconds,
+        gold_score=assignment.gold_score,
+        assignment_id=assignment.id,
+        annotator_id=assignment.annotator_id,
+        job_id=job.id,
+        currency=currency,
+    )
+    return ledger.post_entry(session, entry, now or utcnow()) is not None
+
+
+# --- approval, rejection, overturn ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What an approval or overturn paid: the work (and bonus) and the fair-pay top-up."""
+
+    assignment_id: int
+    earned_micros: int
+    topup_micros: int
+    topup_short_micros: int  # owed but not paid (the job's free escrow ran out)
+    replayed: bool  # posted before: nothing changed
+
+
+def on_approved(
+    session: Session, assignment: Assignment, *, actor_id: int | None = None
+) -> Settled:
+    """The assignment was approved: its earnings move pending → available (its submit entry
+    is posted first if submit did not), the unspent part of its slot becomes free escrow, and a
+    fair-pay top-up follows if the annotator's effective hourly rate on the job is below the
+    floor. Idempotent; approving a rejected assignment is an overturn. Call in the transaction
+    that approves it."""
+    now = utcnow()
+    job = session.get_one(Job, assignment.job_id)
+    budget = escrow.open_budget(session, job, now)  # locked: the job's decisions queue here
+    if _final(session, assignment.id):
+        return Settled(assignment.id, 0, 0, 0, replayed=True)
+    if ledger.entry_exists(session, reject_cause(assignment.id)):
+        return on_overturned(session, assignment, actor_id=actor_id)
+    cur = budget.currency
+    postings = ledger.postings_of(session, submit_cause(assignment.id))
+    if not ledger.entry_exists(session, submit_cause(assignment.id)):
+        post_submit(session, assignment, now)
+        postings = ledger.postings_of(session, submit_cause(assignment.id))
+    pending = ledger.annotator_pending(assignment.annotator_id, cur)
+    earned = sum(p.amount_micros for p in postings if p.account == pending)
+    cost = -sum(p.amount_micros for p in postings if p.account == ledger.job_escrow(job.id, cur))
+    ledger.post_entry(
+        session,
+        ledger.transfer(
+            f"approve:{assignment.id}",
+            EntryKind.approval,
+            pending,
+            [(ledger.annotator_available(assignment.annotator_id, cur), earned)],
+            "approved",
+            actor_id=actor_id,
+            job_id=job.id,
+            assignment_id=assignment.id,
+        ),
+        now,
+    )
+    escrow.add_free(budget, budget.slot_cost_micros - cost)
+    return _count_and_top_up(session, job, budget, assignment, earned, actor_id, now)
+
+
+def on_rejected(session: Session, assignment: Assignment, *, actor_id: int | None = None) -> int:
+    """The assignment was rejected: its pending earnings and fee go back to the job's escrow
+    (where they fund the reopened slot; a closed job releases them to the client). Returns the
+    amount returned to escrow. Idempotent; `EarningsFinal` (409) if it was already approved."""
+    cause = reject_cause(assignment.id)
+    now = utcnow()
+    job = session.get_one(Job, assignment.job_id)
+    budget = escrow.open_budget(session, job, now)  # locked: the job's decisions queue here
+    if ledger.entry_exists(session, cause):
+        return 0
+    if _final(session, assignment.id):
+        raise EarningsFinal(f"Assignment {assignment.id} is approved; its pay is final")
+    reversal = ledger.Entry(
+        cause,
+        EntryKind.reversal,
+        budget.currency,
+        tuple(
+            ledger.Posting(p.account, -p.amount_micros)
+            for p in ledger.postings_of(session, submit_cause(assignment.id))
+        ),
+        "rejected",
+        actor_id=actor_id,
+        job_id=job.id,
+        assignment_id=assignment.id,
+    )
+    ledger.post_entry(session, reversal, now)
+    if budget.closed_at is not None:
+        escrow.release_unspent(session, job, budget, actor_id=actor_id)
+    return reversal.amount_to(ledger.job_escrow(job.id, budget.currency))
+
+
+def on_overturned(
+    session: Session, assignment: Assignment, *, actor_id: int | None = None
+) -> Settled:
+    """An appeal overturned the assignment's rejection: what the rejection reversed is paid
+    again, straight to the annotator's available balance (the work is approved now), from the
+    job's free escrow, topped up from the client's available balance when that is short (402
+    if that is short too); then the fair-pay floor applies. Idempotent; overturning what was
+    never rejected is an approval."""
+    now = utcnow()
+    job = session.get_one(Job, assignment.job_id)
+    budget = escrow.open_budget(session, job, now)  # locked: the job's decisions queue here
+    if _final(session, assignment.id):
+        return Settled(assignment.id, 0, 0, 0, replayed=True)
+    if not ledger.entry_exists(session, reject_cause(assignment.id)):
+        return on_approved(session, assignment, actor_id=actor_id)
+    cur = budget.currency
+    reversed_ = ledger.postings_of(session, reject_cause(assignment.id))
+    if reversed_:
+        pending = ledger.annotator_pending(assignment.annotator_id, cur)
+        earned = -sum(p.amount_micros for p in reversed_ if p.account == pending)
+        fee = -sum(p.amount_micros for p in reversed_ if p.account == ledger.platform_fees(cur))
+    else:  # submit had posted nothing: pay what the work earns now
+        amounts = pricing.earning(
+            escrow.terms_of(job),
+            annotator_tier(session, assignment.annotator_id),
+            assignment.active_seconds,
+            assignment.gold_score,
+        )
+        earned, fee = amounts.annotator_micros, amounts.fee_micros
+    escrow.cover_from_client(
+        session, job, budget, earned + fee, actor_id=actor_id, why=f"overturn of {assignment.id}"
+    )
+    ledger.post_entry(
+        session,
+        ledger.transfer(
+            f"overturn:{assignment.id}",
+            EntryKind.overturn,
+            ledger.job_escrow(job.id, cur),
+            [
+                (ledger.annotator_available(assignment.annotator_id, cur), earned),
+                (ledger.platform_fees(cur), fee),
+            ],
+            "rejection overturned on appeal",
+            actor_id=actor_id,
+            job_id=job.id,
+            assignment_id=assignment.id,
+        ),
+        now,
+    )
+    escrow.spend_free(budget, earned + fee)
+    return _count_and_top_up(session, job, budget, assignment, earned, actor_id, now)
+
+
+def reject_cause(assignment_id: int) -> str:
+    return f"reject:{assignment_id}"
+
+
+def _final(session: Session, assignment_id: int) -> bool:
+    """Whether the assignment's pay is final (approved, or overturned on appeal)."""
+    return ledger.entry_exists(session, f"approve:{assignment_id}") or ledger.entry_exists(
+        session, f"overturn:{assignment_id}"
+    )
+
+
+# --- the fair-pay floor ---------------------------------------------------------------------------
+
+
+def _count_and_top_up(
+    session: Session,
+    job: Job,
+    budget: JobBudget,
+    assignment: Assignment,
+    earned: int,
+    actor_id: int | None,
+    now: datetime,
+) -> Settled:
+    row = _earnings_row(session, job.id, assignment.annotator_id, now)
+    row.approved_assignments += 1
+    row.paid_seconds += pricing.paid_seconds(escrow.terms_of(job), assignment.active_seconds)
+    row.earned_micros += earned
+    row.updated_at = now
+    paid, short = top_up(session, job, budget, row, actor_id=actor_id, now=now)
+    budget.updated_at = now
+    session.flush()
+    return Settled(assignment.id, earned, paid, short, replayed=False)
+
+
+def _earnings_row(session: Session, job_id: int, annotator_id: int, now: datetime) -> JobEarnings:
+    row = session.get(JobEarnings, (job_id, annotator_id), with_for_update=True)
+    if row is None:
+        row = JobEarnings(
+            job_id=job_id,
+            annotator_id=annotator_id,
+            approved_assignments=0,
+            paid_seconds=0,
+            earned_micros=0,
+            topup_micros=0,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def top_up(
+    session: Session,
+    job: Job,
+    budget: JobBudget,
+    row: JobEarnings,
+    *,
+    actor_id: int | None = None,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Pay what the fair-pay floor still owes one annotator on the job, as far as the job's
+    free escrow goes; pause the job for funds if it falls short. Returns (paid, still owed)."""
+    now = now or utcnow()
+    floor = session_settings(session).fair_pay_floor_micros_per_hour
+    owed = pricing.floor_owed(floor, row.paid_seconds, row.earned_micros, row.topup_micros)
+    if owed == 0:
+        return 0, 0
+    terms = escrow.terms_of(job)
+    amount = min(owed, pricing.affordable(escrow.free_escrow(session, budget), terms.fee_bps))
+    if amount > 0:
+        fee = pricing.fee_on(amount, terms.fee_bps)
+        cur = budget.currency
+        ledger.post_entry(
+            session,
+            ledger.transfer(
+                f"topup:{job.id}:{row.annotator_id}:{row.topup_micros + amount}",
+                EntryKind.topup,
+                ledger.job_escrow(job.id, cur),
+                [
+                    (ledger.annotator_available(row.annotator_id, cur), amount),
+                    (ledger.platform_fees(cur), fee),
+                ],
+                f"fair-pay floor {format_micros(floor)}/h over {row.paid_seconds}s",
+                actor_id=actor_id,
+                job_id=job.id,
+            ),
+            now,
+        )
+        escrow.spend_free(budget, amount + fee)
+        row.topup_micros += amount
+        row.updated_at = now
+    short = owed - amount
+    if short > 0:
+        escrow.pause_for_funds(
+            session,
+            job,
+            budget,
+            f"Fair-pay top-ups owed to annotators need {format_micros(short)} "
+            f"{budget.currency} more in escrow (plus the platform fee): deposit funds into "
+            "the job to pay them and resume.",
+        )
+    session.flush()
+    return amount, short
+
+
+def settle_owed_top_ups(
+    session: Session, job: Job, budget: JobBudget, *, actor_id: int | None = None
+) -> int:
+    """Pay every annotator of the job what the fair-pay floor still owes them, as far as free
+    escrow goes; returns what is still owed after that."""
+    rows = list(
+        session.scalars(
+            select(JobEarnings)
+            .where(JobEarnings.job_id == job.id)
+            .order_by(JobEarnings.annotator_id)
+            .with_for_update()
+        )
+    )
+    still_owed = 0
+    for row in rows:
+        _, short = top_up(session, job, budget, row, actor_id=actor_id)
+        still_owed += short
+    return still_owed

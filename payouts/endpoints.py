@@ -1,0 +1,482 @@
+"""HTTP for money: clients' balance, card funding and job spend; annotators' earnings,
+statement, payouts and connected account; admins' credits, payouts and ledger; and the one
+Stripe webhook (authenticated by its signature, not a token)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.core.db import Database
+from app.core.errors import (
+    InsufficientFunds,
+    JobNotActivated,
+    NotFound,
+    PayoutInProgress,
+    PayoutWrongState,
+    ProviderUnavailable,
+    ServiceUnavailable,
+    SignatureInvalid,
+    TesseraError,
+    ValidationFailed,
+)
+from app.core.money import format_micros
+from app.core.pagination import Page, PageParams, page_params
+from app.core.security import (
+    AdminPrincipal,
+    AnnotatorPrincipal,
+    ClientPrincipal,
+    DbSession,
+    Principal,
+    ReadSession,
+    get_database,
+)
+from app.core.settings import Settings
+from app.models.accounts import Role, User
+from app.models.jobs import Job
+from app.models.money import AccountKind, PayoutStatus
+from payouts import connect, earnings, escrow, funding, inbox, ledger, payouts, reports, schemas
+from payouts.providers import stripe as stripe_provider
+from payouts.providers.stripe import StripeGateway, StripeUnavailable
+
+router = APIRouter(tags=["money"])
+
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+def _problems(*errors: type[TesseraError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` naming the problem types an endpoint may answer with."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = out.setdefault(error.status, {"description": ""})
+        slug = f"`/problems/{error.slug}`: {error.title}"
+        entry["description"] = f"{entry['description']}; {slug}" if entry["description"] else slug
+    return out
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _gateway(request: Request) -> StripeGateway | None:
+    return stripe_provider.gateway_for(_settings(request))
+
+
+@contextmanager
+def _stripe_answers() -> Iterator[None]:
+    """Stripe failing (down, refusing, misconfigured) is a 503 for the caller; the request's
+    changes roll back."""
+    try:
+        yield
+    except StripeUnavailable as exc:
+        raise ServiceUnavailable(str(exc)) from exc
+
+
+def _own_job(session: Session, principal: Principal, job_id: int, *, lock: bool = False) -> Job:
+    job = session.get(Job, job_id, with_for_update=lock)
+    if job is None or (principal.role is not Role.admin and job.client_id != principal.id):
+        raise NotFound("No such job")
+    return job
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+
+@router.get("/v1/balance", response_model=schemas.ClientBalanceOut)
+def client_balance(
+    request: Request, client: ClientPrincipal, session: ReadSession
+) -> schemas.ClientBalanceOut:
+    """Your available balance and what your jobs hold in escrow."""
+    return schemas.ClientBalanceOut.of(
+        reports.client_balance(session, client.id, _settings(request).currency)
+    )
+
+
+@router.post(
+    "/v1/fundings/checkout",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.FundingOut,
+    responses=_problems(ProviderUnavailable, ValidationFailed, ServiceUnavailable),
+)
+def start_checkout(
+    body: schemas.CheckoutIn, request: Request, client: ClientPrincipal, session: DbSession
+) -> schemas.FundingOut:
+    """Add funds by card: a Stripe Checkout Session (pay at `checkout_url`). Your balance is
+    credited when Stripe confirms the payment, not before."""
+    with _stripe_answers():
+        row = funding.start_checkout(
+            session,
+            _gateway(request),
+            client.id,
+            body.amount_micros,
+            success_url=str(body.success_url),
+            cancel_url=str(body.cancel_url),
+        )
+    session.commit()
+    return schemas.FundingOut.of(row)
+
+
+@router.get("/v1/fundings", response_model=Page[schemas.FundingOut])
+def list_fundings(
+    client: ClientPrincipal,
+    session: ReadSession,
+    paging: Paging,
+    client_id: Annotated[int | None, Query(description="Admins: one client's")] = None,
+) -> Page[schemas.FundingOut]:
+    """Your fundings (admins: everyone's, or one client's)."""
+    owner = client_id if client.role is Role.admin else client.id
+    rows, cursor = funding.list_fundings(session, owner, paging)
+    return Page(items=[schemas.FundingOut.of(r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/v1/jobs/{job_id}/spend", response_model=schemas.JobSpendOut)
+def job_spend(job_id: int, client: ClientPrincipal, session: ReadSession) -> schemas.JobSpendOut:
+    """What the job reserved, spent (work, fair-pay top-ups, fees), released and has left in
+    escrow, and why it is paused if it is paused for money."""
+    spend = reports.job_spend(session, _own_job(session, client, job_id))
+    if spend is None:
+        raise NotFound("This job has not reserved any money yet (it is activated first)")
+    return schemas.JobSpendOut.of(spend)
+
+
+@router.post(
+    "/v1/jobs/{job_id}/deposits",
+    response_model=schemas.JobSpendOut,
+    responses=_problems(InsufficientFunds, ValidationFailed, JobNotActivated),
+)
+def deposit(
+    job_id: int, body: schemas.DepositIn, client: ClientPrincipal, session: DbSession
+) -> schemas.JobSpendOut:
+    """Move money from your available balance into the job's escrow beyond its task slots:
+    it pays fair-pay top-ups (those owed are paid at once) and overturned rejections."""
+    job = _own_job(session, client, job_id, lock=True)
+    escrow.deposit(session, job, body.amount_micros, actor_id=client.id, reason="client deposit")
+    budget = escrow.budget_of(session, job.id, lock=True)
+    assert budget is not None
+    earnings.settle_owed_top_ups(session, job, budget, actor_id=client.id)
+    session.commit()
+    spend = reports.job_spend(session, job)
+    assert spend is not None
+    return schemas.JobSpendOut.of(spend)
+
+
+# --- annotators -----------------------------------------------------------------------------------
+
+
+@router.get("/v1/earnings", response_model=schemas.EarningsOut)
+def my_earnings(
+    request: Request, annotator: AnnotatorPrincipal, session: ReadSession
+) -> schemas.EarningsOut:
+    """Your earnings: pending approval, available, in flight, paid out, and fair-pay top-ups,
+    with your pay per job."""
+    return schemas.EarningsOut.of(
+        reports.annotator_earnings(session, annotator.id, _settings(request).currency)
+    )
+
+
+@router.get(
+    "/v1/earnings/statement",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def my_statement(
+    request: Request,
+    annotator: AnnotatorPrincipal,
+    db: Annotated[Database, Depends(get_database)],
+) -> StreamingResponse:
+    """Your statement as CSV: every movement of your pending, available and in-flight money."""
+    currency = _settings(request).currency
+
+    def body() -> Any:
+        with db.read_session() as session:
+            yield from reports.statement_csv(session, annotator.id, currency)
+
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="statement.csv"'},
+    )
+
+
+@router.get("/v1/payouts", response_model=Page[schemas.PayoutOut])
+def my_payouts(
+    annotator: AnnotatorPrincipal, session: ReadSession, paging: Paging
+) -> Page[schemas.PayoutOut]:
+    """Your payouts."""
+    rows, cursor = payouts.list_payouts(session, paging, annotator_id=annotator.id)
+    return Page(items=[schemas.PayoutOut.of(p) for p in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/v1/payout-account",
+    response_model=schemas.PayoutAccountOut,
+    responses=_problems(NotFound),
+)
+def my_payout_account(
+    annotator: AnnotatorPrincipal, session: ReadSession
+) -> schemas.PayoutAccountOut:
+    """Your connected Stripe account and whether it can receive payouts."""
+    row = connect.account_of(session, annotator.id)
+    if row is None:
+        raise NotFound("You have not connected a payout account")
+    return schemas.PayoutAccountOut.of(row)
+
+
+@router.post(
+    "/v1/payout-account/onboarding",
+    response_model=schemas.OnboardingOut,
+    responses=_problems(ProviderUnavailable, ServiceUnavailable),
+)
+def start_onboarding(
+    body: schemas.OnboardingIn, request: Request, annotator: AnnotatorPrincipal, session: DbSession
+) -> schemas.OnboardingOut:
+    """Connect a Stripe Express account (created on first use) and get a link to Stripe's
+    onboarding; call again for a fresh link when one expires."""
+    user = session.get_one(User, annotator.id)
+    with _stripe_answers():
+        row, url = connect.start_onboarding(
+            session,
+            _gateway(request),
+            user,
+            return_url=str(body.return_url),
+            refresh_url=str(body.refresh_url),
+        )
+    session.commit()
+    return schemas.OnboardingOut(account=schemas.PayoutAccountOut.of(row), onboarding_url=url)
+
+
+@router.post(
+    "/v1/payout-account/refresh",
+    response_model=schemas.PayoutAccountOut,
+    responses=_problems(NotFound, ProviderUnavailable, ServiceUnavailable),
+)
+def refresh_payout_account(
+    request: Request, annotator: AnnotatorPrincipal, session: DbSession
+) -> schemas.PayoutAccountOut:
+    """Read your account's state afresh from Stripe (after onboarding)."""
+    with _stripe_answers():
+        row = connect.refresh(session, _gateway(request), annotator.id)
+    if row is None:
+        raise NotFound("You have not connected a payout account")
+    session.commit()
+    return schemas.PayoutAccountOut.of(row)
+
+
+# --- admins -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/admin/clients/{client_id}/credits",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.FundingOut,
+    responses=_problems(NotFound),
+)
+def credit_client(
+    client_id: int, body: schemas.CreditIn, admin: AdminPrincipal, session: DbSession
+) -> schemas.FundingOut:
+    """Credit a client's available balance by hand, with a reason (recorded with you as actor)."""
+    row = funding.credit_manually(
+        session, client_id, body.amount_micros, actor_id=admin.id, reason=body.reason
+    )
+    session.commit()
+    return schemas.FundingOut.of(row)
+
+
+@router.get("/v1/admin/payouts", response_model=Page[schemas.PayoutOut])
+def admin_payouts(
+    admin: AdminPrincipal,
+    session: ReadSession,
+    paging: Paging,
+    status_: Annotated[PayoutStatus | None, Query(alias="status")] = None,
+    annotator_id: int | None = None,
+) -> Page[schemas.PayoutOut]:
+    """Payouts, filtered by status (pending, held, unknown, failed, paid) or annotator."""
+    rows, cursor = payouts.list_payouts(session, paging, annotator_id=annotator_id, status=status_)
+    return Page(items=[schemas.PayoutOut.of(p) for p in rows], next_cursor=cursor)
+
+
+@router.post(
+    "/v1/admin/payouts/batches",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.BatchOut,
+)
+def run_batch(admin: AdminPrincipal, session: DbSession) -> schemas.BatchOut:
+    """Run a payout batch now: every annotator with at least the minimum available is paid
+    that balance rounded down to cents (Stripe: those whose account can receive transfers)."""
+    result = payouts.run_batch(session, actor_id=admin.id)
+    session.commit()
+    total = sum(p.amount_micros for p in result.payouts)
+    return schemas.BatchOut(
+        batch_id=result.batch.id if result.batch else None,
+        payouts=[schemas.PayoutOut.of(p) for p in result.payouts],
+        total_micros=total,
+        total=format_micros(total),
+    )
+
+
+@router.get(
+    "/v1/admin/payouts/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, **_problems(ProviderUnavailable)},
+)
+def export_payouts(admin: AdminPrincipal, session: ReadSession) -> StreamingResponse:
+    """Pending and held payouts as CSV, to pay by hand (provider `manual`); then mark each
+    settled or failed."""
+    lines = list(payouts.export_manual_csv(session))
+    return StreamingResponse(
+        iter(lines),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="payouts.csv"'},
+    )
+
+
+_ACTION_PROBLEMS = _problems(NotFound, PayoutWrongState, PayoutInProgress)
+
+
+@router.post(
+    "/v1/admin/payouts/{payout_id}/hold",
+    response_model=schemas.PayoutOut,
+    responses=_ACTION_PROBLEMS,
+)
+def hold_payout(
+    payout_id: int, body: schemas.HoldIn, admin: AdminPrincipal, session: DbSession
+) -> schemas.PayoutOut:
+    """Stop a pending payout from being sent (its money stays in flight)."""
+    row = payouts.hold(session, payout_id, actor_id=admin.id, reason=body.reason)
+    session.commit()
+    return schemas.PayoutOut.of(row)
+
+
+@router.post(
+    "/v1/admin/payouts/{payout_id}/release",
+    response_model=schemas.PayoutOut,
+    responses=_ACTION_PROBLEMS,
+)
+def release_payout(payout_id: int, admin: AdminPrincipal, session: DbSession) -> schemas.PayoutOut:
+    """Let a held payout go."""
+    row = payouts.release_hold(session, payout_id, actor_id=admin.id)
+    session.commit()
+    return schemas.PayoutOut.of(row)
+
+
+@router.post(
+    "/v1/admin/payouts/{payout_id}/retry",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.PayoutOut,
+    responses={**_ACTION_PROBLEMS, **_problems(InsufficientFunds, ProviderUnavailable)},
+)
+def retry_payout(payout_id: int, admin: AdminPrincipal, session: DbSession) -> schemas.PayoutOut:
+    """Pay a failed payout again, as a new payout for the same amount."""
+    row = payouts.retry(session, payout_id, actor_id=admin.id)
+    session.commit()
+    return schemas.PayoutOut.of(row)
+
+
+@router.post(
+    "/v1/admin/payouts/{payout_id}/settle",
+    response_model=schemas.PayoutOut,
+    responses={**_ACTION_PROBLEMS, **_problems(ProviderUnavailable)},
+)
+def settle_payout(
+    payout_id: int, body: schemas.SettleIn, admin: AdminPrincipal, session: DbSession
+) -> schemas.PayoutOut:
+    """Mark a manual payout paid, with your reference for the payment."""
+    row = payouts.settle_manually(session, payout_id, actor_id=admin.id, reference=body.reference)
+    session.commit()
+    return schemas.PayoutOut.of(row)
+
+
+@router.post(
+    "/v1/admin/payouts/{payout_id}/fail",
+    response_model=schemas.PayoutOut,
+    responses={**_ACTION_PROBLEMS, **_problems(ProviderUnavailable)},
+)
+def fail_payout(
+    payout_id: int, body: schemas.FailIn, admin: AdminPrincipal, session: DbSession
+) -> schemas.PayoutOut:
+    """Mark a manual payout failed: its money goes back to the annotator's available balance."""
+    row = payouts.fail_manually(session, payout_id, actor_id=admin.id, reason=body.reason)
+    session.commit()
+    return schemas.PayoutOut.of(row)
+
+
+@router.get("/v1/admin/ledger/trial-balance", response_model=schemas.TrialBalanceOut)
+def trial_balance(admin: AdminPrincipal, session: ReadSession) -> schemas.TrialBalanceOut:
+    """Every account kind's debits, credits and balance per currency; they sum to zero."""
+    lines = ledger.trial_balance(session)
+    totals: dict[str, int] = {}
+    for line in lines:
+        totals[line.currency] = totals.get(line.currency, 0) + line.balance_micros
+    unbalanced = ledger.unbalanced_entries(session)
+    negative = any(
+        line.negative_accounts for line in lines if line.kind is not AccountKind.external
+    )
+    return schemas.TrialBalanceOut(
+        lines=[schemas.TrialBalanceLineOut.of(line) for line in lines],
+        totals_micros=totals,
+        balanced=not unbalanced and not negative and all(v == 0 for v in totals.values()),
+        unbalanced_entries=unbalanced,
+    )
+
+
+@router.get(
+    "/v1/admin/ledger/accounts/{account_kind}/{owner_id}", response_model=schemas.AccountOut
+)
+def account_entries(
+    account_kind: AccountKind,
+    owner_id: int,
+    request: Request,
+    admin: AdminPrincipal,
+    session: ReadSession,
+    paging: Paging,
+) -> schemas.AccountOut:
+    """One account's balance and postings, oldest first (owner 0 for platform fees and
+    external)."""
+    key = ledger.AccountKey(account_kind, owner_id, _settings(request).currency)
+    rows = ledger.account_postings(session, key, after=paging.after, limit=paging.limit + 1)
+    more = len(rows) > paging.limit
+    rows = rows[: paging.limit]
+    balance = ledger.balance(session, key)
+    return schemas.AccountOut(
+        account_kind=account_kind.value,
+        owner_id=owner_id,
+        currency=key.currency,
+        balance_micros=balance,
+        balance=format_micros(balance),
+        postings=[schemas.PostingOut.of(r) for r in rows],
+        next_cursor=rows[-1].id if more and rows else None,
+    )
+
+
+# --- Stripe -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/stripe/webhook",
+    response_model=schemas.WebhookAck,
+    responses=_problems(SignatureInvalid, NotFound),
+    tags=["stripe"],
+)
+async def stripe_webhook(request: Request) -> schemas.WebhookAck:
+    """Stripe's events (authenticated by the `Stripe-Signature` header, not a token). Each is
+    stored once and processed in the background; a bad signature is a 400 and changes nothing."""
+    gateway = _gateway(request)
+    if gateway is None:
+        raise NotFound("Stripe webhooks are not enabled (TESSERA_PAYOUTS_PROVIDER is not stripe)")
+    payload = await request.body()
+    event = gateway.verify_event(payload, request.headers.get("stripe-signature"))
+    db: Database = request.app.state.db
+    return await run_in_threadpool(_store_event, db, event)
+
+
+def _store_event(db: Database, event: stripe_provider.VerifiedEvent) -> schemas.WebhookAck:
+    with db.transaction() as session:
+        _, new = inbox.receive(session, event)
+    return schemas.WebhookAck(received=True, duplicate=not new)

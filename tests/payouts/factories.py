@@ -1,0 +1,123 @@
+"""Small helpers for money tests: jobs through the API, work through the API, decisions through
+the services quality will call, background jobs through the real runner, and the books."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.db import Database
+from app.models import Assignment, LedgerPosting, OutboxJob
+from app.models.money import AccountKind
+from payouts import earnings, ledger
+from tests.jobs.factories import create_job, jsonl, reviews, upload
+from tests.support import Account
+from workers.runner import JobRunner
+
+
+def draft_job(
+    http: TestClient, owner: Account, items: int = 3, *, rate: int = 50_000, **fields: Any
+) -> int:
+    pricing = {"mode": "per_task", "rate_micros": rate, **fields.pop("pricing", {})}
+    job_id = create_job(http, owner, pricing=pricing, **fields)
+    response = upload(http, owner, job_id, jsonl(reviews(items)))
+    assert response.status_code == 201, response.text
+    return job_id
+
+
+def active_job(http: TestClient, owner: Account, items: int = 3, **fields: Any) -> int:
+    job_id = draft_job(http, owner, items, **fields)
+    response = http.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
+    assert response.status_code == 200, response.text
+    return job_id
+
+
+def claim(http: TestClient, who: Account, job_id: int | None = None) -> dict[str, Any]:
+    body = {"job_id": job_id} if job_id else {}
+    response = http.post("/v1/assignments/next", json=body, headers=who.headers)
+    assert response.status_code == 200, response.text
+    [assignment] = response.json()["assignments"]
+    return dict(assignment)
+
+
+def submit(http: TestClient, who: Account, assignment: dict[str, Any]) -> None:
+    answers = [{"sentiment": "positive"} for _ in assignment["items"]]
+    response = http.post(
+        f"/v1/assignments/{assignment['id']}/submit",
+        json={"answers": answers},
+        headers=who.headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+def work(http: TestClient, db: Database, who: Account, job_id: int | None = None) -> int:
+    """Claim and submit one task through the API; returns the assignment id. The submit posted
+    its earning itself: posting it again through a session finds it there and writes nothing."""
+    assignment = claim(http, who, job_id)
+    submit(http, who, assignment)
+    with db.transaction() as session:
+        assert not earnings.post_submit(session, session.get_one(Assignment, assignment["id"]))
+    return int(assignment["id"])
+
+
+def decide(db: Database, decision: Callable[..., Any], assignment_id: int, **kw: Any) -> Any:
+    """Run one of `earnings.on_approved / on_rejected / on_overturned` in its own transaction."""
+    with db.transaction() as session:
+        return decision(session, session.get_one(Assignment, assignment_id), **kw)
+
+
+def balance(db: Database, key: ledger.AccountKey) -> int:
+    with db.read_session() as session:
+        return ledger.balance(session, key)
+
+
+def run_jobs(db: Database, names: Sequence[str] | None = None, *, rounds: int = 20) -> int:
+    """Run every outbox job not done yet (optionally only `names`) through the real runner,
+    until none is left; returns how many ran."""
+    runner = JobRunner(db.settings, db)
+    ran = 0
+    for _ in range(rounds):
+        with db.read_session() as session:
+            stmt = select(OutboxJob.id, OutboxJob.name, OutboxJob.args).where(
+                OutboxJob.done_at.is_(None), OutboxJob.dead_at.is_(None)
+            )
+            if names is not None:
+                stmt = stmt.where(OutboxJob.name.in_(names))
+            rows = session.execute(stmt.order_by(OutboxJob.id)).all()
+        if not rows:
+            return ran
+        for outbox_id, name, args in rows:
+            runner.run(name, tuple(args), outbox_id=outbox_id)
+            ran += 1
+    raise AssertionError("background jobs kept enqueueing more")
+
+
+def assert_books_balance(session: Session) -> dict[AccountKind, int]:
+    """Every entry balances, every currency sums to zero, and no account but `external` is
+    negative. Returns the total balance per account kind."""
+    assert ledger.unbalanced_entries(session) == []
+    per_account = session.execute(
+        select(
+            LedgerPosting.account_kind,
+            LedgerPosting.owner_id,
+            func.sum(LedgerPosting.amount_micros),
+        ).group_by(LedgerPosting.account_kind, LedgerPosting.owner_id, LedgerPosting.currency)
+    ).all()
+    negative = [
+        (kind, owner, total)
+        for kind, owner, total in per_account
+        if total < 0 and kind is not AccountKind.external
+    ]
+    assert negative == [], f"negative balances: {negative}"
+    totals: dict[AccountKind, int] = {}
+    for kind, _, total in per_account:
+        totals[kind] = totals.get(kind, 0) + int(total)
+    assert sum(totals.values()) == 0
+    return totals
+
+
+__all__ = ["Account", "reviews"]
