@@ -8,8 +8,9 @@ Two forms, one set of rules:
   annotator (confusion matrices, skills), JSON-able, for the service to store.
 - `aggregate_item` computes one item's consensus from its answers and a stored model without
   refitting (the online form, after each submit): Dawid-Skene's posterior for one item given the
-  fitted matrices, or a weighted vote with the fitted skills. Annotators the model has not seen
-  count with a one-coin matrix built from their prior skill.
+  fitted matrices, calibrated as the fit was (the stored temperature, or the stored weight of the
+  item's vote shares), or a weighted vote with the fitted skills. Annotators the model has not
+  seen count with a one-coin matrix built from their prior skill.
 
 Per control type:
 
@@ -158,7 +159,8 @@ def _is_single(control: Control) -> TypeGuard[ChoicesControl | RatingControl]:
 
 def _question_model(estimator: Any, method: Method, votes: Votes, keys: list[str]) -> QuestionModel:
     answered = np.flatnonzero(votes.answers_per_annotator() > 0)
-    fitted = estimator.model_ if isinstance(estimator, CalibratedDawidSkene) else estimator
+    calibrated = isinstance(estimator, CalibratedDawidSkene)
+    fitted = estimator.model_ if calibrated else estimator
     confusions: dict[str, list[list[float]]] = {}
     priors: list[float] = [1.0 / votes.n_labels] * votes.n_labels
     if isinstance(fitted, DawidSkene):
@@ -168,12 +170,21 @@ def _question_model(estimator: Any, method: Method, votes: Votes, keys: list[str
         method=method,
         n_labels=votes.n_labels,
         priors=priors,
-        temperature=(
-            estimator.temperature_ if isinstance(estimator, CalibratedDawidSkene) else 1.0
-        ),
+        temperature=estimator.temperature_ if calibrated else 1.0,
+        share_weight=estimator.share_weight_ if calibrated else 0.0,
         skills={keys[a]: float(estimator.skills_[a]) for a in answered},
         confusions=confusions,
     )
+
+
+@dataclass(frozen=True)
+class _Posterior:
+    """One item's label probabilities (`probas`) and what its label is chosen by (`ranking`:
+    the same, except for a Dawid-Skene posterior mixed with the vote shares, whose label stays
+    the unmixed posterior's)."""
+
+    ranking: FloatArray
+    probas: FloatArray
 
 
 def _item_posterior(
@@ -183,7 +194,7 @@ def _item_posterior(
     answers: IntArray,
     n_labels: int,
     prior: Mapping[AnnotatorId, float],
-) -> FloatArray:
+) -> _Posterior:
     """One item's label probabilities from its votes, the fitted parameters held fixed; with
     no fitted question, a weighted vote on the prior skills (or a plain one)."""
     if question is not None and question.n_labels != n_labels:
@@ -191,9 +202,9 @@ def _item_posterior(
     used = question.method if question is not None else method
     if used in CONFUSION_METHODS and question is None:
         used = Method.weighted_vote
+    shares: FloatArray = np.bincount(answers, minlength=n_labels) / answers.size
     if used is Method.majority_vote:
-        shares: FloatArray = np.bincount(answers, minlength=n_labels) / answers.size
-        return shares
+        return _Posterior(shares, shares)
     skills = np.array([_skill(question, a, prior) for a in annotators], dtype=np.float64)
     if used in CONFUSION_METHODS and question is not None:
         matrices = np.stack(
@@ -205,8 +216,9 @@ def _item_posterior(
             ]
         )
         log_joint = item_log_joint(matrices, answers, np.asarray(question.priors))
-        probas: FloatArray = tempered(log_joint[None, :], question.temperature)[0]
-        return probas
+        posterior: FloatArray = tempered(log_joint[None, :], question.temperature)[0]
+        w = question.share_weight
+        return _Posterior(posterior, (1.0 - w) * posterior + w * shares if w > 0 else posterior)
     one_item = Votes(
         items=np.zeros(len(annotators), dtype=np.int64),
         annotators=np.arange(len(annotators), dtype=np.int64),
@@ -216,7 +228,7 @@ def _item_posterior(
         n_labels=n_labels,
     )
     weighted: FloatArray = WeightedVote.posterior(one_item, skills)[0]
-    return weighted
+    return _Posterior(weighted, weighted)
 
 
 def _skill(
@@ -583,23 +595,24 @@ def aggregate_item(
         if _is_single(control):
             question = _single_question(control)
             fitted = model.questions.get(control.name) if model is not None else None
-            probas = _online_probas(fitted, method, question, present, prior)
-            if probas is None:
+            posterior = _online_posterior(fitted, method, question, present, prior)
+            if posterior is None:
                 continue
-            winner = int(most_likely(probas[None, :], key, seed)[0])
+            winner = int(most_likely(posterior.ranking[None, :], key, seed)[0])
             value[control.name] = question.labels[winner]
-            confidences[control.name] = float(probas[winner])
+            confidences[control.name] = float(posterior.probas[winner])
         elif isinstance(control, ChoicesControl):
             per_label = model.multiple.get(control.name, {}) if model is not None else {}
             yes: list[float] = []
             decided: list[bool] = []
             for label in control.labels:
-                probas = _online_probas(
+                posterior = _online_posterior(
                     per_label.get(label), method, _label_question(label), present, prior
                 )
-                yes.append(float(probas[1]) if probas is not None else 0.0)
+                yes.append(float(posterior.probas[1]) if posterior is not None else 0.0)
                 decided.append(
-                    probas is not None and int(most_likely(probas[None, :], key, seed)[0]) == 1
+                    posterior is not None
+                    and int(most_likely(posterior.ranking[None, :], key, seed)[0]) == 1
                 )
             chosen = _chosen_labels(control, yes, decided)
             value[control.name] = [control.labels[n] for n in chosen]
@@ -627,13 +640,13 @@ def aggregate_item(
     )
 
 
-def _online_probas(
+def _online_posterior(
     fitted: QuestionModel | None,
     method: Method,
     question: _Question,
     present: Sequence[tuple[AnnotatorId, Any]],
     prior: Mapping[AnnotatorId, float],
-) -> FloatArray | None:
+) -> _Posterior | None:
     coded = [(a, question.code(v)) for a, v in present]
     kept = [(a, label) for a, label in coded if label is not None]
     if not kept:

@@ -1,5 +1,5 @@
-"""Calibration: whether a confidence of 0.9 is right nine times in ten, and a temperature to make
-it so.
+"""Calibration: whether a confidence of 0.9 is right nine times in ten, a temperature to make it so
+where gold is known, and a mixture weight to make it so where it is not.
 
 Expected calibration error with equal-width bins (Naeini, Cooper & Hauskrecht, "Obtaining well
 calibrated probabilities using Bayesian binning", AAAI 2015; 15 bins as in Guo, Pleiss, Sun &
@@ -16,13 +16,21 @@ only one where log-likelihood missed crowd-kit's best (0.0253), at a cost of 0.0
 other three, which stay well inside theirs. T is kept at 1 or above: Dawid-Skene was never
 under-confident in those measurements, and a small gold set that the model happens to get all
 right would otherwise "sharpen" it without bound (one fold of 46 items did, to the bound).
+
+Without gold, the only outcomes to score a calibration on are the votes themselves. Stacking
+(Wolpert, "Stacked generalization", Neural Networks 1992; for predictive distributions Yao,
+Vehtari, Simpson & Gelman, "Using stacking to average Bayesian predictive distributions",
+Bayesian Analysis 2018) mixes two models' predictions with the weight that maximises the
+leave-one-out log score of what was observed: `fit_mixture_weight` is that choice, given each
+held-out observation's probability under either model. Its log score is concave in the weight,
+so the maximum is unique and found by bisection on the derivative, deterministically.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 
 from app.quality.estimator import softmax_rows
 from app.quality.votes import FloatArray, IntArray
@@ -67,3 +75,21 @@ def fit_temperature(log_scores: FloatArray, truth: IntArray) -> float:
     low, high = np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1])
     result = minimize_scalar(brier, bounds=(low, high), method="bounded")
     return float(np.exp(result.x))
+
+
+def fit_mixture_weight(first: FloatArray, second: FloatArray) -> float:
+    """The w in [0, 1] maximising Σ log((1 − w)·first + w·second), where `first` and `second`
+    (positive, one entry per held-out observation) are the probabilities two models gave each
+    observation; 0 without observations."""
+    if first.size == 0:
+        return 0.0
+    difference = second - first
+
+    def slope(w: float) -> float:  # the log score's derivative, decreasing in w
+        return float(np.sum(difference / (first + w * difference)))
+
+    if slope(0.0) <= 0.0:
+        return 0.0
+    if slope(1.0) >= 0.0:
+        return 1.0
+    return float(brentq(slope, 0.0, 1.0, xtol=1e-12))

@@ -21,13 +21,15 @@ MODEL_VERSION = 1
 @dataclass(frozen=True)
 class QuestionModel:
     """One question's fitted parameters: the method actually used (after the fallback rule),
-    the label prior, the temperature, and per annotator a skill and (Dawid-Skene methods) a
-    confusion matrix, rows the true label, columns the answer."""
+    the label prior, the calibration (a temperature, and the weight of the vote shares mixed into
+    the posterior), and per annotator a skill and (Dawid-Skene methods) a confusion matrix, rows
+    the true label, columns the answer. Models stored before `share_weight` existed read as 0."""
 
     method: Method
     n_labels: int
     priors: list[float]
     temperature: float = 1.0
+    share_weight: float = 0.0
     skills: dict[str, float] = field(default_factory=dict)
     confusions: dict[str, list[list[float]]] = field(default_factory=dict)
 
@@ -38,6 +40,7 @@ class QuestionModel:
             n_labels=int(data["n_labels"]),
             priors=[float(p) for p in data["priors"]],
             temperature=float(data.get("temperature", 1.0)),
+            share_weight=float(data.get("share_weight", 0.0)),
             skills={str(k): float(v) for k, v in data.get("skills", {}).items()},
             confusions={str(k): v for k, v in data.get("confusions", {}).items()},
         )

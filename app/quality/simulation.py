@@ -13,8 +13,9 @@ for reliable crowdsourcing systems", Operations Research 2014):
 
 How much each annotator works is heavy-tailed (Zipf-like), as on real platforms; every item gets
 `answers_per_item` distinct annotators. A share of `hard_items` fools everyone the same way: on
-such an item every annotator gives the truth with probability 0.4 and one decoy label otherwise.
-Those correlated errors are what makes Dawid-Skene over-confident on real crowds.
+such an item every annotator gives the truth with probability `hard_accuracy` (0.4: most answers
+wrong) and one decoy label otherwise. Those correlated errors are what makes Dawid-Skene
+over-confident on real crowds.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def synthetic_crowd(
     accuracy: tuple[float, float] = (0.55, 0.95),
     activity_skew: float = 0.8,
     hard_items: float = 0.0,
+    hard_accuracy: float = 0.4,
     seed: int = 0,
 ) -> SyntheticCrowd:
     """A crowd of `n_annotators` answering `n_items` items `answers_per_item` times each;
@@ -82,7 +84,7 @@ def synthetic_crowd(
     if hard_items > 0 and n_labels > 1:
         hard = rng.random(n_items) < hard_items
         decoy = (truth + rng.integers(1, n_labels, size=n_items)) % n_labels
-        fooled = hard[items] & (rng.random(items.size) >= 0.4)
+        fooled = hard[items] & (rng.random(items.size) >= hard_accuracy)
         labels = np.where(hard[items], np.where(fooled, decoy[items], truth[items]), labels)
     votes = Votes(items, annotators, labels, n_items, n_annotators, n_labels)
     return SyntheticCrowd(votes, truth.astype(np.int64), confusions, kinds)

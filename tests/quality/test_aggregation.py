@@ -50,6 +50,37 @@ def test_online_consensus_from_the_fitted_model_equals_the_batch_consensus(metho
         assert online.confidence == pytest.approx(job.items[item].confidence, abs=1e-9)
 
 
+def test_online_consensus_equals_the_batch_one_when_the_shares_are_mixed_in() -> None:
+    # No gold, and errors that hard items share: the default calibrates by mixing the vote
+    # shares into Dawid-Skene's posterior, single choice and multiple choice alike.
+    schema = parse_label_schema(
+        {
+            "controls": [
+                {"name": "animal", "type": "choices", "field": "image", "labels": LABELS},
+                {"name": "traits", "type": "choices", "field": "image", "multiple": True,
+                 "labels": ["furry", "pet"]},
+            ]
+        }
+    )  # fmt: skip
+    crowd = synthetic_crowd(1500, 40, 4, 5, hard_items=0.25, hard_accuracy=0.6, seed=3)
+    traits = {0: ["furry", "pet"], 1: ["furry", "pet"], 2: [], 3: ["pet"]}
+    answers: dict[int, list[tuple[int, dict[str, Any]]]] = {i: [] for i in range(1500)}
+    for i, a, label in zip(
+        crowd.votes.items, crowd.votes.annotators, crowd.votes.labels, strict=True
+    ):
+        answers[int(i)].append((int(a), {"animal": LABELS[label], "traits": traits[label]}))
+    job = aggregate_job(schema, answers, seed=5)
+    model = ConsensusModel.from_json(json.loads(json.dumps(job.model.to_json())))
+    question = model.questions["animal"]
+    assert (question.method, question.temperature) == (Method.calibrated_dawid_skene, 1.0)
+    assert question.share_weight > 0.1
+    assert all(q.share_weight > 0 for q in model.multiple["traits"].values())
+    for item, pairs in answers.items():
+        online = aggregate_item(schema, pairs, model, item_id=item, seed=5)
+        assert online.answer == job.items[item].answer
+        assert online.confidences == pytest.approx(job.items[item].confidences, abs=1e-9)
+
+
 def test_dawid_skene_through_the_dispatcher_beats_majority_vote() -> None:
     schema = single_choice_schema()
     answers, truth = crowd_answers(seed=2)

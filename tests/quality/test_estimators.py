@@ -142,15 +142,61 @@ def test_calibrated_dawid_skene_softens_an_over_confident_crowd_without_changing
     assert after < before / 2
 
 
-def test_calibrated_dawid_skene_without_enough_gold_is_plain_dawid_skene(
+def test_without_gold_the_posterior_is_not_over_confident_where_errors_correlate() -> None:
+    # A quarter of the items are hard: every annotator is right on them with probability 0.6
+    # only, and wrong the same way (one decoy label per item). No gold is given.
+    crowd = synthetic_crowd(2000, 40, 4, 5, hard_items=0.25, hard_accuracy=0.6, seed=1)
+    ds = DawidSkene().fit(crowd.votes)
+    calibrated = CalibratedDawidSkene().fit(crowd.votes)
+    assert (calibrated.temperature_, calibrated.calibrated_on_) == (1.0, 0)
+    assert 0.1 < calibrated.share_weight_ < 0.5
+    assert np.array_equal(calibrated.labels_, ds.labels_)
+    correct = ds.labels_ == crowd.truth
+    before = expected_calibration_error(ds.confidence_, correct)
+    after = expected_calibration_error(calibrated.confidence_, correct)
+    assert before > 0.06
+    assert after < before / 2
+
+
+def test_a_crowd_without_correlated_errors_gets_little_of_the_vote_shares(
+    crowd: SyntheticCrowd,
+) -> None:
+    ds = DawidSkene().fit(crowd.votes)
+    calibrated = CalibratedDawidSkene().fit(crowd.votes)
+    assert 0.0 <= calibrated.share_weight_ < 0.1
+    correct = ds.labels_ == crowd.truth
+    before = expected_calibration_error(ds.confidence_, correct)
+    assert expected_calibration_error(calibrated.confidence_, correct) < before + 0.01
+
+
+def test_with_too_little_gold_the_posterior_is_mixed_with_the_vote_shares(
     crowd: SyntheticCrowd,
 ) -> None:
     gold = np.full(crowd.votes.n_items, NO_LABEL)
     gold[:10] = crowd.truth[:10]
     calibrated = CalibratedDawidSkene(min_gold=30).fit(crowd.votes, gold)
     plain = DawidSkene().fit(crowd.votes, gold)
+    w = calibrated.share_weight_
     assert calibrated.temperature_ == 1.0
-    assert np.allclose(calibrated.probas_, plain.probas_)
+    assert w > 0.0
+    counts = crowd.votes.vote_counts()
+    shares = counts / counts.sum(axis=1, keepdims=True)
+    expected = (1 - w) * plain.probas_ + w * shares
+    assert np.allclose(calibrated.probas_[10:], expected[10:])
+    assert np.array_equal(calibrated.probas_[:10], plain.probas_[:10])  # gold stays clamped
+    assert np.array_equal(calibrated.labels_, plain.labels_)
+    rows = np.arange(crowd.votes.n_items)
+    assert np.array_equal(calibrated.confidence_, calibrated.probas_[rows, calibrated.labels_])
+
+
+def test_with_enough_gold_the_temperature_calibrates_and_no_shares_are_mixed_in(
+    crowd: SyntheticCrowd,
+) -> None:
+    gold = np.full(crowd.votes.n_items, NO_LABEL)
+    gold[:300] = crowd.truth[:300]
+    calibrated = CalibratedDawidSkene().fit(crowd.votes, gold)
+    assert calibrated.calibrated_on_ == 300
+    assert calibrated.share_weight_ == 0.0
 
 
 def test_gold_must_be_one_label_index_per_item(crowd: SyntheticCrowd) -> None:
