@@ -3,7 +3,9 @@ beside the same transactions issued as raw SQL with psycopg (the ceiling), in th
 
     python bench/claim_submit.py --tasks 1000000 --clients 64 --seconds 30
 
-A uvicorn server runs `tessera serve` as in production (one process). Two HTTP phases:
+A uvicorn server runs `tessera serve` as in production (one process, with a broker set, so
+background jobs are left to worker processes as in production and do not run in it). Two HTTP
+phases:
 
 1. saturation: every annotator loops next -> submit with no pause; gives the most cycles/s.
    With 64 annotators always waiting on the server, latency there is queueing (by Little's
@@ -55,6 +57,7 @@ SCHEMA = {
 SECRET = "bench-secret-" + "k" * 32
 TARGET_SHARE = 0.30  # of the raw ceiling's cycles/s
 METRICS_TOKEN = "bench-metrics-" + "m" * 32
+BENCH_BROKER = os.environ.get("TESSERA_BENCH_BROKER", "redis://127.0.0.1:6379/15")
 
 RAW_CLAIM = """
 WITH picked AS (
@@ -338,6 +341,10 @@ def main() -> None:
             "TESSERA_LOG_LEVEL": "WARNING",
             "TESSERA_DEMO": "0",
             "TESSERA_METRICS_TOKEN": METRICS_TOKEN,
+            # Background jobs (refits, refreshes, webhook ticks) run in worker processes in
+            # production: with a broker set, this server runs none of them in-process, so the
+            # figures are the annotators' calls alone. Nothing consumes the queue meanwhile.
+            "TESSERA_BROKER_URL": BENCH_BROKER,
         }
         server = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
