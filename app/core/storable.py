@@ -1,0 +1,73 @@
+"""What both databases can store: one check for JSON-like values from clients and annotators.
+
+PostgreSQL refuses U+0000 in `text` and `jsonb` (a 500 at insert), while SQLite stores it; neither
+can encode an unpaired surrogate (U+D800–U+DFFF) as UTF-8. Values that reach the database from
+outside (request bodies, imported rows, answers) are checked here first, so both databases refuse
+the same input with a 422 that points at the bad string, instead of one of them failing late.
+
+Nesting is bounded too: Python's JSON parser recurses, so a value nested deeper than
+`MAX_JSON_DEPTH` is refused before anything walks it recursively. The walk is iterative, so the
+check itself cannot overflow the stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MAX_JSON_DEPTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Unstorable:
+    """The first value that cannot be stored: an RFC 6901 pointer below the value, and why."""
+
+    pointer: str
+    reason: str
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored, or None. Fast for the common case (ASCII without NUL)."""
+    if "\x00" in text:
+        return "contains the NUL character (U+0000), which cannot be stored"
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate (U+D800–U+DFFF), which is not valid Unicode text"
+    return None
+
+
+def first_unstorable(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> Unstorable | None:
+    """The first string (key or value) that cannot be stored, or a container nested too deep.
+
+    `value` is what `json.loads` returns (dicts, lists, strings, numbers, booleans, None).
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, pointer, depth = stack.pop()
+        if isinstance(item, str):
+            reason = text_problem(item)
+            if reason:
+                return Unstorable(pointer, reason)
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                return Unstorable(pointer, f"is nested deeper than {max_depth} levels")
+            children: list[tuple[Any, str, int]] = []
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    key_text = str(key)
+                    child_pointer = f"{pointer}/{_escape(key_text)}"
+                    reason = text_problem(key_text)
+                    if reason:
+                        return Unstorable(child_pointer, "key " + reason)
+                    children.append((child, child_pointer, depth + 1))
+            else:
+                children = [(child, f"{pointer}/{i}", depth + 1) for i, child in enumerate(item)]
+            stack.extend(reversed(children))  # popped in document order
+    return None

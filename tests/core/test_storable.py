@@ -1,0 +1,54 @@
+"""The storable-text check: NUL and unpaired surrogates anywhere, nesting depth, pointers."""
+
+import json
+
+from app.core.storable import MAX_JSON_DEPTH, first_unstorable, text_problem
+
+
+def test_plain_and_non_ascii_text_is_storable() -> None:
+    assert text_problem("plain") is None
+    assert text_problem("Zürich, 東京, emoji 🐈") is None
+    assert first_unstorable({"a": ["x", 1, 2.5, None, True, {"b": "ü"}]}) is None
+
+
+def test_nul_is_found_in_a_nested_value_with_its_pointer() -> None:
+    found = first_unstorable({"ok": "x", "rows": [{"a/b": "fine"}, {"t": "bad\x00"}]})
+    assert found is not None
+    assert found.pointer == "/rows/1/t"
+    assert "U+0000" in found.reason
+
+
+def test_an_unpaired_surrogate_from_a_json_escape_is_found() -> None:
+    value = json.loads('{"text": "\\ud800 alone"}')
+    found = first_unstorable(value)
+    assert found is not None
+    assert found.pointer == "/text"
+    assert "surrogate" in found.reason
+    assert text_problem(json.loads('"\\ud83d\\udc08"')) is None  # a proper pair is a cat
+
+
+def test_a_bad_key_is_reported_with_escaped_pointer() -> None:
+    found = first_unstorable({"a~b/c": {"k\x00": 1}})
+    assert found is not None
+    assert found.pointer == "/a~0b~1c/k\x00"
+    assert found.reason.startswith("key ")
+
+
+def test_the_first_bad_string_in_document_order_is_reported() -> None:
+    found = first_unstorable(["ok", "\x00one", "\x00two"])
+    assert found is not None
+    assert found.pointer == "/1"
+
+
+def test_nesting_beyond_the_limit_is_refused_and_within_it_accepted() -> None:
+    def nested(levels: int) -> object:
+        value: object = "leaf"
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    assert first_unstorable(nested(MAX_JSON_DEPTH)) is None
+    found = first_unstorable(nested(MAX_JSON_DEPTH + 1))
+    assert found is not None
+    assert found.pointer == "/0" * MAX_JSON_DEPTH
+    assert "nested deeper" in found.reason
