@@ -1,19 +1,26 @@
-"""Periodic work of money: the payout batch, reconciliation of payouts left unsettled, and the
-release of finished jobs' escrow. Thin actors: one service call, the runner commits. (Sending a
-payout and processing a Stripe event are jobs of `payouts.payouts` and `payouts.inbox`, the
-modules that enqueue them; importing this module registers them all.)"""
+"""Periodic work of money: the earnings poster, the payout batch, reconciliation of payouts left
+unsettled, and the release of finished jobs' escrow. Thin actors: one service call, the runner
+commits. (Sending a payout and processing a Stripe event are jobs of `payouts.payouts` and
+`payouts.inbox`, the modules that enqueue them; importing this module registers them all.)"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from app.core.background import JobContext, background_job
-from payouts import escrow, inbox, payouts
+from payouts import earnings, escrow, inbox, payouts
 from payouts.providers.stripe import gateway_for
 
+POST_EARNINGS_JOB = "payouts.post_earnings"
 BATCH_JOB = "payouts.run_batch"
 RECONCILE_JOB = "payouts.reconcile"
 RELEASE_JOB = "payouts.release_escrow"
+
+
+@background_job(POST_EARNINGS_JOB, time_limit=timedelta(minutes=2))
+def post_earnings(ctx: JobContext) -> None:
+    """Write the earnings of work submitted since the last run to the ledger."""
+    earnings.post_submitted(ctx.session)
 
 
 @background_job(BATCH_JOB, time_limit=timedelta(minutes=30))

@@ -1,10 +1,15 @@
-"""Annotators' earnings: posted at submit, made final at approval, reversed at rejection,
-re-posted when an appeal overturns a rejection, and topped up to the fair-pay floor.
+"""Annotators' earnings: posted for submitted work, made final at approval, reversed at
+rejection, re-posted when an appeal overturns a rejection, and topped up to the fair-pay floor.
 
-Submit runs on two stores (PostgreSQL's hot path in raw SQL, SQLite through the ORM), so its
-entry is computed by a pure function, `submit_entry`, from plain values; `post_submit` writes it
-through a session, and `ledger.PG_POST_ENTRY` / `ledger.pg_entry_params` are the same rows for a
-raw-SQL statement. The cause `submit:<assignment id>` makes either write happen once.
+Submit itself writes no ledger rows: it is the busiest call of the marketplace, and an entry with
+its three postings cost about a fifth of the database's work per claim-and-submit cycle
+(bench/claim_submit.py, README "The annotators' hot path"). The poster, `post_submitted`, run by
+the scheduler every few seconds, writes the earnings of submitted work in batches instead
+(`assignments.earning_posted_at` is null until then, and a partial index is its queue), from the
+values submit stored on the assignment (active seconds, gold score) and the annotator's tier
+when it posts. An approval or rejection that comes first posts the submit entry itself
+(`post_submit`). The cause `submit:<assignment id>` makes either write happen once. Until it is
+posted, the work's slot cost stays in the job's escrow: `escrow` counts unposted work as live.
 
 Approval, rejection and overturn (`on_approved`, `on_rejected`, `on_overturned`) are called by
 the quality domain in the transaction that changes the assignment; each is idempotent (its own
@@ -22,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
@@ -80,9 +85,11 @@ def annotator_tier(session: Session, annotator_id: int) -> Tier:
 
 
 def post_submit(session: Session, assignment: Assignment, now: datetime | None = None) -> bool:
-    """Post the submit entry of a submitted assignment through the session (what SQLite's
-    submit writes; on PostgreSQL the hot path writes the same rows). Returns whether it was
-    posted now (False: posted before)."""
+    """Post the submit entry of a submitted assignment now (an approval or rejection that comes
+    before the poster). Returns whether it was posted now (False: posted before)."""
+    now = now or utcnow()
+    if assignment.earning_posted_at is None:
+        assignment.earning_posted_at = now
     job = session.get_one(Job, assignment.job_id)
     budget = escrow.budget_of(session, job.id)
     currency = budget.currency if budget is not None else session_settings(session).currency
@@ -96,7 +103,75 @@ def post_submit(session: Session, assignment: Assignment, now: datetime | None =
         job_id=job.id,
         currency=currency,
     )
-    return ledger.post_entry(session, entry, now or utcnow()) is not None
+    return ledger.post_entry(session, entry, now) is not None
+
+
+#: Submits a run of the poster writes at most (two statements per batch; about 0.5 s on
+#: PostgreSQL here), enough for the busiest marketplace between two runs five seconds apart.
+POST_BATCH = 2000
+
+
+def post_submitted(session: Session, *, limit: int = POST_BATCH) -> int:
+    """Write the earnings of submitted work not in the ledger yet, oldest first, in one batch;
+    returns how many assignments it settled. Work of a job without a budget (made before
+    money existed) is marked posted with nothing to post. Rows an approval or rejection holds
+    are skipped (they post their own); budgets are locked, in job order, so a release of
+    unspent escrow sees either the work unposted (kept back as live) or posted."""
+    due = list(
+        session.scalars(
+            select(Assignment)
+            .where(Assignment.submitted_at.is_not(None), Assignment.earning_posted_at.is_(None))
+            .order_by(Assignment.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not due:
+        return 0
+    job_ids = sorted({a.job_id for a in due})
+    currencies: dict[int, str] = {
+        job_id: currency
+        for job_id, currency in session.execute(
+            select(JobBudget.job_id, JobBudget.currency)
+            .where(JobBudget.job_id.in_(job_ids))
+            .order_by(JobBudget.job_id)
+            .with_for_update()
+        )
+    }
+    terms = {
+        job.id: escrow.terms_of(job)
+        for job in session.scalars(select(Job).where(Job.id.in_(list(currencies))))
+    }
+    tiers: dict[int, Tier] = {
+        user_id: tier
+        for user_id, tier in session.execute(
+            select(AnnotatorProfile.user_id, AnnotatorProfile.tier).where(
+                AnnotatorProfile.user_id.in_({a.annotator_id for a in due})
+            )
+        )
+    }
+    now = utcnow()
+    entries = [
+        submit_entry(
+            terms[a.job_id],
+            tier=tiers.get(a.annotator_id) or Tier.entry,
+            active_seconds=a.active_seconds,
+            gold_score=a.gold_score,
+            assignment_id=a.id,
+            annotator_id=a.annotator_id,
+            job_id=a.job_id,
+            currency=currencies[a.job_id],
+        )
+        for a in due
+        if a.job_id in currencies
+    ]
+    ledger.write_entries(session, entries, now)
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id.in_([a.id for a in due]))
+        .values(earning_posted_at=now)
+    )
+    return len(due)
 
 
 # --- approval, rejection, overturn ------------------------------------------------------------

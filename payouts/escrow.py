@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
@@ -312,10 +312,14 @@ def release_closed_budgets(session: Session, limit: int = 500) -> int:
 
 
 def _live(session: Session, job_id: int) -> int:
+    """Assignments that may still draw a slot's cost from the escrow: those in progress, and
+    submitted work whose earning the poster has not written yet."""
+    unposted = and_(Assignment.submitted_at.is_not(None), Assignment.earning_posted_at.is_(None))
     return int(
         session.scalar(
             select(func.count()).where(
-                Assignment.job_id == job_id, Assignment.status == AssignmentStatus.active
+                Assignment.job_id == job_id,
+                or_(Assignment.status == AssignmentStatus.active, unposted),
             )
         )
         or 0

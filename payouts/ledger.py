@@ -1,11 +1,9 @@
 """The double-entry ledger: entries of postings that sum to zero, in integer micro-units.
 
-An account is named by its natural key (kind, owner id, currency) right in each posting, so any
-entry can be written by one `INSERT … SELECT FROM unnest(…)` without first creating or looking
-up its accounts: that is how the annotator's submit (PostgreSQL's hot path) can post its
-earnings inside its single write statement (`PG_POST_ENTRY` below, the same rows as
-`post_entry`). Balances are derived: the sum of an account's postings, one range scan of a
-covering index.
+An account is named by its natural key (kind, owner id, currency) right in each posting, so
+entries are written without first creating or looking up their accounts: `write_entries` writes
+a batch of them in two statements (the earnings poster's thousands of submits a run). Balances
+are derived: the sum of an account's postings, one range scan of a covering index.
 
 Each entry carries a unique `cause` (`submit:<assignment id>`, `payout:<payout id>`, …): posting
 a cause again changes nothing, so a retried request or job cannot post twice.
@@ -159,44 +157,55 @@ def post_entry(session: Session, entry: Entry, now: datetime) -> int | None:
 
 
 def write_entry_rows(session: Session, entry: Entry, now: datetime) -> int | None:
-    """Write `entry`'s rows without locking or checking balances: `post_entry`'s writing, and
-    on its own for entries whose debits were reserved in advance (a submit's draw on its job's
-    escrow; `PG_ENTRY_CTES` are the same rows as SQL). Returns the entry id, or None when its
-    cause was posted before."""
+    """Write `entry`'s rows without locking or checking balances (`post_entry`'s writing).
+    Returns the entry id, or None when its cause was posted before."""
+    return write_entries(session, [entry], now).get(entry.cause)
+
+
+def write_entries(session: Session, entries: Sequence[Entry], now: datetime) -> dict[str, int]:
+    """Write a batch of entries' rows in two statements, without locking or checking balances:
+    for entries whose debits were reserved in advance (submits' draws on their jobs' escrow),
+    and `post_entry`'s own writing. Returns the ids of the entries written now, by cause; a
+    cause posted before is skipped (absent from the result)."""
+    if not entries:
+        return {}
     dialect = session.get_bind().dialect.name
-    insert_entry = (pg_insert if dialect == "postgresql" else sqlite_insert)(LedgerEntry)
-    entry_id = session.scalar(
-        insert_entry.values(
-            cause=entry.cause,
-            kind=entry.kind,
-            currency=entry.currency,
-            job_id=entry.job_id,
-            assignment_id=entry.assignment_id,
-            actor_id=entry.actor_id,
-            reason=entry.reason,
-            created_at=now,
+    insert_entries = (pg_insert if dialect == "postgresql" else sqlite_insert)(LedgerEntry)
+    written = session.execute(
+        insert_entries.values(
+            [
+                {
+                    "cause": entry.cause,
+                    "kind": entry.kind,
+                    "currency": entry.currency,
+                    "job_id": entry.job_id,
+                    "assignment_id": entry.assignment_id,
+                    "actor_id": entry.actor_id,
+                    "reason": entry.reason,
+                    "created_at": now,
+                }
+                for entry in entries
+            ]
         )
         .on_conflict_do_nothing(index_elements=["cause"])
-        .returning(LedgerEntry.id)
+        .returning(LedgerEntry.cause, LedgerEntry.id)
     )
-    if entry_id is None:
-        return None
-    if not entry.postings:
-        return int(entry_id)
-    session.execute(
-        insert(LedgerPosting),
-        [
-            {
-                "entry_id": entry_id,
-                "account_kind": p.account.kind,
-                "owner_id": p.account.owner_id,
-                "currency": p.account.currency,
-                "amount_micros": p.amount_micros,
-            }
-            for p in entry.postings
-        ],
-    )
-    return int(entry_id)
+    ids = {cause: int(entry_id) for cause, entry_id in written}
+    postings = [
+        {
+            "entry_id": ids[entry.cause],
+            "account_kind": p.account.kind,
+            "owner_id": p.account.owner_id,
+            "currency": p.account.currency,
+            "amount_micros": p.amount_micros,
+        }
+        for entry in entries
+        if entry.cause in ids
+        for p in entry.postings
+    ]
+    if postings:
+        session.execute(insert(LedgerPosting), postings)
+    return ids
 
 
 def lock_accounts(session: Session, keys: Iterable[AccountKey]) -> None:
@@ -369,45 +378,3 @@ def account_postings(
     if after is not None:
         stmt = stmt.where(LedgerPosting.id > after)
     return list(session.execute(stmt))
-
-
-# --- the same rows as one PostgreSQL statement --------------------------------------------------
-
-#: `post_entry`'s rows as one statement (psycopg parameters from `pg_entry_params`), for raw-SQL
-#: callers such as the submit of the annotators' hot path: the `entry` and `posted` CTEs can be
-#: folded into a larger statement as they are. A cause posted before inserts nothing (the
-#: postings select from the empty `entry`). No lock and no balance check: use it only for entries
-#: whose debits were reserved in advance (a submit's draw on its job's escrow).
-PG_ENTRY_CTES = """
-entry AS (
-    INSERT INTO ledger_entries (cause, kind, currency, job_id, assignment_id, actor_id, reason,
-                                created_at)
-    VALUES (%(cause)s, %(kind)s, %(currency)s, %(job_id)s, %(assignment_id)s, %(actor_id)s,
-            %(reason)s, %(now)s)
-    ON CONFLICT (cause) DO NOTHING
-    RETURNING id
-), posted AS (
-    INSERT INTO ledger_postings (entry_id, account_kind, owner_id, currency, amount_micros)
-    SELECT entry.id, p.kind, p.owner_id, %(currency)s, p.amount
-    FROM entry, unnest(%(account_kinds)s::text[], %(owner_ids)s::bigint[],
-                       %(amounts)s::bigint[]) AS p(kind, owner_id, amount)
-    RETURNING entry_id
-)"""
-PG_POST_ENTRY = f"WITH {PG_ENTRY_CTES}\nSELECT count(*) FROM posted\n"
-
-
-def pg_entry_params(entry: Entry, now: datetime) -> dict[str, Any]:
-    """The parameters of `PG_POST_ENTRY` for `entry` (the rows `post_entry` would write)."""
-    return {
-        "cause": entry.cause,
-        "kind": entry.kind.value,
-        "currency": entry.currency,
-        "job_id": entry.job_id,
-        "assignment_id": entry.assignment_id,
-        "actor_id": entry.actor_id,
-        "reason": entry.reason,
-        "now": now,
-        "account_kinds": [p.account.kind.value for p in entry.postings],
-        "owner_ids": [p.account.owner_id for p in entry.postings],
-        "amounts": [p.amount_micros for p in entry.postings],
-    }

@@ -141,6 +141,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("webhooks.job_progress", every=timedelta(minutes=1)),
     Periodic("webhooks.sweep", every=timedelta(minutes=1)),
     Periodic("webhooks.prune", cron="23 * * * *"),
+    Periodic("payouts.post_earnings", every=timedelta(seconds=5)),
     Periodic("payouts.run_batch", cron="0 6 * * 1"),  # Mondays 06:00 UTC
     Periodic("payouts.reconcile", every=timedelta(minutes=10)),
     Periodic("payouts.release_escrow", cron="17 * * * *"),

@@ -204,6 +204,9 @@ class Assignment(IdMixin, Base):
     release_reason: Mapped[str | None] = mapped_column(String(500))
     # SHA-256 of the canonical submitted answers: a repeated submit is compared against it.
     answers_hash: Mapped[str | None] = mapped_column(String(64))
+    # When the submit's earning reached the ledger: not at submit (the hot path writes no
+    # ledger rows) but by the poster in batches, or by approval or rejection if sooner.
+    earning_posted_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("task_id", "annotator_id"),
@@ -215,6 +218,13 @@ class Assignment(IdMixin, Base):
             "lease_expires_at",
             postgresql_where=text("status = 'active'"),
             sqlite_where=text("status = 'active'"),
+        ),
+        # The earnings poster's queue: submitted work whose earning is not in the ledger yet.
+        Index(
+            "ix_assignments_unposted",
+            "id",
+            postgresql_where=text("submitted_at IS NOT NULL AND earning_posted_at IS NULL"),
+            sqlite_where=text("submitted_at IS NOT NULL AND earning_posted_at IS NULL"),
         ),
     )
 

@@ -26,8 +26,6 @@ from app.routing import eligibility, rules, service
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog
 from app.webhooks.hot_path import PendingEvent
-from payouts import earnings
-from payouts.pricing import PayTerms
 
 
 async def claim_next(
@@ -139,9 +137,9 @@ async def submit(
     else. Every answer is validated against the schema (422 listing every problem; nothing is
     stored). Gold items are graded at once. Submitting the same answers again returns the
     same result; different answers are a 409. The submit that completes a task records the
-    consensus of its regular items (or, under dynamic overlap, asks for one more answer). The
-    earning is posted to the annotator's pending balance, and the client's webhook events
-    recorded, in the same transaction.
+    consensus of its regular items (or, under dynamic overlap, asks for one more answer), and
+    the client's webhook events are recorded in the same transaction. The earning is not: the
+    poster (`payouts.earnings.post_submitted`) writes it to the ledger in batches, seconds later.
 
     A submit with graded gold items then runs the quality rules on it (removal from the job
     below the gold accuracy threshold, with the fast-submit and identical-answers flags), once
@@ -190,18 +188,6 @@ async def _submit(
     complete = slot.status is TaskStatus.complete
     listening = await store.listening_types(job.client_id)
     gold_score = rules.mean_score(gold_scores)
-    earning = None
-    if state.currency is not None:
-        earning = earnings.submit_entry(
-            PayTerms.of(job),
-            tier=state.tier,
-            active_seconds=active,
-            gold_score=gold_score,
-            assignment_id=a.id,
-            annotator_id=annotator_id,
-            job_id=job.id,
-            currency=state.currency,
-        )
     answered = await store.record_submit(
         SubmitWrite(
             assignment_id=a.id,
@@ -241,7 +227,6 @@ async def _submit(
             ]
             if catalog.ASSIGNMENT_SUBMITTED in listening
             else [],
-            earning=earning,
         )
     )
     if answered:

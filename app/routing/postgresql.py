@@ -39,7 +39,7 @@ from app.core.clock import utcnow
 from app.core.db import AsyncPool, Database, open_async_pool
 from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stale
 from app.core.settings import Settings
-from app.models.jobs import AssignmentStatus, Job, TaskStatus, Tier
+from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.quality import enforcement
 from app.quality.consensus import Consensus, Fit, Vote
 from app.quality.model import ConsensusModel
@@ -56,7 +56,6 @@ from app.routing.store import (
 )
 from app.webhooks import hot_path as webhooks
 from app.webhooks.hot_path import PendingEvent
-from payouts import ledger
 from qualification_tests.eligibility import COUNTED_ASSIGNMENTS
 
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -140,13 +139,11 @@ SELECT a.id, a.annotator_id, a.job_id, a.task_id, a.status, a.claimed_at, a.leas
        a.last_seen_at, a.active_seconds, a.answers_hash, a.submitted_at,
        t.status AS task_status, t.live_count, t.done_count, t.overlap_target,
        ti.position AS slot, i.id AS item_id, i.payload, i.is_gold, i.gold_answer,
-       i.external_id, p.tier, b.currency
+       i.external_id
 FROM assignments a
 JOIN tasks t ON t.id = a.task_id
 JOIN task_items ti ON ti.task_id = a.task_id
 JOIN items i ON i.id = ti.item_id
-LEFT JOIN annotator_profiles p ON p.user_id = a.annotator_id
-LEFT JOIN job_budgets b ON b.job_id = a.job_id
 WHERE a.id = %s
 ORDER BY ti.position
 FOR UPDATE OF a, t
@@ -161,7 +158,7 @@ ORDER BY ti.position
 # earlier answers of its regular items for the consensus: this statement's own inserts are not
 # visible to it, so `record_submit` adds them.
 _RECORD_SUBMIT = """
-WITH {events}{earning}answered AS (
+WITH {events}answered AS (
     INSERT INTO answers (assignment_id, job_id, item_id, annotator_id, value, score, created_at)
     SELECT %(id)s, %(job_id)s, x.item_id, %(annotator_id)s, x.value, x.score, %(now)s
     FROM unnest(%(item_ids)s::bigint[], %(values)s::jsonb[], %(scores)s::float8[])
@@ -182,12 +179,8 @@ ORDER BY an.id
 # With webhook events: the same statement writing them too (a second text, so the common case
 # carries no empty CTEs), and a consensus upsert that writes them and wakes the outbox relays.
 _RECORD_SUBMITS = {
-    (events, earning): _RECORD_SUBMIT.format(
-        events=webhooks.EVENT_CTES + ",\n" if events else "",
-        earning=ledger.PG_ENTRY_CTES + ",\n" if earning else "",
-    )
+    events: _RECORD_SUBMIT.format(events=webhooks.EVENT_CTES + ",\n" if events else "")
     for events in (False, True)
-    for earning in (False, True)
 }
 _NOTIFY = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
 _UPSERT_RESULTS = """
@@ -311,8 +304,6 @@ class PgStore:
                 )
                 for row in rows
             ],
-            tier=Tier(first["tier"] or Tier.entry),
-            currency=first["currency"],
         )
 
     async def apply_submit_rules(self, assignment_id: int, now: datetime) -> None:
@@ -333,13 +324,9 @@ class PgStore:
             events, _ = webhooks.event_params(
                 write.client_id, write.job_id, write.events, write.now
             )
-        earning: dict[str, Any] = {}
-        if write.earning is not None:
-            earning = ledger.pg_entry_params(write.earning, write.now)
         cursor = await self.conn.execute(
-            _RECORD_SUBMITS[bool(events), bool(earning)],
+            _RECORD_SUBMITS[bool(events)],
             {
-                **earning,  # its job_id and now are the submit's own
                 **events,
                 "id": write.assignment_id,
                 "job_id": write.job_id,

@@ -33,10 +33,7 @@ from app.models.jobs import (
     Task,
     TaskItem,
     TaskStatus,
-    Tier,
 )
-from app.models.money import JobBudget
-from app.models.qualification import AnnotatorProfile
 from app.quality import enforcement
 from app.quality.consensus import Consensus, Fit, Vote, read_fit, write_results
 from app.routing import eligibility, service
@@ -54,7 +51,6 @@ from app.routing.store import (
 from app.webhooks.hot_path import PendingEvent
 from app.webhooks.listeners import subscribed_types
 from app.webhooks.service import record_event
-from payouts.ledger import write_entry_rows
 from qualification_tests.eligibility import COUNTED_ASSIGNMENTS
 
 _PICK = text("""
@@ -203,12 +199,8 @@ class SqliteStore:
                 Task.live_count,
                 Task.done_count,
                 Task.overlap_target,
-                AnnotatorProfile.tier,
-                JobBudget.currency,
             )
             .join(Task, Task.id == Assignment.task_id)
-            .outerjoin(AnnotatorProfile, AnnotatorProfile.user_id == Assignment.annotator_id)
-            .outerjoin(JobBudget, JobBudget.job_id == Assignment.job_id)
             .where(Assignment.id == assignment_id)
         ).first()
         if row is None:
@@ -220,10 +212,9 @@ class SqliteStore:
             columns.pop("done_count"),
             columns.pop("overlap_target"),
         )
-        tier, currency = columns.pop("tier") or Tier.entry, columns.pop("currency")
         assignment = AssignmentState(**columns)
         items = self._task_items([assignment.task_id])[assignment.task_id]
-        return SubmitState(assignment, task, items, tier, currency)
+        return SubmitState(assignment, task, items)
 
     async def stored_gold_scores(self, assignment: AssignmentState) -> list[tuple[int, float]]:
         rows = self.session.execute(
@@ -275,8 +266,6 @@ class SqliteStore:
             counters["completed_at"] = slot.completed_at
         self.session.execute(update(Task).where(Task.id == write.task_id).values(**counters))
         self._record_events(write.client_id, write.job_id, write.events)
-        if write.earning is not None:
-            write_entry_rows(self.session, write.earning, write.now)
         if not write.consensus_items:
             return []
         rows = self.session.execute(

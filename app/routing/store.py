@@ -17,12 +17,11 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from app.core.security import KnownToken
-from app.models.jobs import AssignmentStatus, Job, TaskStatus, Tier
+from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.quality.consensus import Consensus, Fit, Vote
 from app.routing.eligibility import JobsAndVerdicts
 from app.routing.rules import SlotAfterSubmit, TaskItemView
 from app.webhooks.hot_path import PendingEvent
-from payouts.ledger import Entry
 
 R = TypeVar("R")
 
@@ -62,8 +61,6 @@ class SubmitState:
     assignment: AssignmentState
     task: TaskState
     items: list[TaskItemView]
-    tier: Tier  # the annotator's (pay multipliers)
-    currency: str | None  # of the job's escrow; None: the job has no budget (made before money)
 
 
 @dataclass(frozen=True)
@@ -104,9 +101,6 @@ class SubmitWrite:
     consensus_items: list[int]
     # Webhook events of the job's client, written with the submit (only those it listens to).
     events: list[PendingEvent]
-    # The earning: the assignment's cost out of the job's escrow, reserved at activation, so
-    # written without a lock or balance check (None: the job has no budget).
-    earning: Entry | None
 
 
 class Store(Protocol):

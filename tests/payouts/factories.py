@@ -55,13 +55,23 @@ def submit(http: TestClient, who: Account, assignment: dict[str, Any]) -> None:
 
 
 def work(http: TestClient, db: Database, who: Account, job_id: int | None = None) -> int:
-    """Claim and submit one task through the API; returns the assignment id. The submit posted
-    its earning itself: posting it again through a session finds it there and writes nothing."""
+    """Claim and submit one task through the API, then run the earnings poster as the scheduler
+    would; returns the assignment id. Submit itself writes no ledger rows: the poster does."""
     assignment = claim(http, who, job_id)
     submit(http, who, assignment)
+    cause = earnings.submit_cause(assignment["id"])
     with db.transaction() as session:
-        assert not earnings.post_submit(session, session.get_one(Assignment, assignment["id"]))
+        assert not ledger.entry_exists(session, cause)
+        assert earnings.post_submitted(session) >= 1
+        assert session.get_one(Assignment, assignment["id"]).earning_posted_at is not None
+        assert ledger.entry_exists(session, cause)
     return int(assignment["id"])
+
+
+def post_earnings(db: Database) -> int:
+    """Run the earnings poster once, as the scheduler does every few seconds."""
+    with db.transaction() as session:
+        return earnings.post_submitted(session)
 
 
 def decide(db: Database, decision: Callable[..., Any], assignment_id: int, **kw: Any) -> Any:

@@ -24,6 +24,7 @@ from tests.payouts.factories import (
     balance,
     claim,
     decide,
+    post_earnings,
     submit,
     work,
 )
@@ -176,7 +177,8 @@ def test_hourly_pay_is_measured_active_time_capped_per_task(
     # a gap of 500 s is idle time (longer than the heartbeat interval): not paid; then
     # 6 × 25 s = 150 s active, capped at 100 s = 1.00
     _hourly_work(client, slow, job_id, [25, 25, 25, 500, 25, 25], 25)
-    # The submits posted their earnings (pending until approval).
+    # The poster posts their earnings (pending until approval).
+    assert post_earnings(db) == 2
     assert balance(db, ledger.annotator_pending(steady.id, USD)) == 800_000
     assert balance(db, ledger.annotator_pending(slow.id, USD)) == 1_000_000
 

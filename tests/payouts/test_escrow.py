@@ -15,6 +15,7 @@ from app.core.db import Database
 from app.models import LedgerEntry, Task
 from app.routing.service import expire_overdue_assignments
 from payouts import escrow, ledger
+from payouts.background import POST_EARNINGS_JOB
 from tests.jobs.factories import jsonl, reviews, upload
 from tests.payouts.factories import (
     active_job,
@@ -22,10 +23,13 @@ from tests.payouts.factories import (
     balance,
     claim,
     draft_job,
+    post_earnings,
+    submit,
     work,
 )
 from tests.support import Account, assert_problem
 from tests.workers.outbox import run_due_jobs
+from workers.scheduler import PERIODIC
 
 USD = "usd"
 # 3 tasks × overlap 3 × (0.05 + 20% fee) = 0.54
@@ -172,6 +176,40 @@ def test_cancelling_releases_unspent_escrow_but_keeps_what_live_work_may_cost(
     assert balance(db, ledger.client_available(owner.id, USD)) == 1_000_000 - 60_000
     with db.read_session() as session:
         assert_books_balance(session)
+
+
+def test_work_submitted_but_not_yet_posted_keeps_its_cost_in_escrow_until_the_poster_runs(
+    client: TestClient,
+    db: Database,
+    admin: Account,
+    make_account: Callable[..., Account],
+    annotator: Account,
+) -> None:
+    owner = make_account("client", funded=False)
+    fund(client, admin, owner, 1_000_000)
+    job_id = active_job(client, owner, items=3)
+    submit(client, annotator, claim(client, annotator, job_id))  # the poster has not run yet
+
+    cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=owner.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    assert balance(db, ledger.job_escrow(job_id, USD)) == 60_000  # kept for the unposted work
+    assert balance(db, ledger.client_available(owner.id, USD)) == 1_000_000 - 60_000
+
+    assert post_earnings(db) == 1  # the scheduler's run: the work draws what was kept
+    assert balance(db, ledger.job_escrow(job_id, USD)) == 0
+    assert balance(db, ledger.annotator_pending(annotator.id, USD)) == 50_000
+    with db.transaction() as session:
+        assert escrow.release_closed_budgets(session) == 1  # nothing left: settled
+        assert escrow.release_closed_budgets(session) == 0
+    assert post_earnings(db) == 0
+    with db.read_session() as session:
+        assert_books_balance(session)
+
+
+def test_the_scheduler_runs_the_earnings_poster_every_few_seconds() -> None:
+    [poster] = [p for p in PERIODIC if p.job == POST_EARNINGS_JOB]
+    assert poster.every is not None
+    assert poster.every <= timedelta(seconds=10)
 
 
 def test_completing_releases_unspent_escrow_and_the_periodic_job_finishes_it(

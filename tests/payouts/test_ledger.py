@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, select
 
 from app.core.db import Database
 from app.core.errors import InsufficientFunds
@@ -133,36 +132,25 @@ def test_submit_entry_is_a_pure_function_of_plain_values() -> None:
         (AccountKind.platform_fees, 0, 15_000),
     }
     assert (entry.job_id, entry.assignment_id) == (2, 9)
-    params = ledger.pg_entry_params(entry, NOW)
-    assert params["account_kinds"] == ["job_escrow", "annotator_pending", "platform_fees"]
-    assert params["owner_ids"] == [2, 4, 0]
-    assert params["amounts"] == [-90_000, 75_000, 15_000]
 
 
-@pytest.mark.postgresql
-def test_the_raw_statement_writes_the_same_rows_once(
+def test_a_batch_writes_each_new_entry_once_and_skips_causes_posted_before(
     db: Database, make_account: Callable[..., Account]
 ) -> None:
     client = make_account("client", funded=False)
-    entry = credit("raw:1", client.id, 1234)
-    url = make_url(db.settings.database_url).set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
-        with conn.transaction():
-            written = conn.execute(ledger.PG_POST_ENTRY, ledger.pg_entry_params(entry, NOW))
-            assert written.fetchone() == (2,)
-        with conn.transaction():  # the same cause again: nothing
-            again = conn.execute(ledger.PG_POST_ENTRY, ledger.pg_entry_params(entry, NOW))
-            assert again.fetchone() == (0,)
+    with db.transaction() as session:
+        assert ledger.write_entries(session, [credit("batch:1", client.id, 100)], NOW)
+    batch = [credit(f"batch:{n}", client.id, 100 * n) for n in (1, 2, 3)]
+    with db.transaction() as session:
+        written = ledger.write_entries(session, batch, NOW)
+    assert sorted(written) == ["batch:2", "batch:3"]  # batch:1 was posted before
     with db.read_session() as session:
-        rows = session.execute(
-            select(LedgerPosting.account_kind, LedgerPosting.owner_id, LedgerPosting.amount_micros)
+        assert ledger.balance(session, ledger.client_available(client.id, USD)) == 600
+        amounts = session.scalars(
+            select(LedgerPosting.amount_micros)
             .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
-            .where(LedgerEntry.cause == "raw:1")
+            .where(LedgerEntry.cause == "batch:3")
             .order_by(LedgerPosting.id)
         ).all()
-        assert [tuple(r) for r in rows] == [
-            (AccountKind.external, 0, -1234),
-            (AccountKind.client_available, client.id, 1234),
-        ]
-        assert ledger.balance(session, ledger.client_available(client.id, USD)) == 1234
+        assert amounts == [-300, 300]
         assert_books_balance(session)

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from app.core.db import Database
 from payouts import ledger
-from tests.payouts.factories import assert_books_balance, balance
+from tests.payouts.factories import assert_books_balance, balance, post_earnings
 from tests.quality.factories import do_tasks, open_job
 from tests.quality.test_appeals import appeal, resolve
 from tests.support import Account
@@ -31,7 +31,9 @@ def test_approval_rejection_and_an_overturned_appeal_move_the_annotators_money(
     available = ledger.annotator_available(annotator.id, currency)
     escrow = ledger.job_escrow(job_id, currency)
     kept, contested = (t["id"] for t in do_tasks(client, annotator, job_id, 2))
-    assert (balance(db, pending), balance(db, available)) == (2 * PAY, 0)  # posted at submit
+    assert (balance(db, pending), balance(db, available)) == (0, 0)  # the poster has not run
+    assert post_earnings(db) == 2
+    assert (balance(db, pending), balance(db, available)) == (2 * PAY, 0)
     escrow_after_work = balance(db, escrow)
 
     client.post(
