@@ -117,39 +117,41 @@ def post_submitted(session: Session, *, limit: int = POST_BATCH) -> int:
     money existed) is marked posted with nothing to post. Rows an approval or rejection holds
     are skipped (they post their own); budgets are locked, in job order, so a release of
     unspent escrow sees either the work unposted (kept back as live) or posted."""
-    due = list(
-        session.scalars(
-            select(Assignment)
-            .where(Assignment.submitted_at.is_not(None), Assignment.earning_posted_at.is_(None))
-            .order_by(Assignment.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    due = session.execute(
+        select(
+            Assignment.id,
+            Assignment.job_id,
+            Assignment.annotator_id,
+            Assignment.active_seconds,
+            Assignment.gold_score,
         )
-    )
+        .where(Assignment.submitted_at.is_not(None), Assignment.earning_posted_at.is_(None))
+        .order_by(Assignment.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
     if not due:
         return 0
     job_ids = sorted({a.job_id for a in due})
-    currencies: dict[int, str] = {
-        job_id: currency
-        for job_id, currency in session.execute(
+    currencies: dict[int, str] = dict(
+        session.execute(
             select(JobBudget.job_id, JobBudget.currency)
             .where(JobBudget.job_id.in_(job_ids))
             .order_by(JobBudget.job_id)
             .with_for_update()
-        )
-    }
+        ).all()
+    )
     terms = {
         job.id: escrow.terms_of(job)
         for job in session.scalars(select(Job).where(Job.id.in_(list(currencies))))
     }
-    tiers: dict[int, Tier] = {
-        user_id: tier
-        for user_id, tier in session.execute(
+    tiers: dict[int, Tier] = dict(
+        session.execute(
             select(AnnotatorProfile.user_id, AnnotatorProfile.tier).where(
                 AnnotatorProfile.user_id.in_({a.annotator_id for a in due})
             )
-        )
-    }
+        ).all()
+    )
     now = utcnow()
     entries = [
         submit_entry(

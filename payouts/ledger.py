@@ -22,9 +22,9 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, insert, select, text, tuple_
+from sqlalchemy import Table, and_, case, func, insert, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -34,6 +34,9 @@ from app.core.money import format_micros
 from app.models.money import AccountKind, EntryKind, LedgerEntry, LedgerPosting
 
 PLATFORM = 0  # owner id of the platform's own accounts (fees, external)
+# The tables themselves, for batch writes without the ORM's per-row bookkeeping.
+ENTRIES = cast(Table, LedgerEntry.__table__)
+POSTINGS = cast(Table, LedgerPosting.__table__)
 
 
 @dataclass(frozen=True, order=True)
@@ -170,25 +173,26 @@ def write_entries(session: Session, entries: Sequence[Entry], now: datetime) -> 
     if not entries:
         return {}
     dialect = session.get_bind().dialect.name
-    insert_entries = (pg_insert if dialect == "postgresql" else sqlite_insert)(LedgerEntry)
+    insert_entries = (pg_insert if dialect == "postgresql" else sqlite_insert)(ENTRIES)
+    # One statement text executed over the batch (SQLAlchemy's "insertmanyvalues" pages it), so
+    # its compiled form is cached; a multi-row VALUES would compile anew for each batch size.
     written = session.execute(
-        insert_entries.values(
-            [
-                {
-                    "cause": entry.cause,
-                    "kind": entry.kind,
-                    "currency": entry.currency,
-                    "job_id": entry.job_id,
-                    "assignment_id": entry.assignment_id,
-                    "actor_id": entry.actor_id,
-                    "reason": entry.reason,
-                    "created_at": now,
-                }
-                for entry in entries
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["cause"])
-        .returning(LedgerEntry.cause, LedgerEntry.id)
+        insert_entries.on_conflict_do_nothing(index_elements=["cause"]).returning(
+            ENTRIES.c.cause, ENTRIES.c.id
+        ),
+        [
+            {
+                "cause": entry.cause,
+                "kind": entry.kind,
+                "currency": entry.currency,
+                "job_id": entry.job_id,
+                "assignment_id": entry.assignment_id,
+                "actor_id": entry.actor_id,
+                "reason": entry.reason,
+                "created_at": now,
+            }
+            for entry in entries
+        ],
     )
     ids = {cause: int(entry_id) for cause, entry_id in written}
     postings = [
@@ -204,7 +208,7 @@ def write_entries(session: Session, entries: Sequence[Entry], now: datetime) -> 
         for p in entry.postings
     ]
     if postings:
-        session.execute(insert(LedgerPosting), postings)
+        session.execute(insert(POSTINGS), postings)
     return ids
 
 
