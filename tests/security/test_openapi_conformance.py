@@ -17,6 +17,7 @@ fixes land); TESSERA_SCHEMATHESIS_EXAMPLES sets the examples per operation (defa
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -29,6 +30,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.failures import FailureGroup
 
 from app.accounts import service as accounts
 from app.core.db import Database
@@ -103,4 +105,34 @@ def test_responses_conform_to_the_openapi_document(
     case: Any, caller: dict[str, str], http: TestClient
 ) -> None:
     response, sent = _send(http, case, caller)
-    case.validate_response(response, checks=CHECKS, headers=caller, transport_kwargs=sent)
+    try:
+        case.validate_response(response, checks=CHECKS, headers=caller, transport_kwargs=sent)
+    except FailureGroup as failures:
+        _record(case, response, failures)
+        raise
+
+
+def _record(case: Any, response: Any, failures: FailureGroup) -> None:
+    """With TESSERA_SCHEMATHESIS_FINDINGS=path, append each failure as a JSON line (the
+    findings list is grouped from these)."""
+    path = os.environ.get("TESSERA_SCHEMATHESIS_FINDINGS")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        for failure in failures.exceptions:
+            line = {
+                "operation": f"{case.method} {case.path}",
+                "role": _current_role(),
+                "check": getattr(failure, "title", type(failure).__name__),
+                "status": response.status_code,
+                "request": f"{case.method} {case.formatted_path}",
+                "query": case.query,
+                "body": repr(case.body)[:300],
+                "response": response.text[:300],
+            }
+            out.write(json.dumps(line, default=str) + "\n")
+
+
+def _current_role() -> str:
+    test = os.environ.get("PYTEST_CURRENT_TEST", "")
+    return next((role for role in CALLERS if f"[{role}]" in test), "?")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -84,12 +84,14 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/annotator/jobs/{job_id}/eligibility":                       "401 200 200 403 403 403",
     "GET /v1/annotator/qualification-tests":                             "401 200 200 403 403 403",
     "GET /v1/annotator/qualification-tests/{test_id}":                   "401 200 200 403 403 403",
+    # 201 a new attempt, 200 the one in progress
     "POST /v1/annotator/qualification-tests/{test_id}/attempts":         "401 201 200 403 403 403",
     "GET /v1/annotator/quality":                                         "401 200 200 403 403 403",
     "GET /v1/annotator/quality/actions":                                 "401 200 200 403 403 403",
     "GET /v1/annotator/quality/decisions":                               "401 200 200 403 403 403",
     "GET /v1/annotator/skills":                                          "401 200 200 403 403 403",
     "GET /v1/assignments":                                               "401 200 200 403 403 403",
+    # the other annotator is banned from the job (403 not eligible)
     "POST /v1/assignments/next":                                         "401 403 200 403 403 403",
     "POST /v1/assignments/{assignment_id}/heartbeat":                    "401 404 200 403 403 403",
     "POST /v1/assignments/{assignment_id}/release":                      "401 404 200 403 403 403",
@@ -100,6 +102,7 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/earnings":                                                  "401 200 200 403 403 403",
     "GET /v1/earnings/statement":                                        "401 200 200 403 403 403",
     "GET /v1/fundings":                                                  "401 403 403 200 200 200",
+    # 409: no Stripe under the manual payouts provider
     "POST /v1/fundings/checkout":                                        "401 403 403 409 409 409",
     "GET /v1/jobs":                                                      "401 403 403 200 200 200",
     "POST /v1/jobs":                                                     "401 403 403 201 201 201",
@@ -123,8 +126,11 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/me":                                                        "401 200 200 200 200 200",
     "GET /v1/me/tokens":                                                 "401 200 200 200 200 200",
     "POST /v1/me/tokens":                                                "401 201 201 201 201 201",
+    # the annotator's spare token: anyone else's answers 404
     "DELETE /v1/me/tokens/{token_id}":                                   "401 404 204 404 404 404",
+    # no payout account connected yet
     "GET /v1/payout-account":                                            "401 404 404 403 403 403",
+    # 409: no Stripe under the manual payouts provider
     "POST /v1/payout-account/onboarding":                                "401 409 409 403 403 403",
     "POST /v1/payout-account/refresh":                                   "401 409 409 403 403 403",
     "GET /v1/payouts":                                                   "401 200 200 403 403 403",
@@ -144,13 +150,17 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/quality/jobs/{job_id}/rules":                               "401 403 403 404 200 200",
     "PUT /v1/quality/jobs/{job_id}/rules":                               "401 403 403 404 200 200",
     "GET /v1/runs":                                                      "401 200 200 200 200 200",
+    # the client's run: 404 to everyone else but admins
     "GET /v1/runs/{run_id}":                                             "401 404 404 404 200 200",
     "GET /v1/skills":                                                    "401 200 200 200 200 200",
+    # public (Stripe signs it); 404 while the provider is not stripe
     "POST /v1/stripe/webhook":                                           "404 404 404 404 404 404",
     "GET /v1/webhooks/deliveries":                                       "401 403 403 200 200 200",
     "GET /v1/webhooks/deliveries/{delivery_id}":                         "401 403 403 404 200 200",
+    # 409: the delivery is pending, not dead
     "POST /v1/webhooks/deliveries/{delivery_id}/replay":                 "401 403 403 404 409 409",
     "GET /v1/webhooks/endpoints":                                        "401 403 403 200 200 200",
+    # an endpoint belongs to a client: admins may not create one
     "POST /v1/webhooks/endpoints":                                       "401 403 403 201 201 403",
     "DELETE /v1/webhooks/endpoints/{endpoint_id}":                       "401 403 403 404 204 204",
     "GET /v1/webhooks/endpoints/{endpoint_id}":                          "401 403 403 404 200 200",
@@ -346,8 +356,8 @@ class Worlds:
 
 
 @pytest.fixture(scope="module")
-def worlds(http: TestClient, module_db: Database, settings: Settings) -> Iterator[Worlds]:
-    yield Worlds(http, module_db, world_settings(settings))
+def worlds(http: TestClient, module_db: Database, settings: Settings) -> Worlds:
+    return Worlds(http, module_db, world_settings(settings))
 
 
 def request_for(route: str, world: World) -> dict[str, Any]:

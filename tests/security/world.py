@@ -120,7 +120,9 @@ def build_world(http: TestClient, db: Database, settings: Settings) -> World:
         201,
     )
     ids["test_id"] = test["id"]
-    questions = _ok(http.get(f"/v1/qualification-tests/{test['id']}/questions", headers=owner.headers))
+    questions = _ok(
+        http.get(f"/v1/qualification-tests/{test['id']}/questions", headers=owner.headers)
+    )
     ids["question_id"] = questions[0]["id"]
     started = http.post(
         f"/v1/annotator/qualification-tests/{test['id']}/attempts", headers=annotator.headers
@@ -175,7 +177,9 @@ def build_world(http: TestClient, db: Database, settings: Settings) -> World:
     )
     ids["appeal_id"] = _ok(appeal, 201)["id"]
     ids["rejected_id"], ids["submitted_id"] = rejected, submitted
-    claimed = _ok(http.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers))
+    claimed = _ok(
+        http.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers)
+    )
     [active] = claimed["assignments"]
     ids["assignment_id"] = active["id"]
     ids["assignment_items"] = len(active["items"])
@@ -208,7 +212,11 @@ def build_world(http: TestClient, db: Database, settings: Settings) -> World:
         [payout] = [p for p in batch["payouts"] if p["annotator_id"] == annotator.id]
         if then is not None:
             body = {"reason": "test"}
-            _ok(http.post(f"/v1/admin/payouts/{payout['id']}/{then}", json=body, headers=admin.headers))
+            _ok(
+                http.post(
+                    f"/v1/admin/payouts/{payout['id']}/{then}", json=body, headers=admin.headers
+                )
+            )
         ids[f"{name}_payout_id"] = payout["id"]
     _top_up(db, annotator.id, settings.currency)  # so that a retry of the failed one can pay
     return world
