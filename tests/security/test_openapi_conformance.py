@@ -42,7 +42,17 @@ from tests.security.world import World, build_world, world_settings
 ENABLED = os.environ.get("TESSERA_SCHEMATHESIS", "") == "1"
 EXAMPLES = int(os.environ.get("TESSERA_SCHEMATHESIS_EXAMPLES", "8"))
 CALLERS = ("admin", "client", "annotator")
-CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
+ALL_CHECKS = {
+    "server": not_a_server_error,
+    "schema": response_schema_conformance,
+    "status": status_code_conformance,
+}
+#: TESSERA_SCHEMATHESIS_CHECKS=server runs only the 5xx check (to see the server errors that
+#: an earlier undocumented status would hide: a case stops at its first failure).
+CHECKS = [
+    ALL_CHECKS[name]
+    for name in os.environ.get("TESSERA_SCHEMATHESIS_CHECKS", "server,schema,status").split(",")
+]
 
 pytestmark = pytest.mark.skipif(
     not ENABLED, reason="set TESSERA_SCHEMATHESIS=1 (off until the hostile-input fixes land)"
