@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url
 
 from app.accounts import service as accounts
 from app.core import caches, clock
@@ -25,9 +25,9 @@ from app.core.db import Database
 from app.core.schema import upgrade_to_head
 from app.core.settings import Settings
 from app.main import create_app
-from app.models import Base, Role
+from app.models import Role
 from payouts import funding
-from tests.support import Account
+from tests.support import Account, empty_tables
 
 # Property tests state behaviour, not speed (speed is measured in bench/): no per-example
 # deadline, which a loaded CI machine would turn into flaky failures.
@@ -116,14 +116,7 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "db" not in request.fixturenames:
         return
-    database: Database = request.getfixturevalue("db")
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with database.engine.begin() as conn:
-        if database.dialect == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
+    empty_tables(request.getfixturevalue("db"))
 
 
 @pytest.fixture(autouse=True)
