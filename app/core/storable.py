@@ -5,6 +5,12 @@ can encode an unpaired surrogate (U+D800–U+DFFF) as UTF-8. Values that reach t
 outside (request bodies, imported rows, answers) are checked here first, so both databases refuse
 the same input with a 422 that points at the bad string, instead of one of them failing late.
 
+Numbers too: JSON values are encoded with orjson on their way to PostgreSQL and in digests, and
+orjson (like SQLite's JSON functions) knows 64-bit integers only, while NaN and Infinity are not
+JSON at all (PostgreSQL refuses them, orjson silently writes null). Python's parser accepts all
+of them (`1e400` becomes Infinity), so an integer outside the signed 64-bit range or a number
+that is not finite is refused here with the rest.
+
 Nesting is bounded too: Python's JSON parser recurses, so a value nested deeper than
 `MAX_JSON_DEPTH` is refused before anything walks it recursively. The walk is iterative, so the
 check itself cannot overflow the stack.
@@ -12,10 +18,12 @@ check itself cannot overflow the stack.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 MAX_JSON_DEPTH = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +51,20 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def number_problem(number: float) -> str | None:
+    """Why a JSON number cannot be stored, or None: a non-finite float or an integer beyond 64
+    bits (bool, an int subclass, is always fine)."""
+    if isinstance(number, float):
+        if not math.isfinite(number):
+            return "is not a finite number (NaN and Infinity are not JSON)"
+    elif not INT64_MIN <= number <= INT64_MAX:
+        return f"is an integer outside the 64-bit range ({INT64_MIN} to {INT64_MAX})"
+    return None
+
+
 def first_unstorable(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> Unstorable | None:
-    """The first string (key or value) that cannot be stored, or a container nested too deep.
+    """The first string (key or value) or number that cannot be stored, or a container nested
+    too deep.
 
     `value` is what `json.loads` returns (dicts, lists, strings, numbers, booleans, None).
     """
@@ -53,6 +73,10 @@ def first_unstorable(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> Unstorab
         item, pointer, depth = stack.pop()
         if isinstance(item, str):
             reason = text_problem(item)
+            if reason:
+                return Unstorable(pointer, reason)
+        elif isinstance(item, int | float):
+            reason = number_problem(item)
             if reason:
                 return Unstorable(pointer, reason)
         elif isinstance(item, dict | list):

@@ -52,3 +52,22 @@ def test_nesting_beyond_the_limit_is_refused_and_within_it_accepted() -> None:
     assert found is not None
     assert found.pointer == "/0" * MAX_JSON_DEPTH
     assert "nested deeper" in found.reason
+
+
+def test_numbers_json_and_both_databases_hold_are_storable() -> None:
+    edges = [-(2**63), 2**63 - 1, 0, -1.5, 1e308, True]
+    assert first_unstorable({"n": edges}) is None
+
+
+def test_integers_beyond_64_bits_and_non_finite_numbers_are_refused_with_a_pointer() -> None:
+    # What Python's parser makes of a 24-digit number, of 1e400 and of the NaN/Infinity tokens.
+    parsed = json.loads('{"a": [123456789012345678901234, 1e400, NaN, -Infinity]}')
+    for index, expected in enumerate(["64-bit", "finite", "finite", "finite"]):
+        found = first_unstorable({"a": parsed["a"][index:]})
+        assert found is not None
+        assert found.pointer == "/a/0"
+        assert expected in found.reason
+    found = first_unstorable([2**63])
+    assert found is not None and found.pointer == "/0"
+    found = first_unstorable([-(2**63) - 1])
+    assert found is not None and found.pointer == "/0"
