@@ -26,7 +26,7 @@ from app.core.errors import (
     TesseraError,
     ValidationFailed,
 )
-from app.core.inputs import LedgerOwnerId, PathId, QueryId
+from app.core.inputs import Int64, LedgerOwnerId, PathId
 from app.core.money import format_micros
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import (
@@ -129,7 +129,7 @@ def list_fundings(
     client: ClientPrincipal,
     session: ReadSession,
     paging: Paging,
-    client_id: Annotated[QueryId | None, Query(description="Admins: one client's")] = None,
+    client_id: Annotated[Int64 | None, Query(description="Admins: one client's")] = None,
 ) -> Page[schemas.FundingOut]:
     """Your fundings (admins: everyone's, or one client's)."""
     owner = client_id if client.role is Role.admin else client.id
@@ -296,7 +296,7 @@ def admin_payouts(
     session: ReadSession,
     paging: Paging,
     status_: Annotated[PayoutStatus | None, Query(alias="status")] = None,
-    annotator_id: QueryId | None = None,
+    annotator_id: Int64 | None = None,
 ) -> Page[schemas.PayoutOut]:
     """Payouts, filtered by status (pending, held, unknown, failed, paid) or annotator."""
     rows, cursor = payouts.list_payouts(session, paging, annotator_id=annotator_id, status=status_)

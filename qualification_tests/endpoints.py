@@ -20,7 +20,7 @@ from app.core.errors import (
     SkillRevoked,
     problem_responses,
 )
-from app.core.inputs import ParamText, PathId, QueryId
+from app.core.inputs import Int64, ParamText, PathId
 from app.core.security import (
     AdminPrincipal,
     AnnotatorPrincipal,
@@ -275,7 +275,7 @@ def list_test_attempts(
     test_id: PathId,
     author: ClientPrincipal,
     session: ReadSession,
-    annotator_id: QueryId | None = None,
+    annotator_id: Int64 | None = None,
 ) -> list[schemas.AttemptSummary]:
     """Attempts at the test, newest first; `annotator_id` narrows to one annotator's history."""
     test = question_bank.get_test(session, author, test_id)

@@ -5,7 +5,7 @@ Each kind of value a client sends has one type here, used by every route and req
 - `PathId`: an id in the path. Ids are BIGINT (64-bit) on PostgreSQL and SQLite alike, so an id
   outside 1..2^63-1 cannot exist: it is a 404, the same problem as an unknown id (nothing learnt),
   instead of an overflow in the database (a 500 on PostgreSQL).
-- `Cursor`, `QueryId` and `Int32`/`Int64`: integers in the query or the body, bounded by the
+- `Cursor`, `Int32` and `Int64`: integers in the query or the body, bounded by the
   column they end up in (INTEGER or BIGINT); out of range is a 422 with a pointer.
 - `Timestamp`: a datetime that says its time zone (`Z`, `+02:00`); a naive one would be guessed
   at, or fail deep in the database layer, so it is a 422.
@@ -37,7 +37,7 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 #: An integer stored in an INTEGER column.
 Int32 = Annotated[int, Interval(ge=INT32_MIN, le=INT32_MAX)]
-#: An integer stored in a BIGINT column (ids, micro-units).
+#: An integer stored in a BIGINT column (ids in bodies and query filters, micro-units).
 Int64 = Annotated[int, Interval(ge=INT64_MIN, le=INT64_MAX)]
 
 
@@ -75,9 +75,6 @@ LedgerOwnerId = Annotated[
         json_schema_extra={"minimum": 0, "maximum": INT64_MAX},
     ),
 ]
-
-#: An id used as a filter in the query: out of the BIGINT range is a 422.
-QueryId = Annotated[int, Interval(ge=INT64_MIN, le=INT64_MAX)]
 
 #: The keyset cursor of a paged list (`next_cursor` of the previous page).
 Cursor = Annotated[

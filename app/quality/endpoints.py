@@ -29,7 +29,7 @@ from app.core.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.core.inputs import PathId, QueryId
+from app.core.inputs import Int64, PathId
 from app.core.pagination import PageParams, page_params
 from app.core.security import (
     AdminPrincipal,
@@ -383,7 +383,7 @@ def action_queue(
     ] = "open",
     kind: ActionKind | None = None,
     rule: QualityRule | None = None,
-    annotator_id: QueryId | None = None,
+    annotator_id: Int64 | None = None,
 ) -> schemas.ActionPage:
     """Rule actions with their evidence, oldest first: by default the open ones (flags to look
     at, removals in force, suspension proposals to confirm or dismiss)."""

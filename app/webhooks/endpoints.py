@@ -14,7 +14,7 @@ from app.core.errors import (
     WebhookUrlNotAllowed,
     WebhookUrlUnresolvable,
 )
-from app.core.inputs import ParamText, PathId, QueryId
+from app.core.inputs import Int64, ParamText, PathId
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, require_role
 from app.core.settings import Settings
@@ -86,9 +86,7 @@ def list_endpoints(
     principal: ClientPrincipal,
     session: ReadSession,
     paging: Paging,
-    client_id: Annotated[
-        QueryId | None, Query(description="Admins: one client's endpoints")
-    ] = None,
+    client_id: Annotated[Int64 | None, Query(description="Admins: one client's endpoints")] = None,
 ) -> Page[schemas.EndpointOut]:
     """Your endpoints (admins: everyone's)."""
     rows, cursor = service.list_endpoints(session, principal, paging, client_id)
@@ -188,7 +186,7 @@ def list_deliveries(
     principal: ClientPrincipal,
     session: ReadSession,
     paging: Paging,
-    endpoint_id: QueryId | None = None,
+    endpoint_id: Int64 | None = None,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     event_type: Annotated[ParamText | None, Query(max_length=64)] = None,
 ) -> Page[schemas.DeliveryOut]:

@@ -112,7 +112,7 @@ def leaf_problem(leaf: Any, metadata: tuple[Any, ...], where: str) -> str | None
             return None if set(checks(metadata)) & set(PATH_ID_CHECKS) else "int, not PathId"
         low, high = bounds(metadata)
         if low is None or high is None or low < INT64_MIN or high > INT64_MAX:
-            return f"int bounded by {low}..{high}, not within 64 bits (Int32, Int64, QueryId)"
+            return f"int bounded by {low}..{high}, not within 64 bits (Int32, Int64, Cursor)"
     if leaf is datetime and AWARE not in checks(metadata):
         return "datetime, not Timestamp"
     if leaf is str and where in ("path", "query") and STORABLE not in checks(metadata):
