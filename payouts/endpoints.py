@@ -26,6 +26,7 @@ from app.core.errors import (
     TesseraError,
     ValidationFailed,
 )
+from app.core.inputs import Int64, LedgerOwnerId, PathId
 from app.core.money import format_micros
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import (
@@ -128,7 +129,7 @@ def list_fundings(
     client: ClientPrincipal,
     session: ReadSession,
     paging: Paging,
-    client_id: Annotated[int | None, Query(description="Admins: one client's")] = None,
+    client_id: Annotated[Int64 | None, Query(description="Admins: one client's")] = None,
 ) -> Page[schemas.FundingOut]:
     """Your fundings (admins: everyone's, or one client's)."""
     owner = client_id if client.role is Role.admin else client.id
@@ -137,7 +138,7 @@ def list_fundings(
 
 
 @router.get("/v1/jobs/{job_id}/spend", response_model=schemas.JobSpendOut)
-def job_spend(job_id: int, client: ClientPrincipal, session: ReadSession) -> schemas.JobSpendOut:
+def job_spend(job_id: PathId, client: ClientPrincipal, session: ReadSession) -> schemas.JobSpendOut:
     """What the job reserved, spent (work, fair-pay top-ups, fees), released and has left in
     escrow, and why it is paused if it is paused for money."""
     spend = reports.job_spend(session, _own_job(session, client, job_id))
@@ -152,7 +153,7 @@ def job_spend(job_id: int, client: ClientPrincipal, session: ReadSession) -> sch
     responses=_problems(InsufficientFunds, ValidationFailed, JobNotActivated),
 )
 def deposit(
-    job_id: int, body: schemas.DepositIn, client: ClientPrincipal, session: DbSession
+    job_id: PathId, body: schemas.DepositIn, client: ClientPrincipal, session: DbSession
 ) -> schemas.JobSpendOut:
     """Move money from your available balance into the job's escrow beyond its task slots:
     it pays fair-pay top-ups (those owed are paid at once) and overturned rejections."""
@@ -279,7 +280,7 @@ def refresh_payout_account(
     responses=_problems(NotFound),
 )
 def credit_client(
-    client_id: int, body: schemas.CreditIn, admin: AdminPrincipal, session: DbSession
+    client_id: PathId, body: schemas.CreditIn, admin: AdminPrincipal, session: DbSession
 ) -> schemas.FundingOut:
     """Credit a client's available balance by hand, with a reason (recorded with you as actor)."""
     row = funding.credit_manually(
@@ -295,7 +296,7 @@ def admin_payouts(
     session: ReadSession,
     paging: Paging,
     status_: Annotated[PayoutStatus | None, Query(alias="status")] = None,
-    annotator_id: int | None = None,
+    annotator_id: Int64 | None = None,
 ) -> Page[schemas.PayoutOut]:
     """Payouts, filtered by status (pending, held, unknown, failed, paid) or annotator."""
     rows, cursor = payouts.list_payouts(session, paging, annotator_id=annotator_id, status=status_)
@@ -346,7 +347,7 @@ _ACTION_PROBLEMS = _problems(NotFound, PayoutWrongState, PayoutInProgress)
     responses=_ACTION_PROBLEMS,
 )
 def hold_payout(
-    payout_id: int, body: schemas.HoldIn, admin: AdminPrincipal, session: DbSession
+    payout_id: PathId, body: schemas.HoldIn, admin: AdminPrincipal, session: DbSession
 ) -> schemas.PayoutOut:
     """Stop a pending payout from being sent (its money stays in flight)."""
     row = payouts.hold(session, payout_id, actor_id=admin.id, reason=body.reason)
@@ -359,7 +360,9 @@ def hold_payout(
     response_model=schemas.PayoutOut,
     responses=_ACTION_PROBLEMS,
 )
-def release_payout(payout_id: int, admin: AdminPrincipal, session: DbSession) -> schemas.PayoutOut:
+def release_payout(
+    payout_id: PathId, admin: AdminPrincipal, session: DbSession
+) -> schemas.PayoutOut:
     """Let a held payout go."""
     row = payouts.release_hold(session, payout_id, actor_id=admin.id)
     session.commit()
@@ -372,7 +375,7 @@ def release_payout(payout_id: int, admin: AdminPrincipal, session: DbSession) ->
     response_model=schemas.PayoutOut,
     responses={**_ACTION_PROBLEMS, **_problems(InsufficientFunds, ProviderUnavailable)},
 )
-def retry_payout(payout_id: int, admin: AdminPrincipal, session: DbSession) -> schemas.PayoutOut:
+def retry_payout(payout_id: PathId, admin: AdminPrincipal, session: DbSession) -> schemas.PayoutOut:
     """Pay a failed payout again, as a new payout for the same amount."""
     row = payouts.retry(session, payout_id, actor_id=admin.id)
     session.commit()
@@ -385,7 +388,7 @@ def retry_payout(payout_id: int, admin: AdminPrincipal, session: DbSession) -> s
     responses={**_ACTION_PROBLEMS, **_problems(ProviderUnavailable)},
 )
 def settle_payout(
-    payout_id: int, body: schemas.SettleIn, admin: AdminPrincipal, session: DbSession
+    payout_id: PathId, body: schemas.SettleIn, admin: AdminPrincipal, session: DbSession
 ) -> schemas.PayoutOut:
     """Mark a manual payout paid, with your reference for the payment."""
     row = payouts.settle_manually(session, payout_id, actor_id=admin.id, reference=body.reference)
@@ -399,7 +402,7 @@ def settle_payout(
     responses={**_ACTION_PROBLEMS, **_problems(ProviderUnavailable)},
 )
 def fail_payout(
-    payout_id: int, body: schemas.FailIn, admin: AdminPrincipal, session: DbSession
+    payout_id: PathId, body: schemas.FailIn, admin: AdminPrincipal, session: DbSession
 ) -> schemas.PayoutOut:
     """Mark a manual payout failed: its money goes back to the annotator's available balance."""
     row = payouts.fail_manually(session, payout_id, actor_id=admin.id, reason=body.reason)
@@ -431,7 +434,7 @@ def trial_balance(admin: AdminPrincipal, session: ReadSession) -> schemas.TrialB
 )
 def account_entries(
     account_kind: AccountKind,
-    owner_id: int,
+    owner_id: LedgerOwnerId,
     request: Request,
     admin: AdminPrincipal,
     session: ReadSession,

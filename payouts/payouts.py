@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from app.core.background import JobContext, background_job, enqueue
 from app.core.clock import utcnow
+from app.core.csv_cells import spreadsheet_safe
 from app.core.db import session_settings
 from app.core.errors import NotFound, PayoutInProgress, PayoutWrongState, ProviderUnavailable
 from app.core.money import floor_to_cents, format_micros
@@ -480,8 +481,8 @@ def export_manual_csv(session: Session) -> Iterator[str]:
                 [
                     payout.id,
                     payout.annotator_id,
-                    email,
-                    name,
+                    spreadsheet_safe(email),
+                    spreadsheet_safe(name),
                     format_micros(payout.amount_micros),
                     payout.amount_micros,
                     payout.currency,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.csv_cells import spreadsheet_safe
 from app.core.money import format_micros
 from app.models.jobs import Job
 from app.models.money import (
@@ -154,7 +155,7 @@ def statement_csv(session: Session, annotator_id: int, currency: str) -> Iterato
                 currency,
                 job_id or "",
                 assignment_id or "",
-                reason,
+                spreadsheet_safe(reason),
             ]
         )
         if n % 500 == 499:

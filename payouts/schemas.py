@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints
 
+from app.core.inputs import RequestBody
 from app.core.money import format_micros
 from app.models.money import Funding, Payout, PayoutAccount
 from payouts import reports
@@ -17,8 +18,8 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, m
 Micros = Annotated[int, Field(gt=0, le=10**13, description="micro-units: 1000000 = 1.00")]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(RequestBody):
+    """A request body of the money routes."""
 
 
 class CreditIn(_In):

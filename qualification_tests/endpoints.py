@@ -20,6 +20,7 @@ from app.core.errors import (
     SkillRevoked,
     problem_responses,
 )
+from app.core.inputs import Int64, ParamText, PathId
 from app.core.security import (
     AdminPrincipal,
     AnnotatorPrincipal,
@@ -72,7 +73,7 @@ def create_skill(
 
 @router.patch("/admin/skills/{slug}", tags=["admin"], response_model=schemas.SkillOut)
 def update_skill(
-    slug: str, body: schemas.SkillUpdate, _: AdminPrincipal, session: DbSession
+    slug: ParamText, body: schemas.SkillUpdate, _: AdminPrincipal, session: DbSession
 ) -> schemas.SkillOut:
     skill = skills.update_skill(session, skills.get_skill(session, slug), body)
     session.commit()
@@ -88,7 +89,7 @@ def update_skill(
     response_model=list[schemas.GrantOut],
 )
 def list_grants(
-    annotator_id: int, _: AdminPrincipal, session: ReadSession
+    annotator_id: PathId, _: AdminPrincipal, session: ReadSession
 ) -> list[schemas.GrantOut]:
     """Every grant of the annotator, revoked and expired ones included."""
     annotators.get_annotator(session, annotator_id)
@@ -102,7 +103,7 @@ def list_grants(
     response_model=schemas.GrantOut,
 )
 def grant_skill(
-    annotator_id: int, body: schemas.GrantCreate, admin: AdminPrincipal, session: DbSession
+    annotator_id: PathId, body: schemas.GrantCreate, admin: AdminPrincipal, session: DbSession
 ) -> schemas.GrantOut:
     """Grant a skill level by hand, with a reason."""
     grant = grants.grant_skill(session, annotator_id, body, admin_id=admin.id)
@@ -117,7 +118,7 @@ def grant_skill(
     responses=problem_responses(GrantAlreadyRevoked),
 )
 def revoke_grant(
-    grant_id: int, body: schemas.RevokeRequest, admin: AdminPrincipal, session: DbSession
+    grant_id: PathId, body: schemas.RevokeRequest, admin: AdminPrincipal, session: DbSession
 ) -> schemas.GrantOut:
     """Revoke a grant with a reason; it stays on record."""
     grant = grants.revoke_grant(session, grant_id, body.reason, admin_id=admin.id)
@@ -129,7 +130,9 @@ def revoke_grant(
 @router.get(
     "/admin/annotators/{annotator_id}/profile", tags=["admin"], response_model=schemas.ProfileOut
 )
-def get_profile(annotator_id: int, _: AdminPrincipal, session: ReadSession) -> schemas.ProfileOut:
+def get_profile(
+    annotator_id: PathId, _: AdminPrincipal, session: ReadSession
+) -> schemas.ProfileOut:
     return responses.profile_out(annotators.get_profile(session, annotator_id))
 
 
@@ -137,7 +140,7 @@ def get_profile(annotator_id: int, _: AdminPrincipal, session: ReadSession) -> s
     "/admin/annotators/{annotator_id}/profile", tags=["admin"], response_model=schemas.ProfileOut
 )
 def set_profile(
-    annotator_id: int, body: schemas.ProfileUpdate, admin: AdminPrincipal, session: DbSession
+    annotator_id: PathId, body: schemas.ProfileUpdate, admin: AdminPrincipal, session: DbSession
 ) -> schemas.ProfileOut:
     """Set the annotator's reputation (0..1) and/or tier."""
     profile = annotators.set_profile(session, annotator_id, body, admin_id=admin.id)
@@ -151,7 +154,7 @@ def set_profile(
     response_model=list[schemas.AttemptSummary],
 )
 def annotator_attempts(
-    annotator_id: int, _: AdminPrincipal, session: ReadSession
+    annotator_id: PathId, _: AdminPrincipal, session: ReadSession
 ) -> list[schemas.AttemptSummary]:
     """The annotator's qualification attempts at every test, newest first."""
     annotators.get_annotator(session, annotator_id)
@@ -189,7 +192,7 @@ def list_tests(author: ClientPrincipal, session: ReadSession) -> list[schemas.Te
 @router.get(
     "/qualification-tests/{test_id}", tags=["qualification tests"], response_model=schemas.TestOut
 )
-def get_test(test_id: int, author: ClientPrincipal, session: ReadSession) -> schemas.TestOut:
+def get_test(test_id: PathId, author: ClientPrincipal, session: ReadSession) -> schemas.TestOut:
     return responses.tests_out(session, [question_bank.get_test(session, author, test_id)])[0]
 
 
@@ -199,7 +202,7 @@ def get_test(test_id: int, author: ClientPrincipal, session: ReadSession) -> sch
     response_model=schemas.TestOut,
 )
 def update_test(
-    test_id: int, body: schemas.TestUpdate, author: ClientPrincipal, session: DbSession
+    test_id: PathId, body: schemas.TestUpdate, author: ClientPrincipal, session: DbSession
 ) -> schemas.TestOut:
     test = question_bank.get_test(session, author, test_id, lock=True)
     question_bank.update_test(session, test, body)
@@ -213,7 +216,7 @@ def update_test(
     response_model=list[schemas.QuestionOut],
 )
 def list_questions(
-    test_id: int, author: ClientPrincipal, session: ReadSession
+    test_id: PathId, author: ClientPrincipal, session: ReadSession
 ) -> list[schemas.QuestionOut]:
     """The question bank with answer keys (authors only)."""
     test = question_bank.get_test(session, author, test_id)
@@ -228,7 +231,7 @@ def list_questions(
     response_model=list[schemas.QuestionOut],
 )
 def add_questions(
-    test_id: int, body: schemas.QuestionsCreate, author: ClientPrincipal, session: DbSession
+    test_id: PathId, body: schemas.QuestionsCreate, author: ClientPrincipal, session: DbSession
 ) -> list[schemas.QuestionOut]:
     """Add questions; every key is checked against the schema and its payload (all or none)."""
     test = question_bank.get_test(session, author, test_id, lock=True)
@@ -243,7 +246,7 @@ def add_questions(
     response_model=schemas.QuestionOut,
 )
 def retire_question(
-    test_id: int, question_id: int, author: ClientPrincipal, session: DbSession
+    test_id: PathId, question_id: PathId, author: ClientPrincipal, session: DbSession
 ) -> schemas.QuestionOut:
     """Retire a question: no longer drawn, kept for past attempts and statistics."""
     test = question_bank.get_test(session, author, test_id)
@@ -257,7 +260,7 @@ def retire_question(
     tags=["qualification tests"],
     response_model=schemas.TestStats,
 )
-def get_stats(test_id: int, author: ClientPrincipal, session: ReadSession) -> schemas.TestStats:
+def get_stats(test_id: PathId, author: ClientPrincipal, session: ReadSession) -> schemas.TestStats:
     """Pass rate, score distribution and per-question difficulty."""
     test = question_bank.get_test(session, author, test_id)
     return responses.stats_out(statistics.statistics_of(session, test))
@@ -269,7 +272,10 @@ def get_stats(test_id: int, author: ClientPrincipal, session: ReadSession) -> sc
     response_model=list[schemas.AttemptSummary],
 )
 def list_test_attempts(
-    test_id: int, author: ClientPrincipal, session: ReadSession, annotator_id: int | None = None
+    test_id: PathId,
+    author: ClientPrincipal,
+    session: ReadSession,
+    annotator_id: Int64 | None = None,
 ) -> list[schemas.AttemptSummary]:
     """Attempts at the test, newest first; `annotator_id` narrows to one annotator's history."""
     test = question_bank.get_test(session, author, test_id)
@@ -299,7 +305,7 @@ def available_tests(
     response_model=schemas.AvailableTest,
 )
 def available_test(
-    test_id: int, annotator: AnnotatorPrincipal, session: ReadSession
+    test_id: PathId, annotator: AnnotatorPrincipal, session: ReadSession
 ) -> schemas.AvailableTest:
     return responses.available_test(attempts.annotator_test(session, annotator.id, test_id))
 
@@ -322,7 +328,7 @@ def available_test(
     },
 )
 def start_attempt(
-    test_id: int, annotator: AnnotatorPrincipal, session: DbSession, response: Response
+    test_id: PathId, annotator: AnnotatorPrincipal, session: DbSession, response: Response
 ) -> schemas.AttemptOut:
     """Start an attempt: the server draws the questions and fixes the deadline."""
     attempt, created = attempts.start_attempt(session, annotator.id, test_id)
@@ -344,7 +350,7 @@ def my_attempts(
     "/annotator/attempts/{attempt_id}", tags=["annotator"], response_model=schemas.AttemptOut
 )
 def get_attempt(
-    attempt_id: int, annotator: AnnotatorPrincipal, session: ReadSession
+    attempt_id: PathId, annotator: AnnotatorPrincipal, session: ReadSession
 ) -> schemas.AttemptOut:
     """An attempt: its questions, and once graded its result."""
     attempt = attempts.get_attempt(session, annotator.id, attempt_id)
@@ -358,7 +364,10 @@ def get_attempt(
     responses=problem_responses(AttemptAlreadyGraded),
 )
 def submit_attempt(
-    attempt_id: int, body: schemas.SubmitRequest, annotator: AnnotatorPrincipal, session: DbSession
+    attempt_id: PathId,
+    body: schemas.SubmitRequest,
+    annotator: AnnotatorPrincipal,
+    session: DbSession,
 ) -> schemas.AttemptOut:
     """Submit answers (`[{question_id, answer}]`); the result comes back at once."""
     attempt = attempts.submit_attempt(session, annotator.id, attempt_id, body.answers)
@@ -402,7 +411,7 @@ def annotator_jobs(
     response_model=schemas.EligibilityOut,
 )
 def job_eligibility(
-    job_id: int, annotator: AnnotatorPrincipal, session: ReadSession
+    job_id: PathId, annotator: AnnotatorPrincipal, session: ReadSession
 ) -> schemas.EligibilityOut:
     """Whether you may work on this job, and every reason if not. Drafts are not visible (404)."""
     job = session.get(Job, job_id)

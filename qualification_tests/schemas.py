@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.inputs import Int64, RequestBody, Timestamp
 from app.models.jobs import PricingMode, Tier
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -20,18 +21,14 @@ Level = Annotated[int, Field(ge=1, le=10)]
 # --- skills and grants ------------------------------------------------------------------------
 
 
-class SkillCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SkillCreate(RequestBody):
     slug: Slug
     name: Name
     description: str = Field(default="", max_length=10_000)
     max_level: Level = 1
 
 
-class SkillUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SkillUpdate(RequestBody):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=10_000)
     max_level: Level | None = None
@@ -47,18 +44,14 @@ class SkillOut(BaseModel):
     max_level: int
 
 
-class GrantCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GrantCreate(RequestBody):
     skill: Slug
     level: Level = 1
     reason: Reason
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
 
 
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RevokeRequest(RequestBody):
     reason: Reason
 
 
@@ -84,9 +77,7 @@ class GrantOut(BaseModel):
 # --- profiles and bans ------------------------------------------------------------------------
 
 
-class ProfileUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProfileUpdate(RequestBody):
     reputation: float | None = Field(default=None, ge=0, le=1)
     tier: Tier | None = None
 
@@ -98,11 +89,9 @@ class ProfileOut(BaseModel):
     updated_at: datetime | None
 
 
-class BanCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    annotator_id: int
-    until: datetime | None = Field(default=None, description="Null: banned for good")
+class BanCreate(RequestBody):
+    annotator_id: Int64
+    until: Timestamp | None = Field(default=None, description="Null: banned for good")
     reason: Reason
 
 
@@ -123,18 +112,14 @@ class BanOut(BaseModel):
 # --- tests (authors' view: includes keys) -----------------------------------------------------
 
 
-class QuestionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class QuestionCreate(RequestBody):
     payload: dict[str, Any]
     answer_key: dict[str, Any]
     explanation: str | None = Field(default=None, max_length=10_000)
     weight: float = Field(default=1.0, gt=0, le=1000)
 
 
-class QuestionsCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class QuestionsCreate(RequestBody):
     questions: list[QuestionCreate] = Field(min_length=1, max_length=1000)
 
 
@@ -149,9 +134,7 @@ class QuestionOut(BaseModel):
     retired_at: datetime | None
 
 
-class _TestSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _TestSettings(RequestBody):
     instructions: str | None = Field(default=None, max_length=100_000)
     questions_per_attempt: int | None = Field(default=None, ge=1, le=500)
     time_limit_seconds: int | None = Field(default=None, ge=10, le=7 * 86_400)
@@ -271,16 +254,12 @@ class AttemptQuestionOut(BaseModel):
     payload: dict[str, Any]
 
 
-class AnswerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    question_id: int
+class AnswerIn(RequestBody):
+    question_id: Int64
     answer: Any
 
 
-class SubmitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubmitRequest(RequestBody):
     answers: list[AnswerIn] = Field(max_length=500)
 
 

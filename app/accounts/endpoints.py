@@ -17,6 +17,7 @@ from app.core.errors import (
     SignupClosed,
     problem_responses,
 )
+from app.core.inputs import ParamText, PathId
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import AdminPrincipal, CurrentPrincipal, DbSession, ReadSession
 from app.core.settings import Settings
@@ -108,7 +109,7 @@ def create_token(
 
 
 @router.delete("/me/tokens/{token_id}", tags=["me"], status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, principal: CurrentPrincipal, session: DbSession) -> Response:
+def revoke_token(token_id: PathId, principal: CurrentPrincipal, session: DbSession) -> Response:
     service.revoke_token(session, principal.id, token_id)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -121,7 +122,9 @@ def list_users(
     paging: Paging,
     role: Role | None = None,
     status_: Annotated[UserStatus | None, Query(alias="status")] = None,
-    email: Annotated[str | None, Query(max_length=320, description="Part of the email")] = None,
+    email: Annotated[
+        ParamText | None, Query(max_length=320, description="Part of the email")
+    ] = None,
 ) -> Page[schemas.AdminUserOut]:
     users, cursor = service.list_users(
         session, paging, role=role, status=status_, email_contains=email
@@ -136,7 +139,7 @@ def list_users(
     responses=problem_responses(CannotSuspendSelf),
 )
 def suspend_user(
-    user_id: int, body: schemas.SuspendRequest, admin: AdminPrincipal, session: DbSession
+    user_id: PathId, body: schemas.SuspendRequest, admin: AdminPrincipal, session: DbSession
 ) -> schemas.AdminUserOut:
     """Suspend an account with a reason; its tokens answer 403 until it is reactivated."""
     user = service.suspend_user(session, user_id=user_id, reason=body.reason, admin_id=admin.id)
@@ -147,7 +150,7 @@ def suspend_user(
 @router.post(
     "/admin/users/{user_id}/reactivate", tags=["admin"], response_model=schemas.AdminUserOut
 )
-def reactivate_user(user_id: int, _: AdminPrincipal, session: DbSession) -> schemas.AdminUserOut:
+def reactivate_user(user_id: PathId, _: AdminPrincipal, session: DbSession) -> schemas.AdminUserOut:
     user = service.reactivate_user(session, user_id=user_id)
     session.commit()
     return schemas.AdminUserOut.model_validate(user)

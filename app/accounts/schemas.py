@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from app.core.inputs import RequestBody
 from app.models.accounts import Role, UserStatus
 
 Password = Annotated[str, Field(min_length=10, max_length=256)]
@@ -15,9 +16,7 @@ TokenName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 
 
-class SignupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SignupRequest(RequestBody):
     email: EmailStr
     password: Password
     display_name: DisplayName
@@ -25,9 +24,7 @@ class SignupRequest(BaseModel):
     invite_code: str | None = Field(default=None, max_length=200)
 
 
-class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LoginRequest(RequestBody):
     email: EmailStr
     password: Annotated[str, Field(min_length=1, max_length=256)]
     token_name: TokenName = "login"  # noqa: S105
@@ -65,9 +62,7 @@ class TokenCreated(TokenOut):
     secret: str = Field(description="The token itself. Shown once; store it now.")
 
 
-class TokenCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenCreateRequest(RequestBody):
     name: TokenName
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
@@ -79,15 +74,11 @@ class SessionOut(BaseModel):
     token: TokenCreated
 
 
-class SuspendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SuspendRequest(RequestBody):
     reason: Reason
 
 
-class InviteCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class InviteCreateRequest(RequestBody):
     role: Literal["client", "annotator"]
     email: EmailStr | None = None
     expires_in_days: int = Field(default=14, ge=1, le=365)

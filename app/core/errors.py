@@ -481,6 +481,28 @@ def validation_problem(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def unreadable_body(exc: StarletteHTTPException) -> ValidationFailed | None:
+    """A JSON body Python's parser could not read, as the 422 any other malformed JSON gets.
+
+    FastAPI turns what `json.loads` raises besides `JSONDecodeError` into a bare 400 ("There was
+    an error parsing the body"): a `RecursionError` for nesting deeper than the interpreter's
+    recursion limit (`[` 100,000 times), a `ValueError` for bytes that are not UTF-8 or an
+    integer of more than 4,300 digits."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or not isinstance(cause, RecursionError | ValueError):
+        return None
+    if isinstance(cause, RecursionError):
+        detail, code = "is nested too deeply to be read (at most 64 levels are stored)", "too_deep"
+    elif isinstance(cause, UnicodeDecodeError):
+        detail, code = "is not valid UTF-8", "json_invalid"
+    else:
+        detail, code = "could not be read as JSON (a number too long to read?)", "json_invalid"
+    return ValidationFailed(
+        "The request body is not JSON this service can read",
+        errors=[{"pointer": "#", "detail": detail, "code": code}],
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def tessera_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, TesseraError)
@@ -496,6 +518,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        unreadable = unreadable_body(exc)
+        if unreadable is not None:
+            return problem_response(unreadable.to_problem(request.url.path), unreadable.status)
         status = exc.status_code
         try:
             title = HTTPStatus(status).phrase

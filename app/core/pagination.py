@@ -10,6 +10,8 @@ from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.core.inputs import Cursor
+
 T = TypeVar("T")
 RowT = TypeVar("RowT")
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
@@ -24,9 +26,7 @@ class PageParams(BaseModel):
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")] = 50,
-    after: Annotated[
-        int | None, Query(ge=0, description="Cursor: `next_cursor` of the previous page")
-    ] = None,
+    after: Cursor = None,
 ) -> PageParams:
     return PageParams(limit=limit, after=after)
 

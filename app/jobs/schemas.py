@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.core.inputs import Int32, RequestBody, Timestamp
 from app.core.money import format_micros
 from app.label_schema.model import FieldName
 from app.models.jobs import JobStatus, PricingMode, TaskOrder, Tier
@@ -16,16 +17,14 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 SkillSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
 
-class SkillRequirement(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SkillRequirement(RequestBody):
+    model_config = ConfigDict(frozen=True)
 
     skill: SkillSlug
     level: int = Field(default=1, ge=1, le=10)
 
 
-class Pricing(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Pricing(RequestBody):
     mode: PricingMode = PricingMode.per_task
     rate_micros: int = Field(
         ge=0,
@@ -63,9 +62,7 @@ class Pricing(BaseModel):
         return self
 
 
-class Overlap(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Overlap(RequestBody):
     min: int = Field(default=3, ge=1, le=100)
     max: int | None = Field(default=None, ge=1, le=100)
 
@@ -78,18 +75,16 @@ class Overlap(BaseModel):
         return self
 
 
-class _JobSettings(BaseModel):
+class _JobSettings(RequestBody):
     """Fields a client may set at creation and (some of them) change later."""
-
-    model_config = ConfigDict(extra="forbid")
 
     instructions: str | None = Field(default=None, max_length=100_000)
     required_skills: list[SkillRequirement] | None = Field(default=None, max_length=20)
     min_reputation: float | None = Field(default=None, ge=0, le=1)
     min_tier: Tier | None = None
     lease_seconds: int | None = Field(default=None, ge=30, le=86_400)
-    max_tasks_per_annotator: int | None = Field(default=None, ge=1)
-    deadline: datetime | None = None
+    max_tasks_per_annotator: Int32 | None = Field(default=None, ge=1)
+    deadline: Timestamp | None = None
     confidence_threshold: float | None = Field(
         default=None,
         ge=0,
@@ -108,11 +103,9 @@ class _JobSettings(BaseModel):
     instant_feedback: bool | None = None
 
 
-class ImageSize(BaseModel):
+class ImageSize(RequestBody):
     """Where each item gives its image size: for shape controls that do not say so themselves
     (a Label Studio config never does)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     width_field: FieldName
     height_field: FieldName

@@ -29,6 +29,7 @@ from app.core.errors import (
     ValidationFailed,
     problem_responses,
 )
+from app.core.inputs import Int64, PathId
 from app.core.pagination import PageParams, page_params
 from app.core.security import (
     AdminPrincipal,
@@ -86,7 +87,7 @@ def _pseudonym(settings: Settings, job: Job, annotator_id: int) -> str:
     "/quality/jobs/{job_id}/assignments", tags=["review"], response_model=schemas.ReviewPage
 )
 def list_for_review(
-    job_id: int,
+    job_id: PathId,
     client: ClientPrincipal,
     session: ReadSession,
     settings: AppSettings,
@@ -172,7 +173,7 @@ def list_for_review(
     ),
 )
 def approve(
-    job_id: int, body: schemas.ApproveRequest, client: ClientPrincipal, session: DbSession
+    job_id: PathId, body: schemas.ApproveRequest, client: ClientPrincipal, session: DbSession
 ) -> schemas.ReviewResult:
     """Approve submitted work of your job, one assignment or many (all or none), with an
     optional note. Approving work you rejected reverses your rejection."""
@@ -197,7 +198,7 @@ def approve(
     ),
 )
 def reject(
-    job_id: int, body: schemas.RejectRequest, client: ClientPrincipal, session: DbSession
+    job_id: PathId, body: schemas.RejectRequest, client: ClientPrincipal, session: DbSession
 ) -> schemas.ReviewResult:
     """Reject submitted work of your job with a reason (required; the annotators see it and may
     appeal), all or none. Each rejected answer's slot opens again for someone else."""
@@ -235,7 +236,7 @@ def _rules_out(session: Session, settings: Settings, job: Job) -> schemas.JobRul
 
 @router.get("/quality/jobs/{job_id}/rules", tags=["review"], response_model=schemas.JobRulesOut)
 def get_job_rules(
-    job_id: int, client: ClientPrincipal, session: ReadSession, settings: AppSettings
+    job_id: PathId, client: ClientPrincipal, session: ReadSession, settings: AppSettings
 ) -> schemas.JobRulesOut:
     """The job's own quality-rule thresholds (null: the platform default) and those in force."""
     return _rules_out(session, settings, jobs.get_job(session, client, job_id))
@@ -243,7 +244,7 @@ def get_job_rules(
 
 @router.put("/quality/jobs/{job_id}/rules", tags=["review"], response_model=schemas.JobRulesOut)
 def put_job_rules(
-    job_id: int,
+    job_id: PathId,
     body: schemas.JobRules,
     client: ClientPrincipal,
     session: DbSession,
@@ -268,7 +269,7 @@ def put_job_rules(
 
 @router.get("/quality/jobs/{job_id}/report", tags=["review"], response_model=schemas.JobReportOut)
 def job_report(
-    job_id: int, client: ClientPrincipal, session: ReadSession, settings: AppSettings
+    job_id: PathId, client: ClientPrincipal, session: ReadSession, settings: AppSettings
 ) -> schemas.JobReportOut:
     """Your job's quality: agreement between annotators, the consensus methods used, the
     distribution of consensus confidence, review counts, and each annotator's figures on the
@@ -382,7 +383,7 @@ def action_queue(
     ] = "open",
     kind: ActionKind | None = None,
     rule: QualityRule | None = None,
-    annotator_id: int | None = None,
+    annotator_id: Int64 | None = None,
 ) -> schemas.ActionPage:
     """Rule actions with their evidence, oldest first: by default the open ones (flags to look
     at, removals in force, suspension proposals to confirm or dismiss)."""
@@ -406,7 +407,7 @@ def action_queue(
     responses=problem_responses(ActionNotOpen),
 )
 def confirm_action(
-    action_id: int, body: schemas.ActionDecision, admin: AdminPrincipal, session: DbSession
+    action_id: PathId, body: schemas.ActionDecision, admin: AdminPrincipal, session: DbSession
 ) -> schemas.AdminActionOut:
     """Agree with an open action: acknowledge a flag, keep a removal, or suspend the account a
     suspension proposal names."""
@@ -423,7 +424,7 @@ def confirm_action(
     responses=problem_responses(ActionNotOpen),
 )
 def reverse_action(
-    action_id: int, body: schemas.ActionDecision, admin: AdminPrincipal, session: DbSession
+    action_id: PathId, body: schemas.ActionDecision, admin: AdminPrincipal, session: DbSession
 ) -> schemas.AdminActionOut:
     """Undo an action: lift a removal's ban (its evidence no longer counts against the
     annotator), withdraw a flag, dismiss a proposal or lift the suspension it led to."""
@@ -460,7 +461,7 @@ def appeal_queue(
     ),
 )
 def resolve_appeal(
-    appeal_id: int,
+    appeal_id: PathId,
     body: schemas.AppealResolution,
     admin: AdminPrincipal,
     session: DbSession,
@@ -490,7 +491,7 @@ def resolve_appeal(
     "/admin/annotators/{annotator_id}/quality", tags=["admin"], response_model=schemas.EvidenceOut
 )
 def evidence(
-    annotator_id: int, _: AdminPrincipal, session: ReadSession, settings: AppSettings
+    annotator_id: PathId, _: AdminPrincipal, session: ReadSession, settings: AppSettings
 ) -> schemas.EvidenceOut:
     """Everything behind an annotator's standing: figures, reputation evidence, overrides,
     every rule action with its evidence, appeals and the latest review decisions."""
@@ -523,7 +524,7 @@ def evidence(
     response_model=schemas.QualityOut,
 )
 def set_override(
-    annotator_id: int,
+    annotator_id: PathId,
     body: schemas.OverrideRequest,
     admin: AdminPrincipal,
     session: DbSession,
@@ -550,7 +551,7 @@ def set_override(
     tags=["admin"],
     status_code=status.HTTP_204_NO_CONTENT,
 )
-def clear_override(annotator_id: int, admin: AdminPrincipal, session: DbSession) -> Response:
+def clear_override(annotator_id: PathId, admin: AdminPrincipal, session: DbSession) -> Response:
     """End the override in force (kept on record); the computed values apply again."""
     annotators.get_annotator(session, annotator_id)
     reputation.clear_override(session, annotator_id, admin_id=admin.id, now=utcnow())
@@ -564,7 +565,7 @@ def clear_override(annotator_id: int, admin: AdminPrincipal, session: DbSession)
     response_model=schemas.QualityOut,
 )
 def refresh_annotator(
-    annotator_id: int, _: AdminPrincipal, session: DbSession, settings: AppSettings
+    annotator_id: PathId, _: AdminPrincipal, session: DbSession, settings: AppSettings
 ) -> schemas.QualityOut:
     """Recompute one annotator's figures, reputation and tier now, and apply the rules."""
     annotators.get_annotator(session, annotator_id)

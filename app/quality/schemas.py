@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from app.core.inputs import Int64, RequestBody
 from app.models.jobs import AssignmentStatus, Tier
 from app.models.quality import (
     ActionKind,
@@ -30,23 +31,19 @@ from app.quality.reputation import NextTier
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=5000)]
-AssignmentIds = Annotated[list[int], Field(min_length=1, max_length=500)]
+AssignmentIds = Annotated[list[Int64], Field(min_length=1, max_length=500)]
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
 # --- review --------------------------------------------------------------------------------------
 
 
-class ApproveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApproveRequest(RequestBody):
     assignment_ids: AssignmentIds
     reason: Reason | None = Field(default=None, description="Optional note shown to annotators")
 
 
-class RejectRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RejectRequest(RequestBody):
     assignment_ids: AssignmentIds
     reason: Reason = Field(description="Why: shown to the annotators, who may appeal")
 
@@ -229,9 +226,7 @@ class QualityOut(BaseModel):
         )
 
 
-class OverrideRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OverrideRequest(RequestBody):
     tier: Tier | None = None
     reputation: Share | None = None
     reason: Reason
@@ -314,9 +309,7 @@ class MyActionPage(BaseModel):
     next_cursor: int | None
 
 
-class ActionDecision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ActionDecision(RequestBody):
     note: Reason = Field(description="why: kept on the action, shown to the annotator")
 
 
@@ -362,10 +355,8 @@ class DecisionPage(BaseModel):
     next_cursor: int | None
 
 
-class AppealCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    assignment_id: int
+class AppealCreate(RequestBody):
+    assignment_id: Int64
     kind: AppealKind = Field(
         description="`rejection`: the client's rejection; `gold`: the score of the control "
         "items (on jobs that showed it)"
@@ -427,9 +418,7 @@ class AppealPage(BaseModel):
     next_cursor: int | None
 
 
-class AppealResolution(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AppealResolution(RequestBody):
     outcome: Literal["upheld", "overturned"]
     note: Reason = Field(description="shown to the annotator")
     gold_score: Share | None = Field(
@@ -442,10 +431,8 @@ class AppealResolution(BaseModel):
 # --- per-job rules and the client's report -------------------------------------------------------
 
 
-class JobRules(BaseModel):
+class JobRules(RequestBody):
     """A job's own rule thresholds; null fields follow the platform defaults."""
-
-    model_config = ConfigDict(extra="forbid")
 
     speed_floor_seconds: float | None = Field(
         default=None,

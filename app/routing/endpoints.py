@@ -22,6 +22,7 @@ from app.core.errors import (
     ValidationFailed,
     problem_responses,
 )
+from app.core.inputs import PathId
 from app.core.pagination import Page, PageParams, page_of, page_params, paginate
 from app.core.security import AnnotatorPrincipal, ReadSession
 from app.core.settings import Settings
@@ -93,7 +94,7 @@ def _brief(job: Job) -> schemas.JobBrief:
     response_model=schemas.LeaseOut,
     responses=problem_responses(*_CALLER_PROBLEMS, NotFound, LeaseEnded),
 )
-async def heartbeat(assignment_id: int, request: Request, work: AnnotatorWork) -> Response:
+async def heartbeat(assignment_id: PathId, request: Request, work: AnnotatorWork) -> Response:
     """Keep working: extends the lease (up to a maximum) and counts active time."""
     settings = _settings(request)
     report = await work.runner.run(
@@ -114,7 +115,7 @@ async def heartbeat(assignment_id: int, request: Request, work: AnnotatorWork) -
     responses=problem_responses(*_CALLER_PROBLEMS, NotFound, AlreadySubmitted, LeaseEnded),
 )
 async def release(
-    assignment_id: int,
+    assignment_id: PathId,
     request: Request,
     work: AnnotatorWork,
     body: schemas.ReleaseRequest | None = None,
@@ -159,7 +160,7 @@ def _lease(report: rules.LeaseReport) -> schemas.LeaseOut:
     ),
 )
 async def submit(
-    assignment_id: int, body: schemas.SubmitRequest, request: Request, work: AnnotatorWork
+    assignment_id: PathId, body: schemas.SubmitRequest, request: Request, work: AnnotatorWork
 ) -> Response:
     """Submit one answer per task item, in slot order. Submitting the same answers again is
     harmless (same result); different answers after a submit are a 409 `answers-differ`."""

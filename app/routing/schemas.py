@@ -9,15 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from app.core.inputs import Int64, RequestBody
 from app.models.jobs import AssignmentStatus
 
 
-class NextRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    job_id: int | None = Field(default=None, description="Only from this job")
+class NextRequest(RequestBody):
+    job_id: Int64 | None = Field(default=None, description="Only from this job")
     count: int = Field(default=1, ge=1, le=100, description="How many tasks to claim")
 
 
@@ -55,15 +54,11 @@ class LeaseOut(BaseModel):
     active_seconds: int
 
 
-class ReleaseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReleaseRequest(RequestBody):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class SubmitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubmitRequest(RequestBody):
     answers: list[dict[str, Any]] = Field(
         min_length=1, max_length=100, description="One answer per task item, in slot order"
     )

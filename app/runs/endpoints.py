@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from app.core.inputs import ParamText, PathId
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import CurrentPrincipal, ReadSession
 from app.models.accounts import Role
@@ -22,7 +23,7 @@ def list_runs(
     principal: CurrentPrincipal,
     session: ReadSession,
     paging: Paging,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[ParamText | None, Query(max_length=64)] = None,
     state: RunState | None = None,
 ) -> Page[schemas.RunOut]:
     """Your own background runs (imports, exports, ...), oldest first."""
@@ -31,7 +32,7 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=schemas.RunOut)
-def get_run(run_id: int, principal: CurrentPrincipal, session: ReadSession) -> schemas.RunOut:
+def get_run(run_id: PathId, principal: CurrentPrincipal, session: ReadSession) -> schemas.RunOut:
     """One run: state, progress counters, result or error. 404 unless it is yours (admins see
     every run)."""
     run = service.get_run_for(

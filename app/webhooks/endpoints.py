@@ -14,6 +14,7 @@ from app.core.errors import (
     WebhookUrlNotAllowed,
     WebhookUrlUnresolvable,
 )
+from app.core.inputs import Int64, ParamText, PathId
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, require_role
 from app.core.settings import Settings
@@ -85,7 +86,7 @@ def list_endpoints(
     principal: ClientPrincipal,
     session: ReadSession,
     paging: Paging,
-    client_id: Annotated[int | None, Query(description="Admins: one client's endpoints")] = None,
+    client_id: Annotated[Int64 | None, Query(description="Admins: one client's endpoints")] = None,
 ) -> Page[schemas.EndpointOut]:
     """Your endpoints (admins: everyone's)."""
     rows, cursor = service.list_endpoints(session, principal, paging, client_id)
@@ -94,7 +95,7 @@ def list_endpoints(
 
 @router.get("/endpoints/{endpoint_id}", response_model=schemas.EndpointOut)
 def get_endpoint(
-    endpoint_id: int, principal: ClientPrincipal, session: ReadSession
+    endpoint_id: PathId, principal: ClientPrincipal, session: ReadSession
 ) -> schemas.EndpointOut:
     """One endpoint; `active: false` with `disabled_reason` when it was switched off."""
     return schemas.EndpointOut.model_validate(service.get_endpoint(session, principal, endpoint_id))
@@ -104,7 +105,7 @@ def get_endpoint(
     "/endpoints/{endpoint_id}", response_model=schemas.EndpointOut, responses=_URL_PROBLEMS
 )
 def update_endpoint(
-    endpoint_id: int,
+    endpoint_id: PathId,
     body: schemas.EndpointUpdate,
     principal: ClientPrincipal,
     session: DbSession,
@@ -118,7 +119,9 @@ def update_endpoint(
 
 
 @router.delete("/endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_endpoint(endpoint_id: int, principal: ClientPrincipal, session: DbSession) -> Response:
+def delete_endpoint(
+    endpoint_id: PathId, principal: ClientPrincipal, session: DbSession
+) -> Response:
     """Delete the endpoint, its deliveries and their history."""
     service.delete_endpoint(
         session, service.get_endpoint(session, principal, endpoint_id, lock=True)
@@ -129,7 +132,7 @@ def delete_endpoint(endpoint_id: int, principal: ClientPrincipal, session: DbSes
 
 @router.post("/endpoints/{endpoint_id}/rotate-secret", response_model=schemas.EndpointWithSecret)
 def rotate_secret(
-    endpoint_id: int,
+    endpoint_id: PathId,
     principal: ClientPrincipal,
     session: DbSession,
     request: Request,
@@ -150,7 +153,9 @@ def rotate_secret(
     response_model=schemas.TestSent,
     responses=_DISABLED,
 )
-def send_test(endpoint_id: int, principal: ClientPrincipal, session: DbSession) -> schemas.TestSent:
+def send_test(
+    endpoint_id: PathId, principal: ClientPrincipal, session: DbSession
+) -> schemas.TestSent:
     """Send a `webhook.test` event to this endpoint; follow it at
     `GET /v1/webhooks/deliveries/{delivery_id}`."""
     event, row = service.send_test(session, service.get_endpoint(session, principal, endpoint_id))
@@ -165,7 +170,7 @@ def send_test(endpoint_id: int, principal: ClientPrincipal, session: DbSession) 
     responses=_DISABLED,
 )
 def replay_dead(
-    endpoint_id: int, principal: ClientPrincipal, session: DbSession
+    endpoint_id: PathId, principal: ClientPrincipal, session: DbSession
 ) -> schemas.Replayed:
     """Send every dead-lettered delivery of the endpoint again (same event ids, a fresh retry
     schedule each)."""
@@ -181,9 +186,9 @@ def list_deliveries(
     principal: ClientPrincipal,
     session: ReadSession,
     paging: Paging,
-    endpoint_id: int | None = None,
+    endpoint_id: Int64 | None = None,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
-    event_type: Annotated[str | None, Query(max_length=64)] = None,
+    event_type: Annotated[ParamText | None, Query(max_length=64)] = None,
 ) -> Page[schemas.DeliveryOut]:
     """Deliveries to your endpoints, oldest first: status, attempts, last response code,
     latency and error."""
@@ -195,7 +200,7 @@ def list_deliveries(
 
 @router.get("/deliveries/{delivery_id}", response_model=schemas.DeliveryDetail)
 def get_delivery(
-    delivery_id: int, principal: ClientPrincipal, session: ReadSession
+    delivery_id: PathId, principal: ClientPrincipal, session: ReadSession
 ) -> schemas.DeliveryDetail:
     """One delivery with the body sent and every attempt (time, status code, latency, error,
     the start of the response)."""
@@ -215,7 +220,7 @@ def get_delivery(
     },
 )
 def replay_delivery(
-    delivery_id: int, principal: ClientPrincipal, session: DbSession
+    delivery_id: PathId, principal: ClientPrincipal, session: DbSession
 ) -> schemas.DeliveryOut:
     """Send a dead (or succeeded) delivery again, with the same event id and a fresh retry
     schedule."""

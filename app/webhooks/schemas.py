@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.inputs import RequestBody
 from app.models.webhooks import DeliveryStatus
 from app.webhooks.catalog import EventType
 
@@ -42,17 +43,13 @@ EventTypes = Annotated[
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
-class EndpointCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EndpointCreate(RequestBody):
     url: Url
     event_types: EventTypes
     description: Description = ""
 
 
-class EndpointUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EndpointUpdate(RequestBody):
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None
@@ -61,9 +58,7 @@ class EndpointUpdate(BaseModel):
     )
 
 
-class SecretRotation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SecretRotation(RequestBody):
     overlap_seconds: int = Field(
         default=86_400,
         ge=0,

@@ -154,6 +154,25 @@ def test_manual_payouts_export_as_csv_and_are_settled_or_failed_by_an_admin(
         assert_books_balance(session)
 
 
+def test_the_payouts_csv_neutralises_names_a_spreadsheet_would_run(
+    client: TestClient,
+    db: Database,
+    admin: Account,
+    client_account: Account,
+    make_account: Callable[..., Account],
+) -> None:
+    # The display name (here taken from the email's local part) is typed by the annotator.
+    annotator = make_account("annotator", email="=2+5+cmd@example.com")
+    job_id = active_job(client, client_account, items=2, overlap={"min": 1}, rate=RATE)
+    earn(client, db, annotator, job_id)
+    batch(client, admin)
+
+    exported = client.get("/v1/admin/payouts/export", headers=admin.headers)
+    [row] = list(csv.DictReader(io.StringIO(exported.text)))
+    assert (row["email"], row["display_name"]) == ("'=2+5+cmd@example.com", "'=2+5+cmd")
+    assert row["amount"] == "1.23"
+
+
 def test_payout_views_are_private(
     client: TestClient,
     db: Database,
