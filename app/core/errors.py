@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -481,6 +482,22 @@ def validation_problem(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+# Starlette's HTTP errors that have a problem type of our own (413's phrase, which a slug would
+# be made of, differs between Python versions).
+_HTTP_PROBLEMS: dict[int, type[TesseraError]] = {413: PayloadTooLarge}
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of `app` answers at `path`. (Starlette's 405 names the methods
+    of the first route matching the path only, though several routes may share it.)"""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex, route_methods = getattr(route, "path_regex", None), route.methods
+        if regex is not None and route_methods and regex.match(path):
+            methods |= route_methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def tessera_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, TesseraError)
@@ -497,6 +514,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
+        headers = dict(exc.headers or {})
+        if status == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+        problem = _HTTP_PROBLEMS.get(status)
+        if problem is not None:
+            err = problem(exc.detail or None, headers=headers)
+            return problem_response(err.to_problem(request.url.path), status, headers)
         try:
             title = HTTPStatus(status).phrase
         except ValueError:
@@ -506,7 +530,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.detail and exc.detail != title:
             body["detail"] = exc.detail
         body["instance"] = request.url.path
-        return problem_response(body, status, dict(exc.headers or {}))
+        return problem_response(body, status, headers)
 
     app.add_exception_handler(TesseraError, tessera_error)
     app.add_exception_handler(RequestValidationError, request_validation)
