@@ -15,9 +15,10 @@ from app import __version__
 from app.accounts.endpoints import router as accounts_router
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.db import Database
-from app.core.errors import add_problem_schema, install_error_handlers
+from app.core.errors import install_error_handlers
 from app.core.headers import SecurityHeadersMiddleware, install_docs
 from app.core.observability import Metrics, RequestContextMiddleware
+from app.core.openapi import document_problems
 from app.core.settings import Settings, load_settings
 from app.health.background import BackgroundCollector
 from app.health.endpoints import router as health_router
@@ -113,13 +114,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _document_problems(app: FastAPI) -> None:
-    """The OpenAPI document, generated once, with the `Problem` schema that endpoints' problem
-    responses refer to."""
+    """The OpenAPI document, generated once, every error in it documented as problem+json
+    (`app.core.openapi`)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_problem_schema(generate())
+            app.openapi_schema = document_problems(app, generate())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

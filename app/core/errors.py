@@ -8,9 +8,9 @@ HTTP errors (404 unknown route, 405) and anything unhandled (500, no stack trace
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -389,6 +389,26 @@ class ActionNotOpen(Conflict):
 
 
 ProblemEntry = type[TesseraError] | tuple[type[TesseraError], str]
+
+PROBLEMS_ATTRIBUTE = "__tessera_problems__"
+_Dependency = TypeVar("_Dependency", bound=Callable[..., Any])
+
+
+def raises(*problems: ProblemEntry) -> Callable[[_Dependency], _Dependency]:
+    """Declare the problems a FastAPI dependency may answer with: the OpenAPI document lists
+    them on every route that depends on it (`app.core.openapi`), so a route that checks the
+    caller's token documents its 401 without saying so itself."""
+
+    def declare(dependency: _Dependency) -> _Dependency:
+        setattr(dependency, PROBLEMS_ATTRIBUTE, problems)
+        return dependency
+
+    return declare
+
+
+def declared_problems(dependency: object) -> tuple[ProblemEntry, ...]:
+    problems: tuple[ProblemEntry, ...] = getattr(dependency, PROBLEMS_ATTRIBUTE, ())
+    return problems
 
 
 def problem_responses(*problems: ProblemEntry) -> dict[int | str, dict[str, Any]]:

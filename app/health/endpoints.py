@@ -23,6 +23,7 @@ from app.core.errors import (
     TesseraError,
     Unauthorized,
     problem_responses,
+    raises,
 )
 from app.core.schema import current_revision, head_revision
 from app.core.security import bearer_secret, current_principal, get_database
@@ -107,6 +108,10 @@ def _sees_details(request: Request, db: Database) -> bool:
     return True
 
 
+@raises(
+    (Unauthorized, "neither the metrics token nor a valid API token"),
+    (Forbidden, "an API token that is not an admin's"),
+)
 def _metrics_access(request: Request, db: Annotated[Database, Depends(get_database)]) -> None:
     settings: Settings = request.app.state.settings
     secret = bearer_secret(request)
