@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every response, 500s too
