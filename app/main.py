@@ -13,12 +13,16 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.accounts.endpoints import router as accounts_router
+from app.core.body_limit import BodyLimitMiddleware
 from app.core.db import Database
-from app.core.errors import add_problem_schema, install_error_handlers
+from app.core.errors import install_error_handlers
+from app.core.headers import SecurityHeadersMiddleware, install_docs
 from app.core.observability import Metrics, RequestContextMiddleware
+from app.core.openapi import document_problems
 from app.core.settings import Settings, load_settings
 from app.health.background import BackgroundCollector
 from app.health.endpoints import router as health_router
+from app.jobs.endpoints import import_items
 from app.jobs.endpoints import router as jobs_router
 from app.quality.endpoints import router as quality_router
 from app.routing.endpoints import router as routing_router
@@ -60,7 +64,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if database is None:
                 db.dispose()
 
-    app = FastAPI(title="Tessera", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Tessera",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # install_docs: the same pages on local assets, not a CDN's
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.db = db
     app.state.metrics = Metrics()
@@ -70,15 +81,24 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     install_error_handlers(app)
     _document_problems(app)
+    install_docs(app)
+    # Dataset uploads stream in under their own, larger limit (and check it themselves too).
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        upload_max_bytes=settings.max_upload_bytes,
+        uploads=[import_items],
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every response, 500s too
 
     app.include_router(routing_router)  # first: the annotators' hot path, matched first
     app.include_router(health_router)
@@ -94,13 +114,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _document_problems(app: FastAPI) -> None:
-    """The OpenAPI document, generated once, with the `Problem` schema that endpoints' problem
-    responses refer to."""
+    """The OpenAPI document, generated once, every error in it documented as problem+json
+    (`app.core.openapi`)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_problem_schema(generate())
+            app.openapi_schema = document_problems(app, generate())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -79,14 +79,17 @@ def set_profile(
 
 def ban_from_job(session: Session, job: Job, body: schemas.BanCreate, *, by_id: int) -> JobBan:
     """Ban an annotator from `job` (until a time, or for good). A ban already in force is
-    replaced (lifted and a new one recorded), so the history shows every decision."""
-    get_annotator(session, body.annotator_id)
+    replaced (lifted and a new one recorded), so the history shows every decision. The body
+    is checked before the annotator is looked up: whoever the id names, a bad body gets the
+    same 422 and an id that is not an annotator's the same 404, so a client learns nothing
+    about other users' roles."""
     now = utcnow()
     if body.until is not None and body.until <= now:
         raise ValidationFailed(
             "The ban would already be over",
             errors=[{"pointer": "#/until", "detail": "must be in the future"}],
         )
+    get_annotator(session, body.annotator_id)
     for ban in _bans_in_force(session, job.id, body.annotator_id, now):
         ban.lifted_at, ban.lifted_by_id = now, by_id
     ban = JobBan(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import app.accounts.background  # accounts.prune_limits
 import app.core.background  # outbox.prune, workers.prune_heartbeats
 import app.jobs.background  # jobs.import
 import app.quality.background  # quality.auto_approve, quality.refresh, quality.refresh_all
@@ -14,6 +15,7 @@ import app.webhooks.background  # webhooks.*: fan-out, deliveries, progress, swe
 import payouts.background  # payouts.send, payouts.stripe_event, batches, reconciliation, release
 
 JOB_MODULES: tuple[ModuleType, ...] = (
+    app.accounts.background,
     app.core.background,
     app.jobs.background,
     app.quality.background,

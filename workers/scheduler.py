@@ -136,6 +136,7 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("outbox.prune", cron="7 * * * *"),
     Periodic("workers.prune_heartbeats", every=timedelta(minutes=10)),
+    Periodic("accounts.prune_limits", every=timedelta(minutes=10)),
     Periodic("routing.sweep_leases", every=timedelta(seconds=30)),
     Periodic("quality.refit_due", every=timedelta(minutes=5)),
     Periodic("webhooks.job_progress", every=timedelta(minutes=1)),

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.accounts import schemas, service
+from app.accounts import schemas, service, throttle
+from app.core.clock import utcnow
 from app.core.errors import (
     AccountSuspended,
     CannotSuspendSelf,
@@ -15,11 +16,19 @@ from app.core.errors import (
     InviteInvalid,
     InviteRequired,
     SignupClosed,
+    TooManyRequests,
+    Unauthorized,
     problem_responses,
 )
 from app.core.inputs import ParamText, PathId
 from app.core.pagination import Page, PageParams, page_params
-from app.core.security import AdminPrincipal, CurrentPrincipal, DbSession, ReadSession
+from app.core.security import (
+    AdminPrincipal,
+    CurrentPrincipal,
+    DbSession,
+    ReadSession,
+    get_database,
+)
 from app.core.settings import Settings
 from app.models.accounts import Role, UserStatus
 
@@ -32,6 +41,10 @@ def _settings(request: Request) -> Settings:
     settings = request.app.state.settings
     assert isinstance(settings, Settings)
     return settings
+
+
+def _client_host(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _token_out(issued: service.IssuedToken) -> schemas.TokenCreated:
@@ -50,13 +63,18 @@ def _token_out(issued: service.IssuedToken) -> schemas.TokenCreated:
         (InviteRequired, "the signup policy is invite and no invite_code was sent"),
         InviteInvalid,
         EmailTaken,
+        (TooManyRequests, "too many signups from your address: wait `Retry-After` seconds"),
     ),
 )
 def signup(body: schemas.SignupRequest, session: DbSession, request: Request) -> schemas.SessionOut:
-    """Register a client or annotator account (subject to the platform's signup policy)."""
+    """Register a client or annotator account (subject to the platform's signup policy). The
+    token returned is a login token: it expires after `TESSERA_LOGIN_TOKEN_DAYS`."""
+    settings = _settings(request)
+    attempts = throttle.signup_attempts(settings, host=_client_host(request))
+    throttle.admit(get_database(request), attempts, utcnow())
     user, issued = service.signup(
         session,
-        policy=_settings(request).signup_policy,
+        settings,
         email=body.email,
         password=body.password,
         display_name=body.display_name,
@@ -71,12 +89,26 @@ def signup(body: schemas.SignupRequest, session: DbSession, request: Request) ->
     "/auth/login",
     tags=["auth"],
     response_model=schemas.SessionOut,
-    responses=problem_responses(AccountSuspended),
+    responses=problem_responses(
+        (Unauthorized, "wrong email or password (the same for an unknown email)"),
+        AccountSuspended,
+        (
+            TooManyRequests,
+            "too many failed logins for this account, or logins from your address: wait "
+            "`Retry-After` seconds",
+        ),
+    ),
 )
-def login(body: schemas.LoginRequest, session: DbSession) -> schemas.SessionOut:
-    """Exchange email and password for a new API token."""
+def login(body: schemas.LoginRequest, session: DbSession, request: Request) -> schemas.SessionOut:
+    """Exchange email and password for a new login token, which expires after
+    `TESSERA_LOGIN_TOKEN_DAYS` (a user keeps at most `TESSERA_LOGIN_TOKENS_PER_USER` of them:
+    the oldest are revoked). Failed attempts are limited per account and per address."""
+    settings = _settings(request)
+    email = service.normalize_email(body.email)
+    attempts = throttle.login_attempts(settings, email=email, host=_client_host(request))
+    throttle.admit(get_database(request), attempts, utcnow())
     user, issued = service.login(
-        session, email=body.email, password=body.password, token_name=body.token_name
+        session, settings, email=email, password=body.password, token_name=body.token_name
     )
     session.commit()
     return schemas.SessionOut(user=schemas.UserOut.model_validate(user), token=_token_out(issued))

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from app.core.inputs import RequestBody
-from app.models.accounts import Role, UserStatus
+from app.models.accounts import Role, TokenKind, UserStatus
 
 Password = Annotated[str, Field(min_length=10, max_length=256)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
@@ -51,6 +51,10 @@ class TokenOut(BaseModel):
 
     id: int
     name: str
+    kind: TokenKind = Field(
+        description="`login`: from login or signup (expires, capped per user); `api`: made "
+        "on purpose"
+    )
     prefix: str
     created_at: datetime
     last_used_at: datetime | None

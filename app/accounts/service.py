@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.accounts import throttle
 from app.core.clock import utcnow
 from app.core.errors import (
     AccountSuspended,
@@ -25,8 +26,8 @@ from app.core.errors import (
 )
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import hash_password, hash_secret, new_secret, verify_password
-from app.core.settings import SignupPolicy
-from app.models.accounts import ApiToken, Invite, Role, User, UserStatus
+from app.core.settings import Settings, SignupPolicy
+from app.models.accounts import ApiToken, Invite, Role, TokenKind, User, UserStatus
 
 INVITE_PREFIX = "inv_"
 _EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
@@ -69,13 +70,18 @@ def create_user(
 
 
 def issue_token(
-    session: Session, user: User, name: str, expires_in: timedelta | None = None
+    session: Session,
+    user: User,
+    name: str,
+    expires_in: timedelta | None = None,
+    kind: TokenKind = TokenKind.api,
 ) -> IssuedToken:
     """Create an API token; the secret is returned here and never again."""
     secret = new_secret()
     token = ApiToken(
         user_id=user.id,
         name=name,
+        kind=kind,
         prefix=secret[:12],
         secret_hash=hash_secret(secret),
         expires_at=utcnow() + expires_in if expires_in else None,
@@ -85,10 +91,38 @@ def issue_token(
     return IssuedToken(token=token, secret=secret)
 
 
+def issue_login_token(session: Session, settings: Settings, user: User, name: str) -> IssuedToken:
+    """A token for an interactive session (login, signup): it expires after
+    `TESSERA_LOGIN_TOKEN_DAYS`, and the user keeps at most `TESSERA_LOGIN_TOKENS_PER_USER` live
+    ones, the oldest beyond that revoked (tokens made on purpose are not counted). The user's
+    row is locked meanwhile, so concurrent logins cannot leave more."""
+    session.scalar(select(User.id).where(User.id == user.id).with_for_update())
+    issued = issue_token(
+        session, user, name, timedelta(days=settings.login_token_days), TokenKind.login
+    )
+    now = utcnow()
+    beyond_cap = (
+        select(ApiToken)
+        .where(
+            ApiToken.user_id == user.id,
+            ApiToken.kind == TokenKind.login,
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
+        .order_by(ApiToken.id.desc())
+        .offset(settings.login_tokens_per_user)
+    )
+    # Through the ORM, not a bulk UPDATE: the token cache forgets them at once (caches.py).
+    for token in session.scalars(beyond_cap):
+        token.revoked_at = now
+    session.flush()
+    return issued
+
+
 def signup(
     session: Session,
+    settings: Settings,
     *,
-    policy: SignupPolicy,
     email: str,
     password: str,
     display_name: str,
@@ -98,6 +132,7 @@ def signup(
     """Register a client or annotator under the platform's signup policy."""
     if role is Role.admin:
         raise Forbidden("Admin accounts are created with `tessera admin create`")
+    policy = settings.signup_policy
     if policy is SignupPolicy.closed:
         raise SignupClosed("Signup is closed on this platform; ask an administrator for an account")
     invite = None
@@ -109,7 +144,7 @@ def signup(
     if invite is not None:
         invite.used_at = utcnow()
         invite.used_by_id = user.id
-    return user, issue_token(session, user, "signup")
+    return user, issue_login_token(session, settings, user, "signup")
 
 
 def _usable_invite(session: Session, code: str | None, email: str, role: Role) -> Invite:
@@ -138,15 +173,19 @@ def _usable_invite(session: Session, code: str | None, email: str, role: Role) -
 
 
 def login(
-    session: Session, *, email: str, password: str, token_name: str
+    session: Session, settings: Settings, *, email: str, password: str, token_name: str
 ) -> tuple[User, IssuedToken]:
-    """Check a password and issue a token; 401 for a wrong email or password alike."""
-    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    """Check a password and issue a login token; 401 for a wrong email or password alike. The
+    caller has counted the attempt (`throttle.admit`); a success forgets the account's
+    counted failures."""
+    email = normalize_email(email)
+    user = session.scalar(select(User).where(User.email == email))
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise Unauthorized("Wrong email or password")
     if user.status is UserStatus.suspended:
         raise AccountSuspended("This account is suspended", reason=user.suspended_reason)
-    return user, issue_token(session, user, token_name)
+    throttle.clear_account(session, settings, email)
+    return user, issue_login_token(session, settings, user, token_name)
 
 
 def list_tokens(session: Session, user_id: int) -> list[ApiToken]:

@@ -8,12 +8,13 @@ HTTP errors (404 unknown route, 405) and anything unhandled (500, no stack trace
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -389,6 +390,26 @@ class ActionNotOpen(Conflict):
 
 ProblemEntry = type[TesseraError] | tuple[type[TesseraError], str]
 
+PROBLEMS_ATTRIBUTE = "__tessera_problems__"
+_Dependency = TypeVar("_Dependency", bound=Callable[..., Any])
+
+
+def raises(*problems: ProblemEntry) -> Callable[[_Dependency], _Dependency]:
+    """Declare the problems a FastAPI dependency may answer with: the OpenAPI document lists
+    them on every route that depends on it (`app.core.openapi`), so a route that checks the
+    caller's token documents its 401 without saying so itself."""
+
+    def declare(dependency: _Dependency) -> _Dependency:
+        setattr(dependency, PROBLEMS_ATTRIBUTE, problems)
+        return dependency
+
+    return declare
+
+
+def declared_problems(dependency: object) -> tuple[ProblemEntry, ...]:
+    problems: tuple[ProblemEntry, ...] = getattr(dependency, PROBLEMS_ATTRIBUTE, ())
+    return problems
+
 
 def problem_responses(*problems: ProblemEntry) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the problems an endpoint may answer with, grouped by status: each
@@ -503,6 +524,22 @@ def unreadable_body(exc: StarletteHTTPException) -> ValidationFailed | None:
     )
 
 
+# Starlette's HTTP errors that have a problem type of our own (413's phrase, which a slug would
+# be made of, differs between Python versions).
+_HTTP_PROBLEMS: dict[int, type[TesseraError]] = {413: PayloadTooLarge}
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of `app` answers at `path`. (Starlette's 405 names the methods
+    of the first route matching the path only, though several routes may share it.)"""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex, route_methods = getattr(route, "path_regex", None), route.methods
+        if regex is not None and route_methods and regex.match(path):
+            methods |= route_methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def tessera_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, TesseraError)
@@ -522,6 +559,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if unreadable is not None:
             return problem_response(unreadable.to_problem(request.url.path), unreadable.status)
         status = exc.status_code
+        headers = dict(exc.headers or {})
+        if status == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+        problem = _HTTP_PROBLEMS.get(status)
+        if problem is not None:
+            err = problem(exc.detail or None, headers=headers)
+            return problem_response(err.to_problem(request.url.path), status, headers)
         try:
             title = HTTPStatus(status).phrase
         except ValueError:
@@ -531,7 +575,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.detail and exc.detail != title:
             body["detail"] = exc.detail
         body["instance"] = request.url.path
-        return problem_response(body, status, dict(exc.headers or {}))
+        return problem_response(body, status, headers)
 
     app.add_exception_handler(TesseraError, tessera_error)
     app.add_exception_handler(RequestValidationError, request_validation)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.core import caches
 from app.core.clock import utcnow
 from app.core.db import READ_ONLY, Database, check_finished
-from app.core.errors import AccountSuspended, Forbidden, Unauthorized
+from app.core.errors import AccountSuspended, Forbidden, Unauthorized, raises
 from app.models.accounts import ApiToken, Role, User, UserStatus
 
 NO_TOKEN = "Send an API token as 'Authorization: Bearer <token>'"  # noqa: S105 (a message)
@@ -176,6 +176,10 @@ def touch_token(session: Session, token_id: int) -> None:
     )
 
 
+@raises(
+    (Unauthorized, "no API token, or an unknown, revoked or expired one"),
+    (AccountSuspended, "the caller's account is suspended"),
+)
 def current_principal(
     request: Request, session: DbSession, db: Annotated[Database, Depends(get_database)]
 ) -> Principal:
@@ -207,7 +211,9 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def require_role(*roles: Role) -> Callable[[Principal], Principal]:
     """A dependency admitting only the given roles (403 problem+json for anyone else)."""
     allowed = frozenset(roles)
+    names = ", ".join(sorted(r.value for r in allowed))
 
+    @raises((Forbidden, f"for {names} accounts only"))
     def check(principal: CurrentPrincipal) -> Principal:
         _check_role(principal.role, allowed)
         return principal

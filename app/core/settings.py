@@ -79,6 +79,21 @@ class Settings(BaseSettings):
     stripe_connect_country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
 
     signup_policy: SignupPolicy = SignupPolicy.open
+    # Abuse limits on login and signup, counted in the database (so every API process shares
+    # them) per window of `auth_window_seconds`: password checks per account (an email, known
+    # or not) until a successful login, logins and signups per client address. An attempt past
+    # a limit is refused (429, Retry-After) for `auth_lockout_seconds`.
+    auth_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    auth_lockout_seconds: int = Field(default=900, ge=1, le=86_400)
+    auth_account_failures: int = Field(default=10, ge=1, le=10_000)
+    auth_address_logins: int = Field(default=50, ge=1, le=1_000_000)
+    auth_address_signups: int = Field(default=10, ge=1, le=1_000_000)
+    # Tokens minted by login and signup expire after this many days; a user keeps at most this
+    # many live ones (the oldest are revoked). Tokens made at /v1/me/tokens are not counted.
+    login_token_days: int = Field(default=30, ge=1, le=3650)
+    login_tokens_per_user: int = Field(default=10, ge=1, le=1000)
+    # Largest request body of every endpoint but dataset uploads (TESSERA_MAX_UPLOAD_BYTES).
+    max_request_bytes: int = Field(default=4 * 1024**2, ge=1024)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: LogLevel = LogLevel.INFO
     log_json: bool = True

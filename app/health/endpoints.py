@@ -1,5 +1,10 @@
 """`/healthz` (process up), `/readyz` (database reachable, schema at head, background work
-flowing), `/metrics`."""
+flowing), `/metrics`.
+
+`/readyz` answers anyone (load balancers send no token) but tells only whether the service is
+ready; which check failed, the schema revisions and the background figures are for the metrics
+token or an admin, like `/metrics`: they describe the deployment, not the caller's data.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.db import Database
-from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.core.errors import (
+    Forbidden,
+    ServiceUnavailable,
+    TesseraError,
+    Unauthorized,
+    problem_responses,
+    raises,
+)
 from app.core.schema import current_revision, head_revision
 from app.core.security import bearer_secret, current_principal, get_database
 from app.core.settings import Settings
@@ -28,11 +40,33 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+NOT_READY = "The service is not ready"
+
+
+@router.get(
+    "/readyz",
+    responses=problem_responses(
+        (ServiceUnavailable, "not ready (which check failed: with a token)")
+    ),
+)
 def readyz(request: Request, db: Annotated[Database, Depends(get_database)]) -> dict[str, Any]:
     """Ready to serve: the database answers, its schema is at the latest migration and, with a
-    broker, at least one worker has reported in recently. Also reports outbox lag, dead jobs and
-    queue depth. Without a broker jobs run inside `tessera serve`: no external workers needed."""
+    broker, at least one worker has reported in recently. Without a token only the verdict;
+    with the metrics token or an admin token also each check: outbox lag, dead jobs and queue
+    depth. Without a broker jobs run inside `tessera serve`: no external workers needed."""
+    try:
+        checks = _readiness(request, db)
+    except ServiceUnavailable:
+        if _sees_details(request, db):
+            raise
+        raise ServiceUnavailable(NOT_READY) from None
+    if _sees_details(request, db):
+        return {"status": "ready", "checks": checks}
+    return {"status": "ready"}
+
+
+def _readiness(request: Request, db: Database) -> dict[str, Any]:
+    """Every check, or `ServiceUnavailable` naming the one that failed."""
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -60,9 +94,24 @@ def readyz(request: Request, db: Annotated[Database, Depends(get_database)]) -> 
             "No background worker has reported in recently; start `tessera worker`",
             checks=checks,
         )
-    return {"status": "ready", "checks": checks}
+    return checks
 
 
+def _sees_details(request: Request, db: Database) -> bool:
+    """Whether the caller may see what `/metrics` shows (the metrics token or an admin)."""
+    if bearer_secret(request) is None:
+        return False
+    try:
+        _metrics_access(request, db)
+    except (TesseraError, SQLAlchemyError):
+        return False
+    return True
+
+
+@raises(
+    (Unauthorized, "neither the metrics token nor a valid API token"),
+    (Forbidden, "an API token that is not an admin's"),
+)
 def _metrics_access(request: Request, db: Annotated[Database, Depends(get_database)]) -> None:
     settings: Settings = request.app.state.settings
     secret = bearer_secret(request)

@@ -1,7 +1,7 @@
 """All ORM classes, one module per domain; importing this package registers them all
 (Alembic's env imports it for autogenerate)."""
 
-from app.models.accounts import ApiToken, Invite, Role, User, UserStatus
+from app.models.accounts import ApiToken, AuthLimit, Invite, Role, TokenKind, User, UserStatus
 from app.models.background import (
     BackgroundRun,
     OutboxJob,
@@ -98,6 +98,7 @@ __all__ = [
     "AssignmentStatus",
     "AttemptQuestion",
     "AttemptStatus",
+    "AuthLimit",
     "BackgroundRun",
     "Base",
     "ConsensusFit",
@@ -147,6 +148,7 @@ __all__ = [
     "TaskOrder",
     "TaskStatus",
     "Tier",
+    "TokenKind",
     "User",
     "UserStatus",
     "WebhookAttempt",

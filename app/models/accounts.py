@@ -22,6 +22,14 @@ class UserStatus(StrEnum):
     suspended = "suspended"
 
 
+class TokenKind(StrEnum):
+    """`login`: minted by login or signup (expires, capped per user); `api`: made on purpose
+    (`/v1/me/tokens`, the CLI) and kept until revoked or its own expiry."""
+
+    api = "api"
+    login = "login"
+
+
 class User(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "users"
 
@@ -50,6 +58,9 @@ class ApiToken(IdMixin, CreatedAtMixin, Base):
     name: Mapped[str] = mapped_column(String(120))
     prefix: Mapped[str] = mapped_column(String(16))  # first characters, to recognise a token
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[TokenKind] = mapped_column(
+        str_enum(TokenKind, "token_kind"), default=TokenKind.api, server_default=TokenKind.api.value
+    )
     last_used_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -69,3 +80,16 @@ class Invite(IdMixin, CreatedAtMixin, Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     used_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+
+
+class AuthLimit(Base):
+    """Recent login or signup attempts under one key (an account's email or a client address),
+    counted in a window, and the lockout once they passed the limit. Kept in the database so
+    every API process counts together; `key` is a SHA-256, so typed emails are not stored."""
+
+    __tablename__ = "auth_limits"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_started_at: Mapped[datetime]
+    attempts: Mapped[int]
+    locked_until: Mapped[datetime | None]

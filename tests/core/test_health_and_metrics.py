@@ -10,19 +10,41 @@ from app.core.settings import Settings
 from app.main import create_app
 from tests.support import Account, assert_problem
 
+METRICS_TOKEN = "m" * 40
+METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
-def test_healthz_and_readyz(client: TestClient) -> None:
+
+def test_healthz_and_readyz(client: TestClient, admin: Account) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", headers=admin.headers)
     assert ready.status_code == 200
     assert ready.json()["checks"]["schema"]["current"] == ready.json()["checks"]["schema"]["head"]
 
 
-def test_readyz_is_503_on_an_unmigrated_database(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}", _env_file=None)  # type: ignore[call-arg]
+def test_readyz_tells_anyone_else_only_whether_it_is_ready(
+    client: TestClient, annotator: Account
+) -> None:
+    for headers in ({}, annotator.headers, {"Authorization": "Bearer not-a-token"}):
+        ready = client.get("/readyz", headers=headers)
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready"}
+
+
+def test_readyz_is_503_on_an_unmigrated_database_with_details_for_the_metrics_token(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
+        metrics_token=SecretStr(METRICS_TOKEN),
+        _env_file=None,
+    )  # type: ignore[call-arg]
     with TestClient(create_app(settings)) as client:
-        body = assert_problem(client.get("/readyz"), 503)
+        anonymous = assert_problem(client.get("/readyz"), 503, "service-unavailable")
+        body = assert_problem(client.get("/readyz", headers=METRICS), 503)
+    assert set(anonymous) == {"type", "title", "status", "detail", "instance"}
+    assert "migrat" not in anonymous["detail"]
     assert body["checks"]["schema"]["current"] is None
+    assert "tessera migrate" in body["detail"]
 
 
 def test_metrics_need_admin_or_metrics_token(

@@ -35,8 +35,8 @@ def heartbeat(db: Database, *, seen_ago: timedelta, depth: dict[str, dict[str, i
         )
 
 
-def test_without_a_broker_readiness_needs_no_worker(client: TestClient) -> None:
-    ready = client.get("/readyz")
+def test_without_a_broker_readiness_needs_no_worker(client: TestClient, admin: Account) -> None:
+    ready = client.get("/readyz", headers=admin.headers)
     assert ready.status_code == 200
     background = ready.json()["checks"]["background"]
     assert background["mode"] == "in-process"
@@ -44,10 +44,10 @@ def test_without_a_broker_readiness_needs_no_worker(client: TestClient) -> None:
 
 
 def test_with_a_broker_readiness_needs_a_worker_seen_recently(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, admin: Account
 ) -> None:
     with_broker = settings.model_copy(update={"broker_url": REDIS_URL})
-    with TestClient(create_app(with_broker, db)) as client:
+    with TestClient(create_app(with_broker, db), headers=admin.headers) as client:
         body = assert_problem(client.get("/readyz"), 503)
         assert body["checks"]["background"]["mode"] == "broker"
         assert "tessera worker" in body["detail"]
@@ -77,7 +77,7 @@ def test_outbox_lag_and_queue_depth_are_reported(
         db, seen_ago=timedelta(seconds=1), depth={"default": {"ready": 3, "delayed": 1, "dead": 2}}
     )
 
-    background = client.get("/readyz").json()["checks"]["background"]
+    background = client.get("/readyz", headers=admin.headers).json()["checks"]["background"]
     assert background["outbox_pending"] == 1
     assert 90 <= background["outbox_lag_seconds"] < 120
     assert background["queue_depth"] == {"default": {"ready": 3, "delayed": 1, "dead": 2}}

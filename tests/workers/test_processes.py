@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
@@ -90,7 +91,9 @@ def test_tessera_worker_runs_outbox_jobs_reports_in_and_shuts_down_gracefully(
         with_broker = settings.model_copy(
             update={"broker_url": REDIS_URL, "broker_namespace": namespace}
         )
-        with TestClient(create_app(with_broker, db)) as client:
+        metrics = {"Authorization": "Bearer " + "m" * 40}
+        with_token = with_broker.model_copy(update={"metrics_token": SecretStr("m" * 40)})
+        with TestClient(create_app(with_token, db), headers=metrics) as client:
             # Queue depths travel in heartbeats; wait for one written after the queue drained.
             def drained() -> dict[str, Any] | None:
                 response = client.get("/readyz")
@@ -175,6 +178,7 @@ def test_tessera_serve_runs_jobs_and_the_scheduler_in_process_without_a_broker(
         "TESSERA_DATABASE_URL": f"sqlite:///{database}",
         "TESSERA_DEMO": "false",
         "TESSERA_LOG_JSON": "false",
+        "TESSERA_METRICS_TOKEN": "m" * 40,  # /readyz shows its checks to this token
     }
     serve = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
@@ -189,7 +193,11 @@ def test_tessera_serve_runs_jobs_and_the_scheduler_in_process_without_a_broker(
 
         def ready() -> dict[str, object] | None:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/readyz",
+                    headers={"Authorization": "Bearer " + "m" * 40},
+                    timeout=2,
+                )
             except httpx.TransportError:
                 return None
             body: dict[str, object] = response.json()
