@@ -35,7 +35,8 @@ from tests.security.world import PASSWORD, ROLES, World, build_world, world_sett
 # fmt: off
 MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other client, client, admin
     "GET /docs":                                                         "200 200 200 200 200 200",
-    "GET /docs/oauth2-redirect":                                         "200 200 200 200 200 200",
+    # The docs' static assets: public files (the directory itself is no page).
+    "GET /docs/assets":                                                  "404 404 404 404 404 404",
     "GET /healthz":                                                      "200 200 200 200 200 200",
     "GET /metrics":                                                      "401 403 403 403 403 200",
     "GET /openapi.json":                                                 "200 200 200 200 200 200",
