@@ -54,9 +54,7 @@ CHECKS = [
     for name in os.environ.get("TESSERA_SCHEMATHESIS_CHECKS", "server,schema,status").split(",")
 ]
 
-pytestmark = pytest.mark.skipif(
-    not ENABLED, reason="set TESSERA_SCHEMATHESIS=1 (`make test` does)"
-)
+pytestmark = pytest.mark.skipif(not ENABLED, reason="set TESSERA_SCHEMATHESIS=1 (`make test` does)")
 
 
 def _openapi() -> dict[str, Any]:
