@@ -53,7 +53,7 @@ from app.core.errors import (
     json_pointer,
 )
 from app.core.settings import Settings
-from app.core.storable import first_unstorable
+from app.core.storable import MAX_JSON_DEPTH, first_unstorable
 from app.jobs import label_studio
 from app.jobs.label_studio import AnnotationUse
 from app.jobs.splitting import split_into_tasks
@@ -289,13 +289,16 @@ class _BoundedGunzip(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer)
-        count = self._gzip.readinto(view[: max(1, min(len(view), self._left + 1))])
+        if self._left == 0:
+            # Everything allowed was read: one more byte means the file is larger.
+            if self._gzip.read(1):
+                raise DecompressedTooLarge(
+                    f"The upload expands to more than {self._limit} bytes when decompressed "
+                    "(TESSERA_MAX_DECOMPRESSED_BYTES)"
+                )
+            return 0
+        count = self._gzip.readinto(view[: min(len(view), self._left)])
         self._left -= count
-        if self._left < 0:
-            raise DecompressedTooLarge(
-                f"The upload expands to more than {self._limit} bytes when decompressed "
-                "(TESSERA_MAX_DECOMPRESSED_BYTES)"
-            )
         return count
 
 
@@ -325,11 +328,11 @@ def read_rows(
     """(line or element number, parsed row, RowError or BLANK) for each row of the
     (decompressed) file. Raises UnreadableFile when the file cannot be parsed any further, and
     ExternalIdFieldMissing when a CSV header lacks one of `csv_columns`."""
-    start = binary.peek(4)[:4] if hasattr(binary, "peek") else b""
-    for bom, encoding in _FOREIGN_BOMS:
-        if start.startswith(bom):
-            raise UnreadableFile(f"The file is {encoding} text; save it as UTF-8")
     try:
+        start = binary.peek(4)[:4] if hasattr(binary, "peek") else b""
+        for bom, encoding in _FOREIGN_BOMS:
+            if start.startswith(bom):
+                raise UnreadableFile(f"The file is {encoding} text; save it as UTF-8")
         if fmt is ImportFormat.jsonl:
             yield from _jsonl_rows(binary)
             return
@@ -414,6 +417,10 @@ def _jsonl_row(line: bytes) -> Any:
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg or "recursion" in exc.msg:
+            return RowError(
+                f"the row is nested deeper than {MAX_JSON_DEPTH} levels", "#", unusable=True
+            )
         problem = RowError(f"invalid JSON: {exc.msg} at column {exc.colno}", unusable=True)
     try:
         text = line.decode()
