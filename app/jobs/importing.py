@@ -836,10 +836,11 @@ def check_dataset(
     )
     staged = StagedRows()
     sources: list[LookUp] = [staged.find] + ([look_up] if target.has_items else [])
+    id_pointer = _id_pointer(target)
     batch: list[ItemRow] = []
 
     def flush() -> None:
-        fresh = _drop_known(batch, result, sources)
+        fresh = _drop_known(batch, result, sources, id_pointer)
         if not (mode is ImportMode.all_or_nothing and result.rejected):
             rows: list[StagedRow] = []
             for row in fresh:
@@ -847,6 +848,12 @@ def check_dataset(
                     rows.append(row.staged())
                 except RowError as exc:
                     result.reject(row.line, exc.detail, exc.pointer)
+                    continue
+                # Counted as created now; `write_staged` corrects for rows it finds imported.
+                result.created += 1
+                result.gold += row.gold_answer is not None
+                result.annotations += row.annotations
+                result.gold_from_annotations += row.gold_from_annotations
             staged.add(rows)
         batch.clear()
         if progress is not None:
@@ -899,7 +906,7 @@ def check_dataset(
 
 
 def _drop_known(
-    batch: list[ItemRow], result: ImportResult, sources: Sequence[LookUp]
+    batch: list[ItemRow], result: ImportResult, sources: Sequence[LookUp], id_pointer: str
 ) -> list[ItemRow]:
     """Rows of the batch not seen before: a row whose external id came earlier (in this batch,
     or in `sources`: earlier in the file, or in the job) is unchanged when identical and
@@ -914,22 +921,27 @@ def _drop_known(
         if row.external_id is not None:
             known = earlier.get(row.external_id)
             if known is not None:
-                _repeated(row.line, row.external_id, row.same_content(known), result)
+                _repeated(row.line, row.external_id, row.same_content(known), result, id_pointer)
                 continue
             earlier[row.external_id] = row
         fresh.append(row)
     return fresh
 
 
-def _repeated(line: int, external_id: str, same: bool, result: ImportResult) -> None:
+def _repeated(
+    line: int, external_id: str, same: bool, result: ImportResult, id_pointer: str
+) -> None:
     if same:
         result.unchanged += 1
     else:
         result.reject(
-            line,
-            f"external_id {external_id!r} was already imported with different content",
-            "#/external_id",
+            line, f"external id {external_id!r} was already imported with other content", id_pointer
         )
+
+
+def _id_pointer(target: ImportTarget) -> str:
+    """Where a row's external id is: the declared field, or its `external_id` key."""
+    return json_pointer([target.external_id_field or "external_id"])
 
 
 def write_staged(session: Session, job: Job, staged: StagedImport) -> ImportResult:
@@ -939,7 +951,8 @@ def write_staged(session: Session, job: Job, staged: StagedImport) -> ImportResu
 
     Raises JobFinished, LabelSchemaChanged (the job changed since `staged` was checked), and,
     in all-or-nothing mode, ValidationFailed when an import that committed meanwhile gave the
-    job some of the same external ids with other content."""
+    job some of the same external ids with other content (with the same content they count as
+    unchanged)."""
     target, result = staged.target, staged.result
     if job.status in FINISHED:
         raise JobFinished(f"Cannot import into a {job.status.value} job")
@@ -954,38 +967,42 @@ def write_staged(session: Session, job: Job, staged: StagedImport) -> ImportResu
     try:
         with session.begin_nested():
             session.connection()  # emits the SAVEPOINT now; the session is lazy
-            store.insert(session, job.id, staged.rows)
+            created = store.insert(session, job.id, staged.rows, frozenset())
     except Exception as exc:
         if not is_unique_violation(exc):
             raise
-        # Another import gave the job some of these external ids after this one looked: compare
-        # with them now, under the job's lock.
-        for ids in list(staged.rows.external_ids()):
-            known = known_items(session, job.id, ids)
-            if known:
-                mine = staged.rows.find(list(known))
-                for external_id, theirs in known.items():
-                    row = mine[external_id]
-                    assert row.line is not None
-                    same = (row.payload, row.gold_answer, row.prelabel, row.prelabel_score) == (
-                        theirs.payload,
-                        theirs.gold_answer,
-                        theirs.prelabel,
-                        theirs.prelabel_score,
-                    )
-                    _repeated(row.line, external_id, same, result)
-                staged.rows.drop(list(known))
+        # Another import gave the job some of these external ids after this one looked (the
+        # unique index caught it): compare with them now, under the job's lock, and skip them.
+        skip = _imported_meanwhile(session, job.id, staged)
         if result.mode is ImportMode.all_or_nothing and result.rejected:
             raise result.invalid() from None
-        store.insert(session, job.id, staged.rows)
-    totals = staged.rows.totals()
-    result.created = totals.rows
-    result.gold = totals.gold
-    result.annotations = totals.annotations
-    result.gold_from_annotations = totals.gold_from_annotations
+        created = store.insert(session, job.id, staged.rows, skip)
+    if created != result.created:  # the staged rows and their count disagree: a bug
+        raise RuntimeError(f"inserted {created} items, expected {result.created}")
     if job.status is JobStatus.active:
         result.tasks_created = split_into_tasks(session, job)
     return result
+
+
+def _imported_meanwhile(session: Session, job_id: int, staged: StagedImport) -> frozenset[str]:
+    """The staged external ids the job has now, each counted as unchanged or rejected (and no
+    longer as created)."""
+    result, pointer = staged.result, _id_pointer(staged.target)
+    found: set[str] = set()
+    for ids in staged.rows.external_ids():
+        theirs = known_items(session, job_id, ids)
+        if not theirs:
+            continue
+        for external_id, mine in staged.rows.find(list(theirs)).items():
+            assert mine.line is not None
+            result.created -= 1
+            result.gold -= mine.gold_answer is not None
+            result.annotations -= mine.annotations
+            result.gold_from_annotations -= mine.gold_from_annotations
+            same = mine.same_content(theirs[external_id])
+            _repeated(mine.line, external_id, same, result, pointer)
+        found.update(theirs)
+    return frozenset(found)
 
 
 def import_dataset(

@@ -67,14 +67,16 @@ class Content:
     gold_answer: dict[str, Any] | None
     prelabel: dict[str, Any] | None
     prelabel_score: float | None
+    annotations: int = 0  # of a staged Label Studio task
+    gold_from_annotations: bool = False
 
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    rows: int
-    gold: int
-    annotations: int
-    gold_from_annotations: int
+    def same_content(self, other: Content) -> bool:
+        return (self.payload, self.gold_answer, self.prelabel, self.prelabel_score) == (
+            other.payload,
+            other.gold_answer,
+            other.prelabel,
+            other.prelabel_score,
+        )
 
 
 def _loads(text: str | None) -> Any:
@@ -117,13 +119,20 @@ class StagedRows:
         for start in range(0, len(ids), LOOKUP_CHUNK):
             chunk = ids[start : start + LOOKUP_CHUNK]
             marks = ", ".join("?" for _ in chunk)
-            for line, external_id, payload, gold, prelabel, score in self._db.execute(
-                "SELECT line, external_id, payload, gold_answer, prelabel, prelabel_score "  # noqa: S608
-                f"FROM rows WHERE external_id IN ({marks})",
+            for row in self._db.execute(
+                "SELECT external_id, line, payload, gold_answer, prelabel, prelabel_score, "  # noqa: S608
+                f"annotations, gold_from_annotations FROM rows WHERE external_id IN ({marks})",
                 chunk,
             ):
-                found[external_id] = Content(
-                    line, _loads(payload), _loads(gold), _loads(prelabel), score
+                line, payload, gold, prelabel, score, annotations, from_annotations = row[1:]
+                found[row[0]] = Content(
+                    line,
+                    _loads(payload),
+                    _loads(gold),
+                    _loads(prelabel),
+                    score,
+                    annotations,
+                    bool(from_annotations),
                 )
         return found
 
@@ -140,22 +149,6 @@ class StagedRows:
                 return
             after = rows[-1][0]
             yield [external_id for _, external_id in rows]
-
-    def drop(self, ids: Sequence[str]) -> None:
-        """Forget the staged rows with these external ids."""
-        self._db.execute("BEGIN")
-        for start in range(0, len(ids), LOOKUP_CHUNK):
-            chunk = ids[start : start + LOOKUP_CHUNK]
-            marks = ", ".join("?" for _ in chunk)
-            self._db.execute(f"DELETE FROM rows WHERE external_id IN ({marks})", chunk)  # noqa: S608
-        self._db.execute("COMMIT")
-
-    def totals(self) -> Totals:
-        rows, gold, annotations, from_annotations = self._db.execute(
-            "SELECT count(*), coalesce(sum(is_gold), 0), coalesce(sum(annotations), 0), "
-            "coalesce(sum(gold_from_annotations), 0) FROM rows"
-        ).fetchone()
-        return Totals(rows, gold, annotations, from_annotations)
 
     def item_rows(self) -> Iterator[tuple[Any, ...]]:
         """(external_id, payload, is_gold, gold_answer, prelabel, prelabel_score) in file
@@ -200,35 +193,55 @@ def known_items(session: Session, job_id: int, ids: Sequence[str]) -> dict[str, 
 
 
 class ItemStore(Protocol):
-    def insert(self, session: Session, job_id: int, staged: StagedRows) -> None:
-        """Insert every staged row as an item of `job_id` in the session's transaction (a
-        repeated (job, external id) raises the driver's unique-violation error)."""
+    def insert(
+        self, session: Session, job_id: int, staged: StagedRows, skip: frozenset[str]
+    ) -> int:
+        """Insert the staged rows as items of `job_id` in the session's transaction, but those
+        whose external id is in `skip` (which the caller found in the job under its lock); return
+        how many. A repeated (job, external id) raises the driver's unique-violation error."""
 
 
 class SqliteItems:
     ALIAS = "tessera_import"
 
-    def insert(self, session: Session, job_id: int, staged: StagedRows) -> None:
-        columns = ", ".join(ITEM_COLUMNS)
+    def insert(
+        self, session: Session, job_id: int, staged: StagedRows, skip: frozenset[str]
+    ) -> int:
         connection = session.connection()
         attach_sqlite_file(connection, staged.path, self.ALIAS)
-        connection.connection.driver_connection.execute(  # type: ignore[union-attr]
-            f"INSERT INTO main.items ({columns}) "  # noqa: S608
-            "SELECT ?, external_id, payload, is_gold, gold_answer, prelabel, prelabel_score "
-            f"FROM {self.ALIAS}.rows ORDER BY seq",
-            (job_id,),
+        # `skip` holds exactly the staged ids the job has (found under the job's lock, which is
+        # held still), so SQL finds them again through the unique index.
+        unless_known = (
+            " WHERE s.external_id IS NULL OR NOT EXISTS (SELECT 1 FROM main.items i "
+            "WHERE i.job_id = ? AND i.external_id = s.external_id)"
+            if skip
+            else ""
         )
+        cursor = connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+            f"INSERT INTO main.items ({', '.join(ITEM_COLUMNS)}) "  # noqa: S608
+            "SELECT ?, external_id, payload, is_gold, gold_answer, prelabel, prelabel_score "
+            f"FROM {self.ALIAS}.rows s{unless_known} ORDER BY seq",
+            (job_id, job_id) if skip else (job_id,),
+        )
+        return int(cursor.rowcount)
 
 
 class PostgresItems:
-    def insert(self, session: Session, job_id: int, staged: StagedRows) -> None:
+    def insert(
+        self, session: Session, job_id: int, staged: StagedRows, skip: frozenset[str]
+    ) -> int:
         raw: Any = session.connection().connection.driver_connection
+        count = 0
         with (
             raw.cursor() as cursor,
             cursor.copy(f"COPY items ({', '.join(ITEM_COLUMNS)}) FROM STDIN") as copy,
         ):
             for external_id, payload, is_gold, gold, prelabel, score in staged.item_rows():
+                if external_id in skip:
+                    continue
                 copy.write_row((job_id, external_id, payload, bool(is_gold), gold, prelabel, score))
+                count += 1
+        return count
 
 
 def item_store(session: Session) -> ItemStore:
