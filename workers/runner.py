@@ -4,6 +4,8 @@ Every delivery of an outbox job runs `JobRunner.run`: in one session it marks th
 (compare-and-set, so a duplicate delivery finds it done and does nothing), calls the registered
 handler and commits once. On PostgreSQL the row lock taken by that update makes a concurrent
 duplicate wait for the first delivery's outcome; on SQLite `BEGIN IMMEDIATE` serializes them.
+A job with a `prepare` step has it entered first, outside that session (so on SQLite its long
+reading holds no write lock), and exited once the session has ended.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.core.background import JobArgument, JobContext, job_spec
+from app.core.background import JobArgument, JobContext, JobSpec, PrepareContext, job_spec
 from app.core.clock import utcnow
 from app.core.db import Database, rowcount
 from app.core.errors import NotFound, TesseraError
@@ -51,29 +53,58 @@ class JobRunner:
         attempt: int = 0,
     ) -> bool:
         """Run job `name` once; False when this delivery was a duplicate and did nothing.
-        Unexpected exceptions propagate (the broker retries); a `TesseraError` fails the job's
-        run with that problem and is not retried."""
+        Unexpected exceptions propagate (the broker retries); a `TesseraError` (from the
+        handler or its `prepare` step) fails the job's run with that problem and is not
+        retried."""
         spec = job_spec(name)
+        if spec.prepare is not None and outbox_id is not None and self._done(outbox_id):
+            logger.info("job %s #%s already done: duplicate skipped", name, outbox_id)
+            return False
         if run_id is not None:
             self._mark_run_running(run_id)
+        try:
+            with self._prepared(spec, args, run_id, attempt) as prepared:
+                return self._unit_of_work(spec, args, outbox_id, run_id, attempt, prepared)
+        except TesseraError as exc:
+            self._record_outcome(outbox_id, run_id, exc)
+            logger.info("job %s #%s ended with %s: %s", name, outbox_id, exc.slug, exc)
+            return True
+
+    def _prepared(
+        self, spec: JobSpec, args: tuple[JobArgument, ...], run_id: int | None, attempt: int
+    ) -> contextlib.AbstractContextManager[Any]:
+        if spec.prepare is None:
+            return contextlib.nullcontext()
+        return spec.prepare(PrepareContext(self.db, self.settings, run_id, attempt), *args)
+
+    def _unit_of_work(
+        self,
+        spec: JobSpec,
+        args: tuple[JobArgument, ...],
+        outbox_id: int | None,
+        run_id: int | None,
+        attempt: int,
+        prepared: Any,
+    ) -> bool:
         with self.db.session() as session:
             try:
                 if outbox_id is not None and not self._claim(session, outbox_id):
                     session.rollback()
-                    logger.info("job %s #%s already done: duplicate skipped", name, outbox_id)
+                    logger.info("job %s #%s already done: duplicate skipped", spec.name, outbox_id)
                     return False
-                ctx = JobContext(session, self.settings, outbox_id, run_id, attempt)
+                ctx = JobContext(session, self.settings, outbox_id, run_id, attempt, prepared)
                 spec.handler(ctx, *args)
                 session.commit()
-            except TesseraError as exc:
-                session.rollback()
-                self._record_outcome(outbox_id, run_id, exc)
-                logger.info("job %s #%s ended with %s: %s", name, outbox_id, exc.slug, exc)
-                return True
             except BaseException:
                 session.rollback()
                 raise
         return True
+
+    def _done(self, outbox_id: int) -> bool:
+        """Whether the outbox row is already done (a cheap read before a long prepare step)."""
+        with self.db.read_session() as session:
+            done_at = session.scalar(select(OutboxJob.done_at).where(OutboxJob.id == outbox_id))
+        return done_at is not None
 
     @staticmethod
     def _claim(session: Session, outbox_id: int) -> bool:

@@ -28,6 +28,14 @@ run (if any) is marked failed with that problem, and it is not retried.
 Long work goes in bounded chunks: a handler does a slice, records progress on its run and enqueues
 itself again for the rest. Each chunk commits, so progress is visible while the work goes on, a
 crash redoes one chunk at most, and SQLite's single writer is never held for long.
+
+Work that must commit at once but needs long reading first (a dataset import parses and checks the
+whole file before one short transaction inserts it) registers a `prepare` step: a context manager
+factory the runner enters before the unit of work, outside any write transaction (on SQLite the
+unit of work holds the only write lock from its first statement). It gets a `PrepareContext` (it
+opens short sessions of its own, e.g. to read or to report progress), and what it yields reaches
+the handler as `ctx.prepared`; it is exited (temporary files removed) after the unit of work ends.
+A `TesseraError` raised by it ends the job like one raised by the handler.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, TypeVar
@@ -43,6 +52,7 @@ from sqlalchemy import delete, event, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
+from app.core.db import Database
 from app.core.settings import Settings
 from app.models.background import OutboxJob, WorkerHeartbeat
 
@@ -73,9 +83,23 @@ class JobContext:
     outbox_id: int | None  # the outbox row (None when run directly, e.g. in a test)
     run_id: int | None  # the background run this job reports to, if any
     attempt: int  # 0 on the first try
+    prepared: Any = None  # what the job's `prepare` step yielded (None without one)
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """What a `prepare` step gets: no session (it runs outside the unit of work) but the
+    database, to open short sessions of its own."""
+
+    db: Database
+    settings: Settings
+    run_id: int | None
+    attempt: int
 
 
 Handler = Callable[..., None]  # (ctx: JobContext, *args: int | str) -> None
+# (ctx: PrepareContext, *args: int | str) -> a context manager yielding `ctx.prepared`
+Prepare = Callable[..., AbstractContextManager[Any]]
 JobArgument = int | str  # an id, or a name (an enum's value, a slug)
 H = TypeVar("H", bound=Handler)
 
@@ -89,6 +113,7 @@ class JobSpec:
     queue: str = DEFAULT_QUEUE
     max_retries: int | None = None  # None: TESSERA_JOB_MAX_RETRIES
     time_limit: timedelta = DEFAULT_TIME_LIMIT
+    prepare: Prepare | None = None
 
 
 _registry: dict[str, JobSpec] = {}
@@ -101,17 +126,19 @@ def background_job(
     queue: str = DEFAULT_QUEUE,
     max_retries: int | None = None,
     time_limit: timedelta = DEFAULT_TIME_LIMIT,
+    prepare: Prepare | None = None,
 ) -> Callable[[H], H]:
     """Register the decorated function as the handler of job `name` (dotted, lower case:
-    `"imports.run"`). The handler is called as `handler(ctx, *args)`. Registering a different
-    function under a name already taken raises `ValueError`."""
+    `"imports.run"`). The handler is called as `handler(ctx, *args)`, after `prepare(pctx,
+    *args)` (if given) was entered outside the unit of work. Registering a different function
+    under a name already taken raises `ValueError`."""
     if not _NAME.match(name):
         raise ValueError(f"job name {name!r} must be dotted lower-case words, like 'imports.run'")
     if not _QUEUE.match(queue):
         raise ValueError(f"queue name {queue!r} must be lower-case letters, digits, _ or -")
 
     def register(handler: H) -> H:
-        spec = JobSpec(name, handler, queue, max_retries, time_limit)
+        spec = JobSpec(name, handler, queue, max_retries, time_limit, prepare)
         with _registry_lock:
             existing = _registry.get(name)
             if existing is not None and _qualname(existing.handler) != _qualname(handler):

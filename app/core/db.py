@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -72,7 +73,34 @@ def _sqlite_engine(settings: Settings, **kwargs: Any) -> Engine:
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        # Files attached by `attach_sqlite_file` go with the transaction that used them (SQLite
+        # refuses DETACH inside it): the pool's reset has ended it by now.
+        for alias in record.info.pop(ATTACHED, ()):
+            try:
+                dbapi_connection.execute(f"DETACH DATABASE {alias}")
+            except Exception:
+                record.invalidate()
+                return
+
     return engine
+
+
+ATTACHED = "tessera_attached"
+
+
+def attach_sqlite_file(connection: Connection, path: Path, alias: str) -> None:
+    """Attach the SQLite file `path` as `alias` to the connection, inside its transaction (so
+    one statement can copy from it); it is detached when the connection goes back to the pool.
+    `alias` is a plain identifier of ours, never input."""
+    if not alias.isidentifier():
+        raise ValueError(f"not an SQL identifier: {alias!r}")
+    attached: set[str] = connection.connection.info.setdefault(ATTACHED, set())
+    if alias not in attached:
+        driver: Any = connection.connection.driver_connection
+        driver.execute(f"ATTACH DATABASE ? AS {alias}", (str(path),))
+        attached.add(alias)
 
 
 def _sha256_hex(text: str | None) -> str | None:

@@ -17,6 +17,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./tessera.db"
+# Gzip shrinks CSV and JSON datasets 3-10x: a compressed upload may carry as much data as four
+# plain uploads of the largest size, and a file that expands further is refused (413).
+DECOMPRESSED_UPLOAD_FACTOR = 4
 
 
 class SignupPolicy(StrEnum):
@@ -103,6 +106,11 @@ class Settings(BaseSettings):
     # they wait in upload_dir, which API and worker processes must share.
     import_inline_max_bytes: int = Field(default=8 * 1024**2, ge=0)
     upload_dir: Path = Path("./tessera-uploads")
+    # Hostile uploads (see app/jobs/importing.py): a gzip upload may expand to this many bytes
+    # (unset: DECOMPRESSED_UPLOAD_FACTOR x max_upload_bytes), and an import stops at this many
+    # blank or unparseable lines.
+    max_decompressed_bytes: int | None = Field(default=None, ge=1024)
+    import_max_unusable_lines: int = Field(default=1000, ge=0)
 
     heartbeat_interval_seconds: int = Field(default=30, ge=5, le=3600)
     max_lease_factor: int = Field(default=4, ge=1, le=100)
@@ -219,6 +227,14 @@ class Settings(BaseSettings):
                 "TESSERA_JOB_MIN_BACKOFF_MS must not exceed TESSERA_JOB_MAX_BACKOFF_MS"
             )
         return self
+
+    @property
+    def decompressed_bytes_limit(self) -> int:
+        """How far a gzip upload may expand: TESSERA_MAX_DECOMPRESSED_BYTES, or by default
+        DECOMPRESSED_UPLOAD_FACTOR times the upload limit."""
+        if self.max_decompressed_bytes is not None:
+            return self.max_decompressed_bytes
+        return DECOMPRESSED_UPLOAD_FACTOR * self.max_upload_bytes
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,16 +2,28 @@
 
 An upload too big to import inside its request is staged in `TESSERA_UPLOAD_DIR` and imported by
 the `jobs.import` job, which reports to a background run (`GET /v1/runs/{id}`): rows read,
-accepted and rejected while it goes (on PostgreSQL, from a second connection), and the import
-report or the problem (every bad row with its line) at the end. The import is one transaction, so
-an all-or-nothing import with bad rows, or a crash, leaves the job as it was. A rejected import
-rolls back to a savepoint, so the run's failure and the client's `import.finished` webhook
-event are recorded in that same transaction.
+accepted and rejected while it goes, and the import report or the problem (every bad row with its
+line) at the end.
+
+The job reads and checks the file in its `prepare` step, outside the unit of work, so no lock is
+held meanwhile (on SQLite the unit of work holds the only write lock), and progress is written in
+short transactions of its own. The unit of work then inserts the checked rows in one short
+transaction, so an all-or-nothing import with bad rows, or a crash, leaves the job as it was. A
+refused import (any `TesseraError`: bad rows, a hostile file, a finished job) rolls back to a
+savepoint, and the run's failure and the client's `import.finished` webhook event are recorded in
+that same transaction; it is not retried. Anything else (a bug, a lost database connection) is
+retried at most IMPORT_RETRIES times, after which the engine fails the run: a run never stays
+"running" for a file that cannot be imported.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -19,7 +31,7 @@ from typing import IO, Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.core.background import JobContext, background_job, enqueue
+from app.core.background import JobContext, PrepareContext, background_job, enqueue
 from app.core.errors import Conflict, StagedUploadGone, TesseraError
 from app.core.settings import Settings
 from app.jobs import importing
@@ -30,6 +42,10 @@ from app.runs import service as runs
 from app.webhooks import service as webhooks
 
 IMPORT_JOB = "jobs.import"
+# A failure that is not a refusal is a lost connection (worth another try) or a bug that the same
+# file hits again: two retries (about 15 s and 30 s later by default), then the run fails.
+IMPORT_RETRIES = 2
+PROGRESS_EVERY_SECONDS = 1.0
 # Imports queued by release 0.1 carry the format and mode as positions in these tuples (the enums'
 # order then); one may still be pending when the next release starts, so `run_import` reads both
 # forms. Drop these after one release.
@@ -45,6 +61,12 @@ def staged_path(settings: Settings, run_id: int) -> Path:
     return settings.upload_dir / f"import-{run_id}.upload"
 
 
+def _options_path(settings: Settings, run_id: int) -> Path:
+    """Options of the upload that are free text (a column name), beside the staged file: job
+    arguments are ids and slugs only."""
+    return settings.upload_dir / f"import-{run_id}.options.json"
+
+
 def stage_import(
     session: Session,
     settings: Settings,
@@ -54,6 +76,8 @@ def stage_import(
     fmt: importing.ImportFormat,
     mode: importing.ImportMode,
     annotations: AnnotationUse = AnnotationUse.report,
+    *,
+    external_id_field: str | None = None,
 ) -> int:
     """Queue an import of `upload` into job `job_id` as a background run; returns the run id.
     The file is copied to the upload directory before the caller commits."""
@@ -66,10 +90,74 @@ def stage_import(
     upload.seek(0)
     with path.open("wb") as staged:
         shutil.copyfileobj(upload, staged, 1 << 20)
+    if external_id_field is not None:
+        options = {"external_id_field": external_id_field}
+        _options_path(settings, run.id).write_text(json.dumps(options))
     return run.id
 
 
-@background_job(IMPORT_JOB, queue="imports", time_limit=timedelta(hours=2))
+def _discard(settings: Settings, run_id: int) -> None:
+    staged_path(settings, run_id).unlink(missing_ok=True)
+    _options_path(settings, run_id).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What the prepare step found: the checked rows, or why the file is refused."""
+
+    staged: importing.StagedImport | None
+    problem: TesseraError | None
+
+
+@contextmanager
+def _check_staged_upload(
+    ctx: PrepareContext,
+    run_id: int,
+    job_id: int,
+    fmt: str | int,
+    mode: str | int,
+    annotations: str = AnnotationUse.report.value,
+) -> Iterator[_Checked]:
+    """Read and check the staged upload, holding no lock (the prepare step of `run_import`)."""
+    path = staged_path(ctx.settings, run_id)
+    if not path.exists():
+        raise StagedUploadGone("The staged upload is gone; upload the file again")
+    options_path = _options_path(ctx.settings, run_id)
+    options = json.loads(options_path.read_text()) if options_path.exists() else {}
+    with ctx.db.read_session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            _discard(ctx.settings, run_id)
+            raise Conflict("The job no longer exists")
+        target = importing.ImportTarget.of(
+            session, job, job_schema(job), options.get("external_id_field")
+        )
+    try:
+        with path.open("rb") as data:
+            staged = importing.check_dataset(
+                target,
+                data,
+                _LEGACY_FORMATS[fmt] if isinstance(fmt, int) else importing.ImportFormat(fmt),
+                _LEGACY_MODES[mode] if isinstance(mode, int) else importing.ImportMode(mode),
+                limits=importing.ImportLimits.of(ctx.settings),
+                look_up=importing.reading_look_up(ctx.db, job_id),
+                annotations=AnnotationUse(annotations),
+                progress=_progress_reporter(ctx, run_id),
+            )
+    except TesseraError as exc:
+        yield _Checked(None, exc)
+        return
+    with staged:
+        yield _Checked(staged, None)
+
+
+@background_job(
+    IMPORT_JOB,
+    queue="imports",
+    time_limit=timedelta(hours=2),
+    max_retries=IMPORT_RETRIES,
+    prepare=_check_staged_upload,
+)
 def run_import(
     ctx: JobContext,
     run_id: int,
@@ -81,40 +169,30 @@ def run_import(
     """Import a staged upload into job `job_id` in format `fmt` and mode `mode` (their values,
     e.g. "csv" and "skip-invalid"; an int is the legacy position form, see `_LEGACY_FORMATS`),
     using Label Studio tasks' annotations as `annotations` says (jobs queued before that
-    argument existed count them)."""
-    path = staged_path(ctx.settings, run_id)
+    argument existed count them). The prepare step has read and checked the file."""
+    checked: _Checked = ctx.prepared
+    job = ctx.session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        _discard(ctx.settings, run_id)
+        raise Conflict("The job no longer exists")
     try:
-        if not path.exists():
-            raise StagedUploadGone("The staged upload is gone; upload the file again")
-        job = ctx.session.get(Job, job_id, with_for_update=True)
-        if job is None:
-            raise Conflict("The job no longer exists")
-    except TesseraError:
-        path.unlink(missing_ok=True)
-        raise
-    try:
+        if checked.problem is not None:
+            raise checked.problem
+        assert checked.staged is not None
         # In a savepoint: a failed import rolls back alone, and its failure is recorded in
         # this transaction (the run fails with the problem; webhooks hear `import.finished`).
-        with ctx.session.begin_nested(), path.open("rb") as data:
-            result = importing.import_dataset(
-                ctx.session,
-                job,
-                job_schema(job),
-                data,
-                _LEGACY_FORMATS[fmt] if isinstance(fmt, int) else importing.ImportFormat(fmt),
-                _LEGACY_MODES[mode] if isinstance(mode, int) else importing.ImportMode(mode),
-                annotations=AnnotationUse(annotations),
-                progress=_progress_reporter(ctx.session, run_id),
-            )
+        with ctx.session.begin_nested():
+            result = importing.write_staged(ctx.session, job, checked.staged)
     except TesseraError as exc:
-        path.unlink(missing_ok=True)
+        _discard(ctx.settings, run_id)
         runs.fail_run(ctx.session, run_id, exc)
         webhooks.record_import_finished(ctx.session, job, run_id=run_id, problem=exc.to_problem())
         return
     runs.set_progress(ctx.session, run_id, **_counters(result))
     runs.finish_run(ctx.session, run_id, result=report(result))
     webhooks.record_import_finished(ctx.session, job, run_id=run_id, report=report(result))
-    event.listen(ctx.session, "after_commit", lambda _: path.unlink(missing_ok=True), once=True)
+    settings = ctx.settings
+    event.listen(ctx.session, "after_commit", lambda _: _discard(settings, run_id), once=True)
 
 
 def report(result: importing.ImportResult) -> dict[str, Any]:
@@ -139,16 +217,17 @@ def _counters(result: importing.ImportResult) -> dict[str, int]:
     return {"rows_read": result.rows_read, "accepted": result.accepted, "rejected": result.rejected}
 
 
-def _progress_reporter(session: Session, run_id: int) -> importing.ProgressCallback | None:
-    """Progress goes through a second connection so the client sees it while the import's own
-    transaction is open. SQLite has one writer (the import), so there it shows at the end."""
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
-        return None
+def _progress_reporter(ctx: PrepareContext, run_id: int) -> importing.ProgressCallback:
+    """Progress goes through short transactions of its own (at most one a second), so the
+    client sees it while the file is read; nothing else is written meanwhile."""
+    last = time.monotonic()
 
     def report_progress(result: importing.ImportResult) -> None:
-        with Session(bind=bind) as side:
+        nonlocal last
+        if time.monotonic() - last < PROGRESS_EVERY_SECONDS:
+            return
+        last = time.monotonic()
+        with ctx.db.transaction() as side:
             runs.set_progress(side, run_id, **_counters(result))
-            side.commit()
 
     return report_progress

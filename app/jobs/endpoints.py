@@ -6,6 +6,7 @@ qualification's) the route calls that domain's service."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -42,6 +43,7 @@ from app.jobs import (
     service,
     splitting,
 )
+from app.label_schema.model import FieldName
 from app.models.jobs import ConsensusFit, JobStatus
 from app.quality import refits
 from app.runs import service as runs
@@ -233,9 +235,21 @@ def unban_annotator(
         },
         **problem_responses(
             (JobFinished, "the job is completed or cancelled"),
+            (importing.LabelSchemaChanged, "the job's schema changed during the import"),
             (PayloadTooLarge, "upload larger than TESSERA_MAX_UPLOAD_BYTES"),
+            (
+                importing.DecompressedTooLarge,
+                "gzip upload expanding past TESSERA_MAX_DECOMPRESSED_BYTES",
+            ),
             (UnsupportedMediaType, "unknown dataset format"),
-            (ValidationFailed, "bad rows (all-or-nothing) or an unreadable file"),
+            (ValidationFailed, "bad rows (all-or-nothing), each with its line and pointer"),
+            (importing.UnreadableFile, "a file that cannot be parsed, or not UTF-8"),
+            (importing.EmptyDataset, "no rows (an empty file, or a CSV header alone)"),
+            (
+                importing.TooManyUnusableLines,
+                "more blank or unparseable lines than TESSERA_IMPORT_MAX_UNUSABLE_LINES",
+            ),
+            (importing.ExternalIdFieldMissing, "the CSV has no external id column"),
         ),
     },
 )
@@ -244,6 +258,7 @@ async def import_items(
     request: Request,
     client: ClientPrincipal,
     session: DbSession,
+    db: Annotated[Database, Depends(get_database)],
     mode: importing.ImportMode = importing.ImportMode.all_or_nothing,
     format_: Annotated[importing.ImportFormat | None, Query(alias="format")] = None,
     background: Annotated[
@@ -256,17 +271,27 @@ async def import_items(
             "ground-truth annotation, or the only one, the item's gold answer (gold)"
         ),
     ] = label_studio.AnnotationUse.report,
+    external_id_field: Annotated[
+        FieldName | None,
+        Query(
+            description="The column (CSV) or key (JSON) whose value is each row's external id, "
+            "for this upload (default: the job's `external_id_field`, else `external_id`)"
+        ),
+    ] = None,
 ) -> Any:
-    """Import a dataset (CSV with a header row, JSON array or JSONL; optionally gzip) as a
-    multipart file field `file` or as the raw request body. Rows may carry `external_id`
-    (re-upload is idempotent), `gold_answer`, `prelabel` and `prelabel_score`; payload fields are
-    the other keys (or a `data` object). A Label Studio JSON export is a dataset too: each
+    """Import a dataset (CSV with a header row, JSON array or JSONL; UTF-8, optionally gzip) as
+    a multipart file field `file` or as the raw request body. Rows may carry `external_id`
+    (re-upload is idempotent; or declare another column as the external id, on the job or
+    with `external_id_field`), `gold_answer`, `prelabel` and `prelabel_score`; payload fields
+    are the other keys (or a `data` object). A Label Studio JSON export is a dataset too: each
     task's `data` is the payload, its best prediction the pre-label, its `id` (or
     `meta.external_id`) the external id, and its annotations are counted or, with
     `annotations=gold`, give the gold answer. In `all-or-nothing` mode any bad row rejects the
-    whole file (422, every bad row listed with its line); `skip-invalid` imports the good rows.
-    Uploads over TESSERA_IMPORT_INLINE_MAX_BYTES are imported in the background: 202 with the
-    run to follow (rows read, accepted, rejected; then the same report or problem)."""
+    whole file (422, every bad row listed with its line and a pointer); `skip-invalid` imports
+    the good rows. The file is read and checked before anything is written, then imported in
+    one short transaction: nothing is ever half-imported. Uploads over
+    TESSERA_IMPORT_INLINE_MAX_BYTES are imported in the background: 202 with the run to follow
+    (rows read, accepted, rejected; then the same report or problem)."""
     settings: Settings = request.app.state.settings
     # Check access, then end the transaction: no lock is held while the upload streams in.
     await run_in_threadpool(_visible_job, session, client, job_id)
@@ -284,19 +309,16 @@ async def import_items(
             )
         size = upload.seek(0, 2)
         upload.seek(0)
+        request_ = _ImportRequest(client, job_id, fmt, mode, annotations, external_id_field)
         if background if background is not None else size > settings.import_inline_max_bytes:
-            run_id = await run_in_threadpool(
-                _stage, session, settings, client, job_id, upload, fmt, mode, annotations
-            )
+            run_id = await run_in_threadpool(_stage, session, settings, request_, upload)
             accepted = schemas.ImportAccepted(run_id=run_id, status_url=f"/v1/runs/{run_id}")
             return JSONResponse(
                 accepted.model_dump(),
                 status_code=status.HTTP_202_ACCEPTED,
                 headers={"Location": accepted.status_url},
             )
-        return await run_in_threadpool(
-            _import, session, client, job_id, upload, fmt, mode, annotations
-        )
+        return await run_in_threadpool(_import, session, db, settings, request_, upload)
     finally:
         upload.close()
 
@@ -332,39 +354,60 @@ def _visible_job(session: Session, principal: Principal, job_id: int) -> None:
     session.commit()
 
 
+@dataclass(frozen=True)
+class _ImportRequest:
+    principal: Principal
+    job_id: int
+    fmt: importing.ImportFormat
+    mode: importing.ImportMode
+    annotations: label_studio.AnnotationUse
+    external_id_field: str | None
+
+
 def _import(
     session: Session,
-    principal: Principal,
-    job_id: int,
+    db: Database,
+    settings: Settings,
+    asked: _ImportRequest,
     upload: IO[bytes],
-    fmt: importing.ImportFormat,
-    mode: importing.ImportMode,
-    annotations: label_studio.AnnotationUse,
 ) -> schemas.ImportReport:
-    job = service.get_job(session, principal, job_id, lock=True)
-    result = importing.import_dataset(
-        session, job, service.job_schema(job), upload, fmt, mode, annotations=annotations
+    # Phase one holds no lock: read the job, end the transaction, then read and check the file.
+    job = service.get_job(session, asked.principal, asked.job_id)
+    target = importing.ImportTarget.of(
+        session, job, service.job_schema(job), asked.external_id_field
     )
-    webhooks.record_import_finished(session, job, run_id=None, report=background.report(result))
     session.commit()
+    with importing.check_dataset(
+        target,
+        upload,
+        asked.fmt,
+        asked.mode,
+        limits=importing.ImportLimits.of(settings),
+        look_up=importing.reading_look_up(db, job.id),
+        annotations=asked.annotations,
+    ) as staged:
+        # Phase two: one short transaction.
+        job = service.get_job(session, asked.principal, asked.job_id, lock=True)
+        result = importing.write_staged(session, job, staged)
+        webhooks.record_import_finished(session, job, run_id=None, report=background.report(result))
+        session.commit()
     return _report(result)
 
 
-def _stage(
-    session: Session,
-    settings: Settings,
-    principal: Principal,
-    job_id: int,
-    upload: IO[bytes],
-    fmt: importing.ImportFormat,
-    mode: importing.ImportMode,
-    annotations: label_studio.AnnotationUse,
-) -> int:
-    job = service.get_job(session, principal, job_id)
+def _stage(session: Session, settings: Settings, asked: _ImportRequest, upload: IO[bytes]) -> int:
+    job = service.get_job(session, asked.principal, asked.job_id)
     if job.status in (JobStatus.completed, JobStatus.cancelled):
         raise JobFinished(f"Cannot import into a {job.status.value} job")
     run_id = background.stage_import(
-        session, settings, principal.id, job.id, upload, fmt, mode, annotations
+        session,
+        settings,
+        asked.principal.id,
+        job.id,
+        upload,
+        asked.fmt,
+        asked.mode,
+        asked.annotations,
+        external_id_field=asked.external_id_field,
     )
     session.commit()
     return run_id

@@ -1,33 +1,70 @@
 """Dataset import: CSV, JSON array or JSONL (optionally gzip), streamed with bounded memory.
 
-Rows are parsed one at a time, checked against the fields the label schema needs, and written in
-batches (COPY on PostgreSQL, executemany on SQLite) inside the caller's transaction, so an
-all-or-nothing import that finds a bad row is rolled back whole by the caller. Re-uploading a row
-with an external id already imported with the same content is a no-op; with different content it
-is a bad row. A row that is a Label Studio task (a JSON export of Label Studio, or of Tessera in
-Label Studio format) is read by `label_studio.read_task`.
+An import runs in two phases so that no lock is held while the file is read (on SQLite, the
+embedded default, a write transaction holds the database's only write lock):
+
+1. `check_dataset` reads, parses and checks every row against the fields the label schema needs,
+   with no transaction open beyond short reads, and stages the good rows on disk
+   (`app.jobs.staging`). An all-or-nothing import with a bad row fails here, having written
+   nothing. This is most of the time: about 20 s per million rows on a loaded 2-core machine.
+2. `write_staged` inserts the staged rows in the caller's transaction (the job's row locked), in
+   one statement per database, and splits them into tasks if the job is active: a few seconds
+   for a million rows. A failure rolls the whole import back with the caller's transaction.
+
+Re-uploading a row with an external id already imported with the same content is a no-op; with
+different content it is a bad row. The external id is a row's `external_id` key, or the column
+the job (or the upload) declares as its external id. A row that is a Label Studio task (a JSON
+export of Label Studio, or of Tessera in Label Studio format) is read by `label_studio.read_task`.
+
+Hostile files are refused early, each with its own problem type: a gzip upload expanding past
+TESSERA_MAX_DECOMPRESSED_BYTES (413 `decompressed-too-large`), more than
+TESSERA_IMPORT_MAX_UNUSABLE_LINES blank, empty or unparseable lines (422
+`too-many-unusable-lines`: a few hundred KB of gzip can hold hundreds of MB of blank lines), a
+file with no rows (422 `empty-dataset`), text that is not UTF-8 (422 `unreadable-dataset`), rows
+longer than MAX_ROW_BYTES. Strings neither database can store (NUL, unpaired surrogates) and
+values nested deeper than `storable.MAX_JSON_DEPTH` are bad rows with a pointer, the same on
+both databases (`app.core.storable`).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import json
 import math
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.errors import JobFinished, ValidationFailed
+from app.core.db import Database, session_settings
+from app.core.errors import (
+    Conflict,
+    JobFinished,
+    PayloadTooLarge,
+    ValidationFailed,
+    json_pointer,
+)
+from app.core.settings import Settings
+from app.core.storable import MAX_JSON_DEPTH, first_unstorable
 from app.jobs import label_studio
 from app.jobs.label_studio import AnnotationUse
 from app.jobs.splitting import split_into_tasks
+from app.jobs.staging import (
+    Content,
+    StagedRow,
+    StagedRows,
+    is_unique_violation,
+    item_store,
+    known_items,
+)
 from app.label_schema import (
     ImageControl,
     LabelledControl,
@@ -48,6 +85,7 @@ MAX_ROW_BYTES = 1_000_000
 READ_CHUNK = 1 << 20
 RESERVED = ("external_id", "gold_answer", "prelabel", "prelabel_score")
 DATA_FORM_KEYS = frozenset({"data", *RESERVED})
+FINISHED = (JobStatus.completed, JobStatus.cancelled)
 
 
 class ImportFormat(StrEnum):
@@ -61,10 +99,55 @@ class ImportMode(StrEnum):
     skip_invalid = "skip-invalid"
 
 
+# --- problems an import answers (besides a 422 `validation-failed` listing bad rows) ----------
+
+
 class UnreadableFile(ValidationFailed):
     """The file itself cannot be parsed past some point (not just one bad row)."""
 
     slug, title = "unreadable-dataset", "The dataset file cannot be read"
+
+
+class DecompressedTooLarge(PayloadTooLarge):
+    """A gzip upload expands past TESSERA_MAX_DECOMPRESSED_BYTES."""
+
+    slug, title = "decompressed-too-large", "Decompressed upload too large"
+
+
+class TooManyUnusableLines(ValidationFailed):
+    """More blank, empty or unparseable lines than TESSERA_IMPORT_MAX_UNUSABLE_LINES: the file
+    is not a dataset (or not in the format named); nothing was imported."""
+
+    slug, title = "too-many-unusable-lines", "Too many blank or unparseable lines"
+
+
+class EmptyDataset(ValidationFailed):
+    """The file holds no rows (an empty file or array, or a CSV header alone)."""
+
+    slug, title = "empty-dataset", "The dataset has no rows"
+
+
+class ExternalIdFieldMissing(ValidationFailed):
+    """The CSV header has no column of the declared external id field."""
+
+    slug, title = "external-id-field-missing", "External id column missing"
+
+
+class LabelSchemaChanged(Conflict):
+    """The job's label schema (or external id field) changed while the file was being read and
+    checked; nothing was imported: upload it again."""
+
+    slug, title = "label-schema-changed", "Label schema changed during the import"
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    max_decompressed_bytes: int
+    max_unusable_lines: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ImportLimits:
+        return cls(settings.decompressed_bytes_limit, settings.import_max_unusable_lines)
 
 
 @dataclass
@@ -80,6 +163,7 @@ class ImportResult:
     # Label Studio tasks: their annotations (not cancelled), and how many gave a gold answer.
     annotations: int = 0
     gold_from_annotations: int = 0
+    unusable_lines: int = 0  # blank, empty or unparseable
 
     @property
     def accepted(self) -> int:
@@ -99,11 +183,23 @@ class ImportResult:
                 entry["pointer"] = pointer
             self.errors.append(entry)
 
+    def invalid(self) -> ValidationFailed:
+        """The problem of an all-or-nothing import with bad rows."""
+        return ValidationFailed(
+            f"{self.rejected} of {self.rows_read} rows are invalid; nothing was imported "
+            "(use mode=skip-invalid to import the valid rows)",
+            errors=self.errors,
+            rows_read=self.rows_read,
+            rejected=self.rejected,
+            errors_truncated=self.errors_truncated,
+        )
+
 
 class RowError(Exception):
-    def __init__(self, detail: str, pointer: str | None = None) -> None:
+    def __init__(self, detail: str, pointer: str | None = None, *, unusable: bool = False) -> None:
         super().__init__(detail)
         self.detail, self.pointer = detail, pointer
+        self.unusable = unusable  # the line is not a row at all (it counts against the limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +213,44 @@ class ItemRow:
     annotations: int = 0  # of a Label Studio task
     gold_from_annotations: bool = False
 
-    def same_content(self, item: Any) -> bool:
+    def same_content(self, item: Content | ItemRow) -> bool:
         return bool(
             item.payload == self.payload
             and item.gold_answer == self.gold_answer
             and item.prelabel == self.prelabel
             and item.prelabel_score == self.prelabel_score
         )
+
+    def staged(self) -> StagedRow:
+        """The row as staged: its JSON values serialized. Raises RowError for a value JSON
+        cannot carry (a number that is not finite, an integer beyond 64 bits)."""
+        try:
+            payload = orjson.dumps(self.payload).decode()
+            gold = _dumps(self.gold_answer)
+            prelabel = _dumps(self.prelabel)
+        except TypeError as exc:
+            detail = (
+                "integers must fit in 64 bits"
+                if "Integer" in str(exc)
+                else "numbers must be finite (NaN, Infinity and overflowing numbers like 1e400 "
+                "cannot be stored)"
+            )
+            raise RowError(detail) from None
+        return (
+            self.line,
+            self.external_id,
+            payload,
+            self.gold_answer is not None,
+            gold,
+            prelabel,
+            self.prelabel_score,
+            self.annotations,
+            self.gold_from_annotations,
+        )
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -149,24 +276,69 @@ def detect_format(filename: str | None, content_type: str | None) -> ImportForma
     }.get(ctype)
 
 
-def open_upload(binary: IO[bytes]) -> IO[bytes]:
-    """A buffered view of an upload, gunzipped when it starts with the gzip magic bytes."""
+class _BoundedGunzip(io.RawIOBase):
+    """A gzip stream's decompressed bytes, refusing to produce more than `limit`."""
+
+    def __init__(self, compressed: IO[bytes], limit: int) -> None:
+        self._gzip = gzip.GzipFile(fileobj=compressed, mode="rb")
+        self._left = limit
+        self._limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        if self._left == 0:
+            # Everything allowed was read: one more byte means the file is larger.
+            if self._gzip.read(1):
+                raise DecompressedTooLarge(
+                    f"The upload expands to more than {self._limit} bytes when decompressed "
+                    "(TESSERA_MAX_DECOMPRESSED_BYTES)"
+                )
+            return 0
+        count = self._gzip.readinto(view[: min(len(view), self._left)])
+        self._left -= count
+        return count
+
+
+def open_upload(binary: IO[bytes], max_decompressed_bytes: int | None = None) -> IO[bytes]:
+    """A buffered view of an upload, gunzipped (up to `max_decompressed_bytes`) when it starts
+    with the gzip magic bytes."""
     buffered: Any = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)
     if buffered.peek(2)[:2] == b"\x1f\x8b":
-        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"))
+        limit = max_decompressed_bytes if max_decompressed_bytes is not None else 1 << 62
+        buffered = io.BufferedReader(_BoundedGunzip(buffered, limit), READ_CHUNK)
     return buffered  # type: ignore[no-any-return]
 
 
-def read_rows(binary: IO[bytes], fmt: ImportFormat) -> Iterator[tuple[int, Any]]:
-    """(line or element number, parsed row or RowError) for each row of the (decompressed)
-    file. Raises UnreadableFile when the file cannot be parsed any further."""
+# The reader yields this for a blank line (or a CSV row of empty cells): not a row, but counted.
+BLANK: Any = object()
+_FOREIGN_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def read_rows(
+    binary: IO[bytes], fmt: ImportFormat, *, csv_columns: Sequence[str] = ()
+) -> Iterator[tuple[int, Any]]:
+    """(line or element number, parsed row, RowError or BLANK) for each row of the
+    (decompressed) file. Raises UnreadableFile when the file cannot be parsed any further, and
+    ExternalIdFieldMissing when a CSV header lacks one of `csv_columns`."""
     try:
+        start = binary.peek(4)[:4] if hasattr(binary, "peek") else b""
+        for bom, encoding in _FOREIGN_BOMS:
+            if start.startswith(bom):
+                raise UnreadableFile(f"The file is {encoding} text; save it as UTF-8")
         if fmt is ImportFormat.jsonl:
             yield from _jsonl_rows(binary)
             return
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         if fmt is ImportFormat.csv:
-            yield from _csv_rows(text)
+            yield from _csv_rows(text, csv_columns)
         else:
             yield from _json_array_rows(text)
     except UnicodeDecodeError as exc:
@@ -175,8 +347,19 @@ def read_rows(binary: IO[bytes], fmt: ImportFormat) -> Iterator[tuple[int, Any]]
         raise UnreadableFile(f"The file is truncated or not valid gzip: {exc}") from None
 
 
-def _csv_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
-    reader = csv.reader(text)
+def _bounded_lines(text: IO[str]) -> Iterator[str]:
+    """The lines of a text stream, refusing one longer than MAX_ROW_BYTES characters before it
+    is read whole."""
+    number = 0
+    while line := text.readline(MAX_ROW_BYTES + 1):
+        number += 1
+        if len(line) > MAX_ROW_BYTES:
+            raise UnreadableFile(f"line {number} is longer than {MAX_ROW_BYTES} characters")
+        yield line
+
+
+def _csv_rows(text: IO[str], required: Sequence[str]) -> Iterator[tuple[int, Any]]:
+    reader = csv.reader(_bounded_lines(text))
     try:
         header = next(reader)
     except StopIteration:
@@ -186,6 +369,12 @@ def _csv_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
     names = [h.strip() for h in header]
     if len(set(names)) != len(names) or "" in names:
         raise UnreadableFile("line 1: the CSV header needs unique, non-empty column names")
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise ExternalIdFieldMissing(
+            f"The CSV header has no column {missing[0]!r}, declared as the external id",
+            errors=[{"line": 1, "pointer": json_pointer([missing[0]]), "detail": "no such column"}],
+        )
     start = reader.line_num + 1
     while True:
         try:
@@ -195,32 +384,81 @@ def _csv_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
         except csv.Error as exc:
             raise UnreadableFile(f"line {start}: {exc}") from None
         line, start = start, reader.line_num + 1
-        if not cells:
+        if not any(cells):
+            yield line, BLANK  # a blank line, or a spreadsheet's row of empty cells
             continue
         if len(cells) != len(names):
-            yield line, RowError(f"expected {len(names)} columns, found {len(cells)}")
+            yield (
+                line,
+                RowError(f"expected {len(names)} columns, found {len(cells)}", unusable=True),
+            )
             continue
         yield line, {name: value for name, value in zip(names, cells, strict=True) if value != ""}
 
 
 def _jsonl_rows(binary: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(binary, start=1):
+    number = 0
+    while line := binary.readline(MAX_ROW_BYTES + 1):
+        number += 1
         if number == 1:
-            line = line.removeprefix(b"\xef\xbb\xbf")
-        if not line.strip():
-            continue
+            line = line.removeprefix(codecs.BOM_UTF8)
         if len(line) > MAX_ROW_BYTES:
-            yield number, RowError(f"row larger than {MAX_ROW_BYTES} bytes")
+            while line and not line.endswith(b"\n"):  # skip the rest without holding it
+                line = binary.readline(READ_CHUNK)
+            yield number, RowError(f"row larger than {MAX_ROW_BYTES} bytes", unusable=True)
             continue
-        try:
-            yield number, orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield number, RowError(f"invalid JSON: {exc.msg} at column {exc.colno}")
+        if not line.strip():
+            yield number, BLANK
+            continue
+        yield number, _jsonl_row(line)
+
+
+def _jsonl_row(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg or "recursion" in exc.msg:
+            return RowError(
+                f"the row is nested deeper than {MAX_JSON_DEPTH} levels", "#", unusable=True
+            )
+        problem = RowError(f"invalid JSON: {exc.msg} at column {exc.colno}", unusable=True)
+    try:
+        text = line.decode()
+    except UnicodeDecodeError:
+        return RowError("the line is not valid UTF-8 text (save the file as UTF-8)", unusable=True)
+    # orjson refuses unpaired surrogates without saying where; the standard parser takes them,
+    # so the row check can point at the string.
+    try:
+        value = json.loads(text, parse_constant=_not_finite)
+    except (ValueError, RecursionError):
+        return problem
+    return value if first_unstorable(value) is not None else problem
+
+
+class _NotFinite:
+    """Stands for NaN, Infinity or an overflowing number read by the standard JSON parser: JSON
+    has no such numbers and orjson cannot serialize them, so the row is refused (silently
+    storing them as null would change the data)."""
+
+
+NOT_FINITE = _NotFinite()
+
+
+def _not_finite(_: str) -> Any:
+    return NOT_FINITE
+
+
+def _finite_float(text: str) -> Any:
+    value = float(text)
+    return value if math.isfinite(value) else NOT_FINITE
+
+
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
 
 
 def _json_array_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
     """Stream the elements of a top-level JSON array without loading the whole file."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_float=_finite_float, parse_constant=_not_finite)
     buf, pos, eof, number = "", 0, False, 0
 
     def fill() -> bool:
@@ -235,8 +473,8 @@ def _json_array_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
     def skip_ws() -> str:
         nonlocal pos
         while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n":
-                pos += 1
+            match = _WHITESPACE.match(buf, pos)
+            pos = match.end() if match else pos
             if pos < len(buf):
                 return buf[pos]
             if not fill():
@@ -257,6 +495,18 @@ def _json_array_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
                 if not eof and len(buf) - pos < MAX_ROW_BYTES * 4 and fill():
                     continue
                 raise UnreadableFile(f"element {number}: invalid JSON ({exc.msg})") from None
+            except RecursionError:
+                # The element's end cannot be found without parsing it: the file stops here.
+                raise UnreadableFile(
+                    f"element {number} is nested too deeply to read",
+                    errors=[
+                        {
+                            "line": number,
+                            "pointer": json_pointer([number - 1]),
+                            "detail": "nested too deeply",
+                        }
+                    ],
+                ) from None
             if end == len(buf) and not eof and fill():
                 continue  # a number or literal may go on in the next chunk
             break
@@ -275,17 +525,23 @@ def _json_array_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
 
 
 class RowChecker:
-    """Turns a parsed row into an ItemRow, or raises RowError saying what is wrong."""
+    """Turns a parsed row into an ItemRow, or raises RowError saying what is wrong.
+
+    `external_id_field` names the payload field whose value is each row's external id (a row's
+    own `external_id` key, if it has one, must then agree with it)."""
 
     def __init__(
         self,
         schema: LabelSchema,
         fmt: ImportFormat,
         annotations: AnnotationUse = AnnotationUse.report,
+        *,
+        external_id_field: str | None = None,
     ) -> None:
         self.schema = schema
         self.fmt = fmt
         self.annotations = annotations
+        self.id_field = external_id_field
         self.fields = required_fields(schema)
         self.text_fields = {c.field for c in schema.controls if isinstance(c, SpansControl)}
         size_fields: set[str] = set()
@@ -307,6 +563,13 @@ class RowChecker:
     def check(self, line: int, row: Any) -> ItemRow:
         if type(row) is not dict:
             raise row if isinstance(row, RowError) else RowError("a row must be a JSON object")
+        if not row:
+            raise RowError("the row is empty", unusable=True)
+        unstorable = first_unstorable(row)
+        if unstorable is not None:
+            where = "#" + unstorable.pointer
+            subject = "the row" if not unstorable.pointer else where
+            raise RowError(f"{subject} {unstorable.reason}", where)
         data = row.get("data")
         if type(data) is dict and label_studio.is_task(row):
             return self._label_studio_task(line, row)
@@ -329,7 +592,9 @@ class RowChecker:
         if self.fmt is ImportFormat.csv:
             self._numbers_from_csv(payload)
         self._check_payload(payload)
-        if type(external) is not str or not 0 < len(external) <= 255:
+        if self.id_field is not None:
+            external = self._declared_id(payload, external)
+        elif type(external) is not str or not 0 < len(external) <= 255:
             external = self._external_id(external)
         return ItemRow(
             line,
@@ -350,9 +615,13 @@ class RowChecker:
             raise RowError(exc.detail, exc.pointer) from None
         payload = task.payload
         self._check_payload(payload)
-        external = row.get("external_id", task.external_id)
-        if type(external) is not str or not 0 < len(external) <= 255:
-            external = self._external_id(external)
+        external: str | None
+        if self.id_field is not None:
+            external = self._declared_id(payload, row.get("external_id"))
+        else:
+            external = row.get("external_id", task.external_id)
+            if type(external) is not str or not 0 < len(external) <= 255:
+                external = self._external_id(external)
         gold = row.get("gold_answer")
         prelabel = row.get("prelabel")
         score = row.get("prelabel_score") if prelabel is not None else task.prelabel_score
@@ -366,6 +635,22 @@ class RowChecker:
             task.annotations,
             task.gold_from_annotations and gold is None,
         )
+
+    def _declared_id(self, payload: dict[str, Any], given: Any) -> str:
+        """The external id from the declared field; a row's own `external_id` must agree."""
+        assert self.id_field is not None
+        pointer = json_pointer([self.id_field])
+        value = payload.get(self.id_field)
+        if value is None or value == "":
+            raise RowError(f"the external id field {self.id_field!r} is missing or empty", pointer)
+        declared = self._external_id(value, pointer)
+        assert declared is not None
+        if given is not None and self._external_id(given) != declared:
+            raise RowError(
+                f"external_id differs from the declared external id field {self.id_field!r}",
+                "#/external_id",
+            )
+        return declared
 
     def _numbers_from_csv(self, payload: dict[str, Any]) -> None:
         for name in self.size_fields:
@@ -414,14 +699,14 @@ class RowChecker:
                 )
 
     @staticmethod
-    def _external_id(value: Any) -> str | None:
+    def _external_id(value: Any, pointer: str = "#/external_id") -> str | None:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise RowError("external_id must be a string or an integer", "#/external_id")
+            raise RowError("an external id must be a string or an integer", pointer)
         text = str(value)
         if not 1 <= len(text) <= 255:
-            raise RowError("external_id must be 1 to 255 characters", "#/external_id")
+            raise RowError("an external id must be 1 to 255 characters", pointer)
         return text
 
     def _answer(self, value: Any, payload: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -432,6 +717,9 @@ class RowChecker:
                 value = orjson.loads(value)
             except orjson.JSONDecodeError:
                 raise RowError(f"{name} must be a JSON object", f"#/{name}") from None
+            unstorable = first_unstorable(value)
+            if unstorable is not None:
+                raise RowError(f"{name} {unstorable.reason}", f"#/{name}{unstorable.pointer}")
         if not isinstance(value, dict):
             raise RowError(f"{name} must be a JSON object keyed by control name", f"#/{name}")
         problems = validate_answer(self.schema, value, payload)
@@ -458,176 +746,263 @@ class RowChecker:
         return float(value)
 
 
-# --- writing ------------------------------------------------------------------------------------
-
-COLUMNS = (
-    "job_id",
-    "external_id",
-    "payload",
-    "is_gold",
-    "gold_answer",
-    "prelabel",
-    "prelabel_score",
-)
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-class ItemWriter:
-    """Bulk-inserts rows through the session's own connection (and so its transaction)."""
-
-    def __init__(self, session: Session, job_id: int) -> None:
-        self.session = session
-        self.job_id = job_id
-        self.raw: Any = session.connection().connection.driver_connection
-        self.dialect = session.get_bind().dialect.name
-
-    def write(self, rows: list[ItemRow]) -> None:
-        if not rows:
-            return
-        values = (
-            (
-                self.job_id,
-                r.external_id,
-                _dumps(r.payload),
-                r.gold_answer is not None,
-                _dumps(r.gold_answer),
-                _dumps(r.prelabel),
-                r.prelabel_score,
-            )
-            for r in rows
-        )
-        if self.dialect == "postgresql":
-            with (
-                self.raw.cursor() as cur,
-                cur.copy(f"COPY items ({', '.join(COLUMNS)}) FROM STDIN") as copy,
-            ):
-                for value in values:
-                    copy.write_row(value)
-        else:
-            marks = ", ".join("?" for _ in COLUMNS)
-            self.raw.executemany(
-                f"INSERT INTO items ({', '.join(COLUMNS)}) VALUES ({marks})",  # noqa: S608
-                values,
-            )
-
+# --- the two phases -----------------------------------------------------------------------------
 
 ProgressCallback = Callable[[ImportResult], None]
+LookUp = Callable[[Sequence[str]], dict[str, Content]]
 
 
-def import_items(
-    session: Session,
-    job: Job,
-    schema: LabelSchema,
+@dataclass(frozen=True)
+class ImportTarget:
+    """The job as the reading phase saw it; the writing phase checks it did not change."""
+
+    job_id: int
+    status: JobStatus
+    label_schema: dict[str, Any]
+    schema: LabelSchema
+    job_external_id_field: str | None
+    external_id_field: str | None  # the job's, or the upload's own
+    has_items: bool
+
+    @classmethod
+    def of(
+        cls, session: Session, job: Job, schema: LabelSchema, external_id_field: str | None = None
+    ) -> ImportTarget:
+        """`external_id_field` overrides the job's declared one for this upload."""
+        has_items = session.scalar(select(Item.id).where(Item.job_id == job.id).limit(1))
+        return cls(
+            job.id,
+            job.status,
+            job.label_schema,
+            schema,
+            job.external_id_field,
+            external_id_field or job.external_id_field,
+            has_items is not None,
+        )
+
+
+class StagedImport:
+    """A checked dataset waiting for `write_staged`: the report so far and the staged rows.
+    Closing it deletes the staged rows."""
+
+    def __init__(self, target: ImportTarget, result: ImportResult, rows: StagedRows) -> None:
+        self.target, self.result, self.rows = target, result, rows
+
+    def close(self) -> None:
+        self.rows.close()
+
+    def __enter__(self) -> StagedImport:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def reading_look_up(db: Database, job_id: int) -> LookUp:
+    """Look up the job's items by external id, each batch in a short read-only transaction
+    (on SQLite a reader neither waits for the writer nor blocks it)."""
+
+    def look_up(ids: Sequence[str]) -> dict[str, Content]:
+        with db.read_session() as session:
+            return known_items(session, job_id, ids)
+
+    return look_up
+
+
+def check_dataset(
+    target: ImportTarget,
     binary: IO[bytes],
     fmt: ImportFormat,
     mode: ImportMode = ImportMode.all_or_nothing,
     *,
+    limits: ImportLimits,
+    look_up: LookUp,
     annotations: AnnotationUse = AnnotationUse.report,
     progress: ProgressCallback | None = None,
-) -> ImportResult:
-    """Read `binary` and insert its rows as items of `job` in the session's transaction.
+) -> StagedImport:
+    """Phase one: read `binary`, check every row and stage the good ones, holding no lock.
 
     Every bad row is counted and (the first MAX_REPORTED_ERRORS) reported with its line. In
-    all-or-nothing mode the caller must roll back when `result.rejected` is not zero; this
-    function stops writing at the first bad row but reads on to report every problem.
-    Raises UnreadableFile when the file cannot be parsed past some point."""
+    all-or-nothing mode a bad row raises ValidationFailed listing every bad row (staging stops
+    at the first one; reading goes on to report the rest). Raises the file-level problems:
+    UnreadableFile, DecompressedTooLarge, TooManyUnusableLines, EmptyDataset,
+    ExternalIdFieldMissing, JobFinished. `look_up` finds the job's items by external id (only
+    asked when the job had items)."""
+    if target.status in FINISHED:
+        raise JobFinished(f"Cannot import into a {target.status.value} job")
     result = ImportResult(format=fmt, mode=mode)
-    checker = RowChecker(schema, fmt, annotations)
-    writer = ItemWriter(session, job.id)
+    checker = RowChecker(
+        target.schema, fmt, annotations, external_id_field=target.external_id_field
+    )
+    staged = StagedRows()
+    sources: list[LookUp] = [staged.find] + ([look_up] if target.has_items else [])
+    id_pointer = _id_pointer(target)
     batch: list[ItemRow] = []
-    # A job without items needs no look-ups: the unique (job, external id) index catches a
-    # repeated id inside the file, and that batch is then redone with look-ups.
-    had_items = session.scalar(select(Item.id).where(Item.job_id == job.id).limit(1)) is not None
 
     def flush() -> None:
-        fresh = _drop_known(session, job.id, batch, result, look_up=had_items)
+        fresh = _drop_known(batch, result, sources, id_pointer)
         if not (mode is ImportMode.all_or_nothing and result.rejected):
-            try:
-                with session.begin_nested():
-                    session.connection()  # emits the SAVEPOINT now; the session is lazy
-                    writer.write(fresh)
-            except Exception as exc:
-                if not _is_unique_violation(exc):
-                    raise
-                fresh = _drop_known(session, job.id, fresh, result, look_up=True)
-                writer.write(fresh)
-            result.created += len(fresh)
-            result.gold += sum(1 for r in fresh if r.gold_answer is not None)
-            result.annotations += sum(r.annotations for r in fresh)
-            result.gold_from_annotations += sum(1 for r in fresh if r.gold_from_annotations)
+            rows: list[StagedRow] = []
+            for row in fresh:
+                try:
+                    rows.append(row.staged())
+                except RowError as exc:
+                    result.reject(row.line, exc.detail, exc.pointer)
+                    continue
+                # Counted as created now; `write_staged` corrects for rows it finds imported.
+                result.created += 1
+                result.gold += row.gold_answer is not None
+                result.annotations += row.annotations
+                result.gold_from_annotations += row.gold_from_annotations
+            staged.add(rows)
         batch.clear()
         if progress is not None:
             progress(result)
 
-    for line, row in read_rows(open_upload(binary), fmt):
-        result.rows_read += 1
-        try:
-            batch.append(checker.check(line, row))
-        except RowError as exc:
-            result.reject(line, exc.detail, exc.pointer)
-        if len(batch) >= BATCH_ROWS:
-            flush()
-    flush()
-    return result
+    def unusable(line: int) -> None:
+        result.unusable_lines += 1
+        if result.unusable_lines > limits.max_unusable_lines:
+            raise TooManyUnusableLines(
+                f"More than {limits.max_unusable_lines} lines are blank, empty or cannot be "
+                f"parsed (the last at line {line}); nothing was imported. Is the file in the "
+                f"format named ({fmt.value})?",
+                errors=result.errors[:20],
+                rows_read=result.rows_read,
+                unusable_lines=result.unusable_lines,
+            )
 
-
-def _is_unique_violation(exc: BaseException) -> bool:
-    import sqlite3
-
-    import psycopg
-
-    return isinstance(exc, psycopg.errors.UniqueViolation | sqlite3.IntegrityError)
+    try:
+        rows = read_rows(
+            open_upload(binary, limits.max_decompressed_bytes),
+            fmt,
+            csv_columns=[target.external_id_field] if target.external_id_field else [],
+        )
+        for line, row in rows:
+            if row is BLANK:
+                unusable(line)
+                continue
+            result.rows_read += 1
+            try:
+                batch.append(checker.check(line, row))
+            except RowError as exc:
+                result.reject(line, exc.detail, exc.pointer)
+                if exc.unusable:
+                    unusable(line)
+            if len(batch) >= BATCH_ROWS:
+                flush()
+        flush()
+        if result.rows_read == 0:
+            raise EmptyDataset(
+                "The file holds no rows"
+                + (" (a CSV header alone)" if fmt is ImportFormat.csv else "")
+                + "; nothing was imported"
+            )
+        if mode is ImportMode.all_or_nothing and result.rejected:
+            raise result.invalid()
+    except BaseException:
+        staged.close()
+        raise
+    return StagedImport(target, result, staged)
 
 
 def _drop_known(
-    session: Session, job_id: int, batch: list[ItemRow], result: ImportResult, *, look_up: bool
+    batch: list[ItemRow], result: ImportResult, sources: Sequence[LookUp], id_pointer: str
 ) -> list[ItemRow]:
-    """Rows of the batch to insert: those with an external id seen before (earlier in this
-    batch, or in the database when `look_up`) are unchanged when identical, rejected when
-    different."""
+    """Rows of the batch not seen before: a row whose external id came earlier (in this batch,
+    or in `sources`: earlier in the file, or in the job) is unchanged when identical and
+    rejected when different."""
     ids = [r.external_id for r in batch if r.external_id is not None]
-    existing: dict[str, Any] = {}
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if ids and look_up and postgres:
-        # Statistics lag far behind a table filling up inside this transaction; without this
-        # the planner may scan every item of the job for each look-up.
-        session.execute(text("SET LOCAL enable_seqscan = off"))
-    if ids and look_up:
-        for chunk_start in range(0, len(ids), 1000):
-            chunk = ids[chunk_start : chunk_start + 1000]
-            for item in session.execute(
-                select(
-                    Item.external_id,
-                    Item.payload,
-                    Item.gold_answer,
-                    Item.prelabel,
-                    Item.prelabel_score,
-                ).where(Item.job_id == job_id, Item.external_id.in_(chunk))
-            ):
-                existing[item.external_id] = item
+    earlier: dict[str, Content | ItemRow] = {}
+    if ids:
+        for source in sources:
+            earlier.update(source(ids))
     fresh: list[ItemRow] = []
     for row in batch:
         if row.external_id is not None:
-            known = existing.get(row.external_id)
+            known = earlier.get(row.external_id)
             if known is not None:
-                if row.same_content(known):
-                    result.unchanged += 1
-                else:
-                    result.reject(
-                        row.line,
-                        f"external_id {row.external_id!r} was already imported with different "
-                        "content",
-                        "#/external_id",
-                    )
+                _repeated(row.line, row.external_id, row.same_content(known), result, id_pointer)
                 continue
-            existing[row.external_id] = row
+            earlier[row.external_id] = row
         fresh.append(row)
-    if ids and look_up and postgres:
-        session.execute(text("SET LOCAL enable_seqscan = on"))
     return fresh
+
+
+def _repeated(
+    line: int, external_id: str, same: bool, result: ImportResult, id_pointer: str
+) -> None:
+    if same:
+        result.unchanged += 1
+    else:
+        result.reject(
+            line, f"external id {external_id!r} was already imported with other content", id_pointer
+        )
+
+
+def _id_pointer(target: ImportTarget) -> str:
+    """Where a row's external id is: the declared field, or its `external_id` key."""
+    return json_pointer([target.external_id_field or "external_id"])
+
+
+def write_staged(session: Session, job: Job, staged: StagedImport) -> ImportResult:
+    """Phase two: insert the staged rows as items of `job` (whose row the caller has locked) in
+    the session's transaction and, if the job is active, split the new items into tasks. The
+    caller commits, or rolls back on an exception (nothing is kept).
+
+    Raises JobFinished, LabelSchemaChanged (the job changed since `staged` was checked), and,
+    in all-or-nothing mode, ValidationFailed when an import that committed meanwhile gave the
+    job some of the same external ids with other content (with the same content they count as
+    unchanged)."""
+    target, result = staged.target, staged.result
+    if job.status in FINISHED:
+        raise JobFinished(f"Cannot import into a {job.status.value} job")
+    if job.label_schema != target.label_schema or (
+        job.external_id_field != target.job_external_id_field
+    ):
+        raise LabelSchemaChanged(
+            "The job's label schema or external id field changed while the file was being "
+            "checked; nothing was imported: upload it again"
+        )
+    store = item_store(session)
+    try:
+        with session.begin_nested():
+            session.connection()  # emits the SAVEPOINT now; the session is lazy
+            created = store.insert(session, job.id, staged.rows, frozenset())
+    except Exception as exc:
+        if not is_unique_violation(exc):
+            raise
+        # Another import gave the job some of these external ids after this one looked (the
+        # unique index caught it): compare with them now, under the job's lock, and skip them.
+        skip = _imported_meanwhile(session, job.id, staged)
+        if result.mode is ImportMode.all_or_nothing and result.rejected:
+            raise result.invalid() from None
+        created = store.insert(session, job.id, staged.rows, skip)
+    if created != result.created:  # the staged rows and their count disagree: a bug
+        raise RuntimeError(f"inserted {created} items, expected {result.created}")
+    if job.status is JobStatus.active:
+        result.tasks_created = split_into_tasks(session, job)
+    return result
+
+
+def _imported_meanwhile(session: Session, job_id: int, staged: StagedImport) -> frozenset[str]:
+    """The staged external ids the job has now, each counted as unchanged or rejected (and no
+    longer as created)."""
+    result, pointer = staged.result, _id_pointer(staged.target)
+    found: set[str] = set()
+    for ids in staged.rows.external_ids():
+        theirs = known_items(session, job_id, ids)
+        if not theirs:
+            continue
+        for external_id, mine in staged.rows.find(list(theirs)).items():
+            assert mine.line is not None
+            result.created -= 1
+            result.gold -= mine.gold_answer is not None
+            result.annotations -= mine.annotations
+            result.gold_from_annotations -= mine.gold_from_annotations
+            same = mine.same_content(theirs[external_id])
+            _repeated(mine.line, external_id, same, result, pointer)
+        found.update(theirs)
+    return frozenset(found)
 
 
 def import_dataset(
@@ -640,25 +1015,24 @@ def import_dataset(
     *,
     annotations: AnnotationUse = AnnotationUse.report,
     progress: ProgressCallback | None = None,
+    external_id_field: str | None = None,
+    limits: ImportLimits | None = None,
 ) -> ImportResult:
-    """Import a dataset into `job` (whose row the caller has locked) and, if the job is active,
-    split the new items into tasks. In all-or-nothing mode any bad row raises ValidationFailed
-    listing every bad row; the caller then must not commit (nothing is kept). `annotations`
+    """Both phases in the caller's session and transaction, for callers that hold the job's row
+    lock anyway (the demo, the CLI, tests): import a dataset into `job` and, if the job is
+    active, split the new items into tasks. In all-or-nothing mode any bad row raises
+    ValidationFailed listing every bad row; the caller then must not commit. `annotations`
     says what the annotations of Label Studio tasks become (counted, or gold answers)."""
-    if job.status in (JobStatus.completed, JobStatus.cancelled):
-        raise JobFinished(f"Cannot import into a {job.status.value} job")
-    result = import_items(
-        session, job, schema, binary, fmt, mode, annotations=annotations, progress=progress
+    target = ImportTarget.of(session, job, schema, external_id_field)
+    staged = check_dataset(
+        target,
+        binary,
+        fmt,
+        mode,
+        limits=limits or ImportLimits.of(session_settings(session)),
+        look_up=lambda ids: known_items(session, job.id, ids),
+        annotations=annotations,
+        progress=progress,
     )
-    if mode is ImportMode.all_or_nothing and result.rejected:
-        raise ValidationFailed(
-            f"{result.rejected} of {result.rows_read} rows are invalid; nothing was imported "
-            "(use mode=skip-invalid to import the valid rows)",
-            errors=result.errors,
-            rows_read=result.rows_read,
-            rejected=result.rejected,
-            errors_truncated=result.errors_truncated,
-        )
-    if job.status is JobStatus.active:
-        result.tasks_created = split_into_tasks(session, job)
-    return result
+    with staged:
+        return write_staged(session, job, staged)

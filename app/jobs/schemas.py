@@ -128,6 +128,13 @@ class JobCreate(_JobSettings):
     overlap: Overlap = Field(default_factory=Overlap)
     items_per_task: int = Field(default=1, ge=1, le=100)
     gold_ratio: float = Field(default=0.0, ge=0, le=0.5)
+    external_id_field: FieldName | None = Field(
+        default=None,
+        description="The dataset column (CSV) or key (JSON) whose value is each row's external "
+        "id, so re-uploading a file that carries its own ids (say `sku`) is idempotent; an "
+        "upload may name another with `?external_id_field=`. Without one, a row's "
+        "`external_id` key is its external id. The field stays in the item's payload.",
+    )
 
 
 class JobUpdate(_JobSettings):
@@ -163,6 +170,7 @@ class JobOut(BaseModel):
     priority: int
     task_order: TaskOrder
     instant_feedback: bool
+    external_id_field: str | None
     created_at: datetime
     updated_at: datetime | None
     activated_at: datetime | None
@@ -201,6 +209,7 @@ class JobOut(BaseModel):
             priority=job.priority,
             task_order=job.task_order,
             instant_feedback=job.instant_feedback,
+            external_id_field=job.external_id_field,
             created_at=job.created_at,
             updated_at=job.updated_at,
             activated_at=job.activated_at,

@@ -95,6 +95,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         priority=body.priority or 0,
         task_order=body.task_order or TaskOrder.near_completion,
         instant_feedback=bool(body.instant_feedback),
+        external_id_field=body.external_id_field,
     )
     session.add(job)
     session.flush()

@@ -110,6 +110,9 @@ class Job(IdMixin, CreatedAtMixin, Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     task_order: Mapped[TaskOrder] = mapped_column(str_enum(TaskOrder, "task_order"))
     instant_feedback: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The payload field (CSV column, JSON key) whose value is each imported row's external id;
+    # None: a row's `external_id` key, if any.
+    external_id_field: Mapped[str | None] = mapped_column(String(255))
     # Regular items with ids up to here are split into tasks. Imports and splits of a job hold
     # the job's row lock, so item ids of a job commit in order and a watermark is enough.
     split_watermark: Mapped[int] = mapped_column(BigInteger, default=0)

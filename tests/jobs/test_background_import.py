@@ -11,12 +11,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.core.db import Database
-from app.jobs import background
+from app.jobs import background, importing
 from app.main import create_app
 from app.models.background import OutboxJob
 from app.runs import service as runs
 from tests.jobs.factories import create_job, jsonl, reviews, upload
 from tests.jobs.test_dataset_import import count_items
+from tests.jobs.uploads import import_client
 from tests.support import Account
 from tests.workers.background import wait_until
 from workers.in_process import InProcessRunner
@@ -191,3 +192,58 @@ def test_a_background_import_uses_label_studio_annotations_as_asked(
     result = run["result"]
     assert isinstance(result, dict)
     assert (result["gold"], result["gold_from_annotations"], result["annotations"]) == (20, 20, 20)
+
+
+def outbox_row(db: Database, run_id: int) -> OutboxJob:
+    with db.read_session() as session:
+        return session.scalars(select(OutboxJob).where(OutboxJob.run_id == run_id)).one()
+
+
+def test_a_background_import_of_deeply_nested_json_fails_at_once_with_a_pointer(
+    db: Database, tmp_path: Path, client_account: Account
+) -> None:
+    with import_client(db, tmp_path) as client:
+        job_id = create_job(client, client_account)
+        body = b'[{"text": "fine"}, ' + b"[" * 100_000 + b"]" * 100_000 + b"]"
+        response = client.post(
+            f"/v1/jobs/{job_id}/items?background=true",
+            content=body,
+            headers={**client_account.headers, "Content-Type": "application/json"},
+        )
+        run = finished_run(client, client_account, response.json()["status_url"])
+    assert run["state"] == "failed", run
+    error = run["error"]
+    assert isinstance(error, dict)
+    assert (error["status"], error["type"]) == (422, "/problems/unreadable-dataset")
+    assert error["errors"][0]["pointer"] == "#/1"
+    # A refusal is final: done at its first delivery (no failed attempt), never retried.
+    row = outbox_row(db, response.json()["run_id"])
+    assert (row.attempts, row.done_at is not None, row.dead_at) == (0, True, None)
+    assert count_items(db, job_id) == 0
+
+
+def test_a_background_import_failing_unexpectedly_ends_failed_after_two_retries(
+    db: Database, tmp_path: Path, client_account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(importing, "check_dataset", broken)
+    with import_client(db, tmp_path) as client:
+        job_id = create_job(client, client_account)
+        response = client.post(
+            f"/v1/jobs/{job_id}/items?background=true",
+            content=jsonl(reviews(5)),
+            headers={**client_account.headers, "Content-Type": "application/x-ndjson"},
+        )
+        run = finished_run(client, client_account, response.json()["status_url"])
+        row = wait_until(
+            lambda: (r := outbox_row(db, response.json()["run_id"])).dead_at and r,
+            what="the job to be dead-lettered",
+        )
+    assert run["state"] == "failed"
+    error = run["error"]
+    assert isinstance(error, dict)
+    assert (error["status"], error["type"]) == (500, "/problems/background-job-failed")
+    assert row.attempts == background.IMPORT_RETRIES + 1
+    assert count_items(db, job_id) == 0

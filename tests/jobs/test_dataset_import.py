@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 
 import pytest
@@ -8,8 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.core.db import Database
+from app.core.errors import ValidationFailed
 from app.jobs import importing
-from app.models import Item
+from app.jobs.service import job_schema
+from app.models import Item, Job
 from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
 from tests.support import Account, assert_problem
 
@@ -231,3 +234,44 @@ def test_repeated_external_id_in_a_later_batch_is_caught(
     body = assert_problem(upload(client, client_account, other_job, jsonl(clash)), 422)
     assert [e["line"] for e in body["errors"]] == [4]
     assert count_items(db, other_job) == 0
+
+
+@pytest.mark.parametrize("mode", list(importing.ImportMode))
+def test_rows_imported_by_another_upload_while_a_file_is_checked_are_compared_not_doubled(
+    mode: importing.ImportMode, client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    with db.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        target = importing.ImportTarget.of(session, job, job_schema(job))
+        session.commit()
+    rows = reviews(4)
+    staged = importing.check_dataset(
+        target,
+        io.BytesIO(jsonl(rows)),
+        importing.ImportFormat.jsonl,
+        mode,
+        limits=importing.ImportLimits.of(db.settings),
+        look_up=importing.reading_look_up(db, job_id),
+    )
+    # Meanwhile another upload gives the job r0 as it is here and r1 with other content.
+    meanwhile = upload(client, client_account, job_id, jsonl([rows[0], {**rows[1], "text": "x"}]))
+    assert meanwhile.status_code == 201
+
+    with staged, db.session() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        assert job is not None
+        if mode is importing.ImportMode.all_or_nothing:
+            with pytest.raises(ValidationFailed) as refused:
+                importing.write_staged(session, job, staged)
+            session.rollback()
+            assert [(e["line"], e["pointer"]) for e in refused.value.errors] == [
+                (2, "#/external_id")
+            ]
+            assert count_items(db, job_id) == 2
+            return
+        result = importing.write_staged(session, job, staged)
+        session.commit()
+    assert (result.created, result.unchanged, result.rejected) == (2, 1, 1)
+    assert count_items(db, job_id) == 4
