@@ -5,7 +5,7 @@ of files that carry their own ids (a `sku`, an `image_id`) are idempotent withou
 `external_id`.
 
 Revision ID: 5c0d7e2a9b41
-Revises: 1a1f67d095e7
+Revises: 6190b91756bc
 Create Date: 2026-11-27 12:00:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c0d7e2a9b41"
-down_revision: str | None = "1a1f67d095e7"
+down_revision: str | None = "6190b91756bc"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
