@@ -374,6 +374,7 @@ def _import(
         session, job, service.job_schema(job), asked.external_id_field
     )
     session.commit()
+    session.expire_all()  # phase two reads the job again, as it is then
     with importing.check_dataset(
         target,
         upload,

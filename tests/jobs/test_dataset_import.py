@@ -306,3 +306,32 @@ def test_the_cli_imports_in_two_phases_with_the_same_rules(
     assert refused.exit_code == 1
     assert "line 1: #/text contains the NUL character" in refused.output
     assert count_items(db, job_id) == 2
+
+
+def test_a_schema_changed_while_the_file_was_checked_refuses_the_import(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    with db.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        target = importing.ImportTarget.of(session, job, job_schema(job))
+        session.commit()
+    staged = importing.check_dataset(
+        target,
+        io.BytesIO(jsonl(reviews(3))),
+        importing.ImportFormat.jsonl,
+        limits=importing.ImportLimits.of(db.settings),
+        look_up=importing.reading_look_up(db, job_id),
+    )
+    other = {"controls": [{"name": "t", "type": "text", "field": "body"}]}
+    patched = client.patch(
+        f"/v1/jobs/{job_id}", json={"label_schema": other}, headers=client_account.headers
+    )
+    assert patched.status_code == 200, patched.text
+    with staged, db.session() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        assert job is not None
+        with pytest.raises(importing.LabelSchemaChanged):
+            importing.write_staged(session, job, staged)
+    assert count_items(db, job_id) == 0
