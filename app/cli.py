@@ -258,8 +258,13 @@ def import_command(
     annotations: Annotated[
         str, typer.Option(help="Label Studio tasks' annotations: report or gold")
     ] = "report",
+    external_id_field: Annotated[
+        str | None,
+        typer.Option(help="The column or key holding each row's external id (default: the job's)"),
+    ] = None,
 ) -> None:
-    """Import a dataset file into a job, with a progress bar (same rules as the API)."""
+    """Import a dataset file into a job, with a progress bar (same rules as the API: the file is
+    read and checked first, holding no lock, then inserted in one transaction)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.jobs import importing
@@ -295,20 +300,26 @@ def import_command(
                     rows=f"{result.rows_read:,} rows, {result.rejected:,} rejected",
                 )
 
-            job = session.get(Job, job_id, with_for_update=True)
+            job = session.get(Job, job_id)
             if job is None:
                 raise NotFound(f"No job {job_id}")
-            result = importing.import_dataset(
-                session,
-                job,
-                job_schema(job),
+            target = importing.ImportTarget.of(session, job, job_schema(job), external_id_field)
+            session.commit()
+            with importing.check_dataset(
+                target,
                 raw,
                 fmt_value,
                 importing.ImportMode(mode),
+                limits=importing.ImportLimits.of(settings),
+                look_up=importing.reading_look_up(db, job_id),
                 annotations=AnnotationUse(annotations),
                 progress=show,
-            )
-            session.commit()
+            ) as staged:
+                job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+                if job is None:
+                    raise NotFound(f"No job {job_id}")
+                result = importing.write_staged(session, job, staged)
+                session.commit()
     except TesseraError as exc:
         err.print(f"[red]{exc.detail or exc.title}[/red]")
         for error in exc.errors[:20]:

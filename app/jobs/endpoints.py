@@ -377,16 +377,19 @@ def _import(
         session, job, service.job_schema(job), asked.external_id_field
     )
     session.commit()
+    # From here until phase two the session must not be touched: on SQLite any statement (a lazy
+    # load too) would begin a write transaction and hold the write lock.
     with importing.check_dataset(
         target,
         upload,
         asked.fmt,
         asked.mode,
         limits=importing.ImportLimits.of(settings),
-        look_up=importing.reading_look_up(db, job.id),
+        look_up=importing.reading_look_up(db, target.job_id),
         annotations=asked.annotations,
     ) as staged:
-        # Phase two: one short transaction.
+        # Phase two: one short transaction, on the job as it is now.
+        session.expire_all()
         job = service.get_job(session, asked.principal, asked.job_id, lock=True)
         result = importing.write_staged(session, job, staged)
         webhooks.record_import_finished(session, job, run_id=None, report=background.report(result))

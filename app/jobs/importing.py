@@ -302,10 +302,26 @@ class _BoundedGunzip(io.RawIOBase):
         return count
 
 
+class _Borrowed(io.RawIOBase):
+    """The caller's file, read but never closed (the readers wrapped around it close what they
+    wrap when they are done)."""
+
+    def __init__(self, binary: IO[bytes]) -> None:
+        self._binary = binary
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._binary.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def open_upload(binary: IO[bytes], max_decompressed_bytes: int | None = None) -> IO[bytes]:
     """A buffered view of an upload, gunzipped (up to `max_decompressed_bytes`) when it starts
-    with the gzip magic bytes."""
-    buffered: Any = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)
+    with the gzip magic bytes. Closing it leaves `binary` open."""
+    buffered: Any = io.BufferedReader(_Borrowed(binary), READ_CHUNK)
     if buffered.peek(2)[:2] == b"\x1f\x8b":
         limit = max_decompressed_bytes if max_decompressed_bytes is not None else 1 << 62
         buffered = io.BufferedReader(_BoundedGunzip(buffered, limit), READ_CHUNK)

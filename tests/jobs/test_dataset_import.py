@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -275,3 +276,62 @@ def test_rows_imported_by_another_upload_while_a_file_is_checked_are_compared_no
         session.commit()
     assert (result.created, result.unchanged, result.rejected) == (2, 1, 1)
     assert count_items(db, job_id) == 4
+
+
+def test_the_cli_imports_in_two_phases_with_the_same_rules(
+    client: TestClient,
+    client_account: Account,
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    monkeypatch.setenv("TESSERA_DATABASE_URL", db.settings.database_url)
+    monkeypatch.setenv("TESSERA_SECRET_KEY", db.settings.resolved_secret_key())
+    job_id = create_job(client, client_account)
+    products = tmp_path / "products.csv"
+    products.write_bytes(b"sku,text\nA-1,red\nA-2,blue\n")
+    args = ["import", str(job_id), str(products), "--external-id-field", "sku"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "2 created" in first.output
+    again = CliRunner().invoke(cli, args)
+    assert "0 created, 2 unchanged" in again.output
+    nul = tmp_path / "nul.jsonl"
+    nul.write_bytes(b'{"text": "a\\u0000"}\n')
+    refused = CliRunner().invoke(cli, ["import", str(job_id), str(nul)])
+    assert refused.exit_code == 1
+    assert "line 1: #/text contains the NUL character" in refused.output
+    assert count_items(db, job_id) == 2
+
+
+def test_a_schema_changed_while_the_file_was_checked_refuses_the_import(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    with db.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        target = importing.ImportTarget.of(session, job, job_schema(job))
+        session.commit()
+    staged = importing.check_dataset(
+        target,
+        io.BytesIO(jsonl(reviews(3))),
+        importing.ImportFormat.jsonl,
+        limits=importing.ImportLimits.of(db.settings),
+        look_up=importing.reading_look_up(db, job_id),
+    )
+    other = {"controls": [{"name": "t", "type": "text", "field": "body"}]}
+    patched = client.patch(
+        f"/v1/jobs/{job_id}", json={"label_schema": other}, headers=client_account.headers
+    )
+    assert patched.status_code == 200, patched.text
+    with staged, db.session() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        assert job is not None
+        with pytest.raises(importing.LabelSchemaChanged):
+            importing.write_staged(session, job, staged)
+    assert count_items(db, job_id) == 0

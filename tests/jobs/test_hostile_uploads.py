@@ -392,3 +392,12 @@ def test_label_studio_configs_with_entities_are_refused(
     body = assert_problem(response, 422, "validation-failed")
     assert "not allowed" in body["errors"][0]["detail"]
     assert client.get("/v1/jobs", headers=client_account.headers).json()["items"] == []
+
+
+def test_the_decompressed_limit_is_four_uploads_unless_set() -> None:
+    from app.core.settings import Settings
+
+    derived = Settings(max_upload_bytes=10_000, _env_file=None)  # type: ignore[call-arg]
+    assert derived.decompressed_bytes_limit == 40_000
+    chosen = Settings(max_upload_bytes=10_000, max_decompressed_bytes=12_345, _env_file=None)  # type: ignore[call-arg]
+    assert chosen.decompressed_bytes_limit == 12_345
