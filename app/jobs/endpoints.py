@@ -29,7 +29,7 @@ from app.core.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.core.inputs import PathId
+from app.core.inputs import STORABLE, PathId
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, get_database
 from app.core.settings import Settings
@@ -272,7 +272,7 @@ async def import_items(
         ),
     ] = label_studio.AnnotationUse.report,
     external_id_field: Annotated[
-        FieldName | None,
+        Annotated[FieldName, STORABLE] | None,
         Query(
             description="The column (CSV) or key (JSON) whose value is each row's external id, "
             "for this upload (default: the job's `external_id_field`, else `external_id`)"

@@ -304,7 +304,7 @@ CASES = [
         lambda: b'[{"text": "x", "n": 123456789012345678901234}]',
         JSON,
         refused=(422, "validation-failed"),
-        errors=[(1, None)],
+        errors=[(1, "#/n")],
     ),
 ]
 
