@@ -51,7 +51,10 @@ def import_client(db: Database, tmp_path: Path, **settings: Any) -> Iterator[Tes
             **settings,
         }
     )
-    runner = InProcessRunner(changed, db, scheduler=False, relay_interval=0.05)
+    # A short consumer timeout: stopping the worker waits for it, once per test.
+    runner = InProcessRunner(
+        changed, db, scheduler=False, relay_interval=0.05, worker_timeout_ms=100
+    )
     runner.start()
     try:
         with TestClient(create_app(changed, db)) as client:
