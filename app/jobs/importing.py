@@ -108,8 +108,8 @@ class EmptyDataset(ValidationFailed):
 
 
 class LabelSchemaChanged(Conflict):
-    """The job's label schema (or external id field) changed while the file was being read and
-    checked; nothing was imported: upload it again."""
+    """The job's label schema changed while the file was being read and checked (its rows were
+    checked against the old one); nothing was imported: upload it again."""
 
     slug, title = "label-schema-changed", "Label schema changed during the import"
 
@@ -459,7 +459,6 @@ class ImportTarget:
     status: JobStatus
     label_schema: dict[str, Any]
     schema: LabelSchema
-    job_external_id_field: str | None
     external_id_field: str | None  # the job's, or the upload's own
     has_items: bool
 
@@ -474,7 +473,6 @@ class ImportTarget:
             job.status,
             job.label_schema,
             schema,
-            job.external_id_field,
             external_id_field or job.external_id_field,
             has_items is not None,
         )
@@ -655,12 +653,10 @@ def write_staged(session: Session, job: Job, staged: StagedImport) -> ImportResu
     target, result = staged.target, staged.result
     if job.status in FINISHED:
         raise JobFinished(f"Cannot import into a {job.status.value} job")
-    if job.label_schema != target.label_schema or (
-        job.external_id_field != target.job_external_id_field
-    ):
+    if job.label_schema != target.label_schema:
         raise LabelSchemaChanged(
-            "The job's label schema or external id field changed while the file was being "
-            "checked; nothing was imported: upload it again"
+            "The job's label schema changed while the file was being checked; nothing was "
+            "imported: upload it again"
         )
     store = item_store(session)
     try:
