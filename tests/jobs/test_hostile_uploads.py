@@ -320,9 +320,13 @@ def hostile(db: Database, tmp_path: Path) -> Iterator[TestClient]:
     before = staged_files()
     with import_client(db, tmp_path, max_decompressed_bytes=DECOMPRESSED_LIMIT) as client:
         yield client
-        assert staged_files() <= before  # however the import ended, its staged rows are gone
-        uploads = tmp_path / "uploads"  # and so is a background upload (removed on commit)
-        wait_until(lambda: not any(uploads.glob("*")), what="the staged upload to go")
+        # However the import ended, its staged rows are gone, and so is a background upload
+        # (a background run removes both just after it commits).
+        uploads = tmp_path / "uploads"
+        wait_until(
+            lambda: staged_files() <= before and not any(uploads.glob("*")),
+            what="the import's files to go",
+        )
 
 
 def added_items(db: Database, job_id: int) -> list[tuple[str | None, dict[str, Any]]]:
