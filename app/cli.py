@@ -267,13 +267,15 @@ def import_command(
     read and checked first, holding no lock, then inserted in one transaction)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from app.jobs import importing
+    from app.jobs import dataset_files, importing
     from app.jobs.label_studio import AnnotationUse
     from app.jobs.service import job_schema
     from app.models.jobs import Job
 
     settings = _settings()
-    fmt_value = importing.ImportFormat(fmt) if fmt else importing.detect_format(path.name, None)
+    fmt_value = (
+        dataset_files.ImportFormat(fmt) if fmt else dataset_files.detect_format(path.name, None)
+    )
     if fmt_value is None:
         err.print("[red]Cannot tell the format from the file name; pass --format[/red]")
         raise typer.Exit(2)

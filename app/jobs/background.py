@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from app.core.background import JobContext, PrepareContext, background_job, enqueue
 from app.core.errors import Conflict, StagedUploadGone, TesseraError
 from app.core.settings import Settings
-from app.jobs import importing
+from app.jobs import dataset_files, importing
 from app.jobs.label_studio import AnnotationUse
 from app.jobs.service import job_schema
 from app.models.jobs import Job
@@ -50,9 +50,9 @@ PROGRESS_EVERY_SECONDS = 1.0
 # order then); one may still be pending when the next release starts, so `run_import` reads both
 # forms. Drop these after one release.
 _LEGACY_FORMATS = (
-    importing.ImportFormat.csv,
-    importing.ImportFormat.json,
-    importing.ImportFormat.jsonl,
+    dataset_files.ImportFormat.csv,
+    dataset_files.ImportFormat.json,
+    dataset_files.ImportFormat.jsonl,
 )
 _LEGACY_MODES = (importing.ImportMode.all_or_nothing, importing.ImportMode.skip_invalid)
 
@@ -73,7 +73,7 @@ def stage_import(
     owner_id: int,
     job_id: int,
     upload: IO[bytes],
-    fmt: importing.ImportFormat,
+    fmt: dataset_files.ImportFormat,
     mode: importing.ImportMode,
     annotations: AnnotationUse = AnnotationUse.report,
     *,
@@ -137,7 +137,7 @@ def _check_staged_upload(
             staged = importing.check_dataset(
                 target,
                 data,
-                _LEGACY_FORMATS[fmt] if isinstance(fmt, int) else importing.ImportFormat(fmt),
+                _LEGACY_FORMATS[fmt] if isinstance(fmt, int) else dataset_files.ImportFormat(fmt),
                 _LEGACY_MODES[mode] if isinstance(mode, int) else importing.ImportMode(mode),
                 limits=importing.ImportLimits.of(ctx.settings),
                 look_up=importing.reading_look_up(ctx.db, job_id),

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.core.security import Principal
-from app.jobs import importing, schemas, service, splitting
+from app.jobs import dataset_files, importing, schemas, service, splitting
 from app.models.accounts import Role
 from payouts import funding
 
@@ -80,7 +80,7 @@ def create_demo(session: Session) -> Demo:
     ]
     data = "".join(json.dumps(r) + "\n" for r in rows).encode()
     importing.import_dataset(
-        session, job, service.job_schema(job), io.BytesIO(data), importing.ImportFormat.jsonl
+        session, job, service.job_schema(job), io.BytesIO(data), dataset_files.ImportFormat.jsonl
     )
     service.change_status(session, job, "activate")
     splitting.split_into_tasks(session, job)

@@ -35,6 +35,7 @@ from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession
 from app.core.settings import Settings
 from app.jobs import (
     background,
+    dataset_files,
     export,
     importing,
     label_studio,
@@ -238,18 +239,18 @@ def unban_annotator(
             (importing.LabelSchemaChanged, "the job's schema changed during the import"),
             (PayloadTooLarge, "upload larger than TESSERA_MAX_UPLOAD_BYTES"),
             (
-                importing.DecompressedTooLarge,
+                dataset_files.DecompressedTooLarge,
                 "gzip upload expanding past TESSERA_MAX_DECOMPRESSED_BYTES",
             ),
             (UnsupportedMediaType, "unknown dataset format"),
             (ValidationFailed, "bad rows (all-or-nothing), each with its line and pointer"),
-            (importing.UnreadableFile, "a file that cannot be parsed, or not UTF-8"),
+            (dataset_files.UnreadableFile, "a file that cannot be parsed, or not UTF-8"),
             (importing.EmptyDataset, "no rows (an empty file, or a CSV header alone)"),
             (
                 importing.TooManyUnusableLines,
                 "more blank or unparseable lines than TESSERA_IMPORT_MAX_UNUSABLE_LINES",
             ),
-            (importing.ExternalIdFieldMissing, "the CSV has no external id column"),
+            (dataset_files.ExternalIdFieldMissing, "the CSV has no external id column"),
         ),
     },
 )
@@ -260,7 +261,7 @@ async def import_items(
     session: DbSession,
     db: Annotated[Database, Depends(get_database)],
     mode: importing.ImportMode = importing.ImportMode.all_or_nothing,
-    format_: Annotated[importing.ImportFormat | None, Query(alias="format")] = None,
+    format_: Annotated[dataset_files.ImportFormat | None, Query(alias="format")] = None,
     background: Annotated[
         bool | None, Query(description="Force (true) or forbid (false) a background import")
     ] = None,
@@ -300,7 +301,7 @@ async def import_items(
         raise PayloadTooLarge(f"Uploads are limited to {settings.max_upload_bytes} bytes")
     upload, filename, content_type = await _receive_upload(request, settings.max_upload_bytes)
     try:
-        fmt = format_ or importing.detect_format(filename, content_type)
+        fmt = format_ or dataset_files.detect_format(filename, content_type)
         if fmt is None:
             raise UnsupportedMediaType(
                 "Say which format the dataset is in: a file name ending in .csv, .json or .jsonl "
@@ -358,7 +359,7 @@ def _visible_job(session: Session, principal: Principal, job_id: int) -> None:
 class _ImportRequest:
     principal: Principal
     job_id: int
-    fmt: importing.ImportFormat
+    fmt: dataset_files.ImportFormat
     mode: importing.ImportMode
     annotations: label_studio.AnnotationUse
     external_id_field: str | None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.jobs.factories import create_job, jsonl, reviews
 from tests.jobs.test_dataset_import import count_items
 from tests.jobs.uploads import HOWS, How, import_client, import_file
 from tests.support import Account, assert_problem
+from tests.workers.background import wait_until
 
 CSV, JSONL, JSON = "text/csv", "application/x-ndjson", "application/json"
 DECOMPRESSED_LIMIT = 1_000_000  # the app under test is configured with this limit
@@ -309,10 +311,22 @@ CASES = [
 ]
 
 
+def staged_files() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("tessera-import-*.staged"))
+
+
 @pytest.fixture
 def hostile(db: Database, tmp_path: Path) -> Iterator[TestClient]:
+    before = staged_files()
     with import_client(db, tmp_path, max_decompressed_bytes=DECOMPRESSED_LIMIT) as client:
         yield client
+        # However the import ended, its staged rows are gone, and so is a background upload
+        # (a background run removes both just after it commits).
+        uploads = tmp_path / "uploads"
+        wait_until(
+            lambda: staged_files() <= before and not any(uploads.glob("*")),
+            what="the import's files to go",
+        )
 
 
 def added_items(db: Database, job_id: int) -> list[tuple[str | None, dict[str, Any]]]:
