@@ -29,7 +29,9 @@ def staged_client(db: Database, tmp_path: Path) -> Iterator[tuple[TestClient, Pa
     settings = db.settings.model_copy(
         update={"import_inline_max_bytes": 200, "upload_dir": tmp_path / "uploads"}
     )
-    runner = InProcessRunner(settings, db, scheduler=False, relay_interval=0.05)
+    runner = InProcessRunner(
+        settings, db, scheduler=False, relay_interval=0.05, worker_timeout_ms=100
+    )
     runner.start()
     try:
         with TestClient(create_app(settings, db)) as client:

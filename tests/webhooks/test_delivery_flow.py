@@ -400,7 +400,9 @@ def test_a_secret_sealed_under_another_key_fails_the_attempt_clearly(
 def test_deliveries_run_on_the_background_engine(
     client_account: Account, receiver: Receiver, db: Database, hook_settings: Settings
 ) -> None:
-    runner = InProcessRunner(hook_settings, db, scheduler=False, relay_interval=0.05)
+    runner = InProcessRunner(
+        hook_settings, db, scheduler=False, relay_interval=0.05, worker_timeout_ms=100
+    )
     runner.start()
     try:
         with TestClient(create_app(hook_settings, db)) as client:
