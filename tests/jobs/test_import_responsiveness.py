@@ -66,6 +66,10 @@ def test_others_work_while_a_million_row_import_runs(
     make_account: Callable[..., Account],
     million_rows: bytes,
 ) -> None:
+    if how == "background" and db.engine.dialect.name == "postgresql":
+        # Both modes share the two phases; on PostgreSQL others never waited for an import's
+        # rows, so one mode shows it there and CI keeps its time for the SQLite pass's two.
+        pytest.skip("PostgreSQL: the inline import shows it; the SQLite pass runs both modes")
     importer, other_client, annotator = (
         make_account("client"),
         make_account("client"),
