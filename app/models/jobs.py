@@ -105,7 +105,7 @@ class Job(IdMixin, CreatedAtMixin, Base):
     max_tasks_per_annotator: Mapped[int | None] = mapped_column(Integer)
     deadline: Mapped[datetime | None]
     confidence_threshold: Mapped[float | None] = mapped_column(Float)
-    # How answers become a consensus (`app.quality.methods.Method`'s values).
+    # How answers become a consensus (`app.consensus.methods.Method`'s values).
     consensus_method: Mapped[str] = mapped_column(String(40), default="calibrated_dawid_skene")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     task_order: Mapped[TaskOrder] = mapped_column(str_enum(TaskOrder, "task_order"))
@@ -277,7 +277,7 @@ class ItemResult(Base):
 
 class ConsensusFit(Base):
     """The last fit of a job's consensus estimator over all its answers: what the online
-    consensus after each submit holds fixed (`app.quality.model.ConsensusModel`, as JSON)."""
+    consensus after each submit holds fixed (`app.consensus.model.ConsensusModel`, as JSON)."""
 
     __tablename__ = "consensus_fits"
 

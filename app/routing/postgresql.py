@@ -34,6 +34,8 @@ from psycopg.rows import dict_row, kwargs_row
 from psycopg.types.json import Jsonb
 from starlette.concurrency import run_in_threadpool
 
+from app.consensus.model import ConsensusModel
+from app.consensus.service import Consensus, Fit, Vote
 from app.core.background import OUTBOX_CHANNEL
 from app.core.clock import utcnow
 from app.core.db import AsyncPool, Database, open_async_pool
@@ -41,8 +43,6 @@ from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stal
 from app.core.settings import Settings
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.quality import enforcement
-from app.quality.consensus import Consensus, Fit, Vote
-from app.quality.model import ConsensusModel
 from app.routing import eligibility, service
 from app.routing.rules import TaskItemView
 from app.routing.store import (

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from app.consensus.aggregation import aggregate_item
 from app.label_schema import ChoicesAttribute, TextAttribute, parse_label_schema
 from app.label_schema.aggregation import (
     aggregate_attributes,
@@ -21,7 +22,6 @@ from app.label_schema.aggregation import (
     interval_iou,
     kendall_tau,
 )
-from app.quality.aggregation import aggregate_item
 
 
 def seg(start: float, end: float, label: str = "a", **extra: Any) -> dict[str, Any]:

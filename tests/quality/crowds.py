@@ -6,7 +6,7 @@ import csv
 import os
 from pathlib import Path
 
-from app.quality.votes import IntArray, VoteEncoder, Votes
+from app.consensus.votes import IntArray, VoteEncoder, Votes
 
 # ../shared/data/crowd next to the repository (present on development machines and in CI);
 # TESSERA_CROWD_DATA points elsewhere. Tests that read it fail, never skip, when it is absent.

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from app.consensus.aggregation import aggregate_item, aggregate_job
+from app.consensus.methods import Method, answers_needed
+from app.consensus.model import ConsensusModel
+from app.consensus.simulation import synthetic_crowd
 from app.label_schema import LabelSchema, parse_label_schema
-from app.quality.aggregation import aggregate_item, aggregate_job
-from app.quality.methods import Method, answers_needed
-from app.quality.model import ConsensusModel
-from app.quality.simulation import synthetic_crowd
 
 LABELS = ["cat", "dog", "bird", "fish"]
 

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from app.quality.agreement import (
+from app.consensus.agreement import (
     Level,
     agreement_with_consensus,
     fleiss_kappa,
     krippendorff_alpha,
     percent_agreement,
 )
-from app.quality.votes import NO_LABEL, Votes
+from app.consensus.votes import NO_LABEL, Votes
 
 # Fleiss (1971), "Measuring nominal scale agreement among many raters", Psychological Bulletin
 # 76(5), Table 1: 30 patients, 6 psychiatrists each, 5 diagnoses (depression, personality

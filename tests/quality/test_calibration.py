@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.quality.calibration import (
+from app.consensus.calibration import (
     expected_calibration_error,
     fit_mixture_weight,
     fit_temperature,

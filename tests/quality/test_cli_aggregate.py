@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.quality.simulation import SyntheticCrowd, synthetic_crowd
+from app.consensus.simulation import SyntheticCrowd, synthetic_crowd
 
 runner = CliRunner()
 LABELS = ["red", "green", "blue"]

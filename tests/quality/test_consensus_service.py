@@ -10,10 +10,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.consensus import service as consensus
 from app.core.db import Database
 from app.label_schema import LabelSchema
 from app.models import Answer, ConsensusFit, ItemResult, Job, Task
-from app.quality import consensus
 from tests.jobs.factories import reviews
 from tests.routing.test_claim_and_submit import active_job, claim, submit
 from tests.support import Account

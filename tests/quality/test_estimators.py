@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from app.quality.calibrated_dawid_skene import CalibratedDawidSkene
-from app.quality.calibration import expected_calibration_error
-from app.quality.dawid_skene import DawidSkene
-from app.quality.majority_vote import MajorityVote
-from app.quality.simulation import SyntheticCrowd, synthetic_crowd
-from app.quality.votes import NO_LABEL, Votes
-from app.quality.weighted_vote import WeightedVote
+from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene
+from app.consensus.calibration import expected_calibration_error
+from app.consensus.dawid_skene import DawidSkene
+from app.consensus.majority_vote import MajorityVote
+from app.consensus.simulation import SyntheticCrowd, synthetic_crowd
+from app.consensus.votes import NO_LABEL, Votes
+from app.consensus.weighted_vote import WeightedVote
 
 
 @pytest.fixture(scope="module")

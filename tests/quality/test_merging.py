@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.quality.geometry import merge_boxes, merge_keypoints, merge_polygons
-from app.quality.numbers import merge_numbers
-from app.quality.spans import merge_spans
-from app.quality.text import merge_text
+from app.consensus.geometry import merge_boxes, merge_keypoints, merge_polygons
+from app.consensus.numbers import merge_numbers
+from app.consensus.spans import merge_spans
+from app.consensus.text import merge_text
 
 
 def box(x: float, y: float, w: float = 10, h: float = 10, label: str = "car") -> dict[str, object]:

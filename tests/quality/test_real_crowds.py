@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.quality.calibrated_dawid_skene import CalibratedDawidSkene
-from app.quality.dawid_skene import DawidSkene
-from app.quality.evaluation import cross_fitted, score_on_gold
-from app.quality.majority_vote import MajorityVote
+from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene
+from app.consensus.dawid_skene import DawidSkene
+from app.consensus.evaluation import cross_fitted, score_on_gold
+from app.consensus.majority_vote import MajorityVote
 from tests.quality.crowds import real_crowd
 
 # crowd-kit 1.4.2's best accuracy on each set (../shared/data/crowd/README.md), in percent.

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.quality.votes import NO_LABEL, VoteEncoder, Votes, item_keys, most_likely
+from app.consensus.votes import NO_LABEL, VoteEncoder, Votes, item_keys, most_likely
 
 
 def test_encoder_numbers_ids_and_labels_as_first_seen_and_maps_back() -> None:

@@ -24,8 +24,8 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from app.quality.estimator import SKILL_BOUNDS, check_gold, clamp_gold, decide
-from app.quality.votes import NO_LABEL, BoolArray, FloatArray, IntArray, Votes
+from app.consensus.estimator import SKILL_BOUNDS, check_gold, clamp_gold, decide
+from app.consensus.votes import NO_LABEL, BoolArray, FloatArray, IntArray, Votes
 
 
 def count_matrix(votes: Votes) -> Any:

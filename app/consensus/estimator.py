@@ -18,7 +18,7 @@ from typing import Protocol, Self
 
 import numpy as np
 
-from app.quality.votes import NO_LABEL, FloatArray, IntArray, Votes, most_likely
+from app.consensus.votes import NO_LABEL, FloatArray, IntArray, Votes, most_likely
 
 # Skills are kept off 0 and 1, where one vote would outweigh any number of others.
 SKILL_BOUNDS = (0.01, 0.99)

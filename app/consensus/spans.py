@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.consensus.merging import Merged, graded, normalised_weights
 from app.label_schema import Attribute
 from app.label_schema.aggregation import aggregate_attributes
-from app.quality.merging import Merged, graded, normalised_weights
 
 # Parser imported from the graders (private there) so that a span means the same in both.
 from qualification_tests.grading import _MalformedError, _parse_spans, grade_spans

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from app.quality.votes import FloatArray
+from app.consensus.votes import FloatArray
 
 
 @dataclass(frozen=True)

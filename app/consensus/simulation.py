@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.quality.votes import FloatArray, IntArray, Votes
+from app.consensus.votes import FloatArray, IntArray, Votes
 
 
 @dataclass(frozen=True)

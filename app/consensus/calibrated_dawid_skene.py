@@ -43,10 +43,10 @@ from typing import Self
 
 import numpy as np
 
-from app.quality.calibration import fit_mixture_weight, fit_temperature, tempered
-from app.quality.dawid_skene import DawidSkene
-from app.quality.estimator import check_gold, clamp_gold, decide
-from app.quality.votes import NO_LABEL, FloatArray, IntArray, Votes
+from app.consensus.calibration import fit_mixture_weight, fit_temperature, tempered
+from app.consensus.dawid_skene import DawidSkene
+from app.consensus.estimator import check_gold, clamp_gold, decide
+from app.consensus.votes import NO_LABEL, FloatArray, IntArray, Votes
 
 # Below this many gold items a fitted temperature is mostly noise (measured: with ~50 gold items
 # the fitted T of the 4-class set still ranges 3-7 between random draws).

@@ -28,15 +28,15 @@ from typing import TextIO
 
 import numpy as np
 
-from app.quality.estimator import CategoricalEstimator
-from app.quality.evaluation import (
+from app.consensus.estimator import CategoricalEstimator
+from app.consensus.evaluation import (
     GoldScore,
     annotator_gold_accuracy,
     cross_fitted,
     score_on_gold,
 )
-from app.quality.methods import Method, estimator_for, method_for
-from app.quality.votes import NO_LABEL, IntArray, VoteEncoder, Votes
+from app.consensus.methods import Method, estimator_for, method_for
+from app.consensus.votes import NO_LABEL, IntArray, VoteEncoder, Votes
 
 _ITEM = ("item", "item_id", "task", "task_id", "hitid", "assignment:task_id")
 _ANNOTATOR = (

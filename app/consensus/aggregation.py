@@ -38,6 +38,32 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene
+from app.consensus.calibration import tempered
+from app.consensus.dawid_skene import DawidSkene, item_log_joint, one_coin_confusion
+from app.consensus.geometry import merge_boxes, merge_keypoints, merge_polygons
+from app.consensus.merging import Merged
+from app.consensus.methods import (
+    CONFUSION_METHODS,
+    DEFAULT_METHOD,
+    Method,
+    estimator_for,
+    method_for,
+)
+from app.consensus.model import ConsensusModel, QuestionModel
+from app.consensus.numbers import merge_numbers
+from app.consensus.spans import merge_spans
+from app.consensus.text import merge_text
+from app.consensus.votes import (
+    NO_LABEL,
+    FloatArray,
+    IntArray,
+    KeyArray,
+    Votes,
+    item_keys,
+    most_likely,
+)
+from app.consensus.weighted_vote import DEFAULT_SKILL, WeightedVote
 from app.label_schema import (
     BoxesControl,
     ChoicesControl,
@@ -55,32 +81,6 @@ from app.label_schema import (
     TextControl,
 )
 from app.label_schema.aggregation import aggregate_control
-from app.quality.calibrated_dawid_skene import CalibratedDawidSkene
-from app.quality.calibration import tempered
-from app.quality.dawid_skene import DawidSkene, item_log_joint, one_coin_confusion
-from app.quality.geometry import merge_boxes, merge_keypoints, merge_polygons
-from app.quality.merging import Merged
-from app.quality.methods import (
-    CONFUSION_METHODS,
-    DEFAULT_METHOD,
-    Method,
-    estimator_for,
-    method_for,
-)
-from app.quality.model import ConsensusModel, QuestionModel
-from app.quality.numbers import merge_numbers
-from app.quality.spans import merge_spans
-from app.quality.text import merge_text
-from app.quality.votes import (
-    NO_LABEL,
-    FloatArray,
-    IntArray,
-    KeyArray,
-    Votes,
-    item_keys,
-    most_likely,
-)
-from app.quality.weighted_vote import DEFAULT_SKILL, WeightedVote
 from qualification_tests.grading import grade_control, grade_controls
 
 ItemId = Hashable

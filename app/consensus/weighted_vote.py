@@ -19,7 +19,7 @@ from typing import Self
 
 import numpy as np
 
-from app.quality.estimator import (
+from app.consensus.estimator import (
     SKILL_BOUNDS,
     agreement_with,
     check_gold,
@@ -27,7 +27,7 @@ from app.quality.estimator import (
     decide,
     softmax_rows,
 )
-from app.quality.votes import NO_LABEL, FloatArray, IntArray, Votes
+from app.consensus.votes import NO_LABEL, FloatArray, IntArray, Votes
 
 # The skill assumed for an annotator about whom nothing is known: about the median annotator's
 # accuracy on the real crowd sets in ../shared/data/crowd (0.70-0.82 per vote).

@@ -16,9 +16,9 @@ from typing import Literal
 
 import numpy as np
 
-from app.quality.calibration import expected_calibration_error
-from app.quality.estimator import CategoricalEstimator
-from app.quality.votes import NO_LABEL, FloatArray, IntArray, Votes
+from app.consensus.calibration import expected_calibration_error
+from app.consensus.estimator import CategoricalEstimator
+from app.consensus.votes import NO_LABEL, FloatArray, IntArray, Votes
 
 Fit = Callable[[Votes, IntArray], CategoricalEstimator]
 

@@ -32,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import brentq, minimize_scalar
 
-from app.quality.estimator import softmax_rows
-from app.quality.votes import FloatArray, IntArray
+from app.consensus.estimator import softmax_rows
+from app.consensus.votes import FloatArray, IntArray
 
 ECE_BINS = 15
 

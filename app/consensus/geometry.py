@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from app.consensus.merging import Merged, graded, normalised_weights
+from app.consensus.votes import FloatArray, IntArray
 from app.label_schema import Attribute
 from app.label_schema.aggregation import aggregate_attributes
-from app.quality.merging import Merged, graded, normalised_weights
-from app.quality.votes import FloatArray, IntArray
 
 # The pair finders and parsers are private to the graders; they are imported, not copied, so
 # the two stay one definition of "the same shape".

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from app.quality.merging import Merged, graded, normalised_weights
+from app.consensus.merging import Merged, graded, normalised_weights
 from qualification_tests.grading import grade_number
 
 

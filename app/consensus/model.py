@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from app.quality.methods import Method
+from app.consensus.methods import Method
 
 # Format of `ConsensusModel.to_json`; bump it when the format changes.
 MODEL_VERSION = 1

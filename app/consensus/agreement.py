@@ -21,7 +21,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from app.quality.votes import NO_LABEL, FloatArray, IntArray, Votes
+from app.consensus.votes import NO_LABEL, FloatArray, IntArray, Votes
 
 
 class Level(StrEnum):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from app.quality.calibrated_dawid_skene import CalibratedDawidSkene
-from app.quality.dawid_skene import DawidSkene
-from app.quality.estimator import CategoricalEstimator
-from app.quality.majority_vote import MajorityVote
-from app.quality.votes import FloatArray, Votes
-from app.quality.weighted_vote import WeightedVote
+from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene
+from app.consensus.dawid_skene import DawidSkene
+from app.consensus.estimator import CategoricalEstimator
+from app.consensus.majority_vote import MajorityVote
+from app.consensus.votes import FloatArray, Votes
+from app.consensus.weighted_vote import WeightedVote
 
 
 class Method(StrEnum):

@@ -25,6 +25,10 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.consensus.aggregation import AnnotatorId, ItemId, aggregate_item, aggregate_job
+from app.consensus.aggregation import Answer as AnswerValue
+from app.consensus.methods import Method
+from app.consensus.model import ConsensusModel
 from app.core.clock import utcnow
 from app.label_schema import LabelSchema
 from app.models.jobs import (
@@ -37,10 +41,6 @@ from app.models.jobs import (
     TaskItem,
     TaskStatus,
 )
-from app.quality.aggregation import AnnotatorId, ItemId, aggregate_item, aggregate_job
-from app.quality.aggregation import Answer as AnswerValue
-from app.quality.methods import Method
-from app.quality.model import ConsensusModel
 
 # (item id, annotator id, answer), in answer order
 Vote = tuple[int, int, Any]

@@ -12,8 +12,8 @@ from typing import Self
 
 import numpy as np
 
-from app.quality.estimator import agreement_with, check_gold, clamp_gold, decide
-from app.quality.votes import FloatArray, IntArray, Votes
+from app.consensus.estimator import agreement_with, check_gold, clamp_gold, decide
+from app.consensus.votes import FloatArray, IntArray, Votes
 
 
 class MajorityVote:
