@@ -31,16 +31,8 @@ from app.consensus.methods import Method
 from app.consensus.model import ConsensusModel
 from app.core.clock import utcnow
 from app.label_schema import LabelSchema
-from app.models.jobs import (
-    Answer,
-    ConsensusFit,
-    Item,
-    ItemResult,
-    Job,
-    Task,
-    TaskItem,
-    TaskStatus,
-)
+from app.models.consensus import ConsensusFit, ItemResult
+from app.models.jobs import Answer, Item, Job, Task, TaskItem, TaskStatus
 
 # (item id, annotator id, answer), in answer order
 Vote = tuple[int, int, Any]

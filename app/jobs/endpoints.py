@@ -46,7 +46,8 @@ from app.jobs import (
     splitting,
 )
 from app.label_schema.model import FieldName
-from app.models.jobs import ConsensusFit, JobStatus
+from app.models.consensus import ConsensusFit
+from app.models.jobs import JobStatus
 from app.runs import service as runs
 from app.webhooks import service as webhooks
 from qualification_tests import annotators as bans

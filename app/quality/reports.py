@@ -22,7 +22,8 @@ from app.consensus.agreement import Level, fleiss_kappa, krippendorff_alpha, per
 from app.consensus.votes import VoteEncoder
 from app.core.settings import Settings
 from app.label_schema import ChoicesControl, LabelSchema, NumberControl, RatingControl
-from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, ItemResult, Job
+from app.models.consensus import ItemResult
+from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, Job
 from app.models.quality import AnnotatorStats, ReviewDecision
 from app.quality import reputation, rules, tracking
 from app.quality.reputation import NextTier, Standing
