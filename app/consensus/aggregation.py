@@ -81,7 +81,7 @@ from app.label_schema import (
     TextControl,
 )
 from app.label_schema.aggregation import aggregate_control
-from qualification_tests.grading import grade_control, grade_controls
+from app.label_schema.grading import grade_control, grade_controls
 
 ItemId = Hashable
 AnnotatorId = Hashable

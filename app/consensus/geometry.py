@@ -8,7 +8,7 @@ Parameswaran & Widom, "Aggregating crowdsourced image segmentations" (HCOMP 2018
 
 1. Candidate pairs: two shapes of the same label, drawn by different annotators, with IoU at or
    above the control's `iou_threshold` (keypoints: within `tolerance` pixels). The pair finders
-   are the qualification-test graders' own (`qualification_tests.grading`), so "the same box"
+   are the qualification-test graders' own (`app.label_schema.grading`), so "the same box"
    means the same thing when grading gold and when merging.
 2. Clusters: pairs are joined best first (highest IoU), never putting two shapes of one
    annotator in a cluster: an annotator who drew two boxes around one object does not count
@@ -34,7 +34,7 @@ from app.label_schema.aggregation import aggregate_attributes
 
 # The pair finders and parsers are private to the graders; they are imported, not copied, so
 # the two stay one definition of "the same shape".
-from qualification_tests.grading import (
+from app.label_schema.grading import (
     _box_pairs,
     _keypoint_pairs,
     _MalformedError,

@@ -4,7 +4,7 @@ return, and how they weigh annotators.
 These controls have no label set to fit a confusion matrix over, so they are merged item by
 item: each answer weighs its annotator's skill (a weight of 1 for everyone is a plain vote), and
 every annotator's answer is then graded against the merged answer with the qualification-test
-graders (`qualification_tests.grading`: F1 of matched shapes or spans, 1 − CER, within
+graders (`app.label_schema.grading`: F1 of matched shapes or spans, 1 − CER, within
 tolerance). Those grades are the confidence (their weighted mean) and, summed over a job, each
 annotator's skill on the control.
 """

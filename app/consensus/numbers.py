@@ -3,7 +3,7 @@
 The median is the location estimate that a minority of wild answers cannot move (its breakdown
 point is 1/2; Huber, "Robust Statistics", 1981), and the lower weighted median is always one of
 the answers, so an integer control gets an integer. Confidence is the weight of the answers
-within the control's tolerance of it (`qualification_tests.grading.grade_number`).
+within the control's tolerance of it (`app.label_schema.grading.grade_number`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from app.consensus.merging import Merged, graded, normalised_weights
-from qualification_tests.grading import grade_number
+from app.label_schema.grading import grade_number
 
 
 def merge_numbers(

@@ -2,7 +2,7 @@
 
 A span is its exact (start, end, label), the unit of strict-match evaluation in named-entity
 recognition (Tjong Kim Sang & De Meulder, "Introduction to the CoNLL-2003 shared task", 2003)
-and of the span grader (`qualification_tests.grading.grade_spans`). Each distinct span is kept
+and of the span grader (`app.label_schema.grading.grade_spans`). Each distinct span is kept
 when the annotators who marked it carry more than `min_share` of the weight of all who answered
 the item. Where the control forbids overlaps, kept spans are taken best supported first and a
 span overlapping one already taken is dropped.
@@ -18,7 +18,7 @@ from app.label_schema import Attribute
 from app.label_schema.aggregation import aggregate_attributes
 
 # Parser imported from the graders (private there) so that a span means the same in both.
-from qualification_tests.grading import _MalformedError, _parse_spans, grade_spans
+from app.label_schema.grading import _MalformedError, _parse_spans, grade_spans
 
 MIN_SHARE = 0.5
 

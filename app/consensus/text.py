@@ -6,7 +6,7 @@ answers exactly as their mean error to the others does, and with skills it favou
 is the choice reliability-weighted text aggregators make (Li, "Crowdsourced text sequence
 aggregation based on hybrid reliability and representation", SIGIR 2020, whose RASA picks the
 answer nearest the reliability-weighted crowd). The CER is the grader's
-(`qualification_tests.grading.grade_text`: Levenshtein distance over the reference's length,
+(`app.label_schema.grading.grade_text`: Levenshtein distance over the reference's length,
 capped at 1, case and whitespace ignored when the control normalizes), the candidate being the
 reference.
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from app.consensus.merging import Merged, graded, normalised_weights
-from qualification_tests.grading import grade_text
+from app.label_schema.grading import grade_text
 
 
 def merge_text(

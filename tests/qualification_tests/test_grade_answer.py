@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.label_schema import LabelSchema
-from qualification_tests.grading import grade_answer, grade_controls
+from app.label_schema.grading import grade_answer, grade_controls
 
 SCHEMA = LabelSchema.model_validate(
     {

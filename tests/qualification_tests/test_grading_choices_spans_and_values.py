@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qualification_tests.grading import (
+from app.label_schema.grading import (
     grade_choices,
     grade_number,
     grade_rating,

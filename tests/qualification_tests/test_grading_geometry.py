@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import shapely
 
-from qualification_tests.grading import grade_boxes, grade_keypoints, grade_polygons
+from app.label_schema.grading import grade_boxes, grade_keypoints, grade_polygons
 
 
 def box(x: float, y: float, width: float, height: float, label: str = "car") -> dict[str, Any]:

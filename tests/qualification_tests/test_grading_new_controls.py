@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.label_schema import ChoicesAttribute, RatingAttribute, TextAttribute, parse_label_schema
-from qualification_tests.grading import (
+from app.label_schema.grading import (
     grade_boxes,
     grade_controls,
     grade_pairwise,

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qualification_tests.grading import (
+from app.label_schema.grading import (
     grade_boxes,
     grade_choices,
     grade_keypoints,
