@@ -8,8 +8,8 @@ Parameswaran & Widom, "Aggregating crowdsourced image segmentations" (HCOMP 2018
 
 1. Candidate pairs: two shapes of the same label, drawn by different annotators, with IoU at or
    above the control's `iou_threshold` (keypoints: within `tolerance` pixels). The pair finders
-   are the qualification-test graders' own (`app.label_schema.grading`), so "the same box"
-   means the same thing when grading gold and when merging.
+   are the graders' own (`app.label_schema.matching`), so "the same box" means the same thing
+   when grading gold and when merging.
 2. Clusters: pairs are joined best first (highest IoU), never putting two shapes of one
    annotator in a cluster: an annotator who drew two boxes around one object does not count
    twice, and two nearby objects drawn by everyone stay two clusters.
@@ -31,21 +31,16 @@ from app.consensus.merging import Merged, graded, normalised_weights
 from app.consensus.votes import FloatArray, IntArray
 from app.label_schema import Attribute
 from app.label_schema.aggregation import aggregate_attributes
-
-# The pair finders and parsers are private to the graders; they are imported, not copied, so
-# the two stay one definition of "the same shape".
-from app.label_schema.grading import (
-    _box_pairs,
-    _keypoint_pairs,
-    _MalformedError,
-    _Pairs,
-    _parse_boxes,
-    _parse_keypoints,
-    _parse_polygons,
-    _polygon_pairs,
-    grade_boxes,
-    grade_keypoints,
-    grade_polygons,
+from app.label_schema.grading import grade_boxes, grade_keypoints, grade_polygons
+from app.label_schema.matching import (
+    MalformedError,
+    Pairs,
+    box_pairs,
+    keypoint_pairs,
+    parse_boxes,
+    parse_keypoints,
+    parse_polygons,
+    polygon_pairs,
 )
 
 MIN_SHARE = 0.5
@@ -56,7 +51,7 @@ def _parsed(parse: Callable[[object], list[Any]], answers: Sequence[object]) -> 
     for answer in answers:
         try:
             out.append(parse(answer))
-        except _MalformedError:
+        except MalformedError:
             out.append([])  # validated at submit; a malformed answer contributes nothing
     return out
 
@@ -80,7 +75,7 @@ def _with_attributes(
     return shape
 
 
-def _clusters(owner: IntArray, pairs: _Pairs) -> IntArray:
+def _clusters(owner: IntArray, pairs: Pairs) -> IntArray:
     """Cluster index per shape: pairs joined best first, two shapes of one owner never joined."""
     n = owner.size
     parent = list(range(n))
@@ -159,12 +154,12 @@ def merge_boxes(
 ) -> Merged:
     """Merge one item's `boxes` answers (one list of boxes per annotator)."""
     w = normalised_weights(weights, len(answers))
-    parsed = _parsed(_parse_boxes, answers)
+    parsed = _parsed(parse_boxes, answers)
     flat, owner = _flatten(parsed)
     raw = _raw_regions(answers, parsed)
     merged: list[tuple[float, dict[str, Any]]] = []
     if flat:
-        cluster = _clusters(owner, _box_pairs(flat, flat, iou_threshold))
+        cluster = _clusters(owner, box_pairs(flat, flat, iou_threshold))
         for members in _kept_clusters(owner, cluster, w, min_share):
             member_w = w[owner[members]]
             corners = np.array([flat[m][:4] for m in members], dtype=np.float64)
@@ -196,12 +191,12 @@ def merge_polygons(
 ) -> Merged:
     """Merge one item's `polygons` answers (one list of polygons per annotator)."""
     w = normalised_weights(weights, len(answers))
-    parsed = _parsed(_parse_polygons, answers)
+    parsed = _parsed(parse_polygons, answers)
     flat, owner = _flatten(parsed)
     raw = _raw_regions(answers, parsed)
     merged: list[tuple[float, dict[str, Any]]] = []
     if flat:
-        pairs = _polygon_pairs(flat, flat, iou_threshold)
+        pairs = polygon_pairs(flat, flat, iou_threshold)
         cluster = _clusters(owner, pairs)
         # Each member's weighted IoU with the other members of its cluster (pairs below the
         # threshold count 0), summed over the candidate pairs: no shapes × shapes matrix.
@@ -236,12 +231,12 @@ def merge_keypoints(
 ) -> Merged:
     """Merge one item's `keypoints` answers (one list of points per annotator)."""
     w = normalised_weights(weights, len(answers))
-    parsed = _parsed(_parse_keypoints, answers)
+    parsed = _parsed(parse_keypoints, answers)
     flat, owner = _flatten(parsed)
     raw = _raw_regions(answers, parsed)
     merged: list[tuple[float, dict[str, Any]]] = []
     if flat:
-        cluster = _clusters(owner, _keypoint_pairs(flat, flat, tolerance))
+        cluster = _clusters(owner, keypoint_pairs(flat, flat, tolerance))
         for members in _kept_clusters(owner, cluster, w, min_share):
             member_w = w[owner[members]]
             xy = np.array([(flat[m].x, flat[m].y) for m in members], dtype=np.float64)

@@ -3,8 +3,8 @@ return, and how they weigh annotators.
 
 These controls have no label set to fit a confusion matrix over, so they are merged item by
 item: each answer weighs its annotator's skill (a weight of 1 for everyone is a plain vote), and
-every annotator's answer is then graded against the merged answer with the qualification-test
-graders (`app.label_schema.grading`: F1 of matched shapes or spans, 1 − CER, within
+every annotator's answer is then graded against the merged answer with the graders of gold and
+qualification tests (`app.label_schema.grading`: F1 of matched shapes or spans, 1 − CER, within
 tolerance). Those grades are the confidence (their weighted mean) and, summed over a job, each
 annotator's skill on the control.
 """

@@ -2,7 +2,8 @@
 
 A span is its exact (start, end, label), the unit of strict-match evaluation in named-entity
 recognition (Tjong Kim Sang & De Meulder, "Introduction to the CoNLL-2003 shared task", 2003)
-and of the span grader (`app.label_schema.grading.grade_spans`). Each distinct span is kept
+and of the span grader (`app.label_schema.grading.grade_spans`, which parses spans with
+`matching.parse_spans` as this module does). Each distinct span is kept
 when the annotators who marked it carry more than `min_share` of the weight of all who answered
 the item. Where the control forbids overlaps, kept spans are taken best supported first and a
 span overlapping one already taken is dropped.
@@ -16,9 +17,8 @@ from typing import Any
 from app.consensus.merging import Merged, graded, normalised_weights
 from app.label_schema import Attribute
 from app.label_schema.aggregation import aggregate_attributes
-
-# Parser imported from the graders (private there) so that a span means the same in both.
-from app.label_schema.grading import _MalformedError, _parse_spans, grade_spans
+from app.label_schema.grading import grade_spans
+from app.label_schema.matching import MalformedError, parse_spans
 
 MIN_SHARE = 0.5
 
@@ -38,8 +38,8 @@ def merge_spans(
     regions: dict[tuple[int, int, str], list[Any]] = {}  # per span, its regions (attributes)
     for answer, weight in zip(answers, w, strict=True):
         try:
-            parsed = _parse_spans(answer)
-        except _MalformedError:
+            parsed = parse_spans(answer)
+        except MalformedError:
             continue
         for span, region in zip(parsed, answer if isinstance(answer, list) else [], strict=False):
             regions.setdefault(span, []).append(region)

@@ -36,6 +36,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from app.label_schema.matching import interval_iou, kendall_tau
 from app.label_schema.model import (
     Attribute,
     Control,
@@ -68,15 +69,6 @@ def aggregate_control(control: Control, values: Sequence[Any]) -> tuple[Any, flo
 
 
 # --- time segments --------------------------------------------------------------------------------
-
-
-def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Overlap / union of two [start, end] intervals (0 when they only touch or are apart)."""
-    overlap = min(a[1], b[1]) - max(a[0], b[0])
-    if overlap <= 0:
-        return 0.0
-    union = (a[1] - a[0]) + (b[1] - b[0]) - overlap
-    return overlap / union if union > 0 else 0.0
 
 
 def aggregate_segments(
@@ -260,21 +252,6 @@ def aggregate_pairwise(values: Sequence[str]) -> tuple[str, float]:
     winner = first if strength[first] >= strength[other] else other
     pair = strength[first] + strength[other]
     return winner, strength[winner] / pair if pair > 0 else 0.5
-
-
-def kendall_tau(ranking: Sequence[str], reference: Sequence[str]) -> float:
-    """Kendall's τ between two orders of the same candidates: (concordant − discordant pairs) /
-    (n(n − 1)/2); 1 for one candidate."""
-    n = len(reference)
-    if n < 2:
-        return 1.0
-    position = {candidate: i for i, candidate in enumerate(ranking)}
-    order = np.array([position[candidate] for candidate in reference])
-    # Pairs (i < j) of the reference that the ranking keeps in the same order.
-    upper = np.triu(np.ones((n, n), dtype=bool), 1)
-    concordant = int(np.count_nonzero((order[None, :] > order[:, None]) & upper))
-    pairs = n * (n - 1) // 2
-    return (2 * concordant - pairs) / pairs
 
 
 def aggregate_ranking(

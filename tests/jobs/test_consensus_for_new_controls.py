@@ -19,9 +19,8 @@ from app.label_schema.aggregation import (
     aggregate_segments,
     aggregate_taxonomy,
     bradley_terry,
-    interval_iou,
-    kendall_tau,
 )
+from app.label_schema.matching import interval_iou, kendall_tau
 
 
 def seg(start: float, end: float, label: str = "a", **extra: Any) -> dict[str, Any]:
