@@ -52,6 +52,7 @@ from app.consensus.methods import (
 )
 from app.consensus.model import ConsensusModel, QuestionModel
 from app.consensus.numbers import merge_numbers
+from app.consensus.rankings import aggregate_control
 from app.consensus.spans import merge_spans
 from app.consensus.text import merge_text
 from app.consensus.votes import (
@@ -80,7 +81,6 @@ from app.label_schema import (
     TaxonomyControl,
     TextControl,
 )
-from app.label_schema.aggregation import aggregate_control
 from app.label_schema.grading import grade_control, grade_controls
 
 ItemId = Hashable

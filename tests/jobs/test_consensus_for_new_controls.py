@@ -1,4 +1,4 @@
-"""Consensus for the controls a whole-value vote cannot settle (app.label_schema.aggregation),
+"""Consensus for the controls a whole-value vote cannot settle (app.consensus.rankings),
 on toy data whose answer is known, and through the quality dispatcher every job's consensus
 goes through."""
 
@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from app.consensus.aggregation import aggregate_item
-from app.label_schema import ChoicesAttribute, TextAttribute, parse_label_schema
-from app.label_schema.aggregation import (
+from app.consensus.rankings import (
     aggregate_attributes,
     aggregate_pairwise,
     aggregate_ranking,
@@ -20,6 +19,7 @@ from app.label_schema.aggregation import (
     aggregate_taxonomy,
     bradley_terry,
 )
+from app.label_schema import ChoicesAttribute, TextAttribute, parse_label_schema
 from app.label_schema.matching import interval_iou, kendall_tau
 
 
