@@ -18,9 +18,11 @@ Per control type:
 - `choices` (multiple): one yes/no question per label, each as above; the answer is the labels
   voted yes, topped up to the control's `min` and cut to its `max` by probability; confidence
   is the product of the per-label confidences (the chance that every label is right).
-- `boxes`, `polygons`, `keypoints`, `spans`, `text`, `number`: merged item by item (`geometry`,
-  `spans`, `text`, `numbers`) weighted by skill; in batch twice, first with the prior skills,
-  then with each annotator's smoothed agreement with the first result.
+- `boxes`, `polygons`, `keypoints`, `spans`, `text`, `number`: merged item by item
+  (`merge.merge_control`: `geometry`, `spans`, `text`, `numbers`) weighted by skill; in batch
+  twice, first with the prior skills, then with each annotator's smoothed agreement with the
+  first result. `segments`, `pairwise`, `ranking`, `taxonomy` go the same way, every annotator
+  counted alike (`segments`, `rankings`, `taxonomy`).
 
 `majority_vote` weighs everyone alike in every control. An item's confidence is the lowest of
 its controls' (more answers help while any control is unsure). Gold items get their gold answer
@@ -41,7 +43,7 @@ import numpy as np
 from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene
 from app.consensus.calibration import tempered
 from app.consensus.dawid_skene import DawidSkene, item_log_joint, one_coin_confusion
-from app.consensus.geometry import merge_boxes, merge_keypoints, merge_polygons
+from app.consensus.merge import merge_control
 from app.consensus.merging import Merged
 from app.consensus.methods import (
     CONFUSION_METHODS,
@@ -51,10 +53,6 @@ from app.consensus.methods import (
     method_for,
 )
 from app.consensus.model import ConsensusModel, QuestionModel
-from app.consensus.numbers import merge_numbers
-from app.consensus.rankings import aggregate_control
-from app.consensus.spans import merge_spans
-from app.consensus.text import merge_text
 from app.consensus.votes import (
     NO_LABEL,
     FloatArray,
@@ -65,23 +63,8 @@ from app.consensus.votes import (
     most_likely,
 )
 from app.consensus.weighted_vote import DEFAULT_SKILL, WeightedVote
-from app.label_schema import (
-    BoxesControl,
-    ChoicesControl,
-    Control,
-    KeypointsControl,
-    LabelSchema,
-    NumberControl,
-    PairwiseControl,
-    PolygonsControl,
-    RankingControl,
-    RatingControl,
-    SegmentsControl,
-    SpansControl,
-    TaxonomyControl,
-    TextControl,
-)
-from app.label_schema.grading import grade_control, grade_controls
+from app.label_schema import ChoicesControl, Control, LabelSchema, RatingControl
+from app.label_schema.grading import grade_controls
 
 ItemId = Hashable
 AnnotatorId = Hashable
@@ -260,59 +243,7 @@ def _all_right(yes: Sequence[float], chosen: Sequence[int]) -> float:
     return float(math.prod(p if n in picked else 1.0 - p for n, p in enumerate(yes)))
 
 
-# --- Other controls ---------------------------------------------------------------------------
-
-
-def _merge(control: Control, answers: Sequence[object], weights: Sequence[float] | None) -> Merged:
-    match control:
-        case BoxesControl():
-            return merge_boxes(
-                answers,
-                weights,
-                iou_threshold=control.iou_threshold,
-                maximum=control.max,
-                attributes=control.attributes,
-            )
-        case PolygonsControl():
-            return merge_polygons(
-                answers,
-                weights,
-                iou_threshold=control.iou_threshold,
-                maximum=control.max,
-                attributes=control.attributes,
-            )
-        case KeypointsControl():
-            return merge_keypoints(
-                answers,
-                weights,
-                tolerance=control.tolerance,
-                maximum=control.max,
-                attributes=control.attributes,
-            )
-        case SpansControl():
-            return merge_spans(
-                answers,
-                weights,
-                allow_overlap=control.allow_overlap,
-                maximum=control.max,
-                attributes=control.attributes,
-            )
-        case TextControl():
-            return merge_text(answers, weights, normalize=control.normalize)
-        case NumberControl():
-            return merge_numbers(answers, weights, tolerance=control.tolerance)
-        case SegmentsControl() | PairwiseControl() | RankingControl() | TaxonomyControl():
-            # Interval clustering, Bradley-Terry/Borda and path voting (`app.label_schema.
-            # aggregation`): unweighted; each answer graded against the result for skills.
-            found = aggregate_control(control, answers)
-            if found is None:
-                return Merged(None, 0.0, tuple(0.0 for _ in answers))
-            value, confidence = found
-            return Merged(
-                value, confidence, tuple(grade_control(control, a, value) for a in answers)
-            )
-        case _:
-            raise ValueError(f"control {control.name!r} is categorical, not merged")
+# --- Other controls (merged item by item: `merge`) ---------------------------------------------
 
 
 def _smoothed_mean(total: float, count: int) -> float:
@@ -459,7 +390,9 @@ def _fit_merged(job: _Job, control: Control) -> tuple[_ControlResult, Any]:
                 scores = [_grade(job.schema, control, value, key) for _, value in pairs]
                 merged = Merged(key, 1.0, tuple(scores))
             else:
-                merged = _merge(control, [v for _, v in pairs], [weights[a] for a, _ in pairs])
+                merged = merge_control(
+                    control, [v for _, v in pairs], [weights[a] for a, _ in pairs]
+                )
             result.values[i] = merged.value
             result.confidences[i] = merged.confidence
             for (a, _), score in zip(pairs, merged.scores, strict=True):
@@ -625,7 +558,7 @@ def aggregate_item(
                 else fitted_weights.get(str(a), prior.get(a, DEFAULT_SKILL))
                 for a, _ in present
             ]
-            merged = _merge(control, [v for _, v in present], weights)
+            merged = merge_control(control, [v for _, v in present], weights)
             value[control.name] = merged.value
             confidences[control.name] = merged.confidence
     if gold is not None:

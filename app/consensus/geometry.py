@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from app.consensus.attributes import aggregate_attributes
 from app.consensus.merging import Merged, graded, normalised_weights
-from app.consensus.rankings import aggregate_attributes
 from app.consensus.votes import FloatArray, IntArray
 from app.label_schema import Attribute
 from app.label_schema.grading import grade_boxes, grade_keypoints, grade_polygons

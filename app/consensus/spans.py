@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.consensus.attributes import aggregate_attributes
 from app.consensus.merging import Merged, graded, normalised_weights
-from app.consensus.rankings import aggregate_attributes
 from app.label_schema import Attribute
 from app.label_schema.grading import grade_spans
 from app.label_schema.matching import MalformedError, parse_spans

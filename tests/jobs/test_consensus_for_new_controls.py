@@ -1,6 +1,6 @@
-"""Consensus for the controls a whole-value vote cannot settle (app.consensus.rankings),
-on toy data whose answer is known, and through the quality dispatcher every job's consensus
-goes through."""
+"""Consensus for the controls a whole-value vote cannot settle (app.consensus: segments,
+rankings, taxonomy, attributes), on toy data whose answer is known, and through the quality
+dispatcher every job's consensus goes through."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ from typing import Any
 import pytest
 
 from app.consensus.aggregation import aggregate_item
-from app.consensus.rankings import (
-    aggregate_attributes,
-    aggregate_pairwise,
-    aggregate_ranking,
-    aggregate_segments,
-    aggregate_taxonomy,
-    bradley_terry,
-)
+from app.consensus.attributes import aggregate_attributes
+from app.consensus.rankings import aggregate_pairwise, aggregate_ranking, bradley_terry
+from app.consensus.segments import aggregate_segments
+from app.consensus.taxonomy import aggregate_taxonomy
 from app.label_schema import ChoicesAttribute, TextAttribute, parse_label_schema
 from app.label_schema.matching import interval_iou, kendall_tau
 
