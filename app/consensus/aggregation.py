@@ -14,7 +14,8 @@ Two forms, one set of rules:
 
 Per control type:
 
-- `choices` (single) and `rating`: the method's categorical estimator over label indices.
+- `choices` (single) and `rating`: the method's categorical estimator over label indices (one
+  question each; `questions`).
 - `choices` (multiple): one yes/no question per label, each as above; the answer is the labels
   voted yes, topped up to the control's `min` and cut to its `max` by probability; confidence
   is the product of the per-label confidences (the chance that every label is right).
@@ -33,26 +34,32 @@ the method each question was actually fitted with.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
 import numpy as np
 
-from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene
-from app.consensus.calibration import tempered
-from app.consensus.dawid_skene import DawidSkene, item_log_joint, one_coin_confusion
 from app.consensus.merge import merge_control
 from app.consensus.merging import Merged
 from app.consensus.methods import (
-    CONFUSION_METHODS,
     DEFAULT_METHOD,
     Method,
     estimator_for,
     method_for,
 )
 from app.consensus.model import ConsensusModel, QuestionModel
+from app.consensus.questions import (
+    Posterior,
+    Question,
+    all_right,
+    chosen_labels,
+    is_single,
+    item_posterior,
+    label_question,
+    question_model,
+    single_question,
+)
 from app.consensus.votes import (
     NO_LABEL,
     FloatArray,
@@ -62,7 +69,7 @@ from app.consensus.votes import (
     item_keys,
     most_likely,
 )
-from app.consensus.weighted_vote import DEFAULT_SKILL, WeightedVote
+from app.consensus.weighted_vote import DEFAULT_SKILL
 from app.label_schema import ChoicesControl, Control, LabelSchema, RatingControl
 from app.label_schema.grading import grade_controls
 
@@ -97,150 +104,6 @@ class JobConsensus:
     items: dict[ItemId, ItemConsensus]
     annotators: dict[AnnotatorId, AnnotatorEstimate]
     model: ConsensusModel
-
-
-# --- Categorical questions --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Question:
-    """One categorical decision: its label values and how an answer value maps to one."""
-
-    labels: list[Any]
-    code: Callable[[Any], int | None]
-
-
-def _single_question(control: ChoicesControl | RatingControl) -> _Question:
-    labels: list[Any] = (
-        list(range(1, control.max + 1))
-        if isinstance(control, RatingControl)
-        else list(control.labels)
-    )
-    index = {label: n for n, label in enumerate(labels)}
-
-    def code(value: Any) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            return None
-        return index.get(value)
-
-    return _Question(labels, code)
-
-
-def _label_question(label: str) -> _Question:
-    def code(value: Any) -> int | None:
-        return (1 if label in value else 0) if isinstance(value, list) else None
-
-    return _Question([False, True], code)
-
-
-def _is_single(control: Control) -> TypeGuard[ChoicesControl | RatingControl]:
-    """A control decided by one categorical question (single choice, rating)."""
-    return isinstance(control, RatingControl) or (
-        isinstance(control, ChoicesControl) and not control.multiple
-    )
-
-
-def _question_model(estimator: Any, method: Method, votes: Votes, keys: list[str]) -> QuestionModel:
-    answered = np.flatnonzero(votes.answers_per_annotator() > 0)
-    calibrated = isinstance(estimator, CalibratedDawidSkene)
-    fitted = estimator.model_ if calibrated else estimator
-    confusions: dict[str, list[list[float]]] = {}
-    priors: list[float] = [1.0 / votes.n_labels] * votes.n_labels
-    if isinstance(fitted, DawidSkene):
-        confusions = {keys[a]: fitted.confusions_[a].tolist() for a in answered}
-        priors = [float(p) for p in fitted.priors_]
-    return QuestionModel(
-        method=method,
-        n_labels=votes.n_labels,
-        priors=priors,
-        temperature=estimator.temperature_ if calibrated else 1.0,
-        share_weight=estimator.share_weight_ if calibrated else 0.0,
-        skills={keys[a]: float(estimator.skills_[a]) for a in answered},
-        confusions=confusions,
-    )
-
-
-@dataclass(frozen=True)
-class _Posterior:
-    """One item's label probabilities (`probas`) and what its label is chosen by (`ranking`:
-    the same, except for a Dawid-Skene posterior mixed with the vote shares, whose label stays
-    the unmixed posterior's)."""
-
-    ranking: FloatArray
-    probas: FloatArray
-
-
-def _item_posterior(
-    question: QuestionModel | None,
-    method: Method,
-    annotators: Sequence[AnnotatorId],
-    answers: IntArray,
-    n_labels: int,
-    prior: Mapping[AnnotatorId, float],
-) -> _Posterior:
-    """One item's label probabilities from its votes, the fitted parameters held fixed; with
-    no fitted question, a weighted vote on the prior skills (or a plain one)."""
-    if question is not None and question.n_labels != n_labels:
-        question = None  # fitted under another schema: not usable
-    used = question.method if question is not None else method
-    if used in CONFUSION_METHODS and question is None:
-        used = Method.weighted_vote
-    shares: FloatArray = np.bincount(answers, minlength=n_labels) / answers.size
-    if used is Method.majority_vote:
-        return _Posterior(shares, shares)
-    skills = np.array([_skill(question, a, prior) for a in annotators], dtype=np.float64)
-    if used in CONFUSION_METHODS and question is not None:
-        matrices = np.stack(
-            [
-                np.asarray(question.confusions[str(a)], dtype=np.float64)
-                if str(a) in question.confusions
-                else one_coin_confusion(float(s), n_labels)
-                for a, s in zip(annotators, skills, strict=True)
-            ]
-        )
-        log_joint = item_log_joint(matrices, answers, np.asarray(question.priors))
-        posterior: FloatArray = tempered(log_joint[None, :], question.temperature)[0]
-        w = question.share_weight
-        return _Posterior(posterior, (1.0 - w) * posterior + w * shares if w > 0 else posterior)
-    one_item = Votes(
-        items=np.zeros(len(annotators), dtype=np.int64),
-        annotators=np.arange(len(annotators), dtype=np.int64),
-        labels=answers,
-        n_items=1,
-        n_annotators=len(annotators),
-        n_labels=n_labels,
-    )
-    weighted: FloatArray = WeightedVote.posterior(one_item, skills)[0]
-    return _Posterior(weighted, weighted)
-
-
-def _skill(
-    question: QuestionModel | None, annotator: AnnotatorId, prior: Mapping[AnnotatorId, float]
-) -> float:
-    if question is not None and str(annotator) in question.skills:
-        return question.skills[str(annotator)]
-    return float(prior.get(annotator, DEFAULT_SKILL))
-
-
-def _chosen_labels(
-    control: ChoicesControl, yes: Sequence[float], decided: Sequence[bool]
-) -> list[int]:
-    """Indices of the labels voted yes, topped up to the control's minimum and cut to its
-    maximum by yes-probability, in schema order."""
-    by_probability = sorted(range(len(yes)), key=lambda n: (-yes[n], n))
-    chosen = [n for n in by_probability if decided[n]]
-    for n in by_probability:
-        if len(chosen) >= control.min_count:
-            break
-        if n not in chosen:
-            chosen.append(n)
-    return sorted(chosen[: control.max_count])
-
-
-def _all_right(yes: Sequence[float], chosen: Sequence[int]) -> float:
-    # The chance that every label's decision is right, labels taken as independent.
-    picked = set(chosen)
-    return float(math.prod(p if n in picked else 1.0 - p for n, p in enumerate(yes)))
 
 
 # --- Other controls (merged item by item: `merge`) ---------------------------------------------
@@ -288,7 +151,7 @@ class _Job:
         ]
 
     def votes(
-        self, control: Control, question: _Question, values: list[tuple[int, int, Any]]
+        self, control: Control, question: Question, values: list[tuple[int, int, Any]]
     ) -> tuple[Votes, IntArray]:
         """The question's votes from the control's `values` (see `values`), and its gold."""
         coded = [(i, a, question.code(v)) for i, a, v in values]
@@ -312,7 +175,7 @@ class _Job:
     def fit(self, votes: Votes, gold: IntArray) -> tuple[Any, QuestionModel]:
         used = method_for(self.method, votes)
         estimator = estimator_for(used, self.prior_skills, self.seed).fit(votes, gold)
-        return estimator, _question_model(estimator, used, votes, self.annotator_keys)
+        return estimator, question_model(estimator, used, votes, self.annotator_keys)
 
 
 @dataclass
@@ -323,7 +186,7 @@ class _ControlResult:
 
 
 def _fit_single(job: _Job, control: ChoicesControl | RatingControl) -> tuple[_ControlResult, Any]:
-    question = _single_question(control)
+    question = single_question(control)
     votes, gold = job.votes(control, question, job.values(control))
     estimator, model = job.fit(votes, gold)
     result = _ControlResult()
@@ -346,7 +209,7 @@ def _fit_multiple(job: _Job, control: ChoicesControl) -> tuple[_ControlResult, A
     models: dict[str, QuestionModel] = {}
     values = job.values(control)
     for n, label in enumerate(control.labels):
-        votes, gold = job.votes(control, _label_question(label), values)
+        votes, gold = job.votes(control, label_question(label), values)
         estimator, models[label] = job.fit(votes, gold)
         yes[:, n] = estimator.probas_[:, 1]
         decided[:, n] = estimator.labels_ == 1
@@ -355,9 +218,9 @@ def _fit_multiple(job: _Job, control: ChoicesControl) -> tuple[_ControlResult, A
         skill_sum += np.where(counts > 0, estimator.skills_, 0.0)
     result = _ControlResult()
     for i in np.flatnonzero(answered).tolist():
-        chosen = _chosen_labels(control, yes[i].tolist(), decided[i].tolist())
+        chosen = chosen_labels(control, yes[i].tolist(), decided[i].tolist())
         result.values[i] = [control.labels[n] for n in chosen]
-        result.confidences[i] = _all_right(yes[i].tolist(), chosen)
+        result.confidences[i] = all_right(yes[i].tolist(), chosen)
     for a in np.flatnonzero(counts).tolist():
         result.skills[a] = (float(skill_sum[a] / n_labels), int(counts[a]))
     return result, models
@@ -444,7 +307,7 @@ def aggregate_job(
     model = ConsensusModel(method=job.method)
     results: dict[str, _ControlResult] = {}
     for control in schema.controls:
-        if _is_single(control):
+        if is_single(control):
             results[control.name], model.questions[control.name] = _fit_single(job, control)
         elif isinstance(control, ChoicesControl):
             results[control.name], model.multiple[control.name] = _fit_multiple(job, control)
@@ -525,8 +388,8 @@ def aggregate_item(
         present = [(a, answer[control.name]) for a, answer in answers if control.name in answer]
         if not present:
             continue
-        if _is_single(control):
-            question = _single_question(control)
+        if is_single(control):
+            question = single_question(control)
             fitted = model.questions.get(control.name) if model is not None else None
             posterior = _online_posterior(fitted, method, question, present, prior)
             if posterior is None:
@@ -540,16 +403,16 @@ def aggregate_item(
             decided: list[bool] = []
             for label in control.labels:
                 posterior = _online_posterior(
-                    per_label.get(label), method, _label_question(label), present, prior
+                    per_label.get(label), method, label_question(label), present, prior
                 )
                 yes.append(float(posterior.probas[1]) if posterior is not None else 0.0)
                 decided.append(
                     posterior is not None
                     and int(most_likely(posterior.ranking[None, :], key, seed)[0]) == 1
                 )
-            chosen = _chosen_labels(control, yes, decided)
+            chosen = chosen_labels(control, yes, decided)
             value[control.name] = [control.labels[n] for n in chosen]
-            confidences[control.name] = _all_right(yes, chosen)
+            confidences[control.name] = all_right(yes, chosen)
         else:
             fitted_weights = model.weights.get(control.name, {}) if model is not None else {}
             weights = [
@@ -576,15 +439,15 @@ def aggregate_item(
 def _online_posterior(
     fitted: QuestionModel | None,
     method: Method,
-    question: _Question,
+    question: Question,
     present: Sequence[tuple[AnnotatorId, Any]],
     prior: Mapping[AnnotatorId, float],
-) -> _Posterior | None:
+) -> Posterior | None:
     coded = [(a, question.code(v)) for a, v in present]
     kept = [(a, label) for a, label in coded if label is not None]
     if not kept:
         return None
-    return _item_posterior(
+    return item_posterior(
         fitted,
         method,
         [a for a, _ in kept],
