@@ -10,7 +10,7 @@ from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene
 from app.consensus.dawid_skene import DawidSkene
 from app.consensus.evaluation import cross_fitted, score_on_gold
 from app.consensus.majority_vote import MajorityVote
-from tests.quality.crowds import real_crowd
+from tests.consensus.crowds import real_crowd
 
 # crowd-kit 1.4.2's best accuracy on each set (../shared/data/crowd/README.md), in percent.
 CROWD_KIT_BEST = {"rte": 92.75, "temp": 94.37, "product": 93.97, "dog": 84.26}

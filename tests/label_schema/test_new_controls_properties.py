@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from app.label_schema import parse_label_schema, validate_answer
 from app.label_schema.grading import grade_answer
 from app.label_schema.label_studio import answer_from_label_studio, label_studio_result
-from tests.jobs.test_label_schema_properties import json_values, resolve_parent
+from tests.label_schema.test_label_schema_properties import json_values, resolve_parent
 
 SCHEMA = parse_label_schema(
     {
