@@ -23,7 +23,7 @@ class Method(StrEnum):
     calibrated_dawid_skene = "calibrated_dawid_skene"
 
 
-# Chosen by bench/aggregation.py (README, "Quality: aggregation"): Dawid-Skene's labels, the most
+# Chosen by bench/aggregation.py (README, "Consensus: aggregation"): Dawid-Skene's labels, the most
 # accurate of ours on the real crowd sets, with a confidence calibrated on the job's gold.
 DEFAULT_METHOD = Method.calibrated_dawid_skene
 
