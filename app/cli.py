@@ -394,8 +394,8 @@ def aggregate_command(
     """Aggregate labels collected anywhere (Tessera, MTurk, Toloka exports): writes
     item,label,confidence to stdout. With --gold, gold items are clamped to their answers and
     the consensus is scored on them by cross-fitting."""
-    from app.quality import offline
-    from app.quality.methods import Method
+    from app.consensus import offline
+    from app.consensus.methods import Method
 
     try:
         chosen = Method(method)

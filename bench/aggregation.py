@@ -14,7 +14,7 @@ ours in the same run.
    so their figures are the blind ones. Also per set: the Spearman correlation of each method's
    annotator skill estimate (blind) with the annotator's accuracy on gold, over annotators with
    at least 20 gold answers.
-2. Synthetic: 200k items × 5 answers from 2,000 annotators, 4 labels (app.quality.simulation:
+2. Synthetic: 200k items × 5 answers from 2,000 annotators, 4 labels (app.consensus.simulation:
    workers, 10% spammers, 5% adversaries). Each method runs in its own subprocess, so each peak
    RSS is its own: seconds of fitting (loading excluded), peak RSS of the process, RSS once the
    input is loaded, and accuracy on the items that are not gold (the calibrated method gets 1% of
@@ -22,7 +22,7 @@ ours in the same run.
    gold-free calibration; everything else is blind). crowd-kit gets its input as integer
    columns, its cheapest form.
 3. Fallback: Dawid-Skene against the weighted vote as annotators answer more (synthetic, 200
-   annotators), the measurement behind `app.quality.methods.answers_needed`.
+   annotators), the measurement behind `app.consensus.methods.answers_needed`.
 
 Prints tables and, last, one JSON line with every figure. Targets (issue 12): the job default
 within 0.3 points of the best crowd-kit method on every set and an ECE no worse than crowd-kit's
@@ -48,19 +48,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.quality.calibrated_dawid_skene import CalibratedDawidSkene  # noqa: E402
-from app.quality.dawid_skene import DawidSkene  # noqa: E402
-from app.quality.evaluation import (  # noqa: E402
+from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene  # noqa: E402
+from app.consensus.dawid_skene import DawidSkene  # noqa: E402
+from app.consensus.evaluation import (  # noqa: E402
     annotator_gold_accuracy,
     cross_fitted,
     score_on_gold,
 )
-from app.quality.majority_vote import MajorityVote  # noqa: E402
-from app.quality.methods import DEFAULT_METHOD, answers_needed  # noqa: E402
-from app.quality.offline import read_gold, read_labels  # noqa: E402
-from app.quality.simulation import synthetic_crowd  # noqa: E402
-from app.quality.votes import NO_LABEL, IntArray, VoteEncoder, Votes  # noqa: E402
-from app.quality.weighted_vote import WeightedVote  # noqa: E402
+from app.consensus.majority_vote import MajorityVote  # noqa: E402
+from app.consensus.methods import DEFAULT_METHOD, answers_needed  # noqa: E402
+from app.consensus.offline import read_gold, read_labels  # noqa: E402
+from app.consensus.simulation import synthetic_crowd  # noqa: E402
+from app.consensus.votes import NO_LABEL, IntArray, VoteEncoder, Votes  # noqa: E402
+from app.consensus.weighted_vote import WeightedVote  # noqa: E402
 
 CROWD_DIR = ROOT.parent / "shared" / "data" / "crowd"
 SETS = ("rte", "temp", "product", "dog")

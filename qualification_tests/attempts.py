@@ -37,6 +37,7 @@ from app.core.errors import (
     json_pointer,
 )
 from app.label_schema import validate_answer
+from app.label_schema.grading import grade_answer
 from app.models.qualification import (
     AttemptQuestion,
     AttemptStatus,
@@ -48,7 +49,6 @@ from app.models.qualification import (
     SkillGrant,
 )
 from qualification_tests import schemas
-from qualification_tests.grading import grade_answer
 from qualification_tests.question_bank import schema_of
 from qualification_tests.skills import skill_slugs
 

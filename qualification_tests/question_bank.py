@@ -20,10 +20,10 @@ from app.core.clock import utcnow
 from app.core.errors import NotFound, ValidationFailed
 from app.core.security import Principal
 from app.label_schema import LabelSchema, parse_label_schema_at, required_fields, validate_answer
+from app.label_schema.grading import grade_answer
 from app.models.accounts import Role
 from app.models.qualification import QualificationQuestion, QualificationTest, Skill
 from qualification_tests import schemas
-from qualification_tests.grading import grade_answer
 
 
 def schema_of(test: QualificationTest) -> LabelSchema:

@@ -6,20 +6,20 @@ from __future__ import annotations
 from types import ModuleType
 
 import app.accounts.background  # accounts.prune_limits
+import app.consensus.refits  # quality.refit_consensus, quality.refit_due
 import app.core.background  # outbox.prune, workers.prune_heartbeats
 import app.jobs.background  # jobs.import
 import app.quality.background  # quality.auto_approve, quality.refresh, quality.refresh_all
-import app.quality.refits  # quality.refit_consensus, quality.refit_due
 import app.routing.background  # routing.sweep_leases
 import app.webhooks.background  # webhooks.*: fan-out, deliveries, progress, sweep, prune
 import payouts.background  # payouts.send, payouts.stripe_event, batches, reconciliation, release
 
 JOB_MODULES: tuple[ModuleType, ...] = (
     app.accounts.background,
+    app.consensus.refits,
     app.core.background,
     app.jobs.background,
     app.quality.background,
-    app.quality.refits,
     app.routing.background,
     app.webhooks.background,
     payouts.background,

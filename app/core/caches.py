@@ -37,7 +37,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.models.accounts import ApiToken, User
-from app.models.jobs import ConsensusFit, Job
+from app.models.consensus import ConsensusFit
+from app.models.jobs import Job
 from app.models.qualification import AnnotatorProfile, JobBan, SkillGrant
 
 K = TypeVar("K", bound=Hashable)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from app.consensus import refits
 from app.core.db import Database
 from app.core.errors import (
     BadRequest,
@@ -45,8 +46,8 @@ from app.jobs import (
     splitting,
 )
 from app.label_schema.model import FieldName
-from app.models.jobs import ConsensusFit, JobStatus
-from app.quality import refits
+from app.models.consensus import ConsensusFit
+from app.models.jobs import JobStatus
 from app.runs import service as runs
 from app.webhooks import service as webhooks
 from qualification_tests import annotators as bans

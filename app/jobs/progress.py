@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.jobs.schemas import Progress
-from app.models.jobs import Assignment, AssignmentStatus, Item, ItemResult, Job, Task, TaskStatus
+from app.models.consensus import ItemResult
+from app.models.jobs import Assignment, AssignmentStatus, Item, Job, Task, TaskStatus
 
 WINDOW = timedelta(hours=1)
 

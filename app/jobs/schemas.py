@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.consensus.methods import Method
 from app.core.inputs import Int32, RequestBody, Timestamp
 from app.core.money import format_micros
 from app.label_schema.model import FieldName
 from app.models.jobs import JobStatus, PricingMode, TaskOrder, Tier
-from app.quality.methods import Method
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 SkillSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.consensus import refits
+from app.consensus.methods import DEFAULT_METHOD
 from app.core.clock import utcnow
 from app.core.errors import (
     JobFinished,
@@ -24,8 +26,6 @@ from app.jobs import schemas
 from app.label_schema import ImageControl, LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
-from app.quality import refits
-from app.quality.methods import DEFAULT_METHOD
 from app.webhooks import service as webhooks
 from payouts import lifecycle as money
 from qualification_tests import skills as qualification_skills

@@ -1,13 +1,19 @@
-"""The label schema: what an answer must look like, shared by jobs, routing and qualification tests.
+"""The label schema: what an answer must look like and when two answers are the same, shared by
+jobs, routing, qualification tests and consensus.
 
 - `model`: the controls and `LabelSchema` (pydantic), `required_fields`.
 - `documents`: a schema document (JSON object or Label Studio XML) -> `LabelSchema`, every
   problem located (`parse_label_schema`).
 - `answers`: does an answer fit the schema (`validate_answer`, on the submit hot path).
 - `label_studio`: Label Studio configs in and out, and answers as Label Studio results.
+- `matching`: answers parsed into regions, and when two regions or values are the same (IoU
+  pairs, one-to-one matchings, tolerances, Kendall's τ, interval IoU).
+- `grading`: how close an answer is to a key (`grade_answer`, `grade_controls`, `grade_control`),
+  for gold at submit, qualification tests and consensus alike.
 
-Imports go one way: `model` <- `answers` <- `label_studio` <- `documents`. The names below are
-the package's public face; import them from here.
+Imports go one way: `model` <- `answers` <- `label_studio` <- `documents`, and `matching` <-
+`grading` (over `model`). The names below are the package's public face; import them from here,
+and grading and matching from their modules.
 """
 
 from app.label_schema.answers import validate_answer

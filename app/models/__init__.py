@@ -11,14 +11,13 @@ from app.models.background import (
     WorkerHeartbeat,
 )
 from app.models.base import Base
+from app.models.consensus import ConsensusFit, ItemResult
 from app.models.jobs import (
     Answer,
     Assignment,
     AssignmentStatus,
-    ConsensusFit,
     GoldExposure,
     Item,
-    ItemResult,
     Job,
     JobStatus,
     PricingMode,

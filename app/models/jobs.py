@@ -105,7 +105,7 @@ class Job(IdMixin, CreatedAtMixin, Base):
     max_tasks_per_annotator: Mapped[int | None] = mapped_column(Integer)
     deadline: Mapped[datetime | None]
     confidence_threshold: Mapped[float | None] = mapped_column(Float)
-    # How answers become a consensus (`app.quality.methods.Method`'s values).
+    # How answers become a consensus (`app.consensus.methods.Method`'s values).
     consensus_method: Mapped[str] = mapped_column(String(40), default="calibrated_dawid_skene")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     task_order: Mapped[TaskOrder] = mapped_column(str_enum(TaskOrder, "task_order"))
@@ -259,32 +259,3 @@ class Answer(IdMixin, Base):
         Index("ix_answers_item_id", "item_id"),
         Index("ix_answers_job_id_created_at", "job_id", "created_at"),
     )
-
-
-class ItemResult(Base):
-    """The consensus answer of an item and how sure we are of it."""
-
-    __tablename__ = "item_results"
-
-    item_id: Mapped[int] = mapped_column(BigId, ForeignKey("items.id"), primary_key=True)
-    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id"), index=True)
-    answer: Mapped[dict[str, Any]] = mapped_column(Json)
-    confidence: Mapped[float] = mapped_column(Float)
-    answer_count: Mapped[int] = mapped_column(Integer)
-    method: Mapped[str] = mapped_column(String(40))
-    updated_at: Mapped[datetime]
-
-
-class ConsensusFit(Base):
-    """The last fit of a job's consensus estimator over all its answers: what the online
-    consensus after each submit holds fixed (`app.quality.model.ConsensusModel`, as JSON)."""
-
-    __tablename__ = "consensus_fits"
-
-    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("jobs.id"), primary_key=True)
-    method: Mapped[str] = mapped_column(String(40))
-    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per job
-    model: Mapped[dict[str, Any]] = mapped_column(Json)
-    answers: Mapped[int] = mapped_column(Integer)  # answers the fit saw
-    items: Mapped[int] = mapped_column(Integer)  # items whose consensus it wrote
-    fitted_at: Mapped[datetime]

@@ -18,14 +18,15 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.consensus.agreement import Level, fleiss_kappa, krippendorff_alpha, percent_agreement
+from app.consensus.votes import VoteEncoder
 from app.core.settings import Settings
 from app.label_schema import ChoicesControl, LabelSchema, NumberControl, RatingControl
-from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, ItemResult, Job
+from app.models.consensus import ItemResult
+from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, Job
 from app.models.quality import AnnotatorStats, ReviewDecision
 from app.quality import reputation, rules, tracking
-from app.quality.agreement import Level, fleiss_kappa, krippendorff_alpha, percent_agreement
 from app.quality.reputation import NextTier, Standing
-from app.quality.votes import VoteEncoder
 
 HISTOGRAM_BINS = 10
 STREAM_ROWS = 5000

@@ -50,7 +50,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.settings import Settings
-from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, ItemResult, Job
+from app.models.consensus import ItemResult
+from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, Job
 from app.models.quality import (
     ActionStatus,
     AnnotatorReputation,

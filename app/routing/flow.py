@@ -16,12 +16,12 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.consensus import service as consensus
 from app.core import caches
 from app.core.errors import NotFound
 from app.core.settings import Settings
 from app.jobs.service import job_schema
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
-from app.quality import consensus
 from app.routing import eligibility, rules, service
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog

@@ -18,7 +18,9 @@ same slot and nobody waits on a row another claim holds; UNIQUE(task, annotator)
 of defence against doing a task twice. Submit, heartbeat and release lock the assignment, then
 its task, the lock order used everywhere. A submit is one locking read and one write; when it
 completes the task, the write returns the earlier answers (a new statement, so it sees every
-answer committed before the task's lock was taken) and a consensus upsert follows.
+answer committed before the task's lock was taken) and a consensus upsert follows. The SQL on
+the consensus tables is `app.consensus.hot_path`'s, as the webhook events' is
+`app.webhooks.hot_path`'s: each table has one owner, which states its SQL once.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from psycopg.rows import dict_row, kwargs_row
 from psycopg.types.json import Jsonb
 from starlette.concurrency import run_in_threadpool
 
+from app.consensus import hot_path as consensus
+from app.consensus.service import Consensus, Fit, Vote
 from app.core.background import OUTBOX_CHANNEL
 from app.core.clock import utcnow
 from app.core.db import AsyncPool, Database, open_async_pool
@@ -41,8 +45,6 @@ from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stal
 from app.core.settings import Settings
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.quality import enforcement
-from app.quality.consensus import Consensus, Fit, Vote
-from app.quality.model import ConsensusModel
 from app.routing import eligibility, service
 from app.routing.rules import TaskItemView
 from app.routing.store import (
@@ -183,16 +185,6 @@ _RECORD_SUBMITS = {
     for events in (False, True)
 }
 _NOTIFY = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
-_UPSERT_RESULTS = """
-INSERT INTO item_results (item_id, job_id, answer, confidence, answer_count, method, updated_at)
-SELECT x.item_id, %(job_id)s, x.answer, x.confidence, x.n, %(method)s, %(now)s
-FROM unnest(%(item_ids)s::bigint[], %(answers)s::jsonb[], %(confidences)s::float8[],
-            %(counts)s::int[]) AS x(item_id, answer, confidence, n)
-ON CONFLICT (item_id) DO UPDATE SET answer = excluded.answer, confidence = excluded.confidence,
-    answer_count = excluded.answer_count, method = excluded.method,
-    updated_at = excluded.updated_at
-"""
-_READ_FIT = "SELECT method, version, model FROM consensus_fits WHERE job_id = %s"
 _GROW_OVERLAP = """
 UPDATE tasks SET overlap_target = overlap_target + 1, status = 'open', completed_at = NULL
 WHERE id = %s
@@ -358,11 +350,9 @@ class PgStore:
 
     async def read_fit(self, job_id: int) -> Fit | None:
         cursor = self.conn.cursor(row_factory=dict_row)
-        await cursor.execute(_READ_FIT, (job_id,))
+        await cursor.execute(consensus.READ_FIT, (job_id,))
         row = await cursor.fetchone()
-        if row is None:
-            return None
-        return Fit(row["method"], row["version"], ConsensusModel.from_json(row["model"]))
+        return None if row is None else consensus.fit_of_row(row)
 
     async def grow_overlap(self, task_id: int) -> None:
         await self.conn.execute(_GROW_OVERLAP, (task_id,))
@@ -378,16 +368,7 @@ class PgStore:
         if events:
             await webhooks.record_events(self.conn, job.client_id, job.id, events, now)
         await self.conn.execute(
-            _UPSERT_RESULTS,
-            {
-                "job_id": job.id,
-                "method": method,
-                "now": now,
-                "item_ids": [r.item_id for r in results],
-                "answers": [Jsonb(r.answer) for r in results],
-                "confidences": [r.confidence for r in results],
-                "counts": [r.answer_count for r in results],
-            },
+            consensus.UPSERT_RESULTS, consensus.results_params(job.id, method, results, now)
         )
 
 

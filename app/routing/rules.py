@@ -21,8 +21,8 @@ from app.core.errors import (
 )
 from app.core.settings import Settings
 from app.label_schema import LabelSchema, validate_answer
+from app.label_schema.grading import grade_answer
 from app.models.jobs import AssignmentStatus, TaskStatus
-from qualification_tests.grading import grade_answer
 
 FINISHED = (AssignmentStatus.submitted, AssignmentStatus.approved, AssignmentStatus.rejected)
 HEARTBEAT_SLACK = timedelta(seconds=5)

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.consensus.service import Consensus, Fit, Vote, read_fit, write_results
 from app.core.db import Database
 from app.core.security import KnownToken, read_token
 from app.core.settings import Settings
@@ -35,7 +36,6 @@ from app.models.jobs import (
     TaskStatus,
 )
 from app.quality import enforcement
-from app.quality.consensus import Consensus, Fit, Vote, read_fit, write_results
 from app.routing import eligibility, service
 from app.routing.rules import TaskItemView
 from app.routing.store import (

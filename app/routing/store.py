@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from app.consensus.service import Consensus, Fit, Vote
 from app.core.security import KnownToken
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
-from app.quality.consensus import Consensus, Fit, Vote
 from app.routing.eligibility import JobsAndVerdicts
 from app.routing.rules import SlotAfterSubmit, TaskItemView
 from app.webhooks.hot_path import PendingEvent

@@ -9,12 +9,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.consensus.service import refresh_item_results
 from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.security import pseudonym
 from app.jobs.service import job_schema
 from app.models import Answer, Assignment, AssignmentStatus, Item, Job, Task, TaskItem
-from app.quality.consensus import refresh_item_results
 from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
 from tests.support import Account, assert_problem
 
