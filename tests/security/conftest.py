@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.db import Database
-from app.core.schema import upgrade_to_head
 from app.core.settings import Settings
 from app.main import create_app
 from app.webhooks import listeners
+from migrations.schema import upgrade_to_head
 from tests.security.world import world_settings
 from tests.support import empty_tables
 
