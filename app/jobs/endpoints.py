@@ -44,7 +44,7 @@ from app.jobs import (
     service,
     splitting,
 )
-from app.label_schema.model import FieldName
+from app.label_schema.control_base import FieldName
 from app.models.jobs import ConsensusFit, JobStatus
 from app.quality import refits
 from app.runs import service as runs

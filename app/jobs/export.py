@@ -35,7 +35,7 @@ from app.core.security import client_pseudonym_prefix
 from app.jobs import label_studio
 from app.label_schema import BoxesControl, LabelSchema
 from app.label_schema.label_studio import Targets, generated_targets
-from app.label_schema.model import DEFAULT_HEIGHT_KEY, DEFAULT_WIDTH_KEY
+from app.label_schema.region_controls import DEFAULT_HEIGHT_KEY, DEFAULT_WIDTH_KEY
 from app.models.jobs import AssignmentStatus
 
 COUNTED = (AssignmentStatus.submitted.value, AssignmentStatus.approved.value)

@@ -11,33 +11,31 @@ the package's public face; import them from here.
 """
 
 from app.label_schema.answers import validate_answer
+from app.label_schema.control_base import LabelledControl, item_options
 from app.label_schema.documents import parse_label_schema, parse_label_schema_at
-from app.label_schema.model import (
+from app.label_schema.item_controls import (
+    ChoicesControl,
+    NumberControl,
+    PairwiseControl,
+    RankingControl,
+    RatingControl,
+    TaxonomyControl,
+    TextControl,
+    candidate_ids,
+)
+from app.label_schema.model import Control, LabelSchema, Problem, required_fields
+from app.label_schema.region_controls import (
     Attribute,
     BoxesControl,
     ChoicesAttribute,
-    ChoicesControl,
-    Control,
     ImageControl,
     KeypointsControl,
-    LabelledControl,
-    LabelSchema,
     ListControl,
-    NumberControl,
-    PairwiseControl,
     PolygonsControl,
-    Problem,
-    RankingControl,
     RatingAttribute,
-    RatingControl,
     SegmentsControl,
     SpansControl,
-    TaxonomyControl,
     TextAttribute,
-    TextControl,
-    candidate_ids,
-    item_options,
-    required_fields,
 )
 
 __all__ = [

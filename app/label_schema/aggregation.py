@@ -36,15 +36,9 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from app.label_schema.model import (
-    Attribute,
-    Control,
-    PairwiseControl,
-    RankingControl,
-    SegmentsControl,
-    TaxonomyControl,
-    TextAttribute,
-)
+from app.label_schema.item_controls import PairwiseControl, RankingControl, TaxonomyControl
+from app.label_schema.model import Control
+from app.label_schema.region_controls import Attribute, SegmentsControl, TextAttribute
 
 H = TypeVar("H", bound=Hashable)
 RankingMethod = Literal["borda", "bradley_terry"]

@@ -13,29 +13,29 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
 from app.core.errors import json_pointer
-from app.label_schema.model import (
+from app.label_schema.item_controls import (
+    ChoicesControl,
+    NumberControl,
+    PairwiseControl,
+    RankingControl,
+    RatingControl,
+    TaxonomyControl,
+    TextControl,
+    candidate_ids,
+)
+from app.label_schema.model import LabelSchema, Problem, json_type
+from app.label_schema.region_controls import (
     Attribute,
     BoxesControl,
     ChoicesAttribute,
-    ChoicesControl,
     ImageControl,
     KeypointsControl,
-    LabelSchema,
     ListControl,
-    NumberControl,
-    PairwiseControl,
     PolygonsControl,
-    Problem,
-    RankingControl,
     RatingAttribute,
-    RatingControl,
     SegmentsControl,
     SpansControl,
-    TaxonomyControl,
     TextAttribute,
-    TextControl,
-    candidate_ids,
-    json_type,
 )
 
 _Path = list[str | int]

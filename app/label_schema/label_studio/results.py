@@ -23,7 +23,8 @@ from app.label_schema.label_studio.tags import (
     Targets,
     converter_for,
 )
-from app.label_schema.model import LabelSchema, ListControl, Problem
+from app.label_schema.model import LabelSchema, Problem
+from app.label_schema.region_controls import ListControl
 
 
 def label_studio_result(

@@ -25,20 +25,22 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeGuard
 
 from app.core.errors import ValidationFailed, json_pointer
-from app.label_schema.model import (
-    Attribute,
-    ChoicesAttribute,
+from app.label_schema.item_controls import (
     ChoicesControl,
-    Control,
-    ImageControl,
-    ListControl,
     NumberControl,
     PairwiseControl,
-    RatingAttribute,
     RatingControl,
+    TaxonomyControl,
+)
+from app.label_schema.model import Control
+from app.label_schema.region_controls import (
+    Attribute,
+    ChoicesAttribute,
+    ImageControl,
+    ListControl,
+    RatingAttribute,
     SegmentsControl,
     SpansControl,
-    TaxonomyControl,
     TextAttribute,
 )
 
