@@ -1,9 +1,12 @@
 """The label schema: what an answer must look like, shared by jobs, routing and qualification tests.
 
-- `model`: the controls and `LabelSchema` (pydantic), `required_fields`.
+- `model`: `LabelSchema` (pydantic) and its `Control`s, `required_fields`; the controls are
+  in `item_controls` (an answer about the whole item) and `region_controls` (a list of labelled
+  regions), on `control_base`.
 - `documents`: a schema document (JSON object or Label Studio XML) -> `LabelSchema`, every
   problem located (`parse_label_schema`).
-- `answers`: does an answer fit the schema (`validate_answer`, on the submit hot path).
+- `answers`: does an answer fit the schema (`validate_answer`, on the submit hot path); region
+  answers are checked in `region_answers`, both with `answer_checks`.
 - `label_studio`: Label Studio configs in and out, and answers as Label Studio results.
 
 Imports go one way: `model` <- `answers` <- `label_studio` <- `documents`. The names below are
