@@ -14,8 +14,8 @@ from rich.console import Console
 from app.core.db import Database
 from app.core.errors import NotFound, TesseraError
 from app.core.observability import configure_logging
-from app.core.schema import current_revision, head_revision, is_at_head, upgrade_to_head
 from app.core.settings import Settings, SettingsError, load_settings
+from migrations.schema import current_revision, head_revision, is_at_head, upgrade_to_head
 
 cli = typer.Typer(
     help="Tessera: crowdsourcing marketplace backend for data labeling.",

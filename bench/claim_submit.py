@@ -103,11 +103,11 @@ def free_port() -> int:
 def setup(url: str, tasks: int, clients: int) -> dict[str, Any]:
     from app.accounts import service as accounts
     from app.core.db import Database
-    from app.core.schema import upgrade_to_head
     from app.core.security import Principal
     from app.core.settings import Settings
     from app.jobs import importing, schemas, service, splitting
     from app.models.accounts import Role
+    from migrations.schema import upgrade_to_head
     from payouts import funding
 
     db = Database(Settings(database_url=url, secret_key=SECRET, _env_file=None))  # type: ignore[call-arg]

@@ -88,9 +88,9 @@ def _database(url: str) -> Any:
 
 def phase_setup(url: str) -> dict[str, Any]:
     from app.accounts import service as accounts
-    from app.core.schema import upgrade_to_head
     from app.core.security import Principal
     from app.jobs import schemas, service
+    from migrations.schema import upgrade_to_head
 
     db = _database(url)
     upgrade_to_head(db.engine)

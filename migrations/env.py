@@ -1,5 +1,5 @@
 """Alembic environment: the URL comes from Tessera's settings (or a connection handed in by
-`app.core.schema`), and SQLite uses batch mode so ALTERs work there too."""
+`migrations.schema`), and SQLite uses batch mode so ALTERs work there too."""
 
 from __future__ import annotations
 

@@ -22,10 +22,10 @@ from sqlalchemy import make_url
 from app.accounts import service as accounts
 from app.core import caches, clock
 from app.core.db import Database
-from app.core.schema import upgrade_to_head
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import Role
+from migrations.schema import upgrade_to_head
 from payouts import funding
 from tests.support import Account, empty_tables
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from app.label_schema.model import Attribute, TextAttribute
+from app.label_schema import Attribute, TextAttribute
 
 
 def aggregate_attributes(

@@ -20,8 +20,7 @@ from app.consensus.segments import aggregate_segments
 from app.consensus.spans import merge_spans
 from app.consensus.taxonomy import aggregate_taxonomy
 from app.consensus.text import merge_text
-from app.label_schema.grading import grade_control
-from app.label_schema.model import (
+from app.label_schema import (
     BoxesControl,
     Control,
     KeypointsControl,
@@ -34,6 +33,7 @@ from app.label_schema.model import (
     TaxonomyControl,
     TextControl,
 )
+from app.label_schema.grading import grade_control
 
 
 def merge_control(

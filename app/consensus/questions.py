@@ -21,7 +21,7 @@ from app.consensus.methods import CONFUSION_METHODS, Method
 from app.consensus.model import QuestionModel
 from app.consensus.votes import FloatArray, IntArray, Votes
 from app.consensus.weighted_vote import DEFAULT_SKILL, WeightedVote
-from app.label_schema.model import ChoicesControl, Control, RatingControl
+from app.label_schema import ChoicesControl, Control, RatingControl
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.consensus.attributes import aggregate_attributes
+from app.label_schema import Attribute
 from app.label_schema.matching import interval_iou
-from app.label_schema.model import Attribute
 
 
 def aggregate_segments(

@@ -15,7 +15,9 @@ Scheduling it (in a service, inside the caller's unit of work)::
 a rolled-back request enqueues nothing, and a crash after the commit loses nothing: a relay
 (`workers.relay`) moves committed rows to the broker and marks them sent. Delivery is
 at-least-once; the runner makes duplicates harmless by marking the outbox row done in the same
-transaction as the job's own changes and skipping rows already done.
+transaction as the job's own changes and skipping rows already done. This module alone writes
+`job_outbox`: code that writes its own SQL (the PostgreSQL hot path) takes the INSERT from
+`outbox_insert_sql` instead of spelling its own.
 
 Handlers receive ids and names only (they re-read state from the database; an enum travels as
 its value, never as a position in a list that a later release may reorder), run in a session the
@@ -211,6 +213,23 @@ def enqueue(
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
         session.info[_NOTIFIED] = True
     return row.id
+
+
+def outbox_insert_sql(name: str, *, args: str, source: str, now: str) -> str:
+    """The row `enqueue` writes, as SQL text for code that writes its own statements (the
+    PostgreSQL hot path folds it into its submit as a CTE): `INSERT INTO job_outbox ... SELECT
+    ... FROM {source} RETURNING id`, one job `name` per row of `source`.
+
+    `args` is an SQL expression over `source` giving the JSON array of arguments (ids, as
+    `enqueue` takes them: `json_build_array(id)`), `now` the statement's placeholder for the time
+    (`%(now)s`). The job's queue is its registered one, as in `enqueue` (`LookupError` if no
+    imported module registered `name`). The caller notifies `OUTBOX_CHANNEL` when rows were
+    written. Only constants go in the text; values stay parameters."""
+    spec = job_spec(name)  # its name and queue match _NAME and _QUEUE: safe as SQL literals
+    return f"""INSERT INTO job_outbox (name, queue, args, available_at, attempts, created_at)
+    SELECT '{spec.name}', '{spec.queue}', {args}, {now}, 0, {now}
+    FROM {source}
+    RETURNING id"""  # noqa: S608 (only constants are interpolated; values are parameters)
 
 
 # --- waking relays in this process on commit ------------------------------------------------

@@ -21,12 +21,20 @@ limit and the task's free slots.
   `SWEEP_ON_CLAIM_EVERY`).
 - `consensus_fits`: per job, its last fitted consensus model (parsed; a large job's is hundreds
   of KB of JSON); `consensus_fit_cache_seconds`; forgotten when a refit in this process writes.
+- `webhook_listeners`: per client, the event types its active webhook endpoints subscribe to
+  (`app.webhooks.listeners`); `listeners.CACHE_SECONDS`; forgotten when a change to the client's
+  endpoints commits in this process.
+- `job_schemas` and `label_studio_views`: per job version (id, `updated_at`), its label schema
+  parsed (`app.jobs.service.job_schema`) and its Label Studio config with the object each control
+  labels (`app.jobs.label_studio.job_view`); kept `FOREVER`: a new version is a new key.
 
-A time of 0 turns a cache off (tests do, to see grants and bans at once).
+A time of 0 turns a cache off (tests do, to see grants and bans at once). `clear_all` forgets
+every one of them (tests call it after each test: ids are reused once tables are emptied).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -45,16 +53,21 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 SWEEP_ON_CLAIM_EVERY = 1.0  # seconds between claim-time lease sweeps of one job, per process
+FOREVER = math.inf  # the time of entries keyed by a version, which never go stale
 
 
 class TtlCache(Generic[K, V]):
     """A thread-safe map whose entries are fresh for a time the reader names (settings differ
     per app, so the time is an argument of `get`, not of the cache). Bounded: when full, it
-    starts over (cheaper than an LRU, and a miss only costs a query)."""
+    starts over (cheaper than an LRU, and a miss only costs a query).
+
+    Every forget or clear moves its `generation` on: a reader that takes it before a read and
+    hands it to `put` keeps nothing read while an entry was being forgotten."""
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
         self._entries: dict[K, tuple[float, V]] = {}
+        self._generation = 0
         self._lock = threading.Lock()
 
     def get(self, key: K, ttl: float) -> V | None:
@@ -67,10 +80,17 @@ class TtlCache(Generic[K, V]):
             return hit[1]
         return None
 
-    def put(self, key: K, value: V, read_at: float) -> None:
-        """Keep `value`, read at `read_at` (`time.monotonic()` taken before the read, so an
-        entry never looks younger than the data in it)."""
+    def generation(self) -> int:
         with self._lock:
+            return self._generation
+
+    def put(self, key: K, value: V, read_at: float, generation: int | None = None) -> None:
+        """Keep `value`, read at `read_at` (`time.monotonic()` taken before the read, so an
+        entry never looks younger than the data in it); with `generation` (as `generation()`
+        said before the read), only if nothing was forgotten since."""
+        with self._lock:
+            if generation is not None and generation != self._generation:
+                return
             if len(self._entries) >= self._max and key not in self._entries:
                 self._entries.clear()
             self._entries[key] = (read_at, value)
@@ -78,15 +98,18 @@ class TtlCache(Generic[K, V]):
     def forget(self, key: K) -> None:
         with self._lock:
             self._entries.pop(key, None)
+            self._generation += 1
 
     def forget_where(self, matches: Callable[[K, V], bool]) -> None:
         with self._lock:
             for key in [k for k, (_, v) in self._entries.items() if matches(k, v)]:
                 del self._entries[key]
+            self._generation += 1
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._generation += 1
 
 
 class Throttle:
@@ -113,18 +136,30 @@ class Throttle:
 
 ACTIVE_JOBS_KEY = 0
 
-# Values are typed by their owners (`app.routing`, `app.core.security`), which read and write
-# them through small functions of their own; the caches themselves hold anything.
+# Values are typed by their owners (`app.routing`, `app.core.security`, `app.webhooks.listeners`,
+# `app.jobs`), which read and write them through small functions of their own; the caches
+# themselves hold anything.
 active_jobs: TtlCache[int, Any] = TtlCache(max_entries=1)
 verdicts: TtlCache[int, Any] = TtlCache(max_entries=50_000)
 tokens: TtlCache[str, Any] = TtlCache(max_entries=100_000)
 consensus_fits: TtlCache[int, Any] = TtlCache(max_entries=1_000)
+webhook_listeners: TtlCache[int, Any] = TtlCache(max_entries=100_000)
+job_schemas: TtlCache[tuple[int, object], Any] = TtlCache(max_entries=10_000)
+label_studio_views: TtlCache[tuple[int, object], Any] = TtlCache(max_entries=10_000)
 sweeps = Throttle(every=SWEEP_ON_CLAIM_EVERY)
 
 
 def clear_all() -> None:
     """Forget everything (tests that change the world behind the service's back)."""
-    for cache in (active_jobs, verdicts, tokens, consensus_fits):
+    for cache in (
+        active_jobs,
+        verdicts,
+        tokens,
+        consensus_fits,
+        webhook_listeners,
+        job_schemas,
+        label_studio_views,
+    ):
         cache.clear()
     sweeps.clear()
 

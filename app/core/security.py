@@ -67,6 +67,22 @@ def pseudonym(secret_key: str, audience: str, value: int) -> str:
     ]
 
 
+def _client_audience(client_id: int) -> str:
+    return f"client:{client_id}"
+
+
+def client_pseudonym_prefix(secret_key: str, client_id: int) -> str:
+    """`pseudonym_prefix` of a client's audience, for pseudonyms computed in SQL (exports): the
+    SHA-256 of this text followed by the annotator id, first 16 hex digits."""
+    return pseudonym_prefix(secret_key, _client_audience(client_id))
+
+
+def client_pseudonym(secret_key: str, client_id: int, annotator_id: int) -> str:
+    """The annotator as one client knows them: the same id in the client's exports, review
+    views and webhook events, and a different one for every other client."""
+    return pseudonym(secret_key, _client_audience(client_id), annotator_id)
+
+
 # --- request dependencies ---------------------------------------------------------------------
 
 

@@ -25,11 +25,11 @@ from app.core.errors import (
     problem_responses,
     raises,
 )
-from app.core.schema import current_revision, head_revision
 from app.core.security import bearer_secret, current_principal, get_database
 from app.core.settings import Settings
 from app.health.background import background_status
 from app.models.accounts import Role
+from migrations.schema import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
 

@@ -45,7 +45,7 @@ from app.jobs import (
     service,
     splitting,
 )
-from app.label_schema.model import FieldName
+from app.label_schema.control_base import FieldName
 from app.models.consensus import ConsensusFit
 from app.models.jobs import JobStatus
 from app.runs import service as runs

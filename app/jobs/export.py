@@ -31,11 +31,11 @@ from sqlalchemy.orm import Session
 from app.core.csv_cells import spreadsheet_safe
 from app.core.db import Database
 from app.core.errors import ExportFormatUnavailable
-from app.core.security import pseudonym_prefix
+from app.core.security import client_pseudonym_prefix
 from app.jobs import label_studio
 from app.label_schema import BoxesControl, LabelSchema
 from app.label_schema.label_studio import Targets, generated_targets
-from app.label_schema.model import DEFAULT_HEIGHT_KEY, DEFAULT_WIDTH_KEY
+from app.label_schema.region_controls import DEFAULT_HEIGHT_KEY, DEFAULT_WIDTH_KEY
 from app.models.jobs import AssignmentStatus
 
 COUNTED = (AssignmentStatus.submitted.value, AssignmentStatus.approved.value)
@@ -122,7 +122,7 @@ def _jsonl(
     include_gold: bool,
     include_prelabel: bool,
 ) -> Iterator[bytes]:
-    prefix = pseudonym_prefix(db.settings.resolved_secret_key(), f"client:{client_id}")
+    prefix = client_pseudonym_prefix(db.settings.resolved_secret_key(), client_id)
     only_regular = "" if include_gold else "AND NOT i.is_gold"
     if db.dialect == "postgresql":
         gold = "'gold', i.is_gold, 'gold_answer', i.gold_answer," if include_gold else ""

@@ -16,6 +16,7 @@ truth, so crowd answers say `false` and only a gold item's known answer says `tr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from app.core import caches
 from app.core.errors import ValidationFailed
 from app.label_schema import ImageControl, LabelSchema
 from app.label_schema.label_studio import (
@@ -54,23 +56,19 @@ class LabelStudioView:
     targets: Mapping[str, Targets]
 
 
-_views: dict[tuple[int, object], LabelStudioView] = {}
-
-
 def job_view(job: Job, schema: LabelSchema) -> LabelStudioView:
     """The config of a job (the one it was created from, or the one generated for its schema)
-    and the object each control labels there. Cached per job version, like `job_schema`."""
+    and the object each control labels there. Cached per job version, like `job_schema`
+    (`caches.label_studio_views`)."""
     key = (job.id, job.updated_at or job.created_at)
-    view = _views.get(key)
+    view: LabelStudioView | None = caches.label_studio_views.get(key, caches.FOREVER)
     if view is None:
-        if len(_views) > 10_000:
-            _views.clear()
         if job.label_studio_config:
             parsed = read_label_studio_config(job.label_studio_config)
             view = LabelStudioView(job.label_studio_config, parsed.targets)
         else:
             view = LabelStudioView(label_studio_config(schema), generated_targets(schema))
-        _views[key] = view
+        caches.label_studio_views.put(key, view, time.monotonic())
     return view
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from app.consensus.methods import Method
 from app.core.inputs import Int32, RequestBody, Timestamp
 from app.core.money import format_micros
-from app.label_schema.model import FieldName
+from app.label_schema.control_base import FieldName
 from app.models.jobs import JobStatus, PricingMode, TaskOrder, Tier
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

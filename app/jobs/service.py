@@ -3,6 +3,7 @@ draft → active ⇄ paused → completed | cancelled. Services flush, never com
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.consensus import refits
 from app.consensus.methods import DEFAULT_METHOD
+from app.core import caches
 from app.core.clock import utcnow
 from app.core.errors import (
     JobFinished,
@@ -47,19 +49,16 @@ TRANSITIONS: dict[str, tuple[frozenset[JobStatus], JobStatus]] = {
 DRAFT_ONLY = ("label_schema", "pricing", "items_per_task", "gold_ratio")
 
 
-_schemas: dict[tuple[int, object], LabelSchema] = {}
-
-
 def job_schema(job: Job) -> LabelSchema:
     """The job's label schema as a model (stored documents were validated on the way in).
-    Parsed once per job: a schema cannot change once the job has items (the only time anyone
-    answers against it); a draft's edits bump `updated_at`, which is part of the key."""
+    Parsed once per job (`caches.job_schemas`): a schema cannot change once the job has items
+    (the only time anyone answers against it); a draft's edits bump `updated_at`, which is part
+    of the key."""
     key = (job.id, job.updated_at or job.created_at)
-    schema = _schemas.get(key)
+    schema: LabelSchema | None = caches.job_schemas.get(key, caches.FOREVER)
     if schema is None:
-        if len(_schemas) > 10_000:
-            _schemas.clear()
-        schema = _schemas[key] = LabelSchema.model_validate(job.label_schema)
+        schema = LabelSchema.model_validate(job.label_schema)
+        caches.job_schemas.put(key, schema, time.monotonic())
     return schema
 
 

@@ -21,6 +21,15 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 from scipy.optimize import linear_sum_assignment
 
+from app.label_schema.item_controls import (
+    ChoicesControl,
+    NumberControl,
+    PairwiseControl,
+    RankingControl,
+    RatingControl,
+    TaxonomyControl,
+    TextControl,
+)
 from app.label_schema.matching import (
     FloatArray,
     MalformedError,
@@ -51,24 +60,16 @@ from app.label_schema.matching import (
     span_pairs,
     within_tolerance,
 )
-from app.label_schema.model import (
+from app.label_schema.model import Control, LabelSchema
+from app.label_schema.region_controls import (
     Attribute,
     BoxesControl,
     ChoicesAttribute,
-    ChoicesControl,
-    Control,
     KeypointsControl,
-    LabelSchema,
-    NumberControl,
-    PairwiseControl,
     PolygonsControl,
-    RankingControl,
-    RatingControl,
     SegmentsControl,
     SpansControl,
-    TaxonomyControl,
     TextAttribute,
-    TextControl,
 )
 
 __all__ = [

@@ -37,7 +37,7 @@ from app.core.security import (
     ClientPrincipal,
     DbSession,
     ReadSession,
-    pseudonym,
+    client_pseudonym,
 )
 from app.core.settings import Settings
 from app.jobs import service as jobs
@@ -77,7 +77,7 @@ AppSettings = Annotated[Settings, Depends(_settings)]
 
 def _pseudonym(settings: Settings, job: Job, annotator_id: int) -> str:
     """The annotator as the job's client knows them (the pseudonym exports use)."""
-    return pseudonym(settings.resolved_secret_key(), f"client:{job.client_id}", annotator_id)
+    return client_pseudonym(settings.resolved_secret_key(), job.client_id, annotator_id)
 
 
 # --- clients: review -----------------------------------------------------------------------------

@@ -3,8 +3,8 @@ from the job, and undoing or confirming them when an admin says so.
 
 Two paths write actions, and both only ever add what is not there yet:
 - `enforce`, after each stats refresh, from the figures `tracking` just computed;
-- `check_submit`, cheap enough for the submit transaction: it reads the annotator's running
-  counts on the job (`RuleCounters`, one row), advances them with the submit and applies
+- `check_submit`, cheap enough for every submit, just after it commits: it reads the annotator's
+  running counts on the job (`RuleCounters`, one row), advances them with the submit and applies
   `rules.decide_at_submit`. The submit flow calls it (or, on a raw-SQL store, the pure function
   with the same numbers).
 
@@ -152,7 +152,7 @@ def revisit_removals(
 def check_submit(
     session: Session, settings: Settings, assignment_id: int, now: datetime
 ) -> list[QualityAction]:
-    """The rules on one just-submitted assignment, in the submit's transaction: reads the
+    """The rules on one just-submitted assignment, once its submit has committed: reads the
     annotator's running counts on the job (one row, locked), advances them with this submit,
     and records the fast-submit and identical-answers flags and the removal
     `rules.decide_at_submit` asks for. Running it twice for one assignment changes nothing

@@ -19,6 +19,7 @@ from typing import Any
 from app.consensus import service as consensus
 from app.core import caches
 from app.core.errors import NotFound
+from app.core.security import client_pseudonym
 from app.core.settings import Settings
 from app.jobs.service import job_schema
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
@@ -212,7 +213,7 @@ async def _submit(
                         job.id,
                         a.task_id,
                         a.id,
-                        catalog.annotator_pseudonym(
+                        client_pseudonym(
                             settings.resolved_secret_key(), job.client_id, annotator_id
                         ),
                         now,

@@ -1,5 +1,6 @@
 """The hot path's store on SQLite (the embedded default): SQLAlchemy Core statements on one
-session, the whole operation in one transaction on one worker thread.
+session, the whole operation in one transaction on one worker thread (a submit's quality rules
+in a second one, after the submit has committed, as on PostgreSQL).
 
 Every write transaction on SQLite begins with BEGIN IMMEDIATE (`app.core.db`), so an operation is
 the only writer from its first statement to its commit: plain statements are safe where
@@ -94,7 +95,8 @@ _ASSIGNMENT_COLUMNS = (
 
 
 class SqliteStore:
-    """`Store` on a session whose transaction the runner commits."""
+    """`Store` on a session whose transaction the runner commits (a submit with rules to run
+    commits its own first: `apply_submit_rules`)."""
 
     def __init__(self, session: Session, settings: Settings) -> None:
         self.session = session
@@ -299,7 +301,10 @@ class SqliteStore:
         self._record_events(job.client_id, job.id, events)
 
     async def apply_submit_rules(self, assignment_id: int, now: datetime) -> None:
-        # The runner commits the submit and these together: one transaction on SQLite.
+        # As on PostgreSQL: the submit commits first, so a failing rule cannot undo it; the
+        # rules then run in a transaction of their own, which the runner commits (same session,
+        # same thread: no second hop).
+        self.session.commit()
         enforcement.check_submit(self.session, self.settings, assignment_id, now)
 
     async def listening_types(self, client_id: int) -> frozenset[str]:
@@ -335,7 +340,8 @@ class SqliteStore:
 
 
 class SqliteRunner:
-    """Runs each operation in a transaction of its own on one worker thread."""
+    """Runs each operation in a transaction of its own on one worker thread (a submit's rules
+    in the next one)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -21,8 +21,6 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.security import pseudonym
-
 TASK_COMPLETED: Final = "task.completed"
 ASSIGNMENT_SUBMITTED: Final = "assignment.submitted"
 JOB_PROGRESS: Final = "job.progress"
@@ -329,11 +327,6 @@ def task_completed(
     }
 
 
-def annotator_pseudonym(secret_key: str, client_id: int, annotator_id: int) -> str:
-    """The annotator as the client knows them: the same pseudonym as in the client's exports."""
-    return pseudonym(secret_key, f"client:{client_id}", annotator_id)
-
-
 def assignment_submitted(
     job_id: int,
     task_id: int,
@@ -344,7 +337,7 @@ def assignment_submitted(
     gold_score: float | None,
     answers: Iterable[tuple[int, str | None, dict[str, Any]]],
 ) -> dict[str, Any]:
-    """`annotator` is the pseudonym (`annotator_pseudonym`);
+    """`annotator` is the pseudonym (`app.core.security.client_pseudonym`);
     `answers`: (item id, external id, answer) per task item in slot order."""
     return {
         "job_id": job_id,

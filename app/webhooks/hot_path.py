@@ -28,11 +28,16 @@ from typing import Any, Final
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from app.core.background import OUTBOX_CHANNEL
-from app.webhooks import attempts, catalog, listeners
+from app.core.background import OUTBOX_CHANNEL, outbox_insert_sql
+from app.webhooks import catalog, listeners
 from app.webhooks.service import FAN_OUT_JOB, new_event_id
 
 Conn = AsyncConnection[tuple[Any, ...]]
+
+# One fan-out job per recorded event, written as core writes outbox rows (core owns `job_outbox`).
+_FAN_OUT_JOBS: Final = outbox_insert_sql(
+    FAN_OUT_JOB, args="json_build_array(id)", source="webhook_events_in", now="%(wh_now)s"
+)
 
 #: Two CTEs (for a WITH list): the events, and one fan-out job per event in the outbox.
 EVENT_CTES: Final = f"""
@@ -43,10 +48,7 @@ webhook_events_in AS (
                 %(wh_data)s::jsonb[]) AS x(public_id, type, version, data)
     RETURNING id
 ), webhook_fan_out AS (
-    INSERT INTO job_outbox (name, queue, args, available_at, attempts, created_at)
-    SELECT '{FAN_OUT_JOB}', '{attempts.QUEUE}', json_build_array(id), %(wh_now)s, 0, %(wh_now)s
-    FROM webhook_events_in
-    RETURNING id
+    {_FAN_OUT_JOBS}
 )"""  # noqa: S608 (only constants are interpolated; values are parameters)
 
 #: The CTEs as a statement of their own, notifying the outbox relays when it wrote anything.

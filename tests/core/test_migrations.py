@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from app.core.db import Database
-from app.core.schema import alembic_config, current_revision, head_revision
 from app.models import Base
+from migrations.schema import alembic_config, current_revision, head_revision
 
 
 def test_upgrade_head_matches_the_models(db: Database) -> None:

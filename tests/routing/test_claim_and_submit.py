@@ -5,6 +5,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -12,7 +13,8 @@ from app.core import clock
 from app.core.db import Database
 from app.core.settings import Settings
 from app.main import create_app
-from app.models import Answer, Assignment, ItemResult, Task
+from app.models import Answer, Assignment, AssignmentStatus, ItemResult, Task
+from app.quality import enforcement
 from tests.jobs.factories import create_job, jsonl, reviews, upload
 from tests.support import Account, assert_problem
 
@@ -207,6 +209,33 @@ def test_gold_is_graded_at_submit_with_instant_feedback_and_never_shown(
     with db.read_session() as session:
         assignment = session.scalars(select(Assignment).where(Assignment.gold_score.is_not(None)))
         assert [a.gold_score for a in assignment] == [1.0]
+
+
+def test_the_quality_rules_run_after_the_submit_has_committed_and_cannot_undo_it(
+    client: TestClient,
+    client_account: Account,
+    annotator: Account,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [{"text": GOLD_TEXT, "gold_answer": {"sentiment": "neutral"}}, *reviews(9)]
+    active_job(client, client_account, rows=rows, gold_ratio=0.5)
+    [with_gold] = [a for a in claim(client, annotator, count=10) if GOLD_TEXT in json.dumps(a)]
+    seen_by_the_rules: list[AssignmentStatus] = []
+
+    def failing_rules(*args: Any) -> list[Any]:
+        with db.read_session() as other:  # another connection sees only what is committed
+            seen_by_the_rules.append(other.get_one(Assignment, with_gold["id"]).status)
+        raise RuntimeError("the rules step failed")
+
+    monkeypatch.setattr(enforcement, "check_submit", failing_rules)
+    assert_problem(submit(client, annotator, with_gold, "neutral"), 500)
+    assert seen_by_the_rules == [AssignmentStatus.submitted]
+    with db.read_session() as session:
+        assignment = session.get_one(Assignment, with_gold["id"])
+        assert (assignment.status, assignment.gold_score) == (AssignmentStatus.submitted, 1.0)
+        stored = session.scalar(select(func.count()).where(Answer.assignment_id == with_gold["id"]))
+        assert stored == len(with_gold["items"])
 
 
 def test_heartbeat_extends_the_lease_up_to_the_maximum(

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core import caches
 from app.core.db import Database
-from app.core.schema import upgrade_to_head
 from app.core.settings import Settings
 from app.main import create_app
-from app.webhooks import listeners
+from migrations.schema import upgrade_to_head
 from tests.security.world import world_settings
 from tests.support import empty_tables
 
@@ -29,7 +29,7 @@ def module_db(settings: Settings) -> Iterator[Database]:
 
 @pytest.fixture(scope="module")
 def http(settings: Settings, module_db: Database) -> Iterator[TestClient]:
-    listeners.forget_all()  # the listeners' cache outlives tables emptied behind its back
+    caches.clear_all()  # the listeners' cache outlives tables emptied behind its back
     with TestClient(create_app(world_settings(settings), module_db)) as client:
         yield client
-    listeners.forget_all()
+    caches.clear_all()

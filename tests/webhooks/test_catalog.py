@@ -55,6 +55,3 @@ def test_each_builder_makes_the_documented_payload(event_type: str) -> None:
 def test_progress_is_a_percentage_with_one_decimal() -> None:
     assert catalog.job_progress(1, "active", 3, 1)["percent_complete"] == 33.3
     assert catalog.job_progress(1, "active", 0, 0)["percent_complete"] == 0.0
-    assert catalog.annotator_pseudonym("k" * 40, 1, 2) != catalog.annotator_pseudonym(
-        "k" * 40, 3, 2
-    )

@@ -20,6 +20,7 @@ from sqlalchemy import make_url, select
 from app.core import clock
 from app.core.clock import utcnow
 from app.core.db import Database
+from app.core.security import client_pseudonym
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import Assignment, ItemResult, Task, TaskItem, WebhookJobProgress
@@ -301,9 +302,7 @@ def submit_events(
         ).all()
         assert task.completed_at is not None
         assert a.submitted_at is not None
-        pseudonym = catalog.annotator_pseudonym(
-            settings.resolved_secret_key(), client_id, a.annotator_id
-        )
+        pseudonym = client_pseudonym(settings.resolved_secret_key(), client_id, a.annotator_id)
         return a.job_id, [
             (
                 catalog.ASSIGNMENT_SUBMITTED,

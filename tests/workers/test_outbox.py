@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from sqlalchemy import func, make_url, select, update
+from sqlalchemy import func, make_url, select, text, update
 
 from app.core import background
 from app.core.background import JobContext, background_job, enqueue, job_spec
@@ -16,6 +16,7 @@ from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import OutboxJob
+from app.webhooks.service import FAN_OUT_JOB
 from tests.workers.background import wait_until
 from workers.relay import RelayLoop, relay_once
 
@@ -59,6 +60,28 @@ def test_enqueue_rejects_unknown_jobs_and_non_id_arguments(db: Database) -> None
             enqueue(session, "test.count", "7")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="ids"):
             enqueue(session, "test.count", True)
+
+
+def test_sql_written_outbox_rows_are_the_rows_enqueue_writes(db: Database) -> None:
+    """Code that writes its own SQL (the PostgreSQL hot path) takes core's INSERT text: the same
+    columns, the job's registered queue, its ids as a JSON array."""
+    with db.transaction() as session:
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        sql = background.outbox_insert_sql(
+            FAN_OUT_JOB,  # registered on the "webhooks" queue
+            args="json_build_array(id)" if postgresql else "json_array(id)",
+            source="(SELECT 7 AS id) AS source",
+            now=":now",
+        )
+        [written] = session.execute(text(sql), {"now": utcnow()}).scalars()
+        enqueued = enqueue(session, FAN_OUT_JOB, 7)
+    with db.read_session() as session:
+        rows = [session.get_one(OutboxJob, written), session.get_one(OutboxJob, enqueued)]
+    shapes = [(r.name, r.queue, r.args, r.run_id, r.attempts, r.sent_at) for r in rows]
+    assert shapes == [("webhooks.fan_out", "webhooks", [7], None, 0, None)] * 2
+    assert [r.available_at == r.created_at for r in rows] == [True, True]
+    with pytest.raises(LookupError, match=r"no background job named 'test\.nope'"):
+        background.outbox_insert_sql("test.nope", args="json_array(id)", source="t", now=":now")
 
 
 def test_job_names_are_registered_once_and_checked() -> None:

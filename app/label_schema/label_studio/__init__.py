@@ -5,18 +5,18 @@
 - `config`: `LabelSchema` -> an XML config; `results`: answers <-> the `result` lists of Label
   Studio annotations and predictions, so a job's answers can be loaded into Label Studio and
   Label Studio's exports loaded into a job.
-- `tags`: one converter per Label Studio control tag, used by all of them; supporting another
-  tag means adding a converter there.
+- `tags`: one converter per Label Studio control tag, used by all of them (`classification_tags`,
+  `region_tags`, on the shared `converter`); supporting another tag means adding a converter.
 """
 
 from app.label_schema.label_studio.config import generated_targets, label_studio_config
+from app.label_schema.label_studio.converter import ObjectTarget, Targets
 from app.label_schema.label_studio.parse import (
     ParsedConfig,
     label_schema_from_label_studio,
     read_label_studio_config,
 )
 from app.label_schema.label_studio.results import answer_from_label_studio, label_studio_result
-from app.label_schema.label_studio.tags import ObjectTarget, Targets
 
 __all__ = [
     "ObjectTarget",

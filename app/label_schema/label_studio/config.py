@@ -13,21 +13,16 @@ from dataclasses import dataclass
 # The standard library only builds and serializes our own XML here.
 from xml.etree.ElementTree import Element, SubElement, indent, tostring
 
-from app.label_schema.label_studio.tags import (
-    ObjectNeed,
-    ObjectTarget,
-    Targets,
-    converter_for,
-)
-from app.label_schema.model import (
+from app.label_schema.control_base import LabelledControl
+from app.label_schema.item_controls import TaxonomyControl, TaxonomyNode
+from app.label_schema.label_studio.converter import ObjectNeed, ObjectTarget, Targets
+from app.label_schema.label_studio.tags import converter_for
+from app.label_schema.model import LabelSchema
+from app.label_schema.region_controls import (
     Attribute,
     ChoicesAttribute,
-    LabelledControl,
-    LabelSchema,
     ListControl,
     RatingAttribute,
-    TaxonomyControl,
-    TaxonomyNode,
 )
 
 _ATTRIBUTE_TAGS = {"choices": "Choices", "text": "TextArea", "rating": "Rating"}

@@ -24,15 +24,14 @@ from defusedxml.ElementTree import DefusedXMLParser, ParseError
 from pydantic import ValidationError
 
 from app.core.errors import ValidationFailed
-from app.label_schema.label_studio.tags import (
-    CONVERTERS,
-    SUPPORTED_TAGS,
+from app.label_schema.label_studio.converter import (
     BoundObject,
     ObjectTarget,
     TagAttributes,
     TagConverter,
     Targets,
 )
+from app.label_schema.label_studio.tags import CONVERTERS, SUPPORTED_TAGS
 from app.label_schema.model import LabelSchema, Problem, schema_error_paths
 
 # Tags that only arrange or decorate the interface; their children are still read.

@@ -15,15 +15,11 @@ from typing import Any
 from app.core.errors import ValidationFailed, json_pointer
 from app.label_schema.answers import validate_answer
 from app.label_schema.label_studio.config import generated_targets
-from app.label_schema.label_studio.tags import (
-    Entries,
-    RegionConverter,
-    Result,
-    ResultError,
-    Targets,
-    converter_for,
-)
-from app.label_schema.model import LabelSchema, ListControl, Problem
+from app.label_schema.label_studio.converter import Entries, Result, ResultError, Targets
+from app.label_schema.label_studio.region_tags import RegionConverter
+from app.label_schema.label_studio.tags import converter_for
+from app.label_schema.model import LabelSchema, Problem
+from app.label_schema.region_controls import ListControl
 
 
 def label_studio_result(

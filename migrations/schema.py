@@ -1,4 +1,7 @@
-"""Schema migrations from inside the service: upgrade, and 'is the schema at head?'."""
+"""Schema migrations from inside the service: upgrade, and 'is the schema at head?'.
+
+Beside the migrations it runs (not in app.core, which imports no migrations): the CLI, the
+readiness check and the tests call it."""
 
 from __future__ import annotations
 
