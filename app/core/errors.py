@@ -101,33 +101,6 @@ class Conflict(TesseraError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
-# The annotator's work on an assignment: each a condition the client program can act on.
-class LeaseEnded(Conflict):
-    """The lease ran out (and, for a submit, the grace period for late answers too)."""
-
-    slug, title = "lease-ended", "The assignment's lease has ended"
-
-
-class SlotTaken(Conflict):
-    """A late submit whose slot went back to the pool and on to someone else."""
-
-    slug, title = "slot-taken", "The task's slot was given to someone else"
-
-
-class AnswersDiffer(Conflict):
-    """A second submit of an assignment with answers other than the first's."""
-
-    slug, title = "answers-differ", "The assignment was already submitted with other answers"
-
-
-class AssignmentReleased(Conflict):
-    slug, title = "assignment-released", "The assignment was released"
-
-
-class AlreadySubmitted(Conflict):
-    slug, title = "already-submitted", "The assignment was already submitted"
-
-
 class ProviderUnavailable(Conflict):
     """409: the action needs a payments provider this installation does not use (card funding
     and connected accounts need TESSERA_PAYOUTS_PROVIDER=stripe; CSV settlement needs manual)."""

@@ -11,17 +11,17 @@ from typing import Any, Protocol
 
 import orjson
 
-from app.core.errors import (
+from app.core.errors import ValidationFailed
+from app.core.settings import Settings
+from app.label_schema import LabelSchema, validate_answer
+from app.models.jobs import AssignmentStatus, TaskStatus
+from app.routing.errors import (
     AlreadySubmitted,
     AnswersDiffer,
     AssignmentReleased,
     LeaseEnded,
     SlotTaken,
-    ValidationFailed,
 )
-from app.core.settings import Settings
-from app.label_schema import LabelSchema, validate_answer
-from app.models.jobs import AssignmentStatus, TaskStatus
 from qualification_tests.grading import grade_answer
 
 FINISHED = (AssignmentStatus.submitted, AssignmentStatus.approved, AssignmentStatus.rejected)
