@@ -18,13 +18,7 @@ from starlette.datastructures import UploadFile
 from app.core.db import Database
 from app.core.errors import (
     BadRequest,
-    ExportFormatUnavailable,
-    JobFinished,
-    JobFrozen,
-    JobHasNoItems,
-    LabelSchemaLocked,
     PayloadTooLarge,
-    TransitionNotAllowed,
     UnsupportedMediaType,
     ValidationFailed,
     problem_responses,
@@ -43,6 +37,14 @@ from app.jobs import (
     schemas,
     service,
     splitting,
+)
+from app.jobs.errors import (
+    ExportFormatUnavailable,
+    JobFinished,
+    JobFrozen,
+    JobHasNoItems,
+    LabelSchemaLocked,
+    TransitionNotAllowed,
 )
 from app.label_schema.model import FieldName
 from app.models.jobs import ConsensusFit, JobStatus

@@ -45,16 +45,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.db import Database, session_settings
-from app.core.errors import (
-    Conflict,
-    JobFinished,
-    ValidationFailed,
-    json_pointer,
-)
+from app.core.errors import Conflict, ValidationFailed, json_pointer
 from app.core.settings import Settings
 from app.core.storable import first_unstorable
 from app.jobs import label_studio
 from app.jobs.dataset_files import BLANK, ImportFormat, RowError, open_upload, read_rows
+from app.jobs.errors import JobFinished
 from app.jobs.label_studio import AnnotationUse
 from app.jobs.splitting import split_into_tasks
 from app.jobs.staging import (

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 import app.main  # noqa: F401  (imports every domain, and so every domain's problem types)
 from app.core import errors
+from app.jobs.errors import TransitionNotAllowed
 
 # (method, path) -> the problem slugs the endpoint must declare.
 DECLARED = {
@@ -95,7 +96,7 @@ def test_problem_slugs_are_unique_and_each_class_keeps_its_parents_status() -> N
     }
     slugs = [c.slug for c in problems]
     assert len(slugs) == len(set(slugs))
-    assert errors.TransitionNotAllowed.status == 409
+    assert TransitionNotAllowed.status == 409
     assert errors.AccountSuspended.status == 403
     assert issubclass(errors.AccountSuspended, errors.Forbidden)  # callers catching 403 still do
 
