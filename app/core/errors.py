@@ -185,27 +185,7 @@ class ServiceUnavailable(TesseraError):
 # One class per condition a client can act on, each with its own `type` slug; endpoints list the
 # ones they may answer with in their OpenAPI `responses` (`problem_responses`).
 
-# Accounts
-
-
-class EmailTaken(Conflict):
-    """An account with this email (compared case-insensitively) exists."""
-
-    slug, title = "email-taken", "Email already registered"
-
-
-class SignupClosed(Forbidden):
-    slug, title = "signup-closed", "Signup closed"
-
-
-class InviteRequired(Forbidden):
-    slug, title = "invite-required", "Invite code required"
-
-
-class InviteInvalid(Forbidden):
-    """The invite code is unknown, used, expired, or for another role or email."""
-
-    slug, title = "invite-invalid", "Invite code cannot be used"
+# Accounts (here, not in app.accounts: core's token check answers it)
 
 
 class AccountSuspended(Forbidden):
@@ -213,10 +193,6 @@ class AccountSuspended(Forbidden):
     reactivated."""
 
     slug, title = "account-suspended", "Account suspended"
-
-
-class CannotSuspendSelf(Conflict):
-    slug, title = "cannot-suspend-self", "Cannot suspend your own account"
 
 
 # Qualification
