@@ -11,6 +11,7 @@ from fastapi import FastAPI
 import app.main  # noqa: F401  (imports every domain, and so every domain's problem types)
 from app.core import errors
 from app.jobs.errors import TransitionNotAllowed
+from qualification_tests.errors import RetakeCooldown
 
 # (method, path) -> the problem slugs the endpoint must declare.
 DECLARED = {
@@ -102,7 +103,7 @@ def test_problem_slugs_are_unique_and_each_class_keeps_its_parents_status() -> N
 
 
 def test_a_problem_renders_its_own_type() -> None:
-    body = errors.RetakeCooldown("wait", retake_after="2030-01-01T00:00:00+00:00").to_problem()
+    body = RetakeCooldown("wait", retake_after="2030-01-01T00:00:00+00:00").to_problem()
     assert body == {
         "type": "/problems/retake-cooldown",
         "title": "Retake cooldown running",
