@@ -18,17 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import (
-    ActionNotOpen,
-    AppealExists,
-    AppealResolved,
-    AssignmentAlreadyApproved,
-    AssignmentNotSubmitted,
-    NotFound,
-    NothingToAppeal,
-    ValidationFailed,
-    problem_responses,
-)
+from app.core.errors import NotFound, ValidationFailed, problem_responses
 from app.core.inputs import Int64, PathId
 from app.core.pagination import PageParams, page_params
 from app.core.security import (
@@ -60,6 +50,14 @@ from app.quality import (
     tracking,
 )
 from app.quality.background import start_refresh_all
+from app.quality.errors import (
+    ActionNotOpen,
+    AppealExists,
+    AppealResolved,
+    AssignmentAlreadyApproved,
+    AssignmentNotSubmitted,
+    NothingToAppeal,
+)
 from qualification_tests import annotators
 
 router = APIRouter(prefix="/v1")
