@@ -14,18 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.db import Database
-from app.core.errors import (
-    InsufficientFunds,
-    JobNotActivated,
-    NotFound,
-    PayoutInProgress,
-    PayoutWrongState,
-    ProviderUnavailable,
-    ServiceUnavailable,
-    SignatureInvalid,
-    TesseraError,
-    ValidationFailed,
-)
+from app.core.errors import NotFound, ServiceUnavailable, TesseraError, ValidationFailed
 from app.core.inputs import Int64, LedgerOwnerId, PathId
 from app.core.money import format_micros
 from app.core.pagination import Page, PageParams, page_params
@@ -43,6 +32,14 @@ from app.models.accounts import Role, User
 from app.models.jobs import Job
 from app.models.money import AccountKind, PayoutStatus
 from payouts import connect, earnings, escrow, funding, inbox, ledger, payouts, reports, schemas
+from payouts.errors import (
+    InsufficientFunds,
+    JobNotActivated,
+    PayoutInProgress,
+    PayoutWrongState,
+    ProviderUnavailable,
+    SignatureInvalid,
+)
 from payouts.providers import stripe as stripe_provider
 from payouts.providers.stripe import StripeGateway, StripeUnavailable
 
