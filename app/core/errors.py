@@ -3,6 +3,9 @@
 Each class carries its HTTP status and a stable `type` slug. Services raise these; the handlers in
 `install_error_handlers` render them, and also render FastAPI's validation errors, Starlette's
 HTTP errors (404 unknown route, 405) and anything unhandled (500, no stack trace to the client).
+
+This module holds the base class, the generic problems (one per status) and the ones core itself
+raises; a domain's own problem types live beside it, in its `errors` module.
 """
 
 from __future__ import annotations
@@ -112,11 +115,12 @@ class ServiceUnavailable(TesseraError):
 # --- problem types a client can branch on -----------------------------------------------------
 #
 # One class per condition a client can act on, each with its own `type` slug; endpoints list the
-# ones they may answer with in their OpenAPI `responses` (`problem_responses`).
+# ones they may answer with in their OpenAPI `responses` (`problem_responses`). Each domain keeps
+# its own in its `errors` module (`app.jobs.errors`, `payouts.errors`, …); core keeps the ones
+# core itself raises.
 
-# Accounts (here, not in app.accounts: core's token check answers it)
 
-
+# Here, not in app.accounts: core's token check answers it.
 class AccountSuspended(Forbidden):
     """The account is suspended (`reason` says why); its tokens answer this until it is
     reactivated."""

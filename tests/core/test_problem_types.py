@@ -9,9 +9,27 @@ import pytest
 from fastapi import FastAPI
 
 import app.main  # noqa: F401  (imports every domain, and so every domain's problem types)
+import payouts.errors
+import qualification_tests.errors
+from app.accounts import errors as accounts_errors
 from app.core import errors
+from app.jobs import errors as jobs_errors
 from app.jobs.errors import TransitionNotAllowed
+from app.quality import errors as quality_errors
+from app.routing import errors as routing_errors
+from app.webhooks import errors as webhooks_errors
 from qualification_tests.errors import RetakeCooldown
+
+ERRORS_MODULES = (
+    errors,
+    accounts_errors,
+    jobs_errors,
+    quality_errors,
+    routing_errors,
+    webhooks_errors,
+    payouts.errors,
+    qualification_tests.errors,
+)
 
 # (method, path) -> the problem slugs the endpoint must declare.
 DECLARED = {
@@ -91,10 +109,13 @@ def problem_types() -> list[type[errors.TesseraError]]:
 
 def test_problem_slugs_are_unique_and_each_class_keeps_its_parents_status() -> None:
     problems = problem_types()
-    core = [c for c in vars(errors).values() if isinstance(c, type)]
-    assert {c for c in core if issubclass(c, errors.TesseraError)} - set(problems) == {
-        errors.TesseraError
+    listed = {
+        c
+        for module in ERRORS_MODULES
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, errors.TesseraError)
     }
+    assert listed - set(problems) == {errors.TesseraError}
     slugs = [c.slug for c in problems]
     assert len(slugs) == len(set(slugs))
     assert TransitionNotAllowed.status == 409
