@@ -3,7 +3,7 @@ exports."""
 
 from __future__ import annotations
 
-from app.core.errors import Conflict
+from app.core.errors import Conflict, PayloadTooLarge, ValidationFailed
 
 
 class TransitionNotAllowed(Conflict):
@@ -50,3 +50,44 @@ class StagedUploadGone(Conflict):
     """A background import found its staged upload gone; upload the file again."""
 
     slug, title = "staged-upload-gone", "Staged upload gone"
+
+
+# --- problems a dataset import answers (besides a 422 `validation-failed` listing bad rows) ---
+
+
+class TooManyUnusableLines(ValidationFailed):
+    """More blank, empty or unparseable lines than TESSERA_IMPORT_MAX_UNUSABLE_LINES: the file
+    is not a dataset (or not in the format named); nothing was imported."""
+
+    slug, title = "too-many-unusable-lines", "Too many blank or unparseable lines"
+
+
+class EmptyDataset(ValidationFailed):
+    """The file holds no rows (an empty file or array, or a CSV header alone)."""
+
+    slug, title = "empty-dataset", "The dataset has no rows"
+
+
+class LabelSchemaChanged(Conflict):
+    """The job's label schema changed while the file was being read and checked (its rows were
+    checked against the old one); nothing was imported: upload it again."""
+
+    slug, title = "label-schema-changed", "Label schema changed during the import"
+
+
+class UnreadableFile(ValidationFailed):
+    """The file itself cannot be parsed past some point (not just one bad row)."""
+
+    slug, title = "unreadable-dataset", "The dataset file cannot be read"
+
+
+class DecompressedTooLarge(PayloadTooLarge):
+    """A gzip upload expands past TESSERA_MAX_DECOMPRESSED_BYTES."""
+
+    slug, title = "decompressed-too-large", "Decompressed upload too large"
+
+
+class ExternalIdFieldMissing(ValidationFailed):
+    """The CSV header has no column of the declared external id field."""
+
+    slug, title = "external-id-field-missing", "External id column missing"
