@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import ProviderUnavailable
 from app.models.accounts import User
 from app.models.money import PayoutAccount
+from payouts.errors import ProviderUnavailable
 from payouts.inbox import apply_account
 from payouts.providers.stripe import StripeGateway
 

@@ -32,12 +32,12 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db import session_settings
-from app.core.errors import EarningsFinal
 from app.core.money import format_micros
 from app.models.jobs import Assignment, Job, Tier
 from app.models.money import EntryKind, JobBudget, JobEarnings
 from app.models.qualification import AnnotatorProfile
 from payouts import escrow, ledger, pricing
+from payouts.errors import EarningsFinal
 from payouts.pricing import PayTerms
 
 # --- submit ---------------------------------------------------------------------------------------

@@ -14,18 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.db import Database
-from app.core.errors import (
-    InsufficientFunds,
-    JobNotActivated,
-    NotFound,
-    PayoutInProgress,
-    PayoutWrongState,
-    ProviderUnavailable,
-    ServiceUnavailable,
-    SignatureInvalid,
-    TesseraError,
-    ValidationFailed,
-)
+from app.core.errors import NotFound, ServiceUnavailable, TesseraError, ValidationFailed
 from app.core.inputs import Int64, LedgerOwnerId, PathId
 from app.core.money import format_micros
 from app.core.pagination import Page, PageParams, page_params
@@ -43,6 +32,14 @@ from app.models.accounts import Role, User
 from app.models.jobs import Job
 from app.models.money import AccountKind, PayoutStatus
 from payouts import connect, earnings, escrow, funding, inbox, ledger, payouts, reports, schemas
+from payouts.errors import (
+    InsufficientFunds,
+    JobNotActivated,
+    PayoutInProgress,
+    PayoutWrongState,
+    ProviderUnavailable,
+    SignatureInvalid,
+)
 from payouts.providers import stripe as stripe_provider
 from payouts.providers.stripe import StripeGateway, StripeUnavailable
 
@@ -95,7 +92,7 @@ def client_balance(
     request: Request, client: ClientPrincipal, session: ReadSession
 ) -> schemas.ClientBalanceOut:
     """Your available balance and what your jobs hold in escrow."""
-    return schemas.ClientBalanceOut.of(
+    return schemas.ClientBalanceOut.model_validate(
         reports.client_balance(session, client.id, _settings(request).currency)
     )
 
@@ -121,7 +118,7 @@ def start_checkout(
             cancel_url=str(body.cancel_url),
         )
     session.commit()
-    return schemas.FundingOut.of(row)
+    return schemas.FundingOut.model_validate(row)
 
 
 @router.get("/v1/fundings", response_model=Page[schemas.FundingOut])
@@ -134,7 +131,7 @@ def list_fundings(
     """Your fundings (admins: everyone's, or one client's)."""
     owner = client_id if client.role is Role.admin else client.id
     rows, cursor = funding.list_fundings(session, owner, paging)
-    return Page(items=[schemas.FundingOut.of(r) for r in rows], next_cursor=cursor)
+    return Page(items=[schemas.FundingOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.get("/v1/jobs/{job_id}/spend", response_model=schemas.JobSpendOut)
@@ -177,7 +174,7 @@ def my_earnings(
 ) -> schemas.EarningsOut:
     """Your earnings: pending approval, available, in flight, paid out, and fair-pay top-ups,
     with your pay per job."""
-    return schemas.EarningsOut.of(
+    return schemas.EarningsOut.model_validate(
         reports.annotator_earnings(session, annotator.id, _settings(request).currency)
     )
 
@@ -212,7 +209,7 @@ def my_payouts(
 ) -> Page[schemas.PayoutOut]:
     """Your payouts."""
     rows, cursor = payouts.list_payouts(session, paging, annotator_id=annotator.id)
-    return Page(items=[schemas.PayoutOut.of(p) for p in rows], next_cursor=cursor)
+    return Page(items=[schemas.PayoutOut.model_validate(p) for p in rows], next_cursor=cursor)
 
 
 @router.get(
@@ -227,7 +224,7 @@ def my_payout_account(
     row = connect.account_of(session, annotator.id)
     if row is None:
         raise NotFound("You have not connected a payout account")
-    return schemas.PayoutAccountOut.of(row)
+    return schemas.PayoutAccountOut.model_validate(row)
 
 
 @router.post(
@@ -250,7 +247,9 @@ def start_onboarding(
             refresh_url=str(body.refresh_url),
         )
     session.commit()
-    return schemas.OnboardingOut(account=schemas.PayoutAccountOut.of(row), onboarding_url=url)
+    return schemas.OnboardingOut(
+        account=schemas.PayoutAccountOut.model_validate(row), onboarding_url=url
+    )
 
 
 @router.post(
@@ -267,7 +266,7 @@ def refresh_payout_account(
     if row is None:
         raise NotFound("You have not connected a payout account")
     session.commit()
-    return schemas.PayoutAccountOut.of(row)
+    return schemas.PayoutAccountOut.model_validate(row)
 
 
 # --- admins -------------------------------------------------------------------------------------
@@ -287,7 +286,7 @@ def credit_client(
         session, client_id, body.amount_micros, actor_id=admin.id, reason=body.reason
     )
     session.commit()
-    return schemas.FundingOut.of(row)
+    return schemas.FundingOut.model_validate(row)
 
 
 @router.get("/v1/admin/payouts", response_model=Page[schemas.PayoutOut])
@@ -300,7 +299,7 @@ def admin_payouts(
 ) -> Page[schemas.PayoutOut]:
     """Payouts, filtered by status (pending, held, unknown, failed, paid) or annotator."""
     rows, cursor = payouts.list_payouts(session, paging, annotator_id=annotator_id, status=status_)
-    return Page(items=[schemas.PayoutOut.of(p) for p in rows], next_cursor=cursor)
+    return Page(items=[schemas.PayoutOut.model_validate(p) for p in rows], next_cursor=cursor)
 
 
 @router.post(
@@ -316,7 +315,7 @@ def run_batch(admin: AdminPrincipal, session: DbSession) -> schemas.BatchOut:
     total = sum(p.amount_micros for p in result.payouts)
     return schemas.BatchOut(
         batch_id=result.batch.id if result.batch else None,
-        payouts=[schemas.PayoutOut.of(p) for p in result.payouts],
+        payouts=[schemas.PayoutOut.model_validate(p) for p in result.payouts],
         total_micros=total,
         total=format_micros(total),
     )
@@ -352,7 +351,7 @@ def hold_payout(
     """Stop a pending payout from being sent (its money stays in flight)."""
     row = payouts.hold(session, payout_id, actor_id=admin.id, reason=body.reason)
     session.commit()
-    return schemas.PayoutOut.of(row)
+    return schemas.PayoutOut.model_validate(row)
 
 
 @router.post(
@@ -366,7 +365,7 @@ def release_payout(
     """Let a held payout go."""
     row = payouts.release_hold(session, payout_id, actor_id=admin.id)
     session.commit()
-    return schemas.PayoutOut.of(row)
+    return schemas.PayoutOut.model_validate(row)
 
 
 @router.post(
@@ -379,7 +378,7 @@ def retry_payout(payout_id: PathId, admin: AdminPrincipal, session: DbSession) -
     """Pay a failed payout again, as a new payout for the same amount."""
     row = payouts.retry(session, payout_id, actor_id=admin.id)
     session.commit()
-    return schemas.PayoutOut.of(row)
+    return schemas.PayoutOut.model_validate(row)
 
 
 @router.post(
@@ -393,7 +392,7 @@ def settle_payout(
     """Mark a manual payout paid, with your reference for the payment."""
     row = payouts.settle_manually(session, payout_id, actor_id=admin.id, reference=body.reference)
     session.commit()
-    return schemas.PayoutOut.of(row)
+    return schemas.PayoutOut.model_validate(row)
 
 
 @router.post(
@@ -407,7 +406,7 @@ def fail_payout(
     """Mark a manual payout failed: its money goes back to the annotator's available balance."""
     row = payouts.fail_manually(session, payout_id, actor_id=admin.id, reason=body.reason)
     session.commit()
-    return schemas.PayoutOut.of(row)
+    return schemas.PayoutOut.model_validate(row)
 
 
 @router.get("/v1/admin/ledger/trial-balance", response_model=schemas.TrialBalanceOut)
@@ -422,7 +421,7 @@ def trial_balance(admin: AdminPrincipal, session: ReadSession) -> schemas.TrialB
         line.negative_accounts for line in lines if line.kind is not AccountKind.external
     )
     return schemas.TrialBalanceOut(
-        lines=[schemas.TrialBalanceLineOut.of(line) for line in lines],
+        lines=[schemas.TrialBalanceLineOut.model_validate(line) for line in lines],
         totals_micros=totals,
         balanced=not unbalanced and not negative and all(v == 0 for v in totals.values()),
         unbalanced_entries=unbalanced,
@@ -453,7 +452,7 @@ def account_entries(
         currency=key.currency,
         balance_micros=balance,
         balance=format_micros(balance),
-        postings=[schemas.PostingOut.of(r) for r in rows],
+        postings=[schemas.PostingOut.model_validate(r) for r in rows],
         next_cursor=rows[-1].id if more and rows else None,
     )
 

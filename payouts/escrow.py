@@ -31,11 +31,12 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db import session_settings
-from app.core.errors import Conflict, InsufficientFunds, JobNotActivated, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
 from app.core.money import format_micros
 from app.models.jobs import Assignment, AssignmentStatus, Job, JobStatus, Task, TaskStatus
 from app.models.money import EntryKind, JobBudget
 from payouts import ledger, pricing
+from payouts.errors import InsufficientFunds, JobNotActivated
 from payouts.pricing import PayTerms
 
 

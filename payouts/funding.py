@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db import session_settings
-from app.core.errors import NotFound, ProviderUnavailable, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
 from app.core.money import MICROS_PER_CENT, format_micros
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import PayoutsProvider
 from app.models.accounts import Role, User
 from app.models.money import EntryKind, Funding, FundingStatus, PayoutsProviderName
 from payouts import ledger
+from payouts.errors import ProviderUnavailable
 from payouts.providers.stripe import StripeGateway
 
 MIN_CHECKOUT_MICROS = 50 * MICROS_PER_CENT  # Stripe's smallest card charge in usd

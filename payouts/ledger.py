@@ -29,9 +29,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.core.errors import InsufficientFunds
 from app.core.money import format_micros
 from app.models.money import AccountKind, EntryKind, LedgerEntry, LedgerPosting
+from payouts.errors import InsufficientFunds
 
 PLATFORM = 0  # owner id of the platform's own accounts (fees, external)
 # The tables themselves, for batch writes without the ORM's per-row bookkeeping.

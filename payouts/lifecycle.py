@@ -10,10 +10,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import InsufficientFunds
 from app.core.money import format_micros
 from app.models.jobs import Job
 from payouts import earnings, escrow, ledger
+from payouts.errors import InsufficientFunds
 
 
 def tasks_added(session: Session, job: Job) -> None:

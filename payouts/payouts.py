@@ -36,7 +36,7 @@ from app.core.background import JobContext, background_job, enqueue
 from app.core.clock import utcnow
 from app.core.csv_cells import spreadsheet_safe
 from app.core.db import session_settings
-from app.core.errors import NotFound, PayoutInProgress, PayoutWrongState, ProviderUnavailable
+from app.core.errors import NotFound
 from app.core.money import floor_to_cents, format_micros
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import PayoutsProvider
@@ -52,6 +52,7 @@ from app.models.money import (
     PayoutStatus,
 )
 from payouts import ledger
+from payouts.errors import PayoutInProgress, PayoutWrongState, ProviderUnavailable
 from payouts.providers.stripe import StripeGateway, TransferOutcome, gateway_for
 
 logger = logging.getLogger("tessera.payouts")

@@ -4,18 +4,28 @@ with its decimal rendering beside it for people."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints
+from pydantic import (
+    AliasPath,
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from app.core.inputs import RequestBody
 from app.core.money import format_micros
-from app.models.money import Funding, Payout, PayoutAccount
 from payouts import reports
-from payouts.ledger import TrialBalanceLine
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
 Micros = Annotated[int, Field(gt=0, le=10**13, description="micro-units: 1000000 = 1.00")]
+# The decimal rendering of an amount, for people: read (from_attributes) from the `*_micros`
+# attribute its field names as `validation_alias`, an AliasPath (pydantic's mypy plugin takes a
+# plain string alias for an __init__ parameter, which the `*_micros` field already is).
+Rendered = Annotated[str, BeforeValidator(format_micros)]
 
 
 class _In(RequestBody):
@@ -59,12 +69,14 @@ def _amount(micros: int | None) -> str | None:
 
 
 class FundingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     client_id: int
     provider: str
     status: str
     amount_micros: int
-    amount: str
+    amount: Rendered = Field(validation_alias=AliasPath("amount_micros"))
     credited_micros: int | None
     currency: str
     reason: str | None
@@ -72,40 +84,15 @@ class FundingOut(BaseModel):
     created_at: datetime
     credited_at: datetime | None
 
-    @classmethod
-    def of(cls, f: Funding) -> FundingOut:
-        return cls(
-            id=f.id,
-            client_id=f.client_id,
-            provider=f.provider.value,
-            status=f.status.value,
-            amount_micros=f.amount_micros,
-            amount=format_micros(f.amount_micros),
-            credited_micros=f.credited_micros,
-            currency=f.currency,
-            reason=f.reason,
-            checkout_url=f.checkout_url,
-            created_at=f.created_at,
-            credited_at=f.credited_at,
-        )
-
 
 class ClientBalanceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     currency: str
     available_micros: int
-    available: str
+    available: Rendered = Field(validation_alias=AliasPath("available_micros"))
     escrow_micros: int
-    escrow: str
-
-    @classmethod
-    def of(cls, b: reports.ClientBalance) -> ClientBalanceOut:
-        return cls(
-            currency=b.currency,
-            available_micros=b.available_micros,
-            available=format_micros(b.available_micros),
-            escrow_micros=b.escrow_micros,
-            escrow=format_micros(b.escrow_micros),
-        )
+    escrow: Rendered = Field(validation_alias=AliasPath("escrow_micros"))
 
 
 class JobSpendOut(BaseModel):
@@ -131,6 +118,7 @@ class JobSpendOut(BaseModel):
 
     @classmethod
     def of(cls, s: reports.JobSpend) -> JobSpendOut:
+        # A mapper, not from_attributes: `spent` adds three parts up, and escrow fields rename.
         spent = s.work_micros + s.topup_micros + s.fee_micros
         return cls(
             job_id=s.job_id,
@@ -156,6 +144,8 @@ class JobSpendOut(BaseModel):
 
 
 class JobPayOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     job_id: int
     title: str
     approved_assignments: int
@@ -166,54 +156,31 @@ class JobPayOut(BaseModel):
 
 
 class EarningsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     currency: str
     pending_micros: int
-    pending: str
+    pending: Rendered = Field(validation_alias=AliasPath("pending_micros"))
     available_micros: int
-    available: str
+    available: Rendered = Field(validation_alias=AliasPath("available_micros"))
     in_flight_micros: int
     paid_micros: int
-    paid: str
+    paid: Rendered = Field(validation_alias=AliasPath("paid_micros"))
     topup_micros: int = Field(description="Fair-pay floor top-ups, all jobs")
-    topups: str
+    topups: Rendered = Field(validation_alias=AliasPath("topup_micros"))
     jobs: list[JobPayOut]
-
-    @classmethod
-    def of(cls, e: reports.AnnotatorEarnings) -> EarningsOut:
-        return cls(
-            currency=e.currency,
-            pending_micros=e.pending_micros,
-            pending=format_micros(e.pending_micros),
-            available_micros=e.available_micros,
-            available=format_micros(e.available_micros),
-            in_flight_micros=e.in_flight_micros,
-            paid_micros=e.paid_micros,
-            paid=format_micros(e.paid_micros),
-            topup_micros=e.topup_micros,
-            topups=format_micros(e.topup_micros),
-            jobs=[
-                JobPayOut(
-                    job_id=j.job_id,
-                    title=j.title,
-                    approved_assignments=j.approved_assignments,
-                    paid_seconds=j.paid_seconds,
-                    earned_micros=j.earned_micros,
-                    topup_micros=j.topup_micros,
-                    effective_hourly_micros=j.effective_hourly_micros,
-                )
-                for j in e.jobs
-            ],
-        )
 
 
 class PayoutOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     batch_id: int | None
     annotator_id: int
     provider: str
     status: str
     amount_micros: int
-    amount: str
+    amount: Rendered = Field(validation_alias=AliasPath("amount_micros"))
     currency: str
     transfer_id: str | None
     failure_reason: str | None
@@ -222,26 +189,6 @@ class PayoutOut(BaseModel):
     reference: str | None
     created_at: datetime
     settled_at: datetime | None
-
-    @classmethod
-    def of(cls, p: Payout) -> PayoutOut:
-        return cls(
-            id=p.id,
-            batch_id=p.batch_id,
-            annotator_id=p.annotator_id,
-            provider=p.provider.value,
-            status=p.status.value,
-            amount_micros=p.amount_micros,
-            amount=format_micros(p.amount_micros),
-            currency=p.currency,
-            transfer_id=p.transfer_id,
-            failure_reason=p.failure_reason,
-            attempts=p.attempts,
-            retry_of_id=p.retry_of_id,
-            reference=p.reference,
-            created_at=p.created_at,
-            settled_at=p.settled_at,
-        )
 
 
 class BatchOut(BaseModel):
@@ -252,21 +199,13 @@ class BatchOut(BaseModel):
 
 
 class PayoutAccountOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     stripe_account_id: str
     details_submitted: bool
     transfers_enabled: bool
     disabled_reason: str | None
     updated_at: datetime
-
-    @classmethod
-    def of(cls, a: PayoutAccount) -> PayoutAccountOut:
-        return cls(
-            stripe_account_id=a.stripe_account_id,
-            details_submitted=a.details_submitted,
-            transfers_enabled=a.transfers_enabled,
-            disabled_reason=a.disabled_reason,
-            updated_at=a.updated_at,
-        )
 
 
 class OnboardingOut(BaseModel):
@@ -275,27 +214,16 @@ class OnboardingOut(BaseModel):
 
 
 class TrialBalanceLineOut(BaseModel):
-    account_kind: str
+    model_config = ConfigDict(from_attributes=True)
+
+    account_kind: str = Field(validation_alias="kind")
     currency: str
     accounts: int
     debits_micros: int
     credits_micros: int
     balance_micros: int
-    balance: str
+    balance: Rendered = Field(validation_alias=AliasPath("balance_micros"))
     negative_accounts: int
-
-    @classmethod
-    def of(cls, line: TrialBalanceLine) -> TrialBalanceLineOut:
-        return cls(
-            account_kind=line.kind.value,
-            currency=line.currency,
-            accounts=line.accounts,
-            debits_micros=line.debits_micros,
-            credits_micros=line.credits_micros,
-            balance_micros=line.balance_micros,
-            balance=format_micros(line.balance_micros),
-            negative_accounts=line.negative_accounts,
-        )
 
 
 class TrialBalanceOut(BaseModel):
@@ -309,33 +237,19 @@ class TrialBalanceOut(BaseModel):
 
 
 class PostingOut(BaseModel):
-    posting_id: int
+    model_config = ConfigDict(from_attributes=True)
+
+    posting_id: int = Field(validation_alias="id")
     entry_id: int
     cause: str
     kind: str
     amount_micros: int
-    amount: str
+    amount: Rendered = Field(validation_alias=AliasPath("amount_micros"))
     job_id: int | None
     assignment_id: int | None
     actor_id: int | None
     reason: str
     created_at: datetime
-
-    @classmethod
-    def of(cls, row: Any) -> PostingOut:
-        return cls(
-            posting_id=row.id,
-            entry_id=row.entry_id,
-            cause=row.cause,
-            kind=row.kind.value,
-            amount_micros=row.amount_micros,
-            amount=format_micros(row.amount_micros),
-            job_id=row.job_id,
-            assignment_id=row.assignment_id,
-            actor_id=row.actor_id,
-            reason=row.reason,
-            created_at=row.created_at,
-        )
 
 
 class AccountOut(BaseModel):

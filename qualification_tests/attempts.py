@@ -23,19 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import (
-    AlreadyQualified,
-    AttemptAlreadyGraded,
-    AttemptLimitReached,
-    ConcurrentStart,
-    Conflict,
-    NotEnoughQuestions,
-    NotFound,
-    RetakeCooldown,
-    SkillRevoked,
-    ValidationFailed,
-    json_pointer,
-)
+from app.core.errors import Conflict, NotFound, ValidationFailed, json_pointer
 from app.label_schema import validate_answer
 from app.label_schema.grading import grade_answer
 from app.models.qualification import (
@@ -49,6 +37,15 @@ from app.models.qualification import (
     SkillGrant,
 )
 from qualification_tests import schemas
+from qualification_tests.errors import (
+    AlreadyQualified,
+    AttemptAlreadyGraded,
+    AttemptLimitReached,
+    ConcurrentStart,
+    NotEnoughQuestions,
+    RetakeCooldown,
+    SkillRevoked,
+)
 from qualification_tests.question_bank import schema_of
 from qualification_tests.skills import skill_slugs
 

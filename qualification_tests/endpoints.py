@@ -7,19 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 
-from app.core.errors import (
-    AlreadyQualified,
-    AttemptAlreadyGraded,
-    AttemptLimitReached,
-    ConcurrentStart,
-    GrantAlreadyRevoked,
-    NotEnoughQuestions,
-    NotFound,
-    RetakeCooldown,
-    SkillExists,
-    SkillRevoked,
-    problem_responses,
-)
+from app.core.errors import NotFound, problem_responses
 from app.core.inputs import Int64, ParamText, PathId
 from app.core.security import (
     AdminPrincipal,
@@ -41,6 +29,17 @@ from qualification_tests import (
     schemas,
     skills,
     statistics,
+)
+from qualification_tests.errors import (
+    AlreadyQualified,
+    AttemptAlreadyGraded,
+    AttemptLimitReached,
+    ConcurrentStart,
+    GrantAlreadyRevoked,
+    NotEnoughQuestions,
+    RetakeCooldown,
+    SkillExists,
+    SkillRevoked,
 )
 
 router = APIRouter(prefix="/v1")

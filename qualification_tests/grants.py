@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import GrantAlreadyRevoked, NotFound, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
 from app.models.qualification import GrantSource, Skill, SkillGrant
 from qualification_tests import schemas
 from qualification_tests.annotators import get_annotator
+from qualification_tests.errors import GrantAlreadyRevoked
 from qualification_tests.skills import get_skill
 
 

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFound, SkillExists, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
 from app.models.qualification import Skill
 from qualification_tests import schemas
+from qualification_tests.errors import SkillExists
 
 
 def create_skill(session: Session, body: schemas.SkillCreate) -> Skill:

@@ -8,18 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.accounts import schemas, service, throttle
-from app.core.clock import utcnow
-from app.core.errors import (
-    AccountSuspended,
+from app.accounts.errors import (
     CannotSuspendSelf,
     EmailTaken,
     InviteInvalid,
     InviteRequired,
     SignupClosed,
-    TooManyRequests,
-    Unauthorized,
-    problem_responses,
 )
+from app.core.clock import utcnow
+from app.core.errors import AccountSuspended, TooManyRequests, Unauthorized, problem_responses
 from app.core.inputs import ParamText, PathId
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import (

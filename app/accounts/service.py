@@ -11,19 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts import throttle
-from app.core.clock import utcnow
-from app.core.errors import (
-    AccountSuspended,
+from app.accounts.errors import (
     CannotSuspendSelf,
     EmailTaken,
-    Forbidden,
     InviteInvalid,
     InviteRequired,
-    NotFound,
     SignupClosed,
-    Unauthorized,
-    ValidationFailed,
 )
+from app.core.clock import utcnow
+from app.core.errors import AccountSuspended, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import hash_password, hash_secret, new_secret, verify_password
 from app.core.settings import Settings, SignupPolicy

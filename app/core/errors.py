@@ -3,6 +3,9 @@
 Each class carries its HTTP status and a stable `type` slug. Services raise these; the handlers in
 `install_error_handlers` render them, and also render FastAPI's validation errors, Starlette's
 HTTP errors (404 unknown route, 405) and anything unhandled (500, no stack trace to the client).
+
+This module holds the base class, the generic problems (one per status) and the ones core itself
+raises; a domain's own problem types live beside it, in its `errors` module.
 """
 
 from __future__ import annotations
@@ -75,20 +78,6 @@ class Unauthorized(TesseraError):
         super().__init__(detail, **kwargs)
 
 
-class InsufficientFunds(TesseraError):
-    """402: a client's available balance does not cover what the action commits to escrow. The
-    problem states the shortfall (`shortfall_micros`, and `required_micros`, `available_micros`),
-    so the client knows how much to add."""
-
-    status, slug, title = 402, "insufficient-funds", "Insufficient funds"
-
-
-class SignatureInvalid(TesseraError):
-    """400: a webhook whose signature does not verify (forged, altered or stale)."""
-
-    status, slug, title = 400, "signature-invalid", "Signature invalid"
-
-
 class Forbidden(TesseraError):
     status, slug, title = 403, "forbidden", "Forbidden"
 
@@ -99,66 +88,6 @@ class NotFound(TesseraError):
 
 class Conflict(TesseraError):
     status, slug, title = 409, "conflict", "Conflict"
-
-
-# The annotator's work on an assignment: each a condition the client program can act on.
-class LeaseEnded(Conflict):
-    """The lease ran out (and, for a submit, the grace period for late answers too)."""
-
-    slug, title = "lease-ended", "The assignment's lease has ended"
-
-
-class SlotTaken(Conflict):
-    """A late submit whose slot went back to the pool and on to someone else."""
-
-    slug, title = "slot-taken", "The task's slot was given to someone else"
-
-
-class AnswersDiffer(Conflict):
-    """A second submit of an assignment with answers other than the first's."""
-
-    slug, title = "answers-differ", "The assignment was already submitted with other answers"
-
-
-class AssignmentReleased(Conflict):
-    slug, title = "assignment-released", "The assignment was released"
-
-
-class AlreadySubmitted(Conflict):
-    slug, title = "already-submitted", "The assignment was already submitted"
-
-
-class ProviderUnavailable(Conflict):
-    """409: the action needs a payments provider this installation does not use (card funding
-    and connected accounts need TESSERA_PAYOUTS_PROVIDER=stripe; CSV settlement needs manual)."""
-
-    slug, title = "provider-unavailable", "Payments provider unavailable"
-
-
-class JobNotActivated(Conflict):
-    """409: the job has no escrow yet; activating it commits its budget (and fixes its pay
-    terms), after which money can be added to it."""
-
-    slug, title = "job-not-activated", "Job not activated"
-
-
-class PayoutWrongState(Conflict):
-    """409: the payout is not in a state the action applies to (`status` says which it is)."""
-
-    slug, title = "payout-wrong-state", "Payout in the wrong state"
-
-
-class PayoutInProgress(Conflict):
-    """409: the payout is being sent or reconciled right now; try again in a moment."""
-
-    slug, title = "payout-in-progress", "Payout in progress"
-
-
-class EarningsFinal(Conflict):
-    """409: the assignment's earnings are already final (approved or paid out) and cannot be
-    reversed."""
-
-    slug, title = "earnings-final", "Earnings already final"
 
 
 class PayloadTooLarge(TesseraError):
@@ -175,30 +104,6 @@ class ValidationFailed(TesseraError):
     status, slug, title = 422, "validation-failed", "Validation failed"
 
 
-class WebhookUrlNotAllowed(ValidationFailed):
-    """422: a webhook URL that resolves to a private, loopback or link-local address."""
-
-    slug, title = "webhook-url-not-allowed", "Webhook URL not allowed"
-
-
-class WebhookUrlUnresolvable(ValidationFailed):
-    """422: a webhook URL whose host name does not resolve (yet)."""
-
-    slug, title = "webhook-url-unresolvable", "Webhook URL does not resolve"
-
-
-class WebhookEndpointDisabled(Conflict):
-    """409: the endpoint is switched off; enable it before sending to it."""
-
-    slug, title = "webhook-endpoint-disabled", "Webhook endpoint disabled"
-
-
-class WebhookDeliveryPending(Conflict):
-    """409: the delivery is still being tried; only finished deliveries can be replayed."""
-
-    slug, title = "webhook-delivery-pending", "Webhook delivery still pending"
-
-
 class TooManyRequests(TesseraError):
     status, slug, title = 429, "too-many-requests", "Too many requests"
 
@@ -210,182 +115,17 @@ class ServiceUnavailable(TesseraError):
 # --- problem types a client can branch on -----------------------------------------------------
 #
 # One class per condition a client can act on, each with its own `type` slug; endpoints list the
-# ones they may answer with in their OpenAPI `responses` (`problem_responses`).
-
-# Jobs
-
-
-class TransitionNotAllowed(Conflict):
-    """The job's status does not allow this move; `current_status` and `allowed_actions` say
-    which moves it does allow."""
-
-    slug, title = "transition-not-allowed", "Status transition not allowed"
+# ones they may answer with in their OpenAPI `responses` (`problem_responses`). Each domain keeps
+# its own in its `errors` module (`app.jobs.errors`, `payouts.errors`, …); core keeps the ones
+# core itself raises.
 
 
-class JobFrozen(Conflict):
-    """The fields that define the work (schema, pricing, items per task, gold ratio, overlap
-    minimum) change only while the job is a draft; `errors` point at the frozen fields."""
-
-    slug, title = "job-frozen", "Field frozen after activation"
-
-
-class LabelSchemaLocked(Conflict):
-    """The label schema cannot change once items are imported (their gold answers and fields
-    were checked against it)."""
-
-    slug, title = "label-schema-locked", "Label schema locked by imported items"
-
-
-class JobFinished(Conflict):
-    """The job is completed or cancelled: it can no longer be changed or take items."""
-
-    slug, title = "job-finished", "Job is finished"
-
-
-class JobHasNoItems(Conflict):
-    """A draft is activated only once it has at least one regular (non-gold) item."""
-
-    slug, title = "job-has-no-items", "Job has no items"
-
-
-class ExportFormatUnavailable(Conflict):
-    """The job's label schema cannot be expressed in the export format asked for; another
-    format can."""
-
-    slug, title = "export-format-unavailable", "Export format unavailable for this job"
-
-
-class StagedUploadGone(Conflict):
-    """A background import found its staged upload gone; upload the file again."""
-
-    slug, title = "staged-upload-gone", "Staged upload gone"
-
-
-# Accounts
-
-
-class EmailTaken(Conflict):
-    """An account with this email (compared case-insensitively) exists."""
-
-    slug, title = "email-taken", "Email already registered"
-
-
-class SignupClosed(Forbidden):
-    slug, title = "signup-closed", "Signup closed"
-
-
-class InviteRequired(Forbidden):
-    slug, title = "invite-required", "Invite code required"
-
-
-class InviteInvalid(Forbidden):
-    """The invite code is unknown, used, expired, or for another role or email."""
-
-    slug, title = "invite-invalid", "Invite code cannot be used"
-
-
+# Here, not in app.accounts: core's token check answers it.
 class AccountSuspended(Forbidden):
     """The account is suspended (`reason` says why); its tokens answer this until it is
     reactivated."""
 
     slug, title = "account-suspended", "Account suspended"
-
-
-class CannotSuspendSelf(Conflict):
-    slug, title = "cannot-suspend-self", "Cannot suspend your own account"
-
-
-# Qualification
-
-
-class SkillExists(Conflict):
-    slug, title = "skill-exists", "Skill already exists"
-
-
-class GrantAlreadyRevoked(Conflict):
-    slug, title = "grant-already-revoked", "Grant already revoked"
-
-
-class AlreadyQualified(Conflict):
-    """The annotator passed this test and its skill is in force: no retake until it expires."""
-
-    slug, title = "already-qualified", "Already qualified"
-
-
-class SkillRevoked(Conflict):
-    """An admin revoked the skill this test granted the annotator; retaking would undo that
-    decision (an admin can grant it again)."""
-
-    slug, title = "skill-revoked", "Skill revoked by an admin"
-
-
-class AttemptLimitReached(Conflict):
-    slug, title = "attempt-limit-reached", "No attempts left"
-
-
-class RetakeCooldown(Conflict):
-    """The last attempt failed and the retake cooldown runs until `retake_after`."""
-
-    slug, title = "retake-cooldown", "Retake cooldown running"
-
-
-class NotEnoughQuestions(Conflict):
-    """The test's bank has fewer active questions than an attempt draws."""
-
-    slug, title = "not-enough-questions", "Not enough questions"
-
-
-class ConcurrentStart(Conflict):
-    """Another start of the same test by the same annotator won a race and already finished;
-    starting again works."""
-
-    slug, title = "concurrent-start", "Concurrent start; try again"
-
-
-class AttemptAlreadyGraded(Conflict):
-    slug, title = "attempt-already-graded", "Attempt already graded"
-
-
-# Quality: review, appeals, rule actions
-
-
-class AssignmentNotSubmitted(Conflict):
-    """Only submitted work can be reviewed; `errors` name the assignments that are still
-    active, released or expired."""
-
-    slug, title = "assignment-not-submitted", "Assignment not submitted"
-
-
-class AssignmentAlreadyApproved(Conflict):
-    """Approved work is final: it cannot be rejected; `errors` name the assignments."""
-
-    slug, title = "assignment-already-approved", "Assignment already approved"
-
-
-class NothingToAppeal(Conflict):
-    """The assignment has no such judgment to appeal: it is not rejected, or no gold score was
-    shown for it (gold scores are shown, and so appealable, on jobs with instant feedback)."""
-
-    slug, title = "nothing-to-appeal", "Nothing to appeal"
-
-
-class AppealExists(Conflict):
-    """This judgment of this assignment was appealed already; each may be appealed once."""
-
-    slug, title = "appeal-exists", "Already appealed"
-
-
-class AppealResolved(Conflict):
-    """The appeal was resolved already; its resolution stands."""
-
-    slug, title = "appeal-resolved", "Appeal already resolved"
-
-
-class ActionNotOpen(Conflict):
-    """Only an open rule action can be confirmed; a reversed one cannot be changed again
-    (`current_status` says where it stands)."""
-
-    slug, title = "action-not-open", "Rule action not open"
 
 
 ProblemEntry = type[TesseraError] | tuple[type[TesseraError], str]

@@ -32,9 +32,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.core.background import JobContext, PrepareContext, background_job, enqueue
-from app.core.errors import Conflict, StagedUploadGone, TesseraError
+from app.core.errors import Conflict, TesseraError
 from app.core.settings import Settings
 from app.jobs import dataset_files, importing
+from app.jobs.errors import StagedUploadGone
 from app.jobs.label_studio import AnnotationUse
 from app.jobs.service import job_schema
 from app.models.jobs import Job

@@ -26,8 +26,9 @@ from typing import IO, Any
 
 import orjson
 
-from app.core.errors import PayloadTooLarge, ValidationFailed, json_pointer
+from app.core.errors import json_pointer
 from app.core.storable import MAX_JSON_DEPTH, first_unstorable
+from app.jobs.errors import DecompressedTooLarge, ExternalIdFieldMissing, UnreadableFile
 
 MAX_ROW_BYTES = 1_000_000
 READ_CHUNK = 1 << 20
@@ -37,24 +38,6 @@ class ImportFormat(StrEnum):
     csv = "csv"
     json = "json"
     jsonl = "jsonl"
-
-
-class UnreadableFile(ValidationFailed):
-    """The file itself cannot be parsed past some point (not just one bad row)."""
-
-    slug, title = "unreadable-dataset", "The dataset file cannot be read"
-
-
-class DecompressedTooLarge(PayloadTooLarge):
-    """A gzip upload expands past TESSERA_MAX_DECOMPRESSED_BYTES."""
-
-    slug, title = "decompressed-too-large", "Decompressed upload too large"
-
-
-class ExternalIdFieldMissing(ValidationFailed):
-    """The CSV header has no column of the declared external id field."""
-
-    slug, title = "external-id-field-missing", "External id column missing"
 
 
 class RowError(Exception):

@@ -19,13 +19,7 @@ from app.consensus import refits
 from app.core.db import Database
 from app.core.errors import (
     BadRequest,
-    ExportFormatUnavailable,
-    JobFinished,
-    JobFrozen,
-    JobHasNoItems,
-    LabelSchemaLocked,
     PayloadTooLarge,
-    TransitionNotAllowed,
     UnsupportedMediaType,
     ValidationFailed,
     problem_responses,
@@ -44,6 +38,20 @@ from app.jobs import (
     schemas,
     service,
     splitting,
+)
+from app.jobs.errors import (
+    DecompressedTooLarge,
+    EmptyDataset,
+    ExportFormatUnavailable,
+    ExternalIdFieldMissing,
+    JobFinished,
+    JobFrozen,
+    JobHasNoItems,
+    LabelSchemaChanged,
+    LabelSchemaLocked,
+    TooManyUnusableLines,
+    TransitionNotAllowed,
+    UnreadableFile,
 )
 from app.label_schema.control_base import FieldName
 from app.models.consensus import ConsensusFit
@@ -237,21 +245,21 @@ def unban_annotator(
         },
         **problem_responses(
             (JobFinished, "the job is completed or cancelled"),
-            (importing.LabelSchemaChanged, "the job's schema changed during the import"),
+            (LabelSchemaChanged, "the job's schema changed during the import"),
             (PayloadTooLarge, "upload larger than TESSERA_MAX_UPLOAD_BYTES"),
             (
-                dataset_files.DecompressedTooLarge,
+                DecompressedTooLarge,
                 "gzip upload expanding past TESSERA_MAX_DECOMPRESSED_BYTES",
             ),
             (UnsupportedMediaType, "unknown dataset format"),
             (ValidationFailed, "bad rows (all-or-nothing), each with its line and pointer"),
-            (dataset_files.UnreadableFile, "a file that cannot be parsed, or not UTF-8"),
-            (importing.EmptyDataset, "no rows (an empty file, or a CSV header alone)"),
+            (UnreadableFile, "a file that cannot be parsed, or not UTF-8"),
+            (EmptyDataset, "no rows (an empty file, or a CSV header alone)"),
             (
-                importing.TooManyUnusableLines,
+                TooManyUnusableLines,
                 "more blank or unparseable lines than TESSERA_IMPORT_MAX_UNUSABLE_LINES",
             ),
-            (dataset_files.ExternalIdFieldMissing, "the CSV has no external id column"),
+            (ExternalIdFieldMissing, "the CSV has no external id column"),
         ),
     },
 )

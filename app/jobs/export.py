@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 
 from app.core.csv_cells import spreadsheet_safe
 from app.core.db import Database
-from app.core.errors import ExportFormatUnavailable
 from app.core.security import client_pseudonym_prefix
 from app.jobs import label_studio
+from app.jobs.errors import ExportFormatUnavailable
 from app.label_schema import BoxesControl, LabelSchema
 from app.label_schema.label_studio import Targets, generated_targets
 from app.label_schema.region_controls import DEFAULT_HEIGHT_KEY, DEFAULT_WIDTH_KEY

@@ -43,15 +43,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.db import Database, session_settings
-from app.core.errors import (
-    Conflict,
-    JobFinished,
-    ValidationFailed,
-    json_pointer,
-)
+from app.core.errors import ValidationFailed, json_pointer
 from app.core.settings import Settings
 from app.jobs.dataset_files import BLANK, ImportFormat, RowError, open_upload, read_rows
 from app.jobs.dataset_rows import ItemRow, RowChecker
+from app.jobs.errors import EmptyDataset, JobFinished, LabelSchemaChanged, TooManyUnusableLines
 from app.jobs.label_studio import AnnotationUse
 from app.jobs.splitting import split_into_tasks
 from app.jobs.staging import (
@@ -73,29 +69,6 @@ FINISHED = (JobStatus.completed, JobStatus.cancelled)
 class ImportMode(StrEnum):
     all_or_nothing = "all-or-nothing"
     skip_invalid = "skip-invalid"
-
-
-# --- problems an import answers (besides a 422 `validation-failed` listing bad rows) ----------
-
-
-class TooManyUnusableLines(ValidationFailed):
-    """More blank, empty or unparseable lines than TESSERA_IMPORT_MAX_UNUSABLE_LINES: the file
-    is not a dataset (or not in the format named); nothing was imported."""
-
-    slug, title = "too-many-unusable-lines", "Too many blank or unparseable lines"
-
-
-class EmptyDataset(ValidationFailed):
-    """The file holds no rows (an empty file or array, or a CSV header alone)."""
-
-    slug, title = "empty-dataset", "The dataset has no rows"
-
-
-class LabelSchemaChanged(Conflict):
-    """The job's label schema changed while the file was being read and checked (its rows were
-    checked against the old one); nothing was imported: upload it again."""
-
-    slug, title = "label-schema-changed", "Label schema changed during the import"
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,7 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Any) -> JobOut:
+        # A mapper, not from_attributes: `pricing` and `overlap` nest flat columns.
         return cls(
             id=job.id,
             client_id=job.client_id,

@@ -13,18 +13,17 @@ from app.consensus import refits
 from app.consensus.methods import DEFAULT_METHOD
 from app.core import caches
 from app.core.clock import utcnow
-from app.core.errors import (
+from app.core.errors import NotFound, ValidationFailed
+from app.core.pagination import PageParams, page_of, paginate
+from app.core.security import Principal
+from app.jobs import schemas
+from app.jobs.errors import (
     JobFinished,
     JobFrozen,
     JobHasNoItems,
     LabelSchemaLocked,
-    NotFound,
     TransitionNotAllowed,
-    ValidationFailed,
 )
-from app.core.pagination import PageParams, page_of, paginate
-from app.core.security import Principal
-from app.jobs import schemas
 from app.label_schema import ImageControl, LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
 from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus

@@ -22,18 +22,13 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.core.errors import (
-    AppealExists,
-    AppealResolved,
-    NotFound,
-    NothingToAppeal,
-    ValidationFailed,
-)
+from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import Settings
 from app.models.jobs import Answer, Assignment, AssignmentStatus, Job
 from app.models.quality import Appeal, AppealKind, AppealStatus
 from app.quality import enforcement, review, tracking
+from app.quality.errors import AppealExists, AppealResolved, NothingToAppeal
 
 
 def file_appeal(

@@ -18,17 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
-from app.core.errors import (
-    ActionNotOpen,
-    AppealExists,
-    AppealResolved,
-    AssignmentAlreadyApproved,
-    AssignmentNotSubmitted,
-    NotFound,
-    NothingToAppeal,
-    ValidationFailed,
-    problem_responses,
-)
+from app.core.errors import NotFound, ValidationFailed, problem_responses
 from app.core.inputs import Int64, PathId
 from app.core.pagination import PageParams, page_params
 from app.core.security import (
@@ -60,6 +50,14 @@ from app.quality import (
     tracking,
 )
 from app.quality.background import start_refresh_all
+from app.quality.errors import (
+    ActionNotOpen,
+    AppealExists,
+    AppealResolved,
+    AssignmentAlreadyApproved,
+    AssignmentNotSubmitted,
+    NothingToAppeal,
+)
 from qualification_tests import annotators
 
 router = APIRouter(prefix="/v1")
@@ -332,7 +330,9 @@ def my_actions(
     """What the quality rules did about your work (removals, flags, proposals) and why, oldest
     first."""
     rows, cursor = enforcement.list_actions(session, paging, status=None, annotator_id=annotator.id)
-    return schemas.MyActionPage(items=[schemas.ActionOut.of(a) for a in rows], next_cursor=cursor)
+    return schemas.MyActionPage(
+        items=[schemas.ActionOut.model_validate(a) for a in rows], next_cursor=cursor
+    )
 
 
 @router.get("/annotator/quality/decisions", tags=["annotator"], response_model=schemas.DecisionPage)
@@ -342,7 +342,9 @@ def my_decisions(
     """Review decisions about your work (approvals, rejections with their reasons, overturns),
     oldest first."""
     rows, cursor = review.decisions_of(session, annotator.id, paging)
-    return schemas.DecisionPage(items=[schemas.DecisionOut.of(d) for d in rows], next_cursor=cursor)
+    return schemas.DecisionPage(
+        items=[schemas.DecisionOut.model_validate(d) for d in rows], next_cursor=cursor
+    )
 
 
 @router.post(
@@ -361,13 +363,13 @@ def file_appeal(
         session, annotator.id, body.assignment_id, body.kind, body.message, utcnow()
     )
     session.commit()
-    return schemas.AppealOut.of(appeal)
+    return schemas.AppealOut.model_validate(appeal)
 
 
 @router.get("/annotator/appeals", tags=["annotator"], response_model=list[schemas.AppealOut])
 def my_appeals(annotator: AnnotatorPrincipal, session: ReadSession) -> list[schemas.AppealOut]:
     """Your appeals and their outcome, newest first."""
-    return [schemas.AppealOut.of(a) for a in appeals.appeals_of(session, annotator.id)]
+    return [schemas.AppealOut.model_validate(a) for a in appeals.appeals_of(session, annotator.id)]
 
 
 # --- admins: queues and decisions ----------------------------------------------------------------
@@ -396,7 +398,7 @@ def action_queue(
         annotator_id=annotator_id,
     )
     return schemas.ActionPage(
-        items=[schemas.AdminActionOut.of(a) for a in rows], next_cursor=cursor
+        items=[schemas.AdminActionOut.model_validate(a) for a in rows], next_cursor=cursor
     )
 
 
@@ -414,7 +416,7 @@ def confirm_action(
     action = enforcement.get_action(session, action_id, lock=True)
     enforcement.confirm_action(session, action, admin_id=admin.id, note=body.note, now=utcnow())
     session.commit()
-    return schemas.AdminActionOut.of(action)
+    return schemas.AdminActionOut.model_validate(action)
 
 
 @router.post(
@@ -431,7 +433,7 @@ def reverse_action(
     action = enforcement.get_action(session, action_id, lock=True)
     enforcement.reverse_action(session, action, admin_id=admin.id, note=body.note, now=utcnow())
     session.commit()
-    return schemas.AdminActionOut.of(action)
+    return schemas.AdminActionOut.model_validate(action)
 
 
 @router.get("/admin/appeals", tags=["admin"], response_model=schemas.AppealPage)
@@ -448,7 +450,7 @@ def appeal_queue(
         session, paging, status=None if status_ == "all" else AppealStatus(status_)
     )
     return schemas.AppealPage(
-        items=[schemas.AdminAppealOut.of(a) for a in rows], next_cursor=cursor
+        items=[schemas.AdminAppealOut.model_validate(a) for a in rows], next_cursor=cursor
     )
 
 
@@ -481,7 +483,7 @@ def resolve_appeal(
         gold_score=body.gold_score,
     )
     session.commit()
-    return schemas.AdminAppealOut.of(appeal)
+    return schemas.AdminAppealOut.model_validate(appeal)
 
 
 # --- admins: one annotator -----------------------------------------------------------------------
@@ -506,14 +508,20 @@ def evidence(
         quality=schemas.QualityOut.of(quality),
         reputation_evidence=computed.evidence if computed is not None else None,
         overrides=[
-            schemas.AdminOverrideOut.of(o) for o in reputation.overrides_of(session, annotator_id)
+            schemas.AdminOverrideOut.model_validate(o)
+            for o in reputation.overrides_of(session, annotator_id)
         ],
         actions=[
-            schemas.AdminActionOut.of(a) for a in enforcement.actions_of(session, annotator_id)
+            schemas.AdminActionOut.model_validate(a)
+            for a in enforcement.actions_of(session, annotator_id)
         ],
-        appeals=[schemas.AdminAppealOut.of(a) for a in appeals.appeals_of(session, annotator_id)],
+        appeals=[
+            schemas.AdminAppealOut.model_validate(a)
+            for a in appeals.appeals_of(session, annotator_id)
+        ],
         recent_decisions=[
-            schemas.AdminDecisionOut.of(d) for d in reports.recent_decisions(session, annotator_id)
+            schemas.AdminDecisionOut.model_validate(d)
+            for d in reports.recent_decisions(session, annotator_id)
         ],
     )
 

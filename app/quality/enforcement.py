@@ -30,7 +30,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
-from app.core.errors import ActionNotOpen, NotFound
+from app.core.errors import NotFound
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import Settings
 from app.models.accounts import UserStatus
@@ -44,6 +44,7 @@ from app.models.quality import (
     RuleCounters,
 )
 from app.quality import job_settings, rules, tracking
+from app.quality.errors import ActionNotOpen
 from app.quality.tracking import FINISHED, JobWork, Refreshed
 from qualification_tests import annotators
 from qualification_tests.schemas import BanCreate

@@ -25,16 +25,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.errors import (
-    AssignmentAlreadyApproved,
-    AssignmentNotSubmitted,
-    NotFound,
-    ValidationFailed,
-)
+from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import Settings
 from app.models.jobs import Assignment, AssignmentStatus, Job, JobStatus, Task, TaskStatus
 from app.models.quality import Appeal, AppealKind, AppealStatus, ReviewDecision, ReviewSource
+from app.quality.errors import AssignmentAlreadyApproved, AssignmentNotSubmitted
 from payouts import earnings
 
 REVIEWABLE = (AssignmentStatus.submitted, AssignmentStatus.approved, AssignmentStatus.rejected)

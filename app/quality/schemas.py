@@ -8,26 +8,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.inputs import Int64, RequestBody
 from app.models.jobs import AssignmentStatus, Tier
 from app.models.quality import (
     ActionKind,
     ActionStatus,
-    AnnotatorStats,
-    Appeal,
     AppealKind,
     AppealStatus,
-    QualityAction,
     QualityRule,
-    ReputationOverride,
-    ReviewDecision,
     ReviewSource,
     StatsScope,
 )
 from app.quality import reports
-from app.quality.reputation import NextTier
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=5000)]
@@ -95,8 +89,13 @@ class ReviewPage(BaseModel):
 
 
 class StatsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     scope: StatsScope
-    key: str = Field(description="the job id (scope job), the skill slug (scope skill), or ''")
+    key: str = Field(
+        validation_alias="scope_key",
+        description="the job id (scope job), the skill slug (scope skill), or ''",
+    )
     tasks: int
     gold_answers: int
     gold_accuracy: float | None
@@ -114,31 +113,10 @@ class StatsOut(BaseModel):
     last_active_at: datetime | None
     computed_at: datetime
 
-    @classmethod
-    def of(cls, row: AnnotatorStats) -> StatsOut:
-        return cls(
-            scope=row.scope,
-            key=row.scope_key,
-            tasks=row.tasks,
-            gold_answers=row.gold_answers,
-            gold_accuracy=row.gold_accuracy,
-            consensus_answers=row.consensus_answers,
-            agreement=row.agreement,
-            approved=row.approved,
-            rejected=row.rejected,
-            approval_rate=row.approval_rate,
-            median_active_seconds=row.median_active_seconds,
-            timed_tasks=row.timed_tasks,
-            fast_submits=row.fast_submits,
-            fast_share=row.fast_share,
-            longest_identical_run=row.longest_identical_run,
-            reputation=row.reputation,
-            last_active_at=row.last_active_at,
-            computed_at=row.computed_at,
-        )
-
 
 class NeedOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     what: Literal["reputation", "tasks"]
     required: float
     actual: float
@@ -146,23 +124,15 @@ class NeedOut(BaseModel):
 
 
 class NextTierOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     tier: Tier
     needs: list[NeedOut]
 
-    @classmethod
-    def of(cls, following: NextTier | None) -> NextTierOut | None:
-        if following is None:
-            return None
-        return cls(
-            tier=following.tier,
-            needs=[
-                NeedOut(what=n.what, required=n.required, actual=n.actual, met=n.met)
-                for n in following.needs
-            ],
-        )
-
 
 class OverrideOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     tier: Tier | None
     reputation: float | None
@@ -170,29 +140,10 @@ class OverrideOut(BaseModel):
     created_at: datetime
     cleared_at: datetime | None
 
-    @classmethod
-    def of(cls, row: ReputationOverride) -> OverrideOut:
-        return cls(
-            id=row.id,
-            tier=row.tier,
-            reputation=row.reputation,
-            reason=row.reason,
-            created_at=row.created_at,
-            cleared_at=row.cleared_at,
-        )
-
 
 class AdminOverrideOut(OverrideOut):
     created_by_id: int
     cleared_by_id: int | None
-
-    @classmethod
-    def of(cls, row: ReputationOverride) -> AdminOverrideOut:
-        return cls(
-            **OverrideOut.of(row).model_dump(),
-            created_by_id=row.created_by_id,
-            cleared_by_id=row.cleared_by_id,
-        )
 
 
 class QualityOut(BaseModel):
@@ -211,6 +162,7 @@ class QualityOut(BaseModel):
 
     @classmethod
     def of(cls, view: reports.AnnotatorQuality) -> QualityOut:
+        # A mapper, not from_attributes: it flattens the standing and its computed part.
         s = view.standing
         return cls(
             annotator_id=s.annotator_id,
@@ -220,9 +172,9 @@ class QualityOut(BaseModel):
             computed_tier=s.computed.tier if s.computed else None,
             finished_tasks=s.computed.volume if s.computed else 0,
             computed_at=s.computed.computed_at if s.computed else None,
-            override=OverrideOut.of(s.override) if s.override else None,
-            next_tier=NextTierOut.of(view.next_tier),
-            stats=[StatsOut.of(r) for r in view.stats],
+            override=OverrideOut.model_validate(s.override) if s.override else None,
+            next_tier=NextTierOut.model_validate(view.next_tier) if view.next_tier else None,
+            stats=[StatsOut.model_validate(r) for r in view.stats],
         )
 
 
@@ -245,6 +197,8 @@ class ActionOut(BaseModel):
     """A rule's action as the annotator it concerns sees it: the reason, the thresholds and
     their own numbers."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     rule: QualityRule
     kind: ActionKind
@@ -258,10 +212,6 @@ class ActionOut(BaseModel):
     resolved_at: datetime | None
     resolution: str | None
 
-    @classmethod
-    def of(cls, row: QualityAction) -> ActionOut:
-        return cls(**_action_fields(row))
-
 
 class AdminActionOut(ActionOut):
     """An action with its evidence (ids of the assignments and answers behind the numbers)."""
@@ -270,33 +220,6 @@ class AdminActionOut(ActionOut):
     evidence: dict[str, Any]
     ban_id: int | None
     resolved_by_id: int | None
-
-    @classmethod
-    def of(cls, row: QualityAction) -> AdminActionOut:
-        return cls(
-            **_action_fields(row),
-            annotator_id=row.annotator_id,
-            evidence=row.evidence,
-            ban_id=row.ban_id,
-            resolved_by_id=row.resolved_by_id,
-        )
-
-
-def _action_fields(row: QualityAction) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "rule": row.rule,
-        "kind": row.kind,
-        "status": row.status,
-        "job_id": row.job_id,
-        "assignment_id": row.assignment_id,
-        "reason": row.reason,
-        "thresholds": row.thresholds,
-        "numbers": row.numbers,
-        "created_at": row.created_at,
-        "resolved_at": row.resolved_at,
-        "resolution": row.resolution,
-    }
 
 
 class ActionPage(BaseModel):
@@ -319,6 +242,8 @@ class ActionDecision(RequestBody):
 class DecisionOut(BaseModel):
     """A review decision about your work (who made it is not shown)."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     assignment_id: int
     job_id: int
@@ -328,26 +253,9 @@ class DecisionOut(BaseModel):
     reason: str | None
     created_at: datetime
 
-    @classmethod
-    def of(cls, row: ReviewDecision) -> DecisionOut:
-        return cls(
-            id=row.id,
-            assignment_id=row.assignment_id,
-            job_id=row.job_id,
-            old_status=row.old_status,
-            new_status=row.new_status,
-            source=row.source,
-            reason=row.reason,
-            created_at=row.created_at,
-        )
-
 
 class AdminDecisionOut(DecisionOut):
     actor_id: int | None
-
-    @classmethod
-    def of(cls, row: ReviewDecision) -> AdminDecisionOut:
-        return cls(**DecisionOut.of(row).model_dump(), actor_id=row.actor_id)
 
 
 class DecisionPage(BaseModel):
@@ -365,6 +273,8 @@ class AppealCreate(RequestBody):
 
 
 class AppealOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     assignment_id: int
     job_id: int
@@ -377,40 +287,11 @@ class AppealOut(BaseModel):
     gold_score_before: float | None
     gold_score_after: float | None
 
-    @classmethod
-    def of(cls, row: Appeal) -> AppealOut:
-        return cls(**_appeal_fields(row))
-
 
 class AdminAppealOut(AppealOut):
     annotator_id: int
     resolved_by_id: int | None
     original_scores: dict[str, Any] | None
-
-    @classmethod
-    def of(cls, row: Appeal) -> AdminAppealOut:
-        return cls(
-            **_appeal_fields(row),
-            annotator_id=row.annotator_id,
-            resolved_by_id=row.resolved_by_id,
-            original_scores=row.original_scores,
-        )
-
-
-def _appeal_fields(row: Appeal) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "assignment_id": row.assignment_id,
-        "job_id": row.job_id,
-        "kind": row.kind,
-        "message": row.message,
-        "status": row.status,
-        "created_at": row.created_at,
-        "resolved_at": row.resolved_at,
-        "resolution": row.resolution,
-        "gold_score_before": row.gold_score_before,
-        "gold_score_after": row.gold_score_after,
-    }
 
 
 class AppealPage(BaseModel):

@@ -10,24 +10,20 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.core.clock import utcnow
-from app.core.errors import (
-    AlreadySubmitted,
-    AnswersDiffer,
-    AssignmentReleased,
-    Forbidden,
-    LeaseEnded,
-    NotFound,
-    SlotTaken,
-    Unauthorized,
-    ValidationFailed,
-    problem_responses,
-)
+from app.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, problem_responses
 from app.core.inputs import PathId
 from app.core.pagination import Page, PageParams, page_of, page_params, paginate
 from app.core.security import AnnotatorPrincipal, ReadSession
 from app.core.settings import Settings
 from app.models.jobs import Assignment, AssignmentStatus, Job
 from app.routing import flow, rules, schemas
+from app.routing.errors import (
+    AlreadySubmitted,
+    AnswersDiffer,
+    AssignmentReleased,
+    LeaseEnded,
+    SlotTaken,
+)
 from app.routing.work import AnnotatorWork
 
 router = APIRouter(prefix="/v1/assignments", tags=["assignments"])

@@ -11,18 +11,18 @@ from typing import Any, Protocol
 
 import orjson
 
-from app.core.errors import (
+from app.core.errors import ValidationFailed
+from app.core.settings import Settings
+from app.label_schema import LabelSchema, validate_answer
+from app.label_schema.grading import grade_answer
+from app.models.jobs import AssignmentStatus, TaskStatus
+from app.routing.errors import (
     AlreadySubmitted,
     AnswersDiffer,
     AssignmentReleased,
     LeaseEnded,
     SlotTaken,
-    ValidationFailed,
 )
-from app.core.settings import Settings
-from app.label_schema import LabelSchema, validate_answer
-from app.label_schema.grading import grade_answer
-from app.models.jobs import AssignmentStatus, TaskStatus
 
 FINISHED = (AssignmentStatus.submitted, AssignmentStatus.approved, AssignmentStatus.rejected)
 HEARTBEAT_SLACK = timedelta(seconds=5)

@@ -8,12 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.core.errors import (
-    WebhookDeliveryPending,
-    WebhookEndpointDisabled,
-    WebhookUrlNotAllowed,
-    WebhookUrlUnresolvable,
-)
 from app.core.inputs import Int64, ParamText, PathId
 from app.core.pagination import Page, PageParams, page_params
 from app.core.security import ClientPrincipal, DbSession, Principal, ReadSession, require_role
@@ -21,6 +15,12 @@ from app.core.settings import Settings
 from app.models.accounts import Role
 from app.models.webhooks import DeliveryStatus
 from app.webhooks import catalog, schemas, service
+from app.webhooks.errors import (
+    WebhookDeliveryPending,
+    WebhookEndpointDisabled,
+    WebhookUrlNotAllowed,
+    WebhookUrlUnresolvable,
+)
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

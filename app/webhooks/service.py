@@ -29,13 +29,7 @@ from sqlalchemy.orm import Session
 from app.core.background import JobContext, background_job, enqueue
 from app.core.clock import utcnow
 from app.core.db import rowcount
-from app.core.errors import (
-    NotFound,
-    WebhookDeliveryPending,
-    WebhookEndpointDisabled,
-    WebhookUrlNotAllowed,
-    WebhookUrlUnresolvable,
-)
+from app.core.errors import NotFound
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import Principal
 from app.core.settings import Settings
@@ -49,6 +43,12 @@ from app.models.webhooks import (
     WebhookEvent,
 )
 from app.webhooks import attempts, catalog, delivery, listeners, schemas
+from app.webhooks.errors import (
+    WebhookDeliveryPending,
+    WebhookEndpointDisabled,
+    WebhookUrlNotAllowed,
+    WebhookUrlUnresolvable,
+)
 from app.webhooks.signing import SecretBox, new_secret
 
 FAN_OUT_JOB: Final = "webhooks.fan_out"

@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 import stripe
 
-from app.core.errors import SignatureInvalid
 from app.core.money import MICROS_PER_CENT
 from app.core.settings import PayoutsProvider, Settings
+from payouts.errors import SignatureInvalid
 
 _telemetry_lock = threading.Lock()
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from app.core.db import Database
 from app.core.errors import ValidationFailed
 from app.jobs import importing
+from app.jobs.errors import LabelSchemaChanged
 from app.jobs.service import job_schema
 from app.models import Item, Job
 from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
@@ -332,6 +333,6 @@ def test_a_schema_changed_while_the_file_was_checked_refuses_the_import(
     with staged, db.session() as session:
         job = session.get(Job, job_id, with_for_update=True)
         assert job is not None
-        with pytest.raises(importing.LabelSchemaChanged):
+        with pytest.raises(LabelSchemaChanged):
             importing.write_staged(session, job, staged)
     assert count_items(db, job_id) == 0

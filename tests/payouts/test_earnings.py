@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 
 from app.core import clock
 from app.core.db import Database
-from app.core.errors import EarningsFinal
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import AnnotatorProfile, Tier
 from payouts import earnings, ledger
+from payouts.errors import EarningsFinal
 from tests.payouts.factories import (
     active_job,
     assert_books_balance,

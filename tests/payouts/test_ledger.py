@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.db import Database
-from app.core.errors import InsufficientFunds
 from app.models import LedgerEntry, LedgerPosting, PricingMode, Tier
 from app.models.money import AccountKind, EntryKind
 from payouts import earnings, ledger
+from payouts.errors import InsufficientFunds
 from payouts.pricing import PayTerms
 from tests.payouts.factories import assert_books_balance
 from tests.support import Account

@@ -15,13 +15,13 @@ from sqlalchemy import select
 
 from app.core import clock
 from app.core.db import Database
-from app.core.errors import InsufficientFunds
 from app.core.settings import Settings
 from app.jobs import service as jobs
 from app.jobs import splitting
 from app.models import Assignment, Job, JobBudget, JobEarnings, Payout
 from app.models.money import EntryKind
 from payouts import earnings, ledger, payouts
+from payouts.errors import InsufficientFunds
 from tests.payouts.factories import assert_books_balance, balance, draft_job, work
 from tests.support import Account
 

@@ -28,12 +28,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.core.db import Database
-from app.core.errors import EarningsFinal, InsufficientFunds
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import Base, Funding, JobBudget, LedgerEntry, LedgerPosting, Payout
 from app.models.money import AccountKind, EntryKind, PayoutStatus
 from payouts import earnings, ledger
+from payouts.errors import EarningsFinal, InsufficientFunds
 from tests.payouts.factories import assert_books_balance, decide, draft_job
 from tests.support import Account
 

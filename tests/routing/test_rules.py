@@ -8,18 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.core.errors import (
+from app.core.errors import TesseraError
+from app.core.settings import Settings
+from app.models.jobs import AssignmentStatus as A
+from app.models.jobs import TaskStatus as T
+from app.routing import rules
+from app.routing.errors import (
     AlreadySubmitted,
     AnswersDiffer,
     AssignmentReleased,
     LeaseEnded,
     SlotTaken,
-    TesseraError,
 )
-from app.core.settings import Settings
-from app.models.jobs import AssignmentStatus as A
-from app.models.jobs import TaskStatus as T
-from app.routing import rules
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LEASE = 600  # the job's lease time, seconds
