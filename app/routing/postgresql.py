@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core.background import OUTBOX_CHANNEL
 from app.core.clock import utcnow
-from app.core.db import AsyncPool, Database, open_async_pool
+from app.core.db import AsyncPool, Database
 from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stale
 from app.core.settings import Settings
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
@@ -465,7 +465,7 @@ class PgWorkplace:
 
     @classmethod
     async def open(cls, settings: Settings, db: Database) -> PgWorkplace:
-        pool = await open_async_pool(settings)
+        pool = await db.open_async_pool()
         assert pool is not None
         return cls(pool, db)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -340,11 +340,13 @@ BODIES: dict[str, Body] = {
 
 
 class Worlds:
-    """The current world, and a new one once an allowed call has used it up."""
+    """The current world, and a new one once an allowed call has used it up. Each test runs in
+    a savepoint rolled back at its end (tests/security/conftest.py): the first world is back."""
 
     def __init__(self, http: TestClient, db: Database, settings: Settings) -> None:
         self.http, self.db, self.settings = http, db, settings
-        self._current: World | None = None
+        self.first = build_world(http, db, settings)
+        self._current: World | None = self.first
 
     @property
     def current(self) -> World:
@@ -355,10 +357,21 @@ class Worlds:
     def use_up(self) -> None:
         self._current = None
 
+    def restore(self) -> None:
+        self._current = self.first
+
 
 @pytest.fixture(scope="module")
 def worlds(http: TestClient, module_db: Database, settings: Settings) -> Worlds:
     return Worlds(http, module_db, world_settings(settings))
+
+
+@pytest.fixture
+def world_of_test(worlds: Worlds) -> Iterator[Worlds]:
+    """The module's worlds, back to the first one when the test ends (its savepoint is rolled
+    back)."""
+    yield worlds
+    worlds.restore()
 
 
 def request_for(route: str, world: World) -> dict[str, Any]:
@@ -379,7 +392,8 @@ def test_every_route_has_a_row() -> None:
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_each_caller_gets_the_status_of_its_role(route: str, worlds: Worlds) -> None:
+def test_each_caller_gets_the_status_of_its_role(route: str, world_of_test: Worlds) -> None:
+    worlds = world_of_test
     got: list[int] = []
     for role in ROLES:
         world = worlds.current
