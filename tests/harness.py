@@ -160,6 +160,18 @@ class Restart:
         self.connection.begin()
 
 
+@contextmanager
+def undone(db: Database) -> Iterator[None]:
+    """What the block writes in a rolled-back database is undone when it ends."""
+    assert db.connection is not None, "undone needs a rolled-back database"
+    savepoint = db.connection.begin_nested()
+    try:
+        yield
+    finally:
+        savepoint.rollback()
+        caches.clear_all()
+
+
 def require_commits(db: Database, why: str) -> None:
     """Fail at once, saying what to do, when `db` is a rolled-back one but the test needs
     committed data (another thread or process would see nothing, or fight over the one
