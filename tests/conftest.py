@@ -1,4 +1,6 @@
-"""Test harness: one database per run, built with Alembic, emptied after every test.
+"""Test harness: one database per test process (per pytest-xdist worker), built once with
+Alembic; each test runs inside a transaction rolled back at its end (`tests/harness.py`), or,
+marked `commits`, on the real engine with the tables emptied afterwards.
 
 `pytest --db=sqlite` (default) or `--db=postgresql` (URL from TESSERA_TEST_DATABASE_URL; the suite
 creates its own database on that server and drops it afterwards). With CI=true an unreachable
@@ -17,17 +19,18 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url
 
 from app.accounts import service as accounts
 from app.core import caches, clock
-from app.core.db import Database
+from app.core.db import Database, create_db_engine
 from app.core.settings import Settings
 from app.main import create_app
 from app.models import Role
 from migrations.schema import upgrade_to_head
 from payouts import funding
-from tests.support import Account, empty_tables
+from tests.harness import empty_tables, rolled_back
+from tests.support import Account
 
 # Property tests state behaviour, not speed (speed is measured in bench/): no per-example
 # deadline, which a loaded CI machine would turn into flaky failures.
@@ -47,6 +50,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "commits: the test commits for real (threads or processes that must see each other's "
+        "writes, background workers, crashes); its tables are emptied afterwards instead of its "
+        "transaction being rolled back",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--db") == "postgresql":
         return
@@ -61,7 +73,8 @@ def _pg_admin_conninfo(url: str) -> tuple[str, str]:
     parsed = make_url(url)
     base = parsed.database or "tessera_test"
     admin = parsed.set(drivername="postgresql", database="postgres")
-    return admin.render_as_string(hide_password=False), f"{base}_{uuid.uuid4().hex[:8]}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return admin.render_as_string(hide_password=False), f"{base}_{worker}_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")
@@ -103,20 +116,24 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings)
-    upgrade_to_head(database.engine)
-    yield database
-    database.dispose()
+def engine(settings: Settings) -> Iterator[Engine]:
+    """The test process's engine, its database migrated to head once."""
+    built = create_db_engine(settings)
+    upgrade_to_head(built)
+    yield built
+    built.dispose()
 
 
-@pytest.fixture(autouse=True)
-def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test starts and ends with empty tables (tests commit for real)."""
-    yield
-    if "db" not in request.fixturenames:
+@pytest.fixture
+def db(request: pytest.FixtureRequest, settings: Settings, engine: Engine) -> Iterator[Database]:
+    """The test's database: inside a transaction rolled back when the test ends, or (marked
+    `commits`) the real one, emptied afterwards."""
+    if request.node.get_closest_marker("commits") is None:
+        with rolled_back(engine, settings) as database:
+            yield database
         return
-    empty_tables(request.getfixturevalue("db"))
+    yield Database(settings, engine=engine)
+    empty_tables(engine)
 
 
 @pytest.fixture(autouse=True)

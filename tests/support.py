@@ -6,10 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
-from app.core.db import Database
-from app.models import Base, User
+from app.models import User
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,14 +37,3 @@ def assert_problem(response: Any, status: int, slug: str | None = None) -> dict[
         assert body["type"] == f"/problems/{slug}", body
     assert body["title"]
     return body
-
-
-def empty_tables(database: Database) -> None:
-    """Delete every row (ids start again at 1 on PostgreSQL)."""
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with database.engine.begin() as conn:
-        if database.dialect == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))

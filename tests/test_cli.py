@@ -7,6 +7,8 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core.settings import Settings
 
+pytestmark = pytest.mark.commits  # the CLI opens a database of its own
+
 runner = CliRunner()
 
 

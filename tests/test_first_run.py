@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import REPO_ROOT
+
+pytestmark = pytest.mark.commits  # the service runs in a process of its own
 
 
 def free_port() -> int:

@@ -77,12 +77,8 @@ def _sqlite_engine(settings: Settings, **kwargs: Any) -> Engine:
     def _on_checkin(dbapi_connection: Any, record: Any) -> None:
         # Files attached by `attach_sqlite_file` go with the transaction that used them (SQLite
         # refuses DETACH inside it): the pool's reset has ended it by now.
-        for alias in record.info.pop(ATTACHED, ()):
-            try:
-                dbapi_connection.execute(f"DETACH DATABASE {alias}")
-            except Exception:
-                record.invalidate()
-                return
+        if not _detach(dbapi_connection, record.info):
+            record.invalidate()
 
     return engine
 
@@ -90,17 +86,38 @@ def _sqlite_engine(settings: Settings, **kwargs: Any) -> Engine:
 ATTACHED = "tessera_attached"
 
 
-def attach_sqlite_file(connection: Connection, path: Path, alias: str) -> None:
-    """Attach the SQLite file `path` as `alias` to the connection, inside its transaction (so
-    one statement can copy from it); it is detached when the connection goes back to the pool.
-    `alias` is a plain identifier of ours, never input."""
-    if not alias.isidentifier():
-        raise ValueError(f"not an SQL identifier: {alias!r}")
-    attached: set[str] = connection.connection.info.setdefault(ATTACHED, set())
-    if alias not in attached:
+def attach_sqlite_file(connection: Connection, path: Path, prefix: str) -> str:
+    """Attach the SQLite file `path` to the connection, inside its transaction (so one statement
+    can copy from it), and return the alias to name it by in SQL (`prefix` and a number). It is
+    detached when the connection goes back to the pool; until then a file attached again keeps
+    its alias, and another file gets a new one (SQLite will not detach a file the open
+    transaction has read). `prefix` is a plain identifier of ours, never input."""
+    if not prefix.isidentifier():
+        raise ValueError(f"not an SQL identifier: {prefix!r}")
+    attached: dict[str, str] = connection.connection.info.setdefault(ATTACHED, {})
+    alias = attached.get(str(path))
+    if alias is None:
+        alias = f"{prefix}_{len(attached)}"
         driver: Any = connection.connection.driver_connection
         driver.execute(f"ATTACH DATABASE ? AS {alias}", (str(path),))
-        attached.add(alias)
+        attached[str(path)] = alias
+    return alias
+
+
+def detach_sqlite_files(connection: Connection) -> None:
+    """Detach what `attach_sqlite_file` attached, outside any transaction (the pool does this
+    when a connection goes back; a caller holding one connection for long calls it)."""
+    if not _detach(connection.connection.driver_connection, connection.connection.info):
+        raise RuntimeError("could not detach the files attached to this connection")
+
+
+def _detach(driver: Any, info: dict[Any, Any]) -> bool:
+    for alias in info.pop(ATTACHED, {}).values():
+        try:
+            driver.execute(f"DETACH DATABASE {alias}")
+        except Exception:
+            return False
+    return True
 
 
 def _sha256_hex(text: str | None) -> str | None:
@@ -108,21 +125,63 @@ def _sha256_hex(text: str | None) -> str | None:
 
 
 class Database:
-    """The engine plus session factories; one per process (kept on `app.state.db`)."""
+    """The engine plus session factories; one per process (kept on `app.state.db`).
 
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    Given `connection` (a connection of `engine` inside a transaction its caller owns), every
+    session works inside that transaction instead of beginning its own: a session that may
+    write is a SAVEPOINT (its commit releases it, its rollback returns to it), a read session
+    joins without one. Nothing reaches the database until the caller commits; the test suite
+    rolls each test back this way (`tests/harness.py`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine | None = None,
+        *,
+        connection: Connection | None = None,
+    ) -> None:
         self.settings = settings
-        self.engine = engine or create_db_engine(settings)
+        self.engine = (
+            connection.engine if connection is not None else engine or create_db_engine(settings)
+        )
+        self.connection = connection
         # Sessions carry the settings they were opened under, for services whose callers
         # have no settings of their own to pass (`session_settings`).
-        self._sessions = sessionmaker(
-            self.engine, expire_on_commit=False, info={SETTINGS: settings}
-        )
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(**{READ_ONLY: True}),
-            expire_on_commit=False,
-            info={SETTINGS: settings},
-        )
+        writes: dict[str, Any] = {SETTINGS: settings}
+        reads: dict[str, Any] = {SETTINGS: settings, READ_ONLY: True}
+        if connection is None:
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=writes)
+            self._read_sessions = sessionmaker(
+                self.engine.execution_options(**{READ_ONLY: True}),
+                expire_on_commit=False,
+                info=reads,
+            )
+        else:
+            self._sessions = sessionmaker(
+                connection,
+                expire_on_commit=False,
+                info=writes,
+                join_transaction_mode="create_savepoint",
+            )
+            # Reads take no savepoint: a read session outlives the writes it wraps (the token
+            # check of a read request commits a write of its own), and rolling back to a
+            # savepoint taken before them would undo them.
+            self._read_sessions = sessionmaker(
+                connection,
+                expire_on_commit=False,
+                info=reads,
+                join_transaction_mode="rollback_only",
+            )
+
+    def with_settings(self, settings: Settings) -> Database:
+        """The same engine (and connection, if bound), its sessions carrying `settings`."""
+        if self.connection is not None:
+            return type(self)(settings, connection=self.connection)
+        return type(self)(settings, engine=self.engine)
+
+    async def open_async_pool(self) -> AsyncPool | None:
+        """The hot path's async pool on PostgreSQL (`open_async_pool`); None on SQLite."""
+        return await open_async_pool(self.settings)
 
     @property
     def dialect(self) -> str:
@@ -148,7 +207,13 @@ class Database:
                 raise
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self.connection is None:  # a bound database's engine belongs to its caller
+            self.engine.dispose()
+
+
+def is_read_only(session: Session) -> bool:
+    """Whether `session` came from `Database.read_session`."""
+    return bool(session.info.get(READ_ONLY))
 
 
 def session_settings(session: Session) -> Settings:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.core import caches
 from app.core.clock import utcnow
-from app.core.db import READ_ONLY, Database, check_finished
+from app.core.db import Database, check_finished, is_read_only
 from app.core.errors import AccountSuspended, Forbidden, Unauthorized, raises
 from app.models.accounts import ApiToken, Role, User, UserStatus
 
@@ -213,7 +213,7 @@ def authenticate_request(request: Request, session: Session, db: Database) -> Pr
     principal = authenticate(session, secret)
     token = session.get(ApiToken, principal.token_id)
     if token is None or last_use_is_stale(token.last_used_at):
-        if session.get_bind().get_execution_options().get(READ_ONLY):
+        if is_read_only(session):
             with db.transaction() as writer:
                 touch_token(writer, principal.token_id)
         else:

@@ -68,9 +68,12 @@ def readyz(request: Request, db: Annotated[Database, Depends(get_database)]) -> 
 def _readiness(request: Request, db: Database) -> dict[str, Any]:
     """Every check, or `ServiceUnavailable` naming the one that failed."""
     try:
-        with db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        current = current_revision(db.engine)
+        # A read session: on SQLite a plain connection would begin IMMEDIATE and wait behind
+        # any writer for the write lock it does not need.
+        with db.read_session() as session:
+            connection = session.connection()
+            connection.execute(text("SELECT 1"))
+            current = current_revision(connection)
     except SQLAlchemyError as exc:
         raise ServiceUnavailable(
             "The database is unreachable", checks={"database": f"error: {type(exc).__name__}"}

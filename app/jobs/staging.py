@@ -208,7 +208,7 @@ class SqliteItems:
         self, session: Session, job_id: int, staged: StagedRows, skip: frozenset[str]
     ) -> int:
         connection = session.connection()
-        attach_sqlite_file(connection, staged.path, self.ALIAS)
+        staging = attach_sqlite_file(connection, staged.path, self.ALIAS)
         # `skip` holds exactly the staged ids the job has (found under the job's lock, which is
         # held still), so SQL finds them again through the unique index.
         unless_known = (
@@ -220,7 +220,7 @@ class SqliteItems:
         cursor = connection.connection.driver_connection.execute(  # type: ignore[union-attr]
             f"INSERT INTO main.items ({', '.join(ITEM_COLUMNS)}) "  # noqa: S608
             "SELECT ?, external_id, payload, is_gold, gold_answer, prelabel, prelabel_score "
-            f"FROM {self.ALIAS}.rows s{unless_known} ORDER BY seq",
+            f"FROM {staging}.rows s{unless_known} ORDER BY seq",
             (job_id, job_id) if skip else (job_id,),
         )
         return int(cursor.rowcount)

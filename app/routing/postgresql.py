@@ -40,7 +40,7 @@ from app.consensus import hot_path as consensus
 from app.consensus.service import Consensus, Fit, Vote
 from app.core.background import OUTBOX_CHANNEL
 from app.core.clock import utcnow
-from app.core.db import AsyncPool, Database, open_async_pool
+from app.core.db import AsyncPool, Database
 from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stale
 from app.core.settings import Settings
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
@@ -446,7 +446,7 @@ class PgWorkplace:
 
     @classmethod
     async def open(cls, settings: Settings, db: Database) -> PgWorkplace:
-        pool = await open_async_pool(settings)
+        pool = await db.open_async_pool()
         assert pool is not None
         return cls(pool, db)
 

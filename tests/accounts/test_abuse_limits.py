@@ -201,6 +201,7 @@ def test_two_api_processes_share_the_limits(settings: Settings, db: Database) ->
         assert_problem(login(two, "shared@example.com"), 429)
 
 
+@pytest.mark.commits  # threads race on real commits
 def test_concurrent_attempts_get_exactly_the_limit(settings: Settings, db: Database) -> None:
     """Counting first, atomically: 24 attempts at once at a limit of 5 admit exactly 5."""
     limited = settings.model_copy(update={**LIMITED, "auth_account_failures": 5})

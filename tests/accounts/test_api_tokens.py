@@ -83,7 +83,8 @@ def test_token_secrets_and_passwords_are_never_stored_in_clear(
     secrets = [signed.json()["token"]["secret"], extra.json()["secret"]]
 
     dump = []
-    with db.engine.connect() as conn:
+    with db.read_session() as session:
+        conn = session.connection()
         for table in inspect(conn).get_table_names():
             if table in Base.metadata.tables:
                 dump.extend(str(row) for row in conn.execute(text(f"SELECT * FROM {table}")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -11,6 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from app.core.db import Database
 from app.models import Base
 from migrations.schema import alembic_config, current_revision, head_revision
+
+pytestmark = pytest.mark.commits  # migrations inspect and rebuild whole databases
 
 
 def test_upgrade_head_matches_the_models(db: Database) -> None:

@@ -23,6 +23,8 @@ from tests.workers.background import wait_until
 from workers.in_process import InProcessRunner
 from workers.runner import JobRunner
 
+pytestmark = pytest.mark.commits  # background workers and processes see only what was committed
+
 
 @pytest.fixture
 def staged_client(db: Database, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:

@@ -279,6 +279,7 @@ def test_rows_imported_by_another_upload_while_a_file_is_checked_are_compared_no
     assert count_items(db, job_id) == 4
 
 
+@pytest.mark.commits  # the CLI opens a database of its own
 def test_the_cli_imports_in_two_phases_with_the_same_rules(
     client: TestClient,
     client_account: Account,

@@ -118,6 +118,7 @@ def test_csv_of_a_job_without_items_is_the_header_alone(
     ]
 
 
+@pytest.mark.commits  # the import commits on another connection while the export reads
 def test_an_item_imported_while_the_csv_streams_cannot_bring_a_column_the_header_lacks(
     client: TestClient, client_account: Account, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,6 +26,8 @@ from tests.jobs.test_dataset_import import count_items
 from tests.jobs.uploads import HOWS, How, Outcome, import_client, import_file
 from tests.support import Account
 
+pytestmark = pytest.mark.commits  # the import and the other callers run on threads of their own
+
 ROWS = 1_000_000
 # Before the fix, a writer waited about as long as the whole import took (or failed at the busy
 # timeout); now it waits for the insert alone, about a tenth of it. A share, not seconds, so the

@@ -45,7 +45,7 @@ def stripe_settings(settings: Settings, stripe: FakeStripe) -> Settings:
 def stripe_db(db: Database, stripe_settings: Settings) -> Database:
     """The test database, its sessions carrying the Stripe settings (same engine: not disposed
     here)."""
-    return Database(stripe_settings, engine=db.engine)
+    return db.with_settings(stripe_settings)
 
 
 @pytest.fixture

@@ -190,7 +190,7 @@ def floor_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def floor_db(db: Database, floor_settings: Settings) -> Database:
-    return Database(floor_settings, engine=db.engine)
+    return db.with_settings(floor_settings)
 
 
 @pytest.fixture

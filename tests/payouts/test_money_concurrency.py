@@ -25,6 +25,8 @@ from payouts.errors import InsufficientFunds
 from tests.payouts.factories import assert_books_balance, balance, draft_job, work
 from tests.support import Account
 
+pytestmark = pytest.mark.commits  # threads race on real commits
+
 THREADS = 16
 USD = "usd"
 

@@ -24,16 +24,17 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.db import Database
 from app.core.settings import Settings
 from app.main import create_app
-from app.models import Base, Funding, JobBudget, LedgerEntry, LedgerPosting, Payout
+from app.models import Funding, JobBudget, LedgerEntry, LedgerPosting, Payout
 from app.models.money import AccountKind, EntryKind, PayoutStatus
 from payouts import earnings, ledger
 from payouts.errors import EarningsFinal, InsufficientFunds
+from tests.harness import Restart
 from tests.payouts.factories import assert_books_balance, decide, draft_job
 from tests.support import Account
 
@@ -49,18 +50,12 @@ STEPS = (
 )
 
 
-def empty_tables(db: Database) -> None:
-    with db.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(text(f"DELETE FROM {table.name}"))
-
-
 @pytest.fixture
 def cent_db(db: Database, settings: Settings) -> Database:
     tuned = settings.model_copy(
         update={"payout_minimum_micros": 10_000, "fair_pay_floor_micros_per_hour": 6_000_000}
     )
-    return Database(tuned, engine=db.engine)
+    return db.with_settings(tuned)
 
 
 @pytest.fixture
@@ -74,11 +69,12 @@ def test_any_sequence_of_money_events_keeps_the_books(
 ) -> None:
     http, db = cent_client, cent_db
     seen: Counter[str] = Counter()
+    restart = Restart(db)  # every sequence starts from empty tables
 
     class Books(RuleBasedStateMachine):
         @initialize(funds=st.lists(AMOUNTS, min_size=2, max_size=2), rate=RATES)
         def people_and_a_job_each(self, funds: list[int], rate: int) -> None:
-            empty_tables(db)
+            restart()
             self.admin = make_account("admin")
             self.clients = [make_account("client", funded=False) for _ in range(2)]
             self.annotators = [make_account("annotator") for _ in range(3)]
@@ -285,19 +281,16 @@ def test_any_sequence_of_money_events_keeps_the_books(
                     )
                     assert escrow >= budget.free_micros + open_slots * budget.slot_cost_micros
 
-    try:
-        run_state_machine_as_test(
-            Books,
-            settings=settings(
-                # PostgreSQL commits cost an fsync each: fewer (as long) sequences there.
-                max_examples=25 if db.dialect == "sqlite" else 12,
-                stateful_step_count=30,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-            ),
-        )
-    finally:
-        empty_tables(db)
+    run_state_machine_as_test(
+        Books,
+        settings=settings(
+            # PostgreSQL commits cost an fsync each: fewer (as long) sequences there.
+            max_examples=25 if db.dialect == "sqlite" else 12,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
     # The sequences really exercised the money paths (not only refusals).
     print("money paths exercised:", dict(seen))
     for what in ("submit", "approve", "reject", "overturn", "payout settle", "payout fail"):

@@ -14,6 +14,8 @@ from app.models import QualificationAttempt
 from tests.qualification_tests.factories import create_test, make_skill
 from tests.support import Account
 
+pytestmark = pytest.mark.commits  # threads race on real commits
+
 THREADS = 16
 
 

@@ -32,6 +32,8 @@ from app.quality import appeals, enforcement, review, tracking
 from tests.quality.factories import do_tasks, open_job
 from tests.support import Account
 
+pytestmark = pytest.mark.commits  # threads race on real commits
+
 THREADS = 16
 OPERATIONS = 25
 

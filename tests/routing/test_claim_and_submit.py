@@ -392,13 +392,10 @@ def test_a_job_activated_through_this_process_is_served_at_once_with_the_caches_
         update={"routing_cache_seconds": 60.0, "eligibility_cache_seconds": 60.0}
     )
     owner, annotator = make_account("client"), make_account("annotator")
-    cached_db = Database(cached)
-    try:
-        with TestClient(create_app(cached, cached_db)) as client:
-            first = active_job(client, owner)
-            assert claim(client, annotator, job_id=first)  # the active-job list is cached now
-            second = active_job(client, owner)
-            [assignment] = claim(client, annotator, job_id=second)
-            assert assignment["job"]["id"] == second
-    finally:
-        cached_db.dispose()
+    cached_db = db.with_settings(cached)
+    with TestClient(create_app(cached, cached_db)) as client:
+        first = active_job(client, owner)
+        assert claim(client, annotator, job_id=first)  # the active-job list is cached now
+        second = active_job(client, owner)
+        [assignment] = claim(client, annotator, job_id=second)
+        assert assignment["job"]["id"] == second

@@ -28,6 +28,8 @@ from app.routing.work import open_workplace
 from tests.jobs.factories import SENTIMENT, jsonl, reviews
 from tests.support import Account
 
+pytestmark = pytest.mark.commits  # threads race on real commits
+
 OVERLAP = 3
 ABANDON = 0.04
 DEADLINE_S = 900  # typically 2-4 minutes on a 2-core machine; a hang still fails

@@ -1,6 +1,6 @@
-"""Fixtures of the security battery. Its worlds live for a whole module in a Database of the
-module's own (the suite empties the tables after each test that uses `db`, which would throw a
-world away after every route); the module empties them when it ends."""
+"""Fixtures of the security battery. Its worlds live for a whole module, inside a transaction of
+the module's own; each test runs in a savepoint rolled back when it ends, so every test starts
+from the world as it was built, whatever the previous test's calls changed."""
 
 from __future__ import annotations
 
@@ -8,28 +8,35 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
-from app.core import caches
 from app.core.db import Database
 from app.core.settings import Settings
 from app.main import create_app
-from migrations.schema import upgrade_to_head
+from tests.harness import rolled_back
 from tests.security.world import world_settings
-from tests.support import empty_tables
 
 
 @pytest.fixture(scope="module")
-def module_db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings)
-    upgrade_to_head(database.engine)
-    yield database
-    empty_tables(database)
-    database.dispose()
+def module_db(settings: Settings, engine: Engine) -> Iterator[Database]:
+    with rolled_back(engine, settings) as database:
+        yield database
+
+
+@pytest.fixture(autouse=True)
+def _each_test_rolled_back(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What a test changes in the module's world is undone when it ends."""
+    if "module_db" not in request.fixturenames:
+        yield
+        return
+    database: Database = request.getfixturevalue("module_db")
+    assert database.connection is not None
+    savepoint = database.connection.begin_nested()
+    yield
+    savepoint.rollback()
 
 
 @pytest.fixture(scope="module")
 def http(settings: Settings, module_db: Database) -> Iterator[TestClient]:
-    caches.clear_all()  # the listeners' cache outlives tables emptied behind its back
     with TestClient(create_app(world_settings(settings), module_db)) as client:
         yield client
-    caches.clear_all()

@@ -4,9 +4,9 @@ The routes come from `app.routes`, so a route added without a row in `MATRIX` fa
 `test_every_route_has_a_row` (and its own case). Each case sends a real request — a body an
 allowed caller would send, path ids naming rows of a world (tests/security/world.py) — as each
 of `ROLES`: anonymous, another annotator, the annotator the rows are about, another client, the
-client who owns them, and an admin. Callers who must be refused go first; after an allowed call
-that uses a row up (`USES_UP`: cancelling the job, resolving the appeal, ...) the next caller
-gets a new world, so each row states what that caller gets from the same starting point.
+client who owns them, and an admin. Each call is undone when it has answered (a savepoint rolled
+back), so each row states what every caller gets from the same starting point, even after an
+allowed call used a row up (cancelled the job, resolved the appeal, ...).
 
 Reading a row: 401 no or bad token; 403 the wrong role (or, on public routes, a refusal for
 everyone); 404 not yours (another client's job answers as if it did not exist); 2xx allowed.
@@ -28,6 +28,7 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.main import create_app
 from tests.core.test_every_route_needs_a_token import walk
+from tests.harness import undone
 from tests.jobs.factories import job_body, jsonl, reviews
 from tests.qualification_tests.factories import qtest_body, sentiment_questions
 from tests.security.world import PASSWORD, ROLES, World, build_world, world_settings
@@ -173,33 +174,6 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
 }
 # fmt: on
 
-#: Routes whose allowed call changes the world so that the same call (by the next caller, or
-#: a later route) cannot succeed again: the next caller gets a new world.
-USES_UP = {
-    "POST /v1/admin/appeals/{appeal_id}/resolve",
-    "POST /v1/admin/payouts/{payout_id}/fail",
-    "POST /v1/admin/payouts/{payout_id}/hold",
-    "POST /v1/admin/payouts/{payout_id}/release",
-    "POST /v1/admin/payouts/{payout_id}/retry",
-    "POST /v1/admin/payouts/{payout_id}/settle",
-    "POST /v1/admin/quality/actions/{action_id}/confirm",
-    "POST /v1/admin/quality/actions/{action_id}/reverse",
-    "POST /v1/admin/skill-grants/{grant_id}/revoke",
-    "POST /v1/admin/users/{user_id}/suspend",
-    "POST /v1/annotator/attempts/{attempt_id}/submit",
-    "POST /v1/assignments/{assignment_id}/release",
-    "POST /v1/assignments/{assignment_id}/submit",
-    "DELETE /v1/jobs/{job_id}/bans/{annotator_id}",
-    "DELETE /v1/qualification-tests/{test_id}/questions/{question_id}",
-    "DELETE /v1/webhooks/endpoints/{endpoint_id}",
-    "POST /v1/jobs/{job_id}/activate",
-    "POST /v1/jobs/{job_id}/cancel",
-    "POST /v1/jobs/{job_id}/complete",
-    "POST /v1/jobs/{job_id}/pause",
-    "POST /v1/quality/jobs/{job_id}/approve",
-    "POST /v1/quality/jobs/{job_id}/reject",
-}
-
 
 def _routes() -> list[str]:
     app = create_app(Settings(database_url="sqlite://", secret_key="s" * 40, _env_file=None))
@@ -339,26 +313,9 @@ BODIES: dict[str, Body] = {
 }
 
 
-class Worlds:
-    """The current world, and a new one once an allowed call has used it up."""
-
-    def __init__(self, http: TestClient, db: Database, settings: Settings) -> None:
-        self.http, self.db, self.settings = http, db, settings
-        self._current: World | None = None
-
-    @property
-    def current(self) -> World:
-        if self._current is None:
-            self._current = build_world(self.http, self.db, self.settings)
-        return self._current
-
-    def use_up(self) -> None:
-        self._current = None
-
-
 @pytest.fixture(scope="module")
-def worlds(http: TestClient, module_db: Database, settings: Settings) -> Worlds:
-    return Worlds(http, module_db, world_settings(settings))
+def world(http: TestClient, module_db: Database, settings: Settings) -> World:
+    return build_world(http, module_db, world_settings(settings))
 
 
 def request_for(route: str, world: World) -> dict[str, Any]:
@@ -379,16 +336,16 @@ def test_every_route_has_a_row() -> None:
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_each_caller_gets_the_status_of_its_role(route: str, worlds: Worlds) -> None:
+def test_each_caller_gets_the_status_of_its_role(
+    route: str, world: World, http: TestClient, module_db: Database
+) -> None:
     got: list[int] = []
     for role in ROLES:
-        world = worlds.current
         kwargs = request_for(route, world)
         headers = {**kwargs.pop("headers", {}), **world.headers(role)}
-        response = worlds.http.request(headers=headers, **kwargs)
+        with undone(module_db):
+            response = http.request(headers=headers, **kwargs)
         got.append(response.status_code)
-        if response.is_success and route in USES_UP:
-            worlds.use_up()
     assert route in MATRIX, f"no row for {route}: it answered {tuple(got)}"
     answered = " ".join(map(str, got))
     assert answered == MATRIX[route], f"{route}: expected {MATRIX[route]}, got {answered}"

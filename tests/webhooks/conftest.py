@@ -5,19 +5,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core import caches
 from app.core.db import Database
 from app.core.settings import Settings
 from app.main import create_app
 from tests.webhooks.receiver import Receiver, running_receiver
-
-
-@pytest.fixture(autouse=True)
-def _forget_listeners() -> Iterator[None]:
-    """Tables are emptied between tests behind the cache's back: start each test afresh."""
-    caches.clear_all()
-    yield
-    caches.clear_all()
 
 
 @pytest.fixture

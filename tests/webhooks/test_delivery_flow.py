@@ -397,6 +397,7 @@ def test_a_secret_sealed_under_another_key_fails_the_attempt_clearly(
     assert receiver.received == []
 
 
+@pytest.mark.commits  # the engine's threads see only committed rows
 def test_deliveries_run_on_the_background_engine(
     client_account: Account, receiver: Receiver, db: Database, hook_settings: Settings
 ) -> None:

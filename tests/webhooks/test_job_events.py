@@ -186,6 +186,7 @@ def staged(
         runner.stop()
 
 
+@pytest.mark.commits  # the import runs on the engine's threads
 def test_a_background_import_sends_its_report_or_its_problem(
     staged: tuple[TestClient, Settings], client_account: Account, receiver: Receiver, db: Database
 ) -> None:

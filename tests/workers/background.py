@@ -19,6 +19,7 @@ from sqlalchemy import select
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import BackgroundRun, OutboxJob
+from tests.harness import require_commits
 from workers.broker import BrokerHandle, build_broker
 from workers.in_process import InProcessRunner
 
@@ -77,6 +78,7 @@ class Background:
 
     @classmethod
     def build(cls, mode: str, base: Settings, db: Database) -> Background:
+        require_commits(db, "background workers run on threads of their own")
         settings = settings_for(base, mode)
         if mode == "in-process":
             runner = InProcessRunner(

@@ -27,6 +27,8 @@ from tests.workers import jobs
 from tests.workers.background import Background, wait_until
 from workers.relay import relay_once
 
+pytestmark = pytest.mark.commits  # background workers and processes see only what was committed
+
 
 def request_client(bg: Background) -> TestClient:
     """The real app plus one endpoint that starts a run with a job, as an import would."""

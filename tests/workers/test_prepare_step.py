@@ -17,6 +17,8 @@ from app.models import OutboxJob, RunState
 from app.runs import service as runs
 from workers.runner import JobRunner
 
+pytestmark = pytest.mark.commits  # background workers and processes see only what was committed
+
 events: list[str] = []
 
 

@@ -38,6 +38,8 @@ from tests.workers.background import (
 )
 from tests.workers.test_job_flow import calls, start_run
 
+pytestmark = pytest.mark.commits  # background workers and processes see only what was committed
+
 
 @pytest.fixture
 def namespace() -> Iterator[str]:

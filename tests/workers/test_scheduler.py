@@ -21,6 +21,8 @@ from tests.support import REPO_ROOT
 from tests.workers.background import wait_until
 from workers.scheduler import EPOCH, PERIODIC, Cron, Periodic, Scheduler
 
+pytestmark = pytest.mark.commits  # background workers and processes see only what was committed
+
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
