@@ -52,6 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
+        "markers", "sqlite: runs only in the SQLite pass (what it shows is about SQLite)"
+    )
+    config.addinivalue_line(
         "markers",
         "commits: the test commits for real (threads or processes that must see each other's "
         "writes, background workers, crashes); its tables are emptied afterwards instead of its "
@@ -60,11 +63,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked for one database skip in the other's pass, saying where they run."""
     if config.getoption("--db") == "postgresql":
-        return
-    skip = pytest.mark.skip(reason="PostgreSQL-only; runs in the --db=postgresql pass")
+        other, skip = "sqlite", pytest.mark.skip(reason="runs in the --db=sqlite pass")
+    else:
+        other, skip = "postgresql", pytest.mark.skip(reason="runs in the --db=postgresql pass")
     for item in items:
-        if "postgresql" in item.keywords:
+        if other in item.keywords:
             item.add_marker(skip)
 
 

@@ -55,7 +55,12 @@ CHECKS = [
     for name in os.environ.get("TESSERA_SCHEMATHESIS_CHECKS", "server,schema,status").split(",")
 ]
 
-pytestmark = pytest.mark.skipif(not ENABLED, reason="set TESSERA_SCHEMATHESIS=1 (`make test` does)")
+# Once, on PostgreSQL (the production database): what it checks is the HTTP surface, the same
+# on both stores.
+pytestmark = [
+    pytest.mark.skipif(not ENABLED, reason="set TESSERA_SCHEMATHESIS=1 (`make test` does)"),
+    pytest.mark.postgresql,
+]
 
 
 def _openapi() -> dict[str, Any]:
