@@ -205,7 +205,11 @@ class Scheduler:
                     enqueue(session, entry.job)
                     enqueued.append((entry.job, due))
         if enqueued:
-            logger.info("scheduler enqueued %s", ", ".join(name for name, _ in enqueued))
+            # Each job with the tick it was due at: which tick ran is traceable from the log.
+            logger.info(
+                "scheduler enqueued %s",
+                ", ".join(f"{name} (due {due.isoformat()})" for name, due in enqueued),
+            )
         return enqueued
 
     def run(self, stop: threading.Event, *, poll: float = 1.0) -> None:

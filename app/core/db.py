@@ -195,6 +195,15 @@ class Database:
         """A session that only reads (on SQLite it does not take the write lock)."""
         return self._read_sessions()
 
+    def snapshot_session(self) -> Session:
+        """A read session whose statements all see one snapshot: REPEATABLE READ on PostgreSQL
+        (SQLite's read transaction is one already). Bound to a caller's transaction, it reads
+        in that one."""
+        session = self.read_session()
+        if self.dialect == "postgresql" and self.connection is None:
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return session
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session committed on success and rolled back on any error."""

@@ -186,9 +186,7 @@ def _csv_lines(
     db: Database, job_id: int, client_id: int, schema: LabelSchema, include_gold: bool
 ) -> Iterator[bytes]:
     """The CSV export: the payload keys, then the rows, read in one snapshot."""
-    with db.read_session() as session:
-        if db.dialect == "postgresql":
-            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    with db.snapshot_session() as session:
         keys = _payload_keys(session, db, job_id, include_gold)
         records = iter_records(_jsonl(session, db, job_id, client_id, include_gold, False))
         yield from export_csv(records, schema, keys)

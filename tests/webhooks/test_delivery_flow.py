@@ -421,6 +421,7 @@ def test_deliveries_run_on_the_background_engine(
 
 
 @pytest.mark.postgresql
+@pytest.mark.commits  # threads race on real commits
 def test_concurrent_jobs_for_one_delivery_make_one_request(
     hooks: TestClient,
     client_account: Account,

@@ -387,6 +387,7 @@ def _conninfo(db: Database) -> str:
 
 
 @pytest.mark.postgresql
+@pytest.mark.commits  # its own connection commits and rolls back
 def test_the_hot_path_records_submit_events_in_its_own_sql(
     hooks: TestClient,
     client_account: Account,
@@ -417,6 +418,7 @@ def test_the_hot_path_records_submit_events_in_its_own_sql(
 
 
 @pytest.mark.postgresql
+@pytest.mark.commits  # its own connection commits and rolls back
 def test_the_event_ctes_fold_into_another_statement_and_write_nothing_without_events(
     db: Database, client_account: Account
 ) -> None:
