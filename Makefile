@@ -6,10 +6,14 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export TESSERA_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tessera_test
-# The schemathesis battery (tests/security/test_openapi_conformance.py) runs in `make test` and
-# so in CI; `make test SCHEMATHESIS=0` skips it.
+# The schemathesis battery (tests/security/test_openapi_conformance.py, PostgreSQL pass) runs in
+# `make test` and so in CI; `make test SCHEMATHESIS=0` skips it.
 SCHEMATHESIS ?= 1
 export TESSERA_SCHEMATHESIS := $(SCHEMATHESIS)
+# pytest-xdist processes per database pass (each with a database of its own); the two passes
+# run side by side.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 
 LABEL_STUDIO_VERSION ?= 1.23.2
 INTEROP_DIR ?= .interop
@@ -53,8 +57,11 @@ lock: $(UV)
 run: $(STAMP)
 	$(VENV)/bin/tessera serve --host $(HOST) --port $(PORT)
 
-## test: lint, types, import contracts, then the suite on SQLite and on PostgreSQL
-test: lint typecheck imports test-sqlite test-postgresql
+## test: lint, types, import contracts, then the suite on SQLite and on PostgreSQL side by side
+## (each pass's output is printed when it ends); coverage is measured on the SQLite pass
+test: lint typecheck imports
+	@rm -f .coverage .coverage.*
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgresql
 	$(PY) -m coverage combine --quiet
 	$(PY) -m coverage report --skip-covered --skip-empty --precision=1
 
@@ -69,10 +76,10 @@ imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test-sqlite: $(STAMP)
-	$(PY) -m coverage run --parallel-mode -m pytest --db=sqlite
+	$(PY) -m coverage run -m pytest --db=sqlite -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-postgresql: $(STAMP)
-	$(PY) -m coverage run --parallel-mode -m pytest --db=postgresql
+	$(PY) -m pytest --db=postgresql -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 $(LS_STAMP):
 	$(PYTHON) -m venv $(LS_VENV)

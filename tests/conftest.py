@@ -160,6 +160,14 @@ def app(settings: Settings, db: Database) -> FastAPI:
     return create_app(settings, db)
 
 
+@pytest.fixture(scope="session")
+def openapi_document(settings: Settings, engine: Engine) -> dict[str, Any]:
+    """The service's OpenAPI document, generated once per test process (it depends on the
+    routes and settings only; about half a second each time). Read it, never change it."""
+    document: dict[str, Any] = create_app(settings, Database(settings, engine=engine)).openapi()
+    return document
+
+
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
