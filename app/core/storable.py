@@ -68,12 +68,12 @@ def first_unstorable(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> Unstorab
 
     `value` is what `json.loads` returns (dicts, lists, strings, numbers, booleans, None).
     """
-    if _all_storable(value, max_depth):
+    if all_storable(value, max_depth):
         return None
-    return _first_problem(value, max_depth)
+    return first_problem(value, max_depth)
 
 
-def _first_problem(value: Any, max_depth: int) -> Unstorable | None:
+def first_problem(value: Any, max_depth: int) -> Unstorable | None:
     """The walk that finds the first problem with its pointer (slower: it builds pointers)."""
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
@@ -104,7 +104,7 @@ def _first_problem(value: Any, max_depth: int) -> Unstorable | None:
     return None
 
 
-def _all_storable(value: Any, max_depth: int) -> bool:
+def all_storable(value: Any, max_depth: int) -> bool:
     """Whether everything in `value` can be stored, answered without building pointers: the
     common case, on every request body and imported row. False for anything unusual (subclasses
     of str or int, say), which the full walk of `first_unstorable` then settles. Measured on a

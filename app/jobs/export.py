@@ -174,7 +174,7 @@ WHERE i.job_id = :job_id {only_regular} GROUP BY k.key
 """
 
 
-def _payload_keys(session: Session, db: Database, job_id: int, include_gold: bool) -> list[str]:
+def payload_keys(session: Session, db: Database, job_id: int, include_gold: bool) -> list[str]:
     """The union of the exported items' payload keys, by first appearance (ties sorted)."""
     only_regular = "" if include_gold else "AND NOT i.is_gold"
     query = _PG_KEYS if db.dialect == "postgresql" else _SQLITE_KEYS
@@ -187,7 +187,7 @@ def _csv_lines(
 ) -> Iterator[bytes]:
     """The CSV export: the payload keys, then the rows, read in one snapshot."""
     with db.snapshot_session() as session:
-        keys = _payload_keys(session, db, job_id, include_gold)
+        keys = payload_keys(session, db, job_id, include_gold)
         records = iter_records(_jsonl(session, db, job_id, client_id, include_gold, False))
         yield from export_csv(records, schema, keys)
 

@@ -192,7 +192,7 @@ def post(
                 },
             ) as response,
         ):
-            content = _read_capped(response.iter_raw(), max_response_bytes, started + timeout)
+            content = read_capped(response.iter_raw(), max_response_bytes, started + timeout)
             return AttemptResult(
                 status_code=response.status_code,
                 latency_ms=elapsed(),
@@ -208,7 +208,7 @@ def post(
         return AttemptResult(None, elapsed(), f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS])
 
 
-def _read_capped(chunks: Iterable[bytes], limit: int, deadline: float) -> bytes:
+def read_capped(chunks: Iterable[bytes], limit: int, deadline: float) -> bytes:
     """At most `limit` bytes of the body, read until `deadline` (monotonic); the rest is left
     unread (the connection is closed, not reused)."""
     received: list[bytes] = []

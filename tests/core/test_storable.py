@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from app.core.storable import (
     MAX_JSON_DEPTH,
-    _all_storable,
-    _first_problem,
+    all_storable,
+    first_problem,
     first_unstorable,
     text_problem,
 )
@@ -99,7 +99,7 @@ json_values = st.recursive(
 def test_the_fast_pass_agrees_with_the_walk_that_locates_problems(
     value: object, depth: int
 ) -> None:
-    assert _all_storable(value, depth) == (_first_problem(value, depth) is None)
+    assert all_storable(value, depth) == (first_problem(value, depth) is None)
 
 
 def test_subclasses_of_str_and_int_are_judged_by_the_walk() -> None:

@@ -125,7 +125,7 @@ def test_an_item_imported_while_the_csv_streams_cannot_bring_a_column_the_header
     job_id = create_job(client, client_account)
     rows = [{"external_id": "a", "text": "first"}]
     assert upload(client, client_account, job_id, jsonl(rows)).status_code == 201
-    read_keys = export._payload_keys
+    read_keys = export.payload_keys
 
     def keys_then_a_new_item(*args: Any) -> list[str]:
         keys = read_keys(*args)
@@ -133,7 +133,7 @@ def test_an_item_imported_while_the_csv_streams_cannot_bring_a_column_the_header
             session.add(Item(job_id=job_id, external_id="b", payload={"text": "x", "new": 1}))
         return keys
 
-    monkeypatch.setattr(export, "_payload_keys", keys_then_a_new_item)
+    monkeypatch.setattr(export, "payload_keys", keys_then_a_new_item)
     reader = csv.DictReader(io.StringIO(_export(client, client_account, job_id, "csv")))
     assert [row["external_id"] for row in reader] == ["a"]  # the rows' snapshot is the keys'
     assert "data.new" not in (reader.fieldnames or [])

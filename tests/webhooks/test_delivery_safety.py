@@ -190,7 +190,7 @@ def test_at_most_the_cap_of_a_response_is_read(receiver: Receiver) -> None:
     assert result.status_code == 500
     assert result.excerpt == "x" * 500
     endless = itertools.repeat(b"y" * 1000)
-    assert len(delivery._read_capped(endless, 5000, time.monotonic() + 60)) == 5000
+    assert len(delivery.read_capped(endless, 5000, time.monotonic() + 60)) == 5000
 
 
 def test_a_slow_body_is_cut_at_the_deadline() -> None:
@@ -200,5 +200,5 @@ def test_a_slow_body_is_cut_at_the_deadline() -> None:
             yield b"z"
 
     started = time.monotonic()
-    assert delivery._read_capped(trickle(), 10_000, started + 0.3)
+    assert delivery.read_capped(trickle(), 10_000, started + 0.3)
     assert time.monotonic() - started < 1.0
