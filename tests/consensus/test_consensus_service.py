@@ -15,9 +15,9 @@ from app.core.db import Database
 from app.label_schema import LabelSchema
 from app.models import Answer, ConsensusFit, ItemResult, Job, Task
 from tests.jobs.factories import reviews
+from tests.outbox import run_due_jobs
 from tests.routing.test_claim_and_submit import active_job, claim, submit
 from tests.support import Account
-from tests.workers.outbox import run_due_jobs
 
 
 def answer_task(

@@ -1,9 +1,9 @@
 """Small helpers for money tests: jobs through the API, work through the API, decisions through
-the services quality will call, background jobs through the real runner, and the books."""
+the services quality will call, and the books."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,12 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.db import Database
-from app.models import Assignment, LedgerPosting, OutboxJob
+from app.models import Assignment, LedgerPosting
 from app.models.money import AccountKind
 from payouts import earnings, ledger
 from tests.jobs.factories import create_job, jsonl, reviews, upload
 from tests.support import Account
-from workers.runner import JobRunner
 
 
 def draft_job(
@@ -83,27 +82,6 @@ def decide(db: Database, decision: Callable[..., Any], assignment_id: int, **kw:
 def balance(db: Database, key: ledger.AccountKey) -> int:
     with db.read_session() as session:
         return ledger.balance(session, key)
-
-
-def run_jobs(db: Database, names: Sequence[str] | None = None, *, rounds: int = 20) -> int:
-    """Run every outbox job not done yet (optionally only `names`) through the real runner,
-    until none is left; returns how many ran."""
-    runner = JobRunner(db.settings, db)
-    ran = 0
-    for _ in range(rounds):
-        with db.read_session() as session:
-            stmt = select(OutboxJob.id, OutboxJob.name, OutboxJob.args).where(
-                OutboxJob.done_at.is_(None), OutboxJob.dead_at.is_(None)
-            )
-            if names is not None:
-                stmt = stmt.where(OutboxJob.name.in_(names))
-            rows = session.execute(stmt.order_by(OutboxJob.id)).all()
-        if not rows:
-            return ran
-        for outbox_id, name, args in rows:
-            runner.run(name, tuple(args), outbox_id=outbox_id)
-            ran += 1
-    raise AssertionError("background jobs kept enqueueing more")
 
 
 def assert_books_balance(session: Session) -> dict[AccountKind, int]:

@@ -17,6 +17,7 @@ from app.routing.service import expire_overdue_assignments
 from payouts import escrow, ledger
 from payouts.background import POST_EARNINGS_JOB
 from tests.jobs.factories import jsonl, reviews, upload
+from tests.outbox import run_due_jobs
 from tests.payouts.factories import (
     active_job,
     assert_books_balance,
@@ -28,7 +29,6 @@ from tests.payouts.factories import (
     work,
 )
 from tests.support import Account, assert_problem
-from tests.workers.outbox import run_due_jobs
 from workers.scheduler import PERIODIC
 
 USD = "usd"

@@ -13,9 +13,9 @@ from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import AssignmentStatus, ReviewDecision, ReviewSource
+from tests.outbox import run_due_jobs
 from tests.quality.factories import assignment, do_tasks, open_job
 from tests.support import Account
-from tests.webhooks.support import run_due_jobs
 from workers.scheduler import PERIODIC, Scheduler
 
 

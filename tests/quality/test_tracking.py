@@ -19,9 +19,9 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.models import AnnotatorProfile, AnnotatorStats, Tier
 from app.quality import tracking
+from tests.outbox import run_due_jobs
 from tests.quality.factories import GOLD_LABEL, do_tasks, open_job, refresh
 from tests.support import Account
-from tests.webhooks.support import run_due_jobs
 
 
 def stats(db: Database, who: Account) -> dict[tuple[str, str], AnnotatorStats]:

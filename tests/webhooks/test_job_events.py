@@ -28,10 +28,11 @@ from app.models.jobs import Answer, Item
 from app.webhooks import background, catalog, hot_path, service
 from tests.jobs.factories import BOXES, SENTIMENT, create_job, jsonl, reviews, upload
 from tests.jobs.test_dataset_import import count_items
+from tests.outbox import run_due_jobs
 from tests.routing.test_claim_and_submit import active_job, claim, submit
 from tests.support import Account
 from tests.webhooks.receiver import Receiver
-from tests.webhooks.support import events, register, run_due_jobs
+from tests.webhooks.support import events, register
 from tests.workers.background import wait_until
 from workers.in_process import InProcessRunner
 from workers.scheduler import PERIODIC
@@ -42,7 +43,7 @@ def bodies(receiver: Receiver) -> list[dict[str, Any]]:
 
 
 def delivered(receiver: Receiver, db: Database, settings: Settings) -> list[dict[str, Any]]:
-    run_due_jobs(db, settings)
+    run_due_jobs(db, settings, prefix="webhooks.")
     found = bodies(receiver)
     for body in found:  # every payload matches its documented model
         catalog.EVENTS[body["type"]].model.model_validate(body)
@@ -164,7 +165,7 @@ def test_an_inline_import_sends_its_report(
     assert data["report"]["errors"][0]["line"] == 4
     refused = upload(hooks, client_account, job_id, jsonl([{"external_id": "bad2"}]))
     assert refused.status_code == 422
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     assert len(receiver.received) == 1  # a refused inline import tells the caller, not webhooks
 
 
