@@ -1,5 +1,5 @@
-"""Small helpers for money tests: jobs through the API, work through the API, decisions through
-the services quality will call, and the books."""
+"""Small helpers for money tests: work through the API, decisions through the services quality
+will call, and the books (jobs come from `tests.jobs.factories`)."""
 
 from __future__ import annotations
 
@@ -14,25 +14,7 @@ from app.core.db import Database
 from app.models import Assignment, LedgerPosting
 from app.models.money import AccountKind
 from payouts import earnings, ledger
-from tests.jobs.factories import create_job, jsonl, reviews, upload
 from tests.support import Account
-
-
-def draft_job(
-    http: TestClient, owner: Account, items: int = 3, *, rate: int = 50_000, **fields: Any
-) -> int:
-    pricing = {"mode": "per_task", "rate_micros": rate, **fields.pop("pricing", {})}
-    job_id = create_job(http, owner, pricing=pricing, **fields)
-    response = upload(http, owner, job_id, jsonl(reviews(items)))
-    assert response.status_code == 201, response.text
-    return job_id
-
-
-def active_job(http: TestClient, owner: Account, items: int = 3, **fields: Any) -> int:
-    job_id = draft_job(http, owner, items, **fields)
-    response = http.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
-    assert response.status_code == 200, response.text
-    return job_id
 
 
 def claim(http: TestClient, who: Account, job_id: int | None = None) -> dict[str, Any]:
@@ -106,6 +88,3 @@ def assert_books_balance(session: Session) -> dict[AccountKind, int]:
         totals[kind] = totals.get(kind, 0) + int(total)
     assert sum(totals.values()) == 0
     return totals
-
-
-__all__ = ["Account", "reviews"]

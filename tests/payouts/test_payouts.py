@@ -18,14 +18,9 @@ from app.models import OutboxJob, Payout
 from app.models.money import EntryKind
 from payouts import earnings, ledger, payouts
 from payouts.providers.stripe import StripeGateway, gateway_for
+from tests.jobs.factories import active_job
 from tests.outbox import run_due_jobs
-from tests.payouts.factories import (
-    active_job,
-    assert_books_balance,
-    balance,
-    decide,
-    work,
-)
+from tests.payouts.factories import assert_books_balance, balance, decide, work
 from tests.payouts.fake_stripe import FakeStripe
 from tests.support import Account, assert_problem
 

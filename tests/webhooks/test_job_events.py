@@ -26,10 +26,10 @@ from app.main import create_app
 from app.models import Assignment, ItemResult, Task, TaskItem, WebhookJobProgress
 from app.models.jobs import Answer, Item
 from app.webhooks import background, catalog, hot_path, service
-from tests.jobs.factories import BOXES, SENTIMENT, create_job, jsonl, reviews, upload
+from tests.jobs.factories import BOXES, SENTIMENT, active_job, create_job, jsonl, reviews, upload
 from tests.jobs.test_dataset_import import count_items
 from tests.outbox import run_due_jobs
-from tests.routing.test_claim_and_submit import active_job, claim, submit
+from tests.routing.test_claim_and_submit import claim, submit
 from tests.support import Account
 from tests.webhooks.receiver import Receiver
 from tests.webhooks.support import events, register
@@ -225,9 +225,9 @@ def test_progress_is_sent_off_the_hot_path_every_5_points_at_most_once_a_minute(
 ) -> None:
     assert any(p.job == background.PROGRESS_JOB for p in PERIODIC)
     register(hooks, client_account, receiver.url, ["job.progress"])
-    job_id = active_job(hooks, client_account, rows=reviews(20), overlap={"min": 1})
+    job_id = active_job(hooks, client_account, items=20, overlap={"min": 1})
     other = make_account("client")
-    unheard = active_job(hooks, other, rows=reviews(2), overlap={"min": 1})
+    unheard = active_job(hooks, other, items=2, overlap={"min": 1})
 
     def work(count: int) -> None:
         for assignment in claim(hooks, annotator, job_id=job_id, count=count):
@@ -266,7 +266,7 @@ def submitted_task(
 ) -> tuple[int, int]:
     """A job with one task answered by two annotators (overlap 2): (job id, last assignment)."""
     job_id = active_job(
-        hooks, client_account, rows=reviews(1), overlap={"min": 2}, consensus_method="majority_vote"
+        hooks, client_account, items=1, overlap={"min": 2}, consensus_method="majority_vote"
     )
     last = 0
     for label in ("positive", "positive"):
