@@ -14,10 +14,10 @@ from app.consensus import service as consensus
 from app.core.db import Database
 from app.label_schema import LabelSchema
 from app.models import Answer, ConsensusFit, ItemResult, Job, Task
-from tests.jobs.factories import reviews
-from tests.routing.test_claim_and_submit import active_job, claim, submit
+from tests.jobs.factories import active_job
+from tests.outbox import run_due_jobs
+from tests.routing.test_claim_and_submit import claim, submit
 from tests.support import Account
-from tests.workers.outbox import run_due_jobs
 
 
 def answer_task(
@@ -66,7 +66,7 @@ def test_a_completing_submit_records_the_jobs_method_and_what_decide_computes(
     make_account: Callable[..., Account],
     db: Database,
 ) -> None:
-    job_id = active_job(client, client_account, rows=reviews(2), overlap={"min": 3})
+    job_id = active_job(client, client_account, items=2, overlap={"min": 3})
     job = client.get(f"/v1/jobs/{job_id}", headers=client_account.headers).json()
     assert job["consensus_method"] == "calibrated_dawid_skene"  # the benchmark's choice
     answer_task(client, make_account, job_id, ["negative", "negative", "neutral"])
@@ -91,7 +91,7 @@ def test_dynamic_overlap_stops_a_confident_task_at_min_and_grows_a_split_one_to_
     job_id = active_job(
         client,
         client_account,
-        rows=reviews(2),
+        items=2,
         overlap={"min": 2, "max": 4},
         confidence_threshold=0.9,
         consensus_method="majority_vote",  # vote shares: 1, 1/2, 2/3, 3/4
@@ -128,7 +128,7 @@ def test_a_refit_stores_a_new_model_version_that_the_online_consensus_then_uses(
     make_account: Callable[..., Account],
     db: Database,
 ) -> None:
-    job_id = active_job(client, client_account, rows=reviews(3), overlap={"min": 3})
+    job_id = active_job(client, client_account, items=3, overlap={"min": 3})
     for labels in (["positive"] * 3, ["negative", "negative", "positive"]):
         answer_task(client, make_account, job_id, labels)
     assert client.get(f"/v1/jobs/{job_id}/consensus", headers=client_account.headers).json() == {
@@ -174,7 +174,7 @@ def test_changing_the_method_of_a_running_job_refits_it(
     make_account: Callable[..., Account],
     db: Database,
 ) -> None:
-    job_id = active_job(client, client_account, rows=reviews(1), overlap={"min": 3})
+    job_id = active_job(client, client_account, items=1, overlap={"min": 3})
     answer_task(client, make_account, job_id, ["negative", "negative", "neutral"])
     changed = client.patch(
         f"/v1/jobs/{job_id}",

@@ -29,8 +29,8 @@ from app.core.db import Database
 from app.core.inputs import AWARE, PATH_ID_CHECKS, STORABLE, RequestBody
 from app.core.storable import INT64_MAX, INT64_MIN
 from app.models import Answer, Job, User
-from tests.jobs.factories import create_job, job_body
-from tests.routing.test_claim_and_submit import active_job, claim
+from tests.jobs.factories import active_job, create_job, job_body
+from tests.routing.test_claim_and_submit import claim
 from tests.support import Account, assert_problem
 
 # --- the route walks -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from app.jobs import importing
 from app.jobs.errors import LabelSchemaChanged
 from app.jobs.service import job_schema
 from app.models import Item, Job
-from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
+from tests.jobs.factories import BOXES, active_job, create_job, jsonl, reviews, upload
 from tests.support import Account, assert_problem
 
 
@@ -206,9 +206,7 @@ def test_oversize_upload_is_413(client: TestClient, client_account: Account, db:
 def test_import_into_an_active_job_splits_new_items(
     client: TestClient, client_account: Account
 ) -> None:
-    job_id = create_job(client, client_account)
-    upload(client, client_account, job_id, jsonl(reviews(3)))
-    client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers)
+    job_id = active_job(client, client_account, items=3)
     report = upload(client, client_account, job_id, jsonl(reviews(2, start=3))).json()
     assert report["tasks_created"] == 2
     progress = client.get(f"/v1/jobs/{job_id}/progress", headers=client_account.headers).json()

@@ -15,7 +15,7 @@ from app.core.db import Database
 from app.core.security import pseudonym
 from app.jobs.service import job_schema
 from app.models import Answer, Assignment, AssignmentStatus, Item, Job, Task, TaskItem
-from tests.jobs.factories import BOXES, create_job, jsonl, reviews, upload
+from tests.jobs.factories import BOXES, active_job, create_job, reviews
 from tests.support import Account, assert_problem
 
 
@@ -65,11 +65,9 @@ def answer_all(
 def prepared_job(
     client: TestClient, owner: Account, annotators: list[Account], count: int = 6
 ) -> int:
-    job_id = create_job(client, owner, consensus_method="majority_vote")  # vote shares
+    """This file's job (kept: a gold row with its own answer key, consensus by majority vote)."""
     rows = [*reviews(count), {"text": "gold", "gold_answer": {"sentiment": "negative"}}]
-    upload(client, owner, job_id, jsonl(rows))
-    client.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
-    return job_id
+    return active_job(client, owner, rows, consensus_method="majority_vote")  # vote shares
 
 
 def test_jsonl_export_has_consensus_and_pseudonymous_raw_answers(
@@ -152,14 +150,12 @@ def test_coco_export_for_box_jobs(
     db: Database,
 ) -> None:
     annotators = [make_account("annotator") for _ in range(3)]
-    job_id = create_job(client, client_account, BOXES)
-    upload(
+    job_id = active_job(
         client,
         client_account,
-        job_id,
-        jsonl([{"image": f"img{n}.jpg", "width": 640, "height": 480} for n in range(4)]),
+        [{"image": f"img{n}.jpg", "width": 640, "height": 480} for n in range(4)],
+        label_schema=BOXES,
     )
-    client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers)
     box = {"x": 10, "y": 20, "width": 30, "height": 40, "label": "person"}
     answer_all(db, job_id, annotators, lambda n, _: {"objects": [box]})
 

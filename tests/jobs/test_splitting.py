@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.core.db import Database
 from app.models import Item, Task, TaskItem
-from tests.jobs.factories import create_job, jsonl, reviews, upload
+from tests.jobs.factories import active_job, reviews
 from tests.support import Account
 
 
@@ -27,19 +27,12 @@ def task_layout(db: Database, job_id: int) -> list[list[tuple[int, bool]]]:
     return list(tasks.values())
 
 
-def activate(client: TestClient, owner: Account, job_id: int) -> None:
-    response = client.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
-    assert response.status_code == 200, response.text
-
-
 def test_items_are_grouped_with_gold_at_the_ratio(
     client: TestClient, client_account: Account, db: Database
 ) -> None:
-    job_id = create_job(client, client_account, items_per_task=5, gold_ratio=0.2)
     regular = reviews(400)
     gold = [{"text": f"gold {n}", "gold_answer": {"sentiment": "negative"}} for n in range(10)]
-    upload(client, client_account, job_id, jsonl(regular + gold))
-    activate(client, client_account, job_id)
+    job_id = active_job(client, client_account, regular + gold, items_per_task=5, gold_ratio=0.2)
 
     tasks = task_layout(db, job_id)
     slots = [slot for task in tasks for slot in task]
@@ -60,10 +53,8 @@ def test_items_are_grouped_with_gold_at_the_ratio(
 def test_one_item_per_task_makes_whole_gold_tasks(
     client: TestClient, client_account: Account, db: Database
 ) -> None:
-    job_id = create_job(client, client_account, gold_ratio=0.1)
     rows = [*reviews(90), {"text": "g", "gold_answer": {"sentiment": "neutral"}}]
-    upload(client, client_account, job_id, jsonl(rows))
-    activate(client, client_account, job_id)
+    job_id = active_job(client, client_account, rows, gold_ratio=0.1)
     tasks = task_layout(db, job_id)
     gold_tasks = sum(1 for task in tasks if task[0][1])
     assert gold_tasks in (9, 10)  # one in ten; the last one may fall after the final item
@@ -74,9 +65,7 @@ def test_one_item_per_task_makes_whole_gold_tasks(
 def test_no_gold_items_means_no_gold_slots(
     client: TestClient, client_account: Account, db: Database
 ) -> None:
-    job_id = create_job(client, client_account, items_per_task=3, gold_ratio=0.3)
-    upload(client, client_account, job_id, jsonl(reviews(10)))
-    activate(client, client_account, job_id)
+    job_id = active_job(client, client_account, items=10, items_per_task=3, gold_ratio=0.3)
     tasks = task_layout(db, job_id)
     assert [len(t) for t in tasks] == [3, 3, 3, 1]
     assert not any(g for task in tasks for _, g in task)
@@ -85,7 +74,6 @@ def test_no_gold_items_means_no_gold_slots(
 def test_uncertainty_order_puts_least_confident_prelabels_first(
     client: TestClient, client_account: Account, db: Database
 ) -> None:
-    job_id = create_job(client, client_account, task_order="uncertainty")
     scores = [0.9, 0.2, 0.6, 0.4]
     rows = [
         {
@@ -96,8 +84,7 @@ def test_uncertainty_order_puts_least_confident_prelabels_first(
         }
         for n, s in enumerate(scores)
     ]
-    upload(client, client_account, job_id, jsonl(rows))
-    activate(client, client_account, job_id)
+    job_id = active_job(client, client_account, rows, task_order="uncertainty")
     with db.read_session() as session:
         ordered = session.scalars(
             select(Item.prelabel_score)

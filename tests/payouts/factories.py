@@ -1,9 +1,9 @@
-"""Small helpers for money tests: jobs through the API, work through the API, decisions through
-the services quality will call, background jobs through the real runner, and the books."""
+"""Small helpers for money tests: work through the API, decisions through the services quality
+will call, and the books (jobs come from `tests.jobs.factories`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,29 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.db import Database
-from app.models import Assignment, LedgerPosting, OutboxJob
+from app.models import Assignment, LedgerPosting
 from app.models.money import AccountKind
 from payouts import earnings, ledger
-from tests.jobs.factories import create_job, jsonl, reviews, upload
 from tests.support import Account
-from workers.runner import JobRunner
-
-
-def draft_job(
-    http: TestClient, owner: Account, items: int = 3, *, rate: int = 50_000, **fields: Any
-) -> int:
-    pricing = {"mode": "per_task", "rate_micros": rate, **fields.pop("pricing", {})}
-    job_id = create_job(http, owner, pricing=pricing, **fields)
-    response = upload(http, owner, job_id, jsonl(reviews(items)))
-    assert response.status_code == 201, response.text
-    return job_id
-
-
-def active_job(http: TestClient, owner: Account, items: int = 3, **fields: Any) -> int:
-    job_id = draft_job(http, owner, items, **fields)
-    response = http.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
-    assert response.status_code == 200, response.text
-    return job_id
 
 
 def claim(http: TestClient, who: Account, job_id: int | None = None) -> dict[str, Any]:
@@ -85,27 +66,6 @@ def balance(db: Database, key: ledger.AccountKey) -> int:
         return ledger.balance(session, key)
 
 
-def run_jobs(db: Database, names: Sequence[str] | None = None, *, rounds: int = 20) -> int:
-    """Run every outbox job not done yet (optionally only `names`) through the real runner,
-    until none is left; returns how many ran."""
-    runner = JobRunner(db.settings, db)
-    ran = 0
-    for _ in range(rounds):
-        with db.read_session() as session:
-            stmt = select(OutboxJob.id, OutboxJob.name, OutboxJob.args).where(
-                OutboxJob.done_at.is_(None), OutboxJob.dead_at.is_(None)
-            )
-            if names is not None:
-                stmt = stmt.where(OutboxJob.name.in_(names))
-            rows = session.execute(stmt.order_by(OutboxJob.id)).all()
-        if not rows:
-            return ran
-        for outbox_id, name, args in rows:
-            runner.run(name, tuple(args), outbox_id=outbox_id)
-            ran += 1
-    raise AssertionError("background jobs kept enqueueing more")
-
-
 def assert_books_balance(session: Session) -> dict[AccountKind, int]:
     """Every entry balances, every currency sums to zero, and no account but `external` is
     negative. Returns the total balance per account kind."""
@@ -128,6 +88,3 @@ def assert_books_balance(session: Session) -> dict[AccountKind, int]:
         totals[kind] = totals.get(kind, 0) + int(total)
     assert sum(totals.values()) == 0
     return totals
-
-
-__all__ = ["Account", "reviews"]

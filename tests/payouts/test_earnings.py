@@ -18,8 +18,8 @@ from app.main import create_app
 from app.models import AnnotatorProfile, Tier
 from payouts import earnings, ledger
 from payouts.errors import EarningsFinal
+from tests.jobs.factories import active_job
 from tests.payouts.factories import (
-    active_job,
     assert_books_balance,
     balance,
     claim,
@@ -262,7 +262,7 @@ def test_the_floor_counts_approved_work_on_the_job_as_a_whole(
         client_account,
         items=2,
         overlap={"min": 1},
-        pricing={"rate_micros": 100_000},
+        rate=100_000,
     )
     fast = _hourly_work(http, annotator, job_id, [], 10)  # 0.10 in 10 s: 36.00/h
     slow = _hourly_work(http, annotator, job_id, [25], 25)  # 0.10 in 50 s: 7.20/h

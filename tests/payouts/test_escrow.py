@@ -16,19 +16,17 @@ from app.models import LedgerEntry, Task
 from app.routing.service import expire_overdue_assignments
 from payouts import escrow, ledger
 from payouts.background import POST_EARNINGS_JOB
-from tests.jobs.factories import jsonl, reviews, upload
+from tests.jobs.factories import active_job, draft_job, jsonl, reviews, upload
+from tests.outbox import run_due_jobs
 from tests.payouts.factories import (
-    active_job,
     assert_books_balance,
     balance,
     claim,
-    draft_job,
     post_earnings,
     submit,
     work,
 )
 from tests.support import Account, assert_problem
-from tests.workers.outbox import run_due_jobs
 from workers.scheduler import PERIODIC
 
 USD = "usd"

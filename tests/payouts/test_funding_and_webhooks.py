@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from app.core.db import Database
 from app.models import Funding, OutboxJob, StripeEvent
 from payouts import ledger
-from tests.payouts.factories import assert_books_balance, balance, run_jobs
+from tests.outbox import run_due_jobs
+from tests.payouts.factories import assert_books_balance, balance
 from tests.payouts.fake_stripe import FakeStripe, sign
 from tests.support import Account, assert_problem
 
@@ -70,7 +71,7 @@ def test_card_funding_is_credited_once_when_stripe_confirms_the_payment(
         assert deliver(stripe_client, event).status_code == 200
     assert deliver(stripe_client, completed).json() == {"received": True, "duplicate": True}
     assert balance(stripe_db, ledger.client_available(owner.id, USD)) == 0  # not yet processed
-    assert run_jobs(stripe_db) == 2  # one processing job per distinct event
+    assert len(run_due_jobs(stripe_db)) == 2  # one processing job per distinct event
     assert balance(stripe_db, ledger.client_available(owner.id, USD)) == 25_000_000
 
     fundings = stripe_client.get("/v1/fundings", headers=owner.headers).json()["items"]
@@ -111,7 +112,7 @@ def test_forged_altered_stale_or_unsigned_webhooks_are_400_and_change_nothing(
     assert_problem(unsigned, 400)
 
     assert counts(stripe_db) == before
-    assert run_jobs(stripe_db) == 0
+    assert run_due_jobs(stripe_db) == []
     assert balance(stripe_db, ledger.client_available(owner.id, USD)) == 0
 
 
@@ -120,7 +121,7 @@ def test_unknown_event_types_are_stored_and_ignored(
 ) -> None:
     event = stripe.event("issuing_card.created", {"id": "ic_1", "object": "issuing.card"})
     assert deliver(stripe_client, event).json() == {"received": True, "duplicate": False}
-    assert run_jobs(stripe_db) == 1
+    assert len(run_due_jobs(stripe_db)) == 1
     with stripe_db.read_session() as session:
         row = session.scalars(select(StripeEvent)).one()
         assert (row.type, row.outcome) == ("issuing_card.created", "ignored: unhandled type")
@@ -152,7 +153,7 @@ def test_account_updates_out_of_order_leave_the_account_as_stripe_has_it_now(
     enabled = stripe.update_account(account_id, transfers=True)
     deliver(stripe_client, enabled)
     deliver(stripe_client, restricted)  # the older event arrives last
-    assert run_jobs(stripe_db) == 2
+    assert len(run_due_jobs(stripe_db)) == 2
     mine = stripe_client.get("/v1/payout-account", headers=annotator.headers).json()
     assert mine["transfers_enabled"] is True
     assert mine["details_submitted"] is True
@@ -162,7 +163,7 @@ def test_account_events_for_accounts_not_ours_are_ignored(
     stripe_client: TestClient, stripe_db: Database, stripe: FakeStripe
 ) -> None:
     deliver(stripe_client, stripe.event("account.updated", {"id": "acct_elsewhere"}))
-    run_jobs(stripe_db)
+    run_due_jobs(stripe_db)
     with stripe_db.read_session() as session:
         assert session.scalars(select(StripeEvent.outcome)).one().startswith("ignored")
 

@@ -22,7 +22,8 @@ from app.models import Assignment, Job, JobBudget, JobEarnings, Payout
 from app.models.money import EntryKind
 from payouts import earnings, ledger, payouts
 from payouts.errors import InsufficientFunds
-from tests.payouts.factories import assert_books_balance, balance, draft_job, work
+from tests.jobs.factories import active_job, draft_job
+from tests.payouts.factories import assert_books_balance, balance, work
 from tests.support import Account
 
 pytestmark = pytest.mark.commits  # threads race on real commits
@@ -130,14 +131,13 @@ def test_concurrent_approvals_on_one_job_keep_its_free_escrow_right(
     client_account: Account,
     make_account: Callable[..., Account],
 ) -> None:
-    job_id = draft_job(
+    job_id = active_job(
         client,
         client_account,
         items=THREADS,
         overlap={"min": 1},
         pricing={"tier_multipliers_bps": {"expert": 20_000}},
     )
-    assert client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers).is_success
     ids = [work(client, db, make_account("annotator"), job_id) for _ in range(THREADS)]
 
     def approve(i: int) -> int:
@@ -158,8 +158,7 @@ def test_concurrent_approvals_on_one_job_keep_its_free_escrow_right(
 def test_the_same_decision_delivered_by_many_threads_at_once_pays_once(
     client: TestClient, db: Database, wide: Database, client_account: Account, annotator: Account
 ) -> None:
-    job_id = draft_job(client, client_account, items=2, overlap={"min": 1})
-    assert client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers).is_success
+    job_id = active_job(client, client_account, items=2, overlap={"min": 1})
     approved, rejected = (work(client, db, annotator, job_id) for _ in range(2))
     with wide.transaction() as session:
         earnings.on_rejected(session, session.get_one(Assignment, rejected))

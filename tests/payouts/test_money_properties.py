@@ -35,7 +35,8 @@ from app.models.money import AccountKind, EntryKind, PayoutStatus
 from payouts import earnings, ledger
 from payouts.errors import EarningsFinal, InsufficientFunds
 from tests.harness import Restart
-from tests.payouts.factories import assert_books_balance, decide, draft_job
+from tests.jobs.factories import draft_job
+from tests.payouts.factories import assert_books_balance, decide
 from tests.support import Account
 
 AMOUNTS = st.sampled_from([300_000, 1_000_000, 4_000_000])
@@ -133,7 +134,7 @@ def test_any_sequence_of_money_events_keeps_the_books(
             who = self.clients[owner]
             pricing: dict[str, Any] = {"tier_multipliers_bps": {"expert": 15_000}} if expert else {}
             job_id = draft_job(
-                http, who, items, rate=rate, overlap={"min": overlap}, pricing=pricing
+                http, who, items=items, rate=rate, overlap={"min": overlap}, pricing=pricing
             )
             self.jobs.append((job_id, who))
 

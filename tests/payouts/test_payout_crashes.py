@@ -28,8 +28,9 @@ from app.models import Payout, PayoutAccount
 from app.models.money import EntryKind, PayoutStatus
 from payouts import ledger, payouts
 from payouts.providers.stripe import gateway_for
+from tests.outbox import run_due_jobs
 from tests.payouts.crash_child import run_round
-from tests.payouts.factories import assert_books_balance, run_jobs
+from tests.payouts.factories import assert_books_balance
 from tests.payouts.fake_stripe import FakeStripe
 from tests.support import Account
 
@@ -71,7 +72,7 @@ def _reconcile_until_settled(db: Database, stats: Counter[str]) -> None:
         with db.transaction() as session:
             found = payouts.reconcile(session, older_than=timedelta(0))
         stats["reconciled payouts"] += len(found)
-        run_jobs(db, [payouts.SEND_JOB])
+        run_due_jobs(db, names=[payouts.SEND_JOB])
         with db.read_session() as session:
             left = session.scalar(
                 select(func.count()).where(

@@ -18,14 +18,9 @@ from app.models import OutboxJob, Payout
 from app.models.money import EntryKind
 from payouts import earnings, ledger, payouts
 from payouts.providers.stripe import StripeGateway, gateway_for
-from tests.payouts.factories import (
-    active_job,
-    assert_books_balance,
-    balance,
-    decide,
-    run_jobs,
-    work,
-)
+from tests.jobs.factories import active_job
+from tests.outbox import run_due_jobs
+from tests.payouts.factories import assert_books_balance, balance, decide, work
 from tests.payouts.fake_stripe import FakeStripe
 from tests.support import Account, assert_problem
 
@@ -214,7 +209,7 @@ def test_stripe_payouts_go_to_enabled_accounts_once_with_the_payout_key(
 
     [payout] = batch(http, admin)["payouts"]
     assert payout["annotator_id"] == ready.id
-    assert run_jobs(db, [payouts.SEND_JOB]) == 1
+    assert run_due_jobs(db, names=[payouts.SEND_JOB]) == [payouts.SEND_JOB]
     [transfer] = stripe.transfers_for(payout["id"])
     assert (transfer["amount"], transfer["destination"]) == (123, account_id)
     assert transfer["transfer_group"] == f"payout-{payout['id']}"
@@ -252,7 +247,7 @@ def test_a_refused_transfer_fails_the_payout_and_returns_the_money(
     earn(http, db, annotator, job_id)
     [payout] = batch(http, admin)["payouts"]
     stripe.balance_cents = 50  # the platform's Stripe balance cannot cover it
-    run_jobs(db, [payouts.SEND_JOB])
+    run_due_jobs(db, names=[payouts.SEND_JOB])
     failed = http.get("/v1/admin/payouts?status=failed", headers=admin.headers).json()["items"]
     assert [p["id"] for p in failed] == [payout["id"]]
     assert "balance_insufficient" in failed[0]["failure_reason"]
@@ -263,7 +258,7 @@ def test_a_refused_transfer_fails_the_payout_and_returns_the_money(
     retried = http.post(f"/v1/admin/payouts/{payout['id']}/retry", headers=admin.headers)
     assert retried.status_code == 201, retried.text
     assert retried.json()["retry_of_id"] == payout["id"]
-    run_jobs(db, [payouts.SEND_JOB])
+    run_due_jobs(db, names=[payouts.SEND_JOB])
     [transfer] = stripe.transfers_for(retried.json()["id"])
     assert transfer["amount"] == 123
     assert balance(db, ledger.annotator_available(annotator.id, USD)) == RATE - 1_230_000
@@ -285,7 +280,7 @@ def test_an_unanswered_transfer_is_unknown_until_reconciliation_finds_it(
     earn(http, db, annotator, job_id)
     [payout] = batch(http, admin)["payouts"]
     stripe.drop_transfer_responses = 3  # the SDK's request and both of its retries go unanswered
-    run_jobs(db, [payouts.SEND_JOB])
+    run_due_jobs(db, names=[payouts.SEND_JOB])
     with db.read_session() as session:
         row = session.get_one(Payout, payout["id"])
         assert row.status.value == "unknown"
@@ -295,7 +290,7 @@ def test_an_unanswered_transfer_is_unknown_until_reconciliation_finds_it(
 
     with db.transaction() as session:
         assert payouts.reconcile(session) == [payout["id"]]
-    run_jobs(db, [payouts.SEND_JOB])
+    run_due_jobs(db, names=[payouts.SEND_JOB])
     with db.read_session() as session:
         row = session.get_one(Payout, payout["id"])
         assert row.status.value == "paid"
@@ -323,13 +318,13 @@ def test_held_payouts_are_not_sent_until_released(
         headers=admin.headers,
     )
     assert held.json()["status"] == "held"
-    run_jobs(db, [payouts.SEND_JOB])
+    run_due_jobs(db, names=[payouts.SEND_JOB])
     assert stripe.transfers_for(payout["id"]) == []
     retry_held = http.post(f"/v1/admin/payouts/{payout['id']}/retry", headers=admin.headers)
     assert assert_problem(retry_held, 409)["status"] == 409
     released = http.post(f"/v1/admin/payouts/{payout['id']}/release", headers=admin.headers)
     assert released.json()["status"] == "pending"
-    run_jobs(db, [payouts.SEND_JOB])
+    run_due_jobs(db, names=[payouts.SEND_JOB])
     assert len(stripe.transfers_for(payout["id"])) == 1
     settle = http.post(
         f"/v1/admin/payouts/{payout['id']}/settle",

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.models import Role
-from tests.jobs.factories import create_job, jsonl, reviews, upload
+from tests.jobs.factories import active_job
 from tests.qualification_tests.factories import make_skill, start, submit
 from tests.support import Account
 
@@ -40,9 +40,9 @@ def test_no_annotator_response_contains_an_answer_key(
     make_account: Callable[..., Account],
 ) -> None:
     make_skill(client, admin)
-    job_id = create_job(client, client_account, required_skills=[{"skill": "sentiment-en"}])
-    upload(client, client_account, job_id, jsonl(reviews(2)))
-    client.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers)
+    job_id = active_job(
+        client, client_account, items=2, required_skills=[{"skill": "sentiment-en"}]
+    )
     test_response = client.post(
         "/v1/qualification-tests",
         json={

@@ -12,16 +12,9 @@ from sqlalchemy import event, select
 from app.core.db import Database
 from app.models import Assignment, AssignmentStatus, Job, Role, Task
 from qualification_tests.eligibility import explain_eligibility, explain_eligibility_for_jobs
-from tests.jobs.factories import create_job, jsonl, reviews, upload
+from tests.jobs.factories import active_job, create_job
 from tests.qualification_tests.factories import Clock, create_test, make_skill, take
 from tests.support import Account, assert_problem
-
-
-def active_job(client: TestClient, owner: Account, **settings: Any) -> int:
-    job_id = create_job(client, owner, **settings)
-    assert upload(client, owner, job_id, jsonl(reviews(3))).status_code == 201
-    assert client.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers).status_code == 200
-    return job_id
 
 
 def eligibility(client: TestClient, annotator: Account, job_id: int) -> dict[str, Any]:

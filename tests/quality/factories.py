@@ -1,5 +1,5 @@
-"""Small factories for judging tests: jobs with control (gold) items, annotators doing tasks
-through the API on a controlled clock, and the quality jobs run by hand."""
+"""Small factories for judging tests: annotators doing tasks through the API on a controlled
+clock, and the quality jobs run by hand (jobs with control items: `tests.jobs.factories`)."""
 
 from __future__ import annotations
 
@@ -17,37 +17,7 @@ from app.core.settings import Settings
 from app.models import Assignment
 from app.models.quality import QualityAction
 from app.quality import enforcement, tracking
-from tests.jobs.factories import create_job, jsonl, upload
 from tests.support import Account
-
-GOLD_LABEL = "neutral"  # the answer key of every control item (annotators answer otherwise)
-
-
-def rows(regular: int, gold: int = 0) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [
-        {"external_id": f"r{n}", "text": f"review {n}"} for n in range(regular)
-    ]
-    out += [
-        {"external_id": f"g{n}", "text": f"control {n}", "gold_answer": {"sentiment": GOLD_LABEL}}
-        for n in range(gold)
-    ]
-    return out
-
-
-def open_job(
-    client: TestClient, owner: Account, *, regular: int = 6, gold: int = 0, **job: Any
-) -> int:
-    """An active job of `owner` with `regular` items and `gold` control items (one item per
-    task; with gold, every other task is a control task)."""
-    job.setdefault("overlap", {"min": 1})
-    if gold:
-        job.setdefault("gold_ratio", 0.5)
-    job_id = create_job(client, owner, **job)
-    response = upload(client, owner, job_id, jsonl(rows(regular, gold)))
-    assert response.status_code == 201, response.text
-    activated = client.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
-    assert activated.status_code == 200, activated.text
-    return job_id
 
 
 def do_task(
@@ -60,8 +30,9 @@ def do_task(
     seconds: float = 30,
 ) -> dict[str, Any] | None:
     """Claim the next task of the job, spend `seconds` on it (the clock moves), submit; returns
-    {"id", "gold", "feedback"} or None when there was nothing to claim. Control items are
-    answered with `gold_label`, the others with `label` (or label(text))."""
+    {"id", "gold", "feedback"} or None when there was nothing to claim. Control items (texts
+    "control ...", as `tests.jobs.factories.controls` makes them) are answered with `gold_label`,
+    the others with `label` (or label(text))."""
     claimed = client.post("/v1/assignments/next", json={"job_id": job_id}, headers=who.headers)
     assert claimed.status_code == 200, claimed.text
     if not claimed.json()["assignments"]:

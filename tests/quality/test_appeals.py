@@ -12,7 +12,8 @@ from sqlalchemy import select
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import Answer, AssignmentStatus, Task, TaskStatus
-from tests.quality.factories import actions_of, assignment, do_tasks, open_job, refresh
+from tests.jobs.factories import active_job
+from tests.quality.factories import actions_of, assignment, do_tasks, refresh
 from tests.support import Account, assert_problem
 
 
@@ -47,7 +48,7 @@ def test_an_overturned_rejection_restores_the_assignment_and_the_stats(
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(client, client_account, regular=2)
+    job_id = active_job(client, client_account, items=2, overlap={"min": 1})
     kept, contested = (t["id"] for t in do_tasks(client, annotator, job_id, 2))
     client.post(
         f"/v1/quality/jobs/{job_id}/approve",
@@ -97,7 +98,7 @@ def test_an_overturned_rejection_restores_the_assignment_and_the_stats(
 def test_an_upheld_appeal_leaves_the_judgment_as_it_was(
     client: TestClient, client_account: Account, annotator: Account, admin: Account, db: Database
 ) -> None:
-    job_id = open_job(client, client_account, regular=1)
+    job_id = active_job(client, client_account, items=1, overlap={"min": 1})
     [task] = do_tasks(client, annotator, job_id, 1)
     client.post(
         f"/v1/quality/jobs/{job_id}/reject",
@@ -120,7 +121,9 @@ def test_an_overturned_gold_judgment_is_rescored_and_a_removal_it_caused_is_reve
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(client, client_account, regular=4, gold=4, instant_feedback=True)
+    job_id = active_job(
+        client, client_account, items=4, gold=4, instant_feedback=True, overlap={"min": 1}
+    )
     client.put(
         f"/v1/quality/jobs/{job_id}/rules",
         json={"removal_min_gold_answers": 2, "removal_gold_accuracy": 0.6},
@@ -166,7 +169,7 @@ def test_gold_judgments_are_appealable_only_where_they_were_shown(
 ) -> None:
     """Without instant feedback annotators are never told which items were control items; the
     appeal route answers the same for a control task and any other."""
-    job_id = open_job(client, client_account, regular=2, gold=2)
+    job_id = active_job(client, client_account, items=2, gold=2, overlap={"min": 1})
     done = do_tasks(client, annotator, job_id, 2)
     assert {t["gold"] for t in done} == {True, False}
     answers = [appeal(client, annotator, t["id"], kind="gold") for t in done]

@@ -13,9 +13,10 @@ from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import AssignmentStatus, ReviewDecision, ReviewSource
-from tests.quality.factories import assignment, do_tasks, open_job
+from tests.jobs.factories import active_job
+from tests.outbox import run_due_jobs
+from tests.quality.factories import assignment, do_tasks
 from tests.support import Account
-from tests.webhooks.support import run_due_jobs
 from workers.scheduler import PERIODIC, Scheduler
 
 
@@ -27,7 +28,7 @@ def test_unreviewed_work_is_auto_approved_after_n_days_by_the_scheduler(
     settings: Settings,
 ) -> None:
     assert settings.quality_auto_approve_days == 3
-    job_id = open_job(client, client_account, regular=3)
+    job_id = active_job(client, client_account, items=3, overlap={"min": 1})
     waiting, rejected, approved = (t["id"] for t in do_tasks(client, annotator, job_id, 3))
     client.post(
         f"/v1/quality/jobs/{job_id}/reject",

@@ -29,7 +29,8 @@ from app.models import (
     Task,
 )
 from app.quality import appeals, enforcement, review, tracking
-from tests.quality.factories import do_tasks, open_job
+from tests.jobs.factories import active_job
+from tests.quality.factories import do_tasks
 from tests.support import Account
 
 pytestmark = pytest.mark.commits  # threads race on real commits
@@ -45,7 +46,7 @@ def test_concurrent_reviews_and_appeals_keep_every_history_consistent(
     annotator: Account,
     db: Database,
 ) -> None:
-    job_id = open_job(client, client_account, regular=40)
+    job_id = active_job(client, client_account, items=40, overlap={"min": 1})
     ids = [t["id"] for t in do_tasks(client, annotator, job_id, 40)]
     wide = Database(db.settings.model_copy(update={"db_pool_size": THREADS + 2}))
     # Auto-approval races too, over the first ten submits only (do_tasks spaced them 30 s).
@@ -134,7 +135,7 @@ def test_concurrent_refreshes_of_the_same_annotators_add_nothing_twice(
     """Appeals and admins refresh one annotator while the scheduler's batch refreshes many: the
     per-annotator lock makes them take turns, so rows are rewritten whole and no rule action is
     recorded twice."""
-    job_id = open_job(client, client_account, regular=12, gold=12)
+    job_id = active_job(client, client_account, items=12, gold=12, overlap={"min": 1})
     client.put(
         f"/v1/quality/jobs/{job_id}/rules",
         json={"removal_min_gold_answers": 2, "identical_run_length": 3, "speed_floor_seconds": 10},

@@ -17,7 +17,8 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.models import JobBan, QualityAction, RuleCounters
 from app.quality import enforcement
-from tests.quality.factories import actions_of, do_tasks, open_job, refresh
+from tests.jobs.factories import active_job
+from tests.quality.factories import actions_of, do_tasks, refresh
 from tests.support import Account, assert_problem
 
 
@@ -55,7 +56,7 @@ def test_a_removal_carries_its_evidence_bans_and_is_reversible_without_reimposin
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(client, client_account, regular=12, gold=12)
+    job_id = active_job(client, client_account, items=12, gold=12, overlap={"min": 1})
     set_rules(client, client_account, job_id, removal_gold_accuracy=0.6, removal_min_gold_answers=4)
     done = do_tasks(client, annotator, job_id, 7)  # 3 control tasks: too few to judge
     assert refresh(db, settings, annotator) == []
@@ -138,7 +139,7 @@ def test_a_ban_lifted_by_hand_reverses_its_removal(
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(client, client_account, regular=2, gold=2)
+    job_id = active_job(client, client_account, items=2, gold=2, overlap={"min": 1})
     set_rules(client, client_account, job_id, removal_min_gold_answers=1)
     do_tasks(client, annotator, job_id, 2)
     assert refresh(db, settings, annotator) == []  # the submit removed them already
@@ -162,7 +163,7 @@ def test_fast_submits_are_flagged_once_each_at_submit_or_in_batch(
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(client, client_account, regular=6)
+    job_id = active_job(client, client_account, items=6, overlap={"min": 1})
     set_rules(client, client_account, job_id, speed_floor_seconds=10)
     fast = [t["id"] for t in do_tasks(client, annotator, job_id, 3, seconds=4)]
     slow = [t["id"] for t in do_tasks(client, annotator, job_id, 1, seconds=40)]
@@ -195,7 +196,7 @@ def test_the_speed_floor_defaults_to_a_share_of_the_jobs_median(
 ) -> None:
     """With no floor set, a quarter of the median seconds of the job's submits, once there are
     20: here 20 submits of 40 s give a floor of 10 s, and a 4 s submit is flagged."""
-    job_id = open_job(client, client_account, regular=30, overlap={"min": 1})
+    job_id = active_job(client, client_account, items=30, overlap={"min": 1})
     steady, hasty = make_account("annotator"), make_account("annotator")
     do_tasks(client, steady, job_id, 19, seconds=40)
     [quick] = do_tasks(client, hasty, job_id, 1, seconds=4)
@@ -218,7 +219,7 @@ def test_identical_answer_runs_are_flagged_the_same_at_submit_and_in_batch(
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(client, client_account, regular=16, overlap={"min": 2})
+    job_id = active_job(client, client_account, items=16, overlap={"min": 2})
     set_rules(client, client_account, job_id, identical_run_length=3)
     checked, batched = make_account("annotator"), make_account("annotator")
 
@@ -255,7 +256,7 @@ def test_a_suspension_is_proposed_after_repeated_removals_and_an_admin_decides(
 ) -> None:
     jobs = []
     for _ in range(4):
-        job_id = open_job(client, client_account, regular=2, gold=2)
+        job_id = active_job(client, client_account, items=2, gold=2, overlap={"min": 1})
         set_rules(client, client_account, job_id, removal_min_gold_answers=1)
         jobs.append(job_id)
     for job_id in jobs[:3]:

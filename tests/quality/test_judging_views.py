@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from app.core.db import Database
 from app.core.security import pseudonym
 from app.core.settings import Settings
-from tests.quality.factories import GOLD_LABEL, actions_of, do_tasks, open_job, refresh
+from tests.jobs.factories import GOLD_LABEL, active_job
+from tests.quality.factories import actions_of, do_tasks, refresh
 from tests.support import Account
 
 
@@ -24,8 +25,8 @@ def test_the_clients_report_on_a_job(
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(
-        client, client_account, regular=2, overlap={"min": 3}, consensus_method="majority_vote"
+    job_id = active_job(
+        client, client_account, items=2, overlap={"min": 3}, consensus_method="majority_vote"
     )
     crowd = [make_account("annotator") for _ in range(3)]
     for who, label in zip(crowd, ["positive", "positive", "negative"], strict=True):
@@ -87,7 +88,7 @@ def test_annotators_see_only_their_own_figures_and_never_a_gold_answer(
     db: Database,
     settings: Settings,
 ) -> None:
-    job_id = open_job(client, client_account, regular=6, gold=6, overlap={"min": 2})
+    job_id = active_job(client, client_account, items=6, gold=6, overlap={"min": 2})
     client.put(
         f"/v1/quality/jobs/{job_id}/rules",
         json={"removal_min_gold_answers": 2, "identical_run_length": 3, "speed_floor_seconds": 10},
@@ -157,16 +158,16 @@ def test_the_reports_agreement_per_control_matches_hand_computed_kappa_and_alpha
     client_account: Account,
     make_account: Callable[..., Account],
 ) -> None:
-    """Three annotators, two items: "review 0" answered a, a, a and "review 1" a, a, b.
-    Percent agreement: (1 + 1/3) / 2 = 2/3. Fleiss: label shares 5/6 and 1/6, so chance
+    """Three annotators, two items: "review number 0" answered a, a, a and "review number 1"
+    a, a, b. Percent agreement: (1 + 1/3) / 2 = 2/3. Fleiss: label shares 5/6 and 1/6, so chance
     agreement 26/36 and kappa (2/3 − 26/36) / (1 − 26/36) = −0.2. Krippendorff (nominal): the
     coincidences o_ab = o_ba = 1 over n = 6 values with n_a = 5, n_b = 1 give
     α = 1 − (n − 1)·2 / (2·n_a·n_b) = 0."""
-    job_id = open_job(client, client_account, regular=2, overlap={"min": 3})
+    job_id = active_job(client, client_account, items=2, overlap={"min": 3})
     for person in ("first", "second", "third"):
         who = make_account("annotator")
         label = (
-            (lambda t: "negative" if t == "review 1" else "positive")
+            (lambda t: "negative" if t == "review number 1" else "positive")
             if person == "third"
             else "positive"
         )

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from app.core.db import Database
 from app.models import AssignmentStatus, ReviewDecision, Task, TaskStatus
 from app.quality import review
-from tests.quality.factories import assignment, do_task, do_tasks, open_job
+from tests.jobs.factories import active_job
+from tests.quality.factories import assignment, do_task, do_tasks
 from tests.support import Account, assert_problem
 
 
@@ -41,7 +42,7 @@ def decisions(db: Database) -> list[ReviewDecision]:
 def test_a_client_approves_and_rejects_in_bulk_and_the_annotator_sees_the_reasons(
     client: TestClient, client_account: Account, annotator: Account, db: Database
 ) -> None:
-    job_id = open_job(client, client_account, regular=4)
+    job_id = active_job(client, client_account, items=4, overlap={"min": 1})
     ids = [t["id"] for t in do_tasks(client, annotator, job_id, 4)]
     waiting = client.get(f"/v1/quality/jobs/{job_id}/assignments", headers=client_account.headers)
     assert waiting.status_code == 200, waiting.text
@@ -73,7 +74,7 @@ def test_a_client_approves_and_rejects_in_bulk_and_the_annotator_sees_the_reason
 def test_rejecting_needs_a_reason(
     client: TestClient, client_account: Account, annotator: Account, db: Database, reason: Any
 ) -> None:
-    job_id = open_job(client, client_account, regular=1)
+    job_id = active_job(client, client_account, items=1, overlap={"min": 1})
     [task] = do_tasks(client, annotator, job_id, 1)
     body = {} if reason is None else {"reason": reason}
     assert_problem(reject(client, client_account, job_id, [task["id"]], **body), 422)
@@ -86,7 +87,7 @@ def test_a_rejection_gives_the_slot_back_for_someone_else(
     make_account: Callable[..., Account],
     db: Database,
 ) -> None:
-    job_id = open_job(client, client_account, regular=1)
+    job_id = active_job(client, client_account, items=1, overlap={"min": 1})
     first, second = make_account("annotator"), make_account("annotator")
     [task] = do_tasks(client, first, job_id, 1)
     assert reject(client, client_account, job_id, [task["id"]], reason="wrong").status_code == 200
@@ -107,7 +108,7 @@ def test_a_rejection_gives_the_slot_back_for_someone_else(
 def test_approved_work_is_final_and_a_bulk_review_is_all_or_nothing(
     client: TestClient, client_account: Account, annotator: Account, db: Database
 ) -> None:
-    job_id = open_job(client, client_account, regular=2)
+    job_id = active_job(client, client_account, items=2, overlap={"min": 1})
     first, second = (t["id"] for t in do_tasks(client, annotator, job_id, 2))
     approve(client, client_account, job_id, [first])
     refused = reject(client, client_account, job_id, [second, first], reason="changed my mind")
@@ -123,8 +124,8 @@ def test_ids_that_are_not_the_jobs_assignments_are_404_and_change_nothing(
     annotator: Account,
     db: Database,
 ) -> None:
-    job_id = open_job(client, client_account, regular=1)
-    other_job = open_job(client, client_account, regular=1)
+    job_id = active_job(client, client_account, items=1, overlap={"min": 1})
+    other_job = active_job(client, client_account, items=1, overlap={"min": 1})
     [mine] = do_tasks(client, annotator, job_id, 1)
     [elsewhere] = do_tasks(client, annotator, other_job, 1)
     body = assert_problem(
@@ -137,7 +138,7 @@ def test_ids_that_are_not_the_jobs_assignments_are_404_and_change_nothing(
 def test_work_still_in_progress_cannot_be_reviewed(
     client: TestClient, client_account: Account, annotator: Account
 ) -> None:
-    job_id = open_job(client, client_account, regular=1)
+    job_id = active_job(client, client_account, items=1, overlap={"min": 1})
     claimed = client.post(
         "/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers
     )
@@ -155,7 +156,7 @@ def test_clients_review_only_their_own_jobs(
     annotator: Account,
     admin: Account,
 ) -> None:
-    job_id = open_job(client, client_account, regular=1)
+    job_id = active_job(client, client_account, items=1, overlap={"min": 1})
     [task] = do_tasks(client, annotator, job_id, 1)
     stranger = make_account("client")
     for path, method, body in [
@@ -176,7 +177,7 @@ def test_clients_review_only_their_own_jobs(
 def test_repeating_a_decision_changes_nothing(
     client: TestClient, client_account: Account, annotator: Account, db: Database
 ) -> None:
-    job_id = open_job(client, client_account, regular=2)
+    job_id = active_job(client, client_account, items=2, overlap={"min": 1})
     first, second = (t["id"] for t in do_tasks(client, annotator, job_id, 2))
     approve(client, client_account, job_id, [first])
     assert approve(client, client_account, job_id, [first]).json()["unchanged"] == [first]
@@ -205,7 +206,7 @@ def test_every_review_status_change_calls_the_hook_once(
         return original(session, assignment, old, new, **kwargs)
 
     monkeypatch.setattr(review, "on_review", spy)
-    job_id = open_job(client, client_account, regular=3)
+    job_id = active_job(client, client_account, items=3, overlap={"min": 1})
     a, b, c = (t["id"] for t in do_tasks(client, annotator, job_id, 3))
     approve(client, client_account, job_id, [a])
     reject(client, client_account, job_id, [b, c], reason="wrong labels")
@@ -236,7 +237,7 @@ def test_every_review_status_change_calls_the_hook_once(
 def test_approving_rejected_work_settles_its_open_appeal_and_counts_it_again(
     client: TestClient, client_account: Account, annotator: Account, db: Database
 ) -> None:
-    job_id = open_job(client, client_account, regular=1)
+    job_id = active_job(client, client_account, items=1, overlap={"min": 1})
     [task] = do_tasks(client, annotator, job_id, 1)
     reject(client, client_account, job_id, [task["id"]], reason="wrong")
     client.post(

@@ -8,8 +8,9 @@ from fastapi.testclient import TestClient
 
 from app.core.db import Database
 from payouts import ledger
+from tests.jobs.factories import active_job
 from tests.payouts.factories import assert_books_balance, balance, post_earnings
-from tests.quality.factories import do_tasks, open_job
+from tests.quality.factories import do_tasks
 from tests.quality.test_appeals import appeal, resolve
 from tests.support import Account
 
@@ -23,8 +24,12 @@ def test_approval_rejection_and_an_overturned_appeal_move_the_annotators_money(
     admin: Account,
     db: Database,
 ) -> None:
-    job_id = open_job(
-        client, client_account, regular=2, pricing={"mode": "per_task", "rate_micros": PAY}
+    job_id = active_job(
+        client,
+        client_account,
+        items=2,
+        rate=PAY,
+        overlap={"min": 1},
     )
     currency = db.settings.currency
     pending = ledger.annotator_pending(annotator.id, currency)

@@ -19,9 +19,10 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.models import AnnotatorProfile, AnnotatorStats, Tier
 from app.quality import tracking
-from tests.quality.factories import GOLD_LABEL, do_tasks, open_job, refresh
+from tests.jobs.factories import GOLD_LABEL, active_job
+from tests.outbox import run_due_jobs
+from tests.quality.factories import do_tasks, refresh
 from tests.support import Account
-from tests.webhooks.support import run_due_jobs
 
 
 def stats(db: Database, who: Account) -> dict[tuple[str, str], AnnotatorStats]:
@@ -54,10 +55,10 @@ def crowd(
             headers=admin.headers,
         )
         assert granted.status_code == 201, granted.text
-    job_id = open_job(
+    job_id = active_job(
         client,
         client_account,
-        regular=4,
+        items=4,
         gold=4,
         overlap={"min": 3},
         required_skills=[{"skill": "sentiment-en"}],
@@ -68,7 +69,7 @@ def crowd(
         headers=client_account.headers,
     )
     assert rules.status_code == 200, rules.text
-    other_job = open_job(client, client_account, regular=2)
+    other_job = active_job(client, client_account, items=2, overlap={"min": 1})
     done = {
         "x": do_tasks(client, x, job_id, 10, gold_label=GOLD_LABEL),
         "y": do_tasks(client, y, job_id, 10, gold_label="positive"),
@@ -139,7 +140,7 @@ def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
     crowd: dict[str, Any],
 ) -> None:
     x, y = crowd["x"], crowd["y"]
-    picky = open_job(client, client_account, regular=1, min_reputation=0.55)
+    picky = active_job(client, client_account, items=1, min_reputation=0.55, overlap={"min": 1})
 
     def eligible(who: Account) -> bool:
         answer = client.get(f"/v1/annotator/jobs/{picky}/eligibility", headers=who.headers)

@@ -15,21 +15,10 @@ from app.core.settings import Settings
 from app.main import create_app
 from app.models import Answer, Assignment, AssignmentStatus, ItemResult, Task
 from app.quality import enforcement
-from tests.jobs.factories import create_job, jsonl, reviews, upload
+from tests.jobs.factories import active_job, reviews
 from tests.support import Account, assert_problem
 
 GOLD_TEXT = "a very distinctive control review"
-
-
-def active_job(
-    client: TestClient, owner: Account, rows: list[dict[str, Any]] | None = None, **settings: Any
-) -> int:
-    job_id = create_job(client, owner, **settings)
-    response = upload(client, owner, job_id, jsonl(rows if rows is not None else reviews(3)))
-    assert response.status_code == 201, response.text
-    activated = client.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers)
-    assert activated.status_code == 200, activated.text
-    return job_id
 
 
 def claim(client: TestClient, who: Account, **body: Any) -> list[dict[str, Any]]:
@@ -66,7 +55,7 @@ def test_next_gives_a_task_under_a_lease_showing_items_by_slot(
 def test_overlap_fills_a_task_then_moves_on_and_nobody_repeats_a_task(
     client: TestClient, client_account: Account, make_account: Callable[..., Account]
 ) -> None:
-    active_job(client, client_account, rows=reviews(2), overlap={"min": 3})
+    active_job(client, client_account, items=2, overlap={"min": 3})
     people = [make_account("annotator") for _ in range(4)]
     first = [claim(client, p)[0]["items"][0]["data"]["text"] for p in people]
     assert first == ["review number 0"] * 3 + ["review number 1"]
@@ -78,7 +67,7 @@ def test_overlap_fills_a_task_then_moves_on_and_nobody_repeats_a_task(
 def test_count_claims_several_and_is_capped_by_max_tasks_per_annotator(
     client: TestClient, client_account: Account, annotator: Account
 ) -> None:
-    active_job(client, client_account, rows=reviews(10), max_tasks_per_annotator=4)
+    active_job(client, client_account, items=10, max_tasks_per_annotator=4)
     assert len(claim(client, annotator, count=3)) == 3
     assert len(claim(client, annotator, count=3)) == 1
 
@@ -111,7 +100,7 @@ def test_submit_records_answers_and_completes_the_task_with_consensus(
     active_job(
         client,
         client_account,
-        rows=reviews(1),
+        items=1,
         overlap={"min": 3},
         consensus_method="majority_vote",
     )
@@ -134,7 +123,7 @@ def test_submit_records_answers_and_completes_the_task_with_consensus(
 def test_invalid_answers_are_422_with_pointers_and_nothing_is_stored(
     client: TestClient, client_account: Account, annotator: Account, db: Database
 ) -> None:
-    active_job(client, client_account, items_per_task=2, rows=reviews(2))
+    active_job(client, client_account, items=2, items_per_task=2)
     [assignment] = claim(client, annotator)
     bad = {"answers": [{"sentiment": "happy"}, {"sentiment": "positive", "extra": 1}]}
     body = assert_problem(
@@ -274,7 +263,7 @@ def test_active_time_skips_idle_gaps(
 def test_release_returns_the_slot_and_cannot_be_undone(
     client: TestClient, client_account: Account, make_account: Callable[..., Account]
 ) -> None:
-    job_id = active_job(client, client_account, rows=reviews(1), overlap={"min": 1})
+    job_id = active_job(client, client_account, items=1, overlap={"min": 1})
     first, second = make_account("annotator"), make_account("annotator")
     [assignment] = claim(client, first)
     assert claim(client, second) == []
@@ -295,7 +284,7 @@ def test_release_returns_the_slot_and_cannot_be_undone(
 def test_expired_lease_goes_back_to_the_pool(
     client: TestClient, client_account: Account, make_account: Callable[..., Account]
 ) -> None:
-    active_job(client, client_account, rows=reviews(1), overlap={"min": 1}, lease_seconds=60)
+    active_job(client, client_account, items=1, overlap={"min": 1}, lease_seconds=60)
     slow, quick = make_account("annotator"), make_account("annotator")
     [stale] = claim(client, slow)
     assert claim(client, quick) == []
@@ -333,7 +322,7 @@ def test_late_submit_after_a_sweep_retakes_a_free_slot(
 ) -> None:
     from app.routing.service import expire_overdue_assignments
 
-    active_job(client, client_account, rows=reviews(1), lease_seconds=60)
+    active_job(client, client_account, items=1, lease_seconds=60)
     [assignment] = claim(client, annotator)
     clock.travel(timedelta(seconds=70))
     with db.transaction() as session:
@@ -374,7 +363,7 @@ def test_the_periodic_sweep_job_returns_expired_slots(
     from workers.scheduler import PERIODIC
 
     assert "routing.sweep_leases" in {p.job for p in PERIODIC}
-    active_job(client, client_account, rows=reviews(1), overlap={"min": 1}, lease_seconds=60)
+    active_job(client, client_account, items=1, overlap={"min": 1}, lease_seconds=60)
     claim(client, annotator)
     clock.travel(timedelta(seconds=61))
     JobRunner(db.settings, db).run("routing.sweep_leases", ())

@@ -25,7 +25,7 @@ from app.models import Role, WebhookDelivery
 from app.models.money import EntryKind
 from app.quality import enforcement
 from payouts import funding, ledger
-from tests.jobs.factories import create_job, jsonl, reviews, upload
+from tests.jobs.factories import active_job, draft_job
 from tests.qualification_tests.factories import make_skill, qtest_body
 from tests.quality.factories import do_task
 from tests.support import Account
@@ -132,9 +132,7 @@ def build_world(http: TestClient, db: Database, settings: Settings) -> World:
     ids["attempt_questions"] = [q["question_id"] for q in attempt["questions"]]
 
     # An active job of the client's, with a speed floor so a fast submit is flagged.
-    job_id = create_job(http, owner, overlap={"min": 1})
-    _ok(upload(http, owner, job_id, jsonl(reviews(8))), 201)
-    _ok(http.post(f"/v1/jobs/{job_id}/activate", headers=owner.headers))
+    job_id = active_job(http, owner, items=8, overlap={"min": 1})
     _ok(
         http.put(
             f"/v1/quality/jobs/{job_id}/rules",
@@ -143,8 +141,7 @@ def build_world(http: TestClient, db: Database, settings: Settings) -> World:
         )
     )
     ids["job_id"] = job_id
-    draft_id = create_job(http, owner, overlap={"min": 1})
-    _ok(upload(http, owner, draft_id, jsonl(reviews(2))), 201)
+    draft_id = draft_job(http, owner, items=2, overlap={"min": 1})
     ids["draft_job_id"] = draft_id
     _ok(
         http.post(

@@ -1,5 +1,5 @@
-"""Helpers for webhook tests: run the webhooks' background jobs by hand (as the relay and a
-worker would, on the controlled clock), register endpoints, read what was recorded."""
+"""Helpers for webhook tests: register endpoints, read what was recorded (the webhooks'
+background jobs run by hand through `tests.outbox.run_due_jobs`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.core.db import Database
-from app.core.settings import Settings
 from app.models import OutboxJob, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.support import Account
-from tests.workers.outbox import run_due_jobs as run_due
 
 
 def register(
@@ -63,8 +61,3 @@ def pending_jobs(db: Database, name: str) -> list[OutboxJob]:
                 .order_by(OutboxJob.id)
             )
         )
-
-
-def run_due_jobs(db: Database, settings: Settings, *, prefix: str = "webhooks.") -> list[str]:
-    """The webhooks' due background jobs, run by hand (`tests.workers.outbox.run_due_jobs`)."""
-    return run_due(db, settings, prefix=prefix)

@@ -23,6 +23,7 @@ from app.core.settings import Settings
 from app.main import create_app
 from app.models import DeliveryStatus, OutboxJob, WebhookDelivery, WebhookEvent
 from app.webhooks import attempts, background, catalog, service, signing
+from tests.outbox import run_due_jobs
 from tests.support import Account, assert_problem
 from tests.webhooks.receiver import Receiver, Reply
 from tests.webhooks.support import (
@@ -31,7 +32,6 @@ from tests.webhooks.support import (
     endpoint_row,
     events,
     register,
-    run_due_jobs,
 )
 from tests.workers.background import wait_until
 from workers.in_process import InProcessRunner
@@ -66,7 +66,10 @@ def test_an_event_is_delivered_signed_with_its_id_and_the_signature_verifies(
     assert event_id is not None
     assert event_id.startswith("evt_")
 
-    assert run_due_jobs(db, hook_settings) == ["webhooks.fan_out", "webhooks.deliver"]
+    assert run_due_jobs(db, hook_settings, prefix="webhooks.") == [
+        "webhooks.fan_out",
+        "webhooks.deliver",
+    ]
     [request] = receiver.received
     assert request.path == "/hook"
     assert request.headers["content-type"] == "application/json"
@@ -119,15 +122,17 @@ def test_500s_and_timeouts_are_retried_with_growing_delays_and_the_same_event_id
     endpoint = register(hooks, client_account, receiver.url, ["job.paused"])
     receiver.reply(Reply(500), Reply(200, delay=1.0), Reply(503), Reply(500), Reply(200))
     event_id = record(db, client_account.id)
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     waits = []
     for _ in range(4):
         [row] = deliveries(db)
         assert row.last_attempt_at is not None
         waits.append(row.next_attempt_at - row.last_attempt_at)
-        assert run_due_jobs(db, hook_settings) == []  # not due yet: nothing happens
+        assert (
+            run_due_jobs(db, hook_settings, prefix="webhooks.") == []
+        )  # not due yet: nothing happens
         travel_to_next_attempt(db)
-        assert run_due_jobs(db, hook_settings) == ["webhooks.deliver"]
+        assert run_due_jobs(db, hook_settings, prefix="webhooks.") == ["webhooks.deliver"]
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.succeeded
     assert row.attempts == 5
@@ -152,10 +157,10 @@ def test_a_delivery_failing_for_24_hours_is_dead_and_its_endpoint_disabled(
     receiver.default = Reply(500)
     record(db, client_account.id)
     started = utcnow()
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     while deliveries(db)[0].status is DeliveryStatus.pending:
         travel_to_next_attempt(db)
-        run_due_jobs(db, hook_settings)
+        run_due_jobs(db, hook_settings, prefix="webhooks.")
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.dead
     assert row.dead_at is not None
@@ -164,7 +169,7 @@ def test_a_delivery_failing_for_24_hours_is_dead_and_its_endpoint_disabled(
     assert 12 <= row.attempts <= 17
     assert len(receiver.received) == row.attempts
     clock.travel(timedelta(days=1))
-    assert run_due_jobs(db, hook_settings) == []  # nothing more is tried
+    assert run_due_jobs(db, hook_settings, prefix="webhooks.") == []  # nothing more is tried
 
     shown = hooks.get(
         f"/v1/webhooks/endpoints/{endpoint['id']}", headers=client_account.headers
@@ -190,10 +195,10 @@ def test_a_dead_delivery_is_replayed_with_the_same_event_id(
     endpoint = register(hooks, client_account, receiver.url, ["job.paused"])
     receiver.default = Reply(500)
     event_id = record(db, client_account.id)
-    run_due_jobs(db, short)
+    run_due_jobs(db, short, prefix="webhooks.")
     while deliveries(db)[0].status is DeliveryStatus.pending:
         travel_to_next_attempt(db)
-        run_due_jobs(db, short)
+        run_due_jobs(db, short, prefix="webhooks.")
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.dead
     tried = row.attempts
@@ -208,7 +213,7 @@ def test_a_dead_delivery_is_replayed_with_the_same_event_id(
     assert replayed.json()["status"] == "pending"
     again = hooks.post(f"/v1/webhooks/deliveries/{row.id}/replay", headers=client_account.headers)
     assert assert_problem(again, 409)["type"] == "/problems/webhook-delivery-pending"
-    run_due_jobs(db, short)
+    run_due_jobs(db, short, prefix="webhooks.")
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.succeeded
     assert row.attempts == tried + 1
@@ -230,10 +235,10 @@ def test_every_dead_delivery_of_an_endpoint_is_replayed_at_once(
     endpoint = register(hooks, client_account, receiver.url, ["job.paused"])
     receiver.default = Reply(500)
     ids = {record(db, client_account.id) for _ in range(3)}
-    run_due_jobs(db, short)
+    run_due_jobs(db, short, prefix="webhooks.")
     for _ in range(2):
         clock.travel(timedelta(seconds=40))
-        run_due_jobs(db, short)
+        run_due_jobs(db, short, prefix="webhooks.")
     assert {d.status for d in deliveries(db)} == {DeliveryStatus.dead}
 
     receiver.default = Reply(200)
@@ -243,7 +248,7 @@ def test_every_dead_delivery_of_an_endpoint_is_replayed_at_once(
     )
     assert response.status_code == 202
     assert response.json() == {"replayed": 3}
-    ran = run_due_jobs(db, short)
+    ran = run_due_jobs(db, short, prefix="webhooks.")
     assert ran.count("webhooks.deliver") == 3
     assert "webhooks.dispatch" in ran
     assert {d.status for d in deliveries(db)} == {DeliveryStatus.succeeded}
@@ -264,7 +269,7 @@ def test_a_test_event_goes_to_the_one_endpoint_and_its_attempts_are_listed(
     )
     assert response.status_code == 202, response.text
     sent = response.json()
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     [request] = receiver.received
     assert request.path == "/hook"
     assert json.loads(request.body)["type"] == "webhook.test"
@@ -289,7 +294,7 @@ def test_410_gone_switches_the_endpoint_off_at_once(
     endpoint = register(hooks, client_account, receiver.url, ["job.paused"])
     receiver.reply(Reply(410))
     record(db, client_account.id)
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.dead
     shown = hooks.get(
@@ -317,14 +322,14 @@ def test_pending_deliveries_to_a_disabled_endpoint_die_at_their_next_attempt(
     endpoint = register(hooks, client_account, receiver.url, ["job.paused"])
     receiver.reply(Reply(500))
     record(db, client_account.id)
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     hooks.patch(
         f"/v1/webhooks/endpoints/{endpoint['id']}",
         json={"active": False},
         headers=client_account.headers,
     )
     travel_to_next_attempt(db)
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.dead
     assert row.last_error is not None
@@ -341,12 +346,15 @@ def test_a_second_job_for_the_same_delivery_sends_nothing(
 ) -> None:
     register(hooks, client_account, receiver.url, ["job.paused"])
     record(db, client_account.id)
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     [row] = deliveries(db)
     with db.transaction() as session:
         enqueue(session, attempts.DELIVER_JOB, row.id)
         enqueue(session, attempts.DELIVER_JOB, row.id)
-    assert run_due_jobs(db, hook_settings) == ["webhooks.deliver", "webhooks.deliver"]
+    assert run_due_jobs(db, hook_settings, prefix="webhooks.") == [
+        "webhooks.deliver",
+        "webhooks.deliver",
+    ]
     assert len(receiver.received) == 1
     assert deliveries(db)[0].attempts == 1
 
@@ -374,7 +382,7 @@ def test_an_attempt_lost_in_flight_is_picked_up_by_the_sweep(
     clock.travel(timedelta(minutes=12))
     with db.transaction() as session:
         background.sweep(JobContext(session, hook_settings, None, None, 0))
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     assert deliveries(db)[0].status is DeliveryStatus.succeeded
     assert len(receiver.received) == 1
 
@@ -389,7 +397,7 @@ def test_a_secret_sealed_under_another_key_fails_the_attempt_clearly(
     register(hooks, client_account, receiver.url, ["job.paused"])
     record(db, client_account.id)
     rekeyed = hook_settings.model_copy(update={"secret_key": SecretStr("another-key-" + "y" * 40)})
-    run_due_jobs(db, rekeyed)
+    run_due_jobs(db, rekeyed, prefix="webhooks.")
     [row] = deliveries(db)
     assert row.status is DeliveryStatus.pending
     assert row.last_error is not None
@@ -491,7 +499,7 @@ def test_old_events_are_pruned_once_none_of_their_deliveries_is_pending(
     receiver.reply(Reply(200), Reply(500))
     record(db, client_account.id)
     record(db, client_account.id)
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     assert sorted(d.status for d in deliveries(db)) == [
         DeliveryStatus.pending,
         DeliveryStatus.succeeded,

@@ -13,9 +13,10 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.webhooks import catalog, service, signing
 from app.webhooks.signing import SecretBox
+from tests.outbox import run_due_jobs
 from tests.support import Account, assert_problem
 from tests.webhooks.receiver import Receiver
-from tests.webhooks.support import endpoint_row, register, run_due_jobs
+from tests.webhooks.support import endpoint_row, register
 
 
 def test_an_endpoint_is_registered_and_its_secret_shown_once(
@@ -191,7 +192,7 @@ def test_a_rotated_secret_overlaps_with_the_previous_one_then_replaces_it(
                 catalog.JOB_PAUSED,
                 catalog.job_paused(1, clock.utcnow(), "paused_by_client"),
             )
-        run_due_jobs(db, hook_settings)
+        run_due_jobs(db, hook_settings, prefix="webhooks.")
         return receiver.received[-1].headers
 
     during = send()

@@ -26,12 +26,13 @@ from app.main import create_app
 from app.models import Assignment, ItemResult, Task, TaskItem, WebhookJobProgress
 from app.models.jobs import Answer, Item
 from app.webhooks import background, catalog, hot_path, service
-from tests.jobs.factories import BOXES, SENTIMENT, create_job, jsonl, reviews, upload
+from tests.jobs.factories import BOXES, SENTIMENT, active_job, create_job, jsonl, reviews, upload
 from tests.jobs.test_dataset_import import count_items
-from tests.routing.test_claim_and_submit import active_job, claim, submit
+from tests.outbox import run_due_jobs
+from tests.routing.test_claim_and_submit import claim, submit
 from tests.support import Account
 from tests.webhooks.receiver import Receiver
-from tests.webhooks.support import events, register, run_due_jobs
+from tests.webhooks.support import events, register
 from tests.workers.background import wait_until
 from workers.in_process import InProcessRunner
 from workers.scheduler import PERIODIC
@@ -42,7 +43,7 @@ def bodies(receiver: Receiver) -> list[dict[str, Any]]:
 
 
 def delivered(receiver: Receiver, db: Database, settings: Settings) -> list[dict[str, Any]]:
-    run_due_jobs(db, settings)
+    run_due_jobs(db, settings, prefix="webhooks.")
     found = bodies(receiver)
     for body in found:  # every payload matches its documented model
         catalog.EVENTS[body["type"]].model.model_validate(body)
@@ -164,7 +165,7 @@ def test_an_inline_import_sends_its_report(
     assert data["report"]["errors"][0]["line"] == 4
     refused = upload(hooks, client_account, job_id, jsonl([{"external_id": "bad2"}]))
     assert refused.status_code == 422
-    run_due_jobs(db, hook_settings)
+    run_due_jobs(db, hook_settings, prefix="webhooks.")
     assert len(receiver.received) == 1  # a refused inline import tells the caller, not webhooks
 
 
@@ -224,9 +225,9 @@ def test_progress_is_sent_off_the_hot_path_every_5_points_at_most_once_a_minute(
 ) -> None:
     assert any(p.job == background.PROGRESS_JOB for p in PERIODIC)
     register(hooks, client_account, receiver.url, ["job.progress"])
-    job_id = active_job(hooks, client_account, rows=reviews(20), overlap={"min": 1})
+    job_id = active_job(hooks, client_account, items=20, overlap={"min": 1})
     other = make_account("client")
-    unheard = active_job(hooks, other, rows=reviews(2), overlap={"min": 1})
+    unheard = active_job(hooks, other, items=2, overlap={"min": 1})
 
     def work(count: int) -> None:
         for assignment in claim(hooks, annotator, job_id=job_id, count=count):
@@ -265,7 +266,7 @@ def submitted_task(
 ) -> tuple[int, int]:
     """A job with one task answered by two annotators (overlap 2): (job id, last assignment)."""
     job_id = active_job(
-        hooks, client_account, rows=reviews(1), overlap={"min": 2}, consensus_method="majority_vote"
+        hooks, client_account, items=1, overlap={"min": 2}, consensus_method="majority_vote"
     )
     last = 0
     for label in ("positive", "positive"):

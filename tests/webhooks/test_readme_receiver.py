@@ -15,9 +15,10 @@ from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.settings import Settings
 from app.webhooks import catalog, service
+from tests.outbox import run_due_jobs
 from tests.support import REPO_ROOT, Account
 from tests.webhooks.receiver import Receiver
-from tests.webhooks.support import register, run_due_jobs
+from tests.webhooks.support import register
 
 MARKER = "<!-- webhook-receiver-example -->"
 
@@ -40,7 +41,7 @@ def deliver_one(db: Database, settings: Settings, client_id: int) -> None:
             catalog.JOB_PAUSED,
             catalog.job_paused(1, utcnow(), "paused_by_client"),
         )
-    run_due_jobs(db, settings)
+    run_due_jobs(db, settings, prefix="webhooks.")
 
 
 def test_the_readme_receiver_verifies_a_real_delivery(
