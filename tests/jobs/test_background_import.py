@@ -47,7 +47,7 @@ def finished_run(client: TestClient, owner: Account, url: str) -> dict[str, obje
         run: dict[str, object] = client.get(url, headers=owner.headers).json()
         return run if run["state"] in ("succeeded", "failed") else None
 
-    return wait_until(done, timeout=30, what="the import run to finish")
+    return wait_until(done, timeout=120, what="the import run to finish")
 
 
 def test_a_large_upload_is_imported_by_a_background_run(

@@ -417,7 +417,7 @@ def test_deliveries_run_on_the_background_engine(
         with TestClient(create_app(hook_settings, db)) as client:
             endpoint = register(client, client_account, receiver.url, ["job.paused"])
             record(db, client_account.id)
-            wait_until(lambda: receiver.received, timeout=15, what="the delivery")
+            wait_until(lambda: receiver.received, timeout=120, what="the delivery")
     finally:
         runner.stop()
     assert signing.verify(

@@ -196,10 +196,10 @@ def test_a_background_import_sends_its_report_or_its_problem(
     job_id = create_job(client, client_account)
     good = upload(client, client_account, job_id, jsonl(reviews(40)))
     assert good.status_code == 202
-    wait_until(lambda: len(receiver.received) == 1, timeout=30, what="the first event")
+    wait_until(lambda: len(receiver.received) == 1, timeout=120, what="the first event")
     bad = upload(client, client_account, job_id, jsonl([*reviews(20, start=100), {"x": 1}]))
     assert bad.status_code == 202
-    wait_until(lambda: len(receiver.received) == 2, timeout=30, what="the second event")
+    wait_until(lambda: len(receiver.received) == 2, timeout=120, what="the second event")
     succeeded, failed = bodies(receiver)
     assert succeeded["data"]["run_id"] == good.json()["run_id"]
     assert (succeeded["data"]["background"], succeeded["data"]["outcome"]) == (True, "succeeded")

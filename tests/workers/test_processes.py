@@ -88,7 +88,7 @@ def test_tessera_worker_runs_outbox_jobs_reports_in_and_shuts_down_gracefully(
                 done = session.scalar(select(OutboxJob.done_at).where(OutboxJob.id == prune))
             return old not in ids and done is not None
 
-        wait_until(pruned, timeout=30, what="the worker to relay and run outbox.prune")
+        wait_until(pruned, timeout=120, what="the worker to relay and run outbox.prune")
 
         with_broker = settings.model_copy(
             update={"broker_url": REDIS_URL, "broker_namespace": namespace}
@@ -105,7 +105,7 @@ def test_tessera_worker_runs_outbox_jobs_reports_in_and_shuts_down_gracefully(
                 depth = body["checks"]["background"].get("queue_depth", {}).get("default")
                 return body if depth == {"ready": 0, "delayed": 0, "dead": 0} else None
 
-            ready = wait_until(drained, timeout=30, what="a heartbeat showing the drained queue")
+            ready = wait_until(drained, timeout=120, what="a heartbeat showing the drained queue")
         background = ready["checks"]["background"]
         assert background["workers"] == {"worker": 1}
         assert background["queue_depth"]["default"] == {"ready": 0, "delayed": 0, "dead": 0}
@@ -208,14 +208,14 @@ def test_tessera_serve_runs_jobs_and_the_scheduler_in_process_without_a_broker(
             workers = checks.get("background", {}).get("workers")
             return body if response.status_code == 200 and workers == {"in_process": 1} else None
 
-        wait_until(ready, timeout=30, what="tessera serve with its in-process runner")
+        wait_until(ready, timeout=120, what="tessera serve with its in-process runner")
 
         def periodic_jobs_ran() -> bool:  # the in-process scheduler enqueued, the runner ran
             with db.read_session() as session:
                 rows = session.execute(select(OutboxJob.name, OutboxJob.done_at)).all()
             return {name for name, done in rows if done} >= {"outbox.prune"}
 
-        wait_until(periodic_jobs_ran, timeout=15, what="the periodic jobs to run in-process")
+        wait_until(periodic_jobs_ran, timeout=120, what="the periodic jobs to run in-process")
     finally:
         serve.send_signal(signal.SIGTERM)
         code = serve.wait(timeout=30)

@@ -107,7 +107,7 @@ def test_two_schedulers_started_together_enqueue_each_tick_once(settings: Settin
     try:
         for thread in threads:
             thread.start()
-        wait_until(lambda: len(results[0]) + len(results[1]) >= 6, timeout=10, what="six ticks")
+        wait_until(lambda: len(results[0]) + len(results[1]) >= 6, timeout=120, what="six ticks")
     finally:
         stop.set()
         for thread in threads:
@@ -149,7 +149,7 @@ def test_two_scheduler_processes_started_together_enqueue_each_job_once(
                 )
             return alive == 2
 
-        wait_until(both_running, timeout=30, what="both schedulers to report in")
+        wait_until(both_running, timeout=120, what="both schedulers to report in")
         time.sleep(0.5)  # both keep ticking; the assertion below is that nothing doubled
     finally:
         for process in processes:
