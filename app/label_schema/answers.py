@@ -38,6 +38,7 @@ from app.label_schema.region_answers import (
     check_boxes,
     check_keypoints,
     check_polygons,
+    check_ranges,
     check_segments,
     check_spans,
 )
@@ -169,6 +170,7 @@ _CHECKS: dict[str, Callable[[list[Problem], Any, object, Payload], None]] = {
     "polygons": check_polygons,
     "keypoints": check_keypoints,
     "segments": check_segments,
+    "ranges": check_ranges,
     "text": _check_text,
     "rating": _check_rating,
     "number": _check_number,

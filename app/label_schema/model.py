@@ -40,6 +40,7 @@ from app.label_schema.region_controls import (
     KeypointsControl,
     ListControl,
     PolygonsControl,
+    RangesControl,
     SegmentsControl,
     SpansControl,
 )
@@ -51,6 +52,7 @@ Control = Annotated[
     | PolygonsControl
     | KeypointsControl
     | SegmentsControl
+    | RangesControl
     | TextControl
     | RatingControl
     | NumberControl
@@ -127,6 +129,7 @@ CONTROL_TYPES = frozenset(
         "polygons",
         "keypoints",
         "segments",
+        "ranges",
         "text",
         "rating",
         "number",

@@ -33,6 +33,7 @@ from app.label_schema.region_controls import (
     KeypointsControl,
     ListControl,
     PolygonsControl,
+    RangesControl,
     SegmentsControl,
     SpansControl,
     TextAttribute,
@@ -474,7 +475,90 @@ def check_segments(problems: list[Problem], control: Any, value: object, payload
                 [*path, "end"],
                 f"end {end} is past the end of the media ({duration:g} seconds)",
             )
-        elif start is not None and end is not None and end <= start:
+        elif start is not None and end is not None and end < start:
+            add_problem(problems, [*path, "end"], f"end {end} must not be before start {start}")
+        elif start is not None and end is not None and end == start and c.media != "timeseries":
+            # Only a time series marks instants; audio and video segments have a length.
             add_problem(problems, [*path, "end"], f"end {end} must be greater than start {start}")
         _check_label(problems, path, segment, labels)
     _check_label_usage(problems, c, segments)
+
+
+_RANGE_KEYS = ("start", "start_offset", "end", "end_offset", "label")
+
+
+def check_ranges(problems: list[Problem], control: Any, value: object, payload: Payload) -> None:
+    c: RangesControl = control
+    ranges = _check_list(problems, c, value, "ranges")
+    if ranges is None:
+        return
+    texts = _paragraph_texts(payload, c) if c.media == "paragraphs" else None
+    labels = c.labels_for(payload)
+    for i, item in enumerate(ranges):
+        path: AnswerPath = [c.name, i]
+        region = _check_region(problems, path, item, _RANGE_KEYS, c)
+        if region is None:
+            continue
+        ends = [
+            _range_end(problems, path, region, c, texts, position, offset)
+            for position, offset in (("start", "start_offset"), ("end", "end_offset"))
+        ]
+        start, end = ends
+        if start is not None and end is not None and not start < end:
+            add_problem(problems, [*path, "end"], "a range must end after it starts")
+        _check_label(problems, path, region, labels)
+    _check_label_usage(problems, c, ranges)
+
+
+def _paragraph_texts(payload: Payload, control: RangesControl) -> list[str] | None:
+    """Each paragraph's text, when the payload holds the paragraphs as Label Studio shows them."""
+    paragraphs = payload.get(control.field) if payload is not None else None
+    if not isinstance(paragraphs, list):
+        return None
+    texts = [p.get(control.text_key) if isinstance(p, Mapping) else None for p in paragraphs]
+    return texts if all(isinstance(t, str) for t in texts) else None  # type: ignore[return-value]
+
+
+def _range_end(
+    problems: list[Problem],
+    path: AnswerPath,
+    region: Mapping[str, Any],
+    control: RangesControl,
+    texts: list[str] | None,
+    position_key: str,
+    offset_key: str,
+) -> tuple[Any, int] | None:
+    """One end of a range, (position, offset), comparable with the other end for paragraphs;
+    None when it is bad (reported) or missing."""
+    if position_key not in region or offset_key not in region:
+        return None
+    offset = read_integer(problems, [*path, offset_key], region[offset_key])
+    if offset is not None and offset < 0:
+        add_problem(problems, [*path, offset_key], f"{offset_key} {offset} is negative")
+        offset = None
+    position = region[position_key]
+    if control.media == "hypertext":
+        if not isinstance(position, str) or not position:
+            add_problem(
+                problems,
+                [*path, position_key],
+                "expected the XPath of a text node (a non-empty string), got "
+                + ("an empty string" if position == "" else json_type(position)),
+            )
+        return None  # XPaths do not order: only paragraphs are checked for start < end
+    index = read_integer(problems, [*path, position_key], position)
+    if index is None or offset is None:
+        return None
+    if index < 0 or (texts is not None and index >= len(texts)):
+        extent = f" (the item has {len(texts)} paragraphs)" if texts is not None else ""
+        add_problem(problems, [*path, position_key], f"no paragraph {index}{extent}")
+        return None
+    if texts is not None and offset > len(texts[index]):
+        add_problem(
+            problems,
+            [*path, offset_key],
+            f"{offset_key} {offset} is past the end of paragraph {index} "
+            f"({len(texts[index])} characters)",
+        )
+        return None
+    return index, offset

@@ -157,17 +157,34 @@ class KeypointsControl(ImageControl):
 
 
 class SegmentsControl(ListControl):
-    """Time segments of an audio or video payload field: start and end in seconds.
+    """Time segments of an audio, video or time-series payload field: start and end in seconds
+    (a time series: in the units of its time column).
 
-    `duration_field` optionally names the payload key holding the media's length in seconds, so
-    segments past the end are refused; `media` says what the field holds (the object tag of the
-    generated Label Studio config)."""
+    `duration_field` optionally names the payload key holding the media's length, so segments
+    past the end are refused; `media` says what the field holds (the object tag of the generated
+    Label Studio config). A time series may also mark instants (`start` equal to `end`: Label
+    Studio's `instant` regions)."""
 
     type: Literal["segments"] = "segments"
-    media: Literal["audio", "video"] = "audio"
+    media: Literal["audio", "video", "timeseries"] = "audio"
     duration_field: FieldName | None = None
     iou_threshold: float = Field(default=0.5, gt=0, le=1)
 
     def payload_fields(self) -> list[str]:
         extra = [f for f in (self.duration_field,) if f]
         return [*super().payload_fields(), *extra]
+
+
+class RangesControl(ListControl):
+    """Selections in structured text: the paragraphs of a dialogue or transcript (a list of
+    objects whose `text_key` holds each one's text: Label Studio's Paragraphs) or an HTML
+    document (Label Studio's HyperText).
+
+    A region runs from (`start`, `start_offset`) to (`end`, `end_offset`): `start`/`end` are
+    paragraph indexes (integers) for `paragraphs`, XPath expressions of text nodes (strings) for
+    `hypertext`; the offsets count characters inside them. Ranges match exactly, as spans do.
+    """
+
+    type: Literal["ranges"] = "ranges"
+    media: Literal["paragraphs", "hypertext"] = "paragraphs"
+    text_key: FieldName = "text"

@@ -360,13 +360,25 @@ class Outcome:
         return all(ok for _, ok, _ in self.checks)
 
 
-class Tessera:
-    def __init__(self, base: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=60)
-        self.client = self.signup("client")
-        self.annotators = [self.signup("annotator", n) for n in range(3)]
+# What the client is credited with: activation moves each job's budget into escrow and answers 402
+# when the client's balance is short, so the client is funded first, as a real one would be.
+CLIENT_FUNDS_MICROS = 1_000_000_000
 
-    def signup(self, role: str, n: int = 0) -> dict[str, str]:
+
+class Tessera:
+    def __init__(self, base: str, admin_token: str) -> None:
+        self.http = httpx.Client(base_url=base, timeout=60)
+        self.client, client_id = self.signup("client")
+        self.annotators = [self.signup("annotator", n)[0] for n in range(3)]
+        credited = self.http.post(
+            f"/v1/admin/clients/{client_id}/credits",
+            json={"amount_micros": CLIENT_FUNDS_MICROS, "reason": "interop round trip"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        if credited.status_code != 201:
+            raise SystemExit(f"funding the client failed: {credited.status_code} {credited.text}")
+
+    def signup(self, role: str, n: int = 0) -> tuple[dict[str, str], int]:
         body = {
             "email": f"{role}{n}@example.com",
             "password": PASSWORD,
@@ -375,7 +387,9 @@ class Tessera:
         }
         response = self.http.post("/v1/auth/signup", json=body)
         response.raise_for_status()
-        return {"Authorization": f"Bearer {response.json()['token']['secret']}"}
+        signed_up = response.json()
+        headers = {"Authorization": f"Bearer {signed_up['token']['secret']}"}
+        return headers, int(signed_up["user"]["id"])
 
     def create_job(self, scenario: Scenario, title: str) -> int:
         body = {
@@ -664,6 +678,22 @@ def run_scenario(
     return outcome
 
 
+def tessera_admin(tessera_bin: str, env: dict[str, str]) -> str:
+    """Migrate the run's fresh database and create an administrator (who funds the client);
+    returns the administrator's token, which `tessera admin create` prints last."""
+    full_env = {**os.environ, **env}
+    for command in (
+        [tessera_bin, "migrate"],
+        [tessera_bin, "admin", "create", "--email", "interop-admin@example.com"],
+    ):
+        done = subprocess.run(  # noqa: S603
+            command, env=full_env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command[1:])} failed: {done.stdout}{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label-studio", required=True, type=Path, help="the label-studio script")
@@ -685,6 +715,12 @@ def main() -> None:
         # Label Studio then validates imported predictions against the config, as it will.
         "fflag_feat_utc_210_prediction_validation_15082025": "true",
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        # Offline: no error reporting, no version check, no analytics (sentry-sdk 3 also refuses
+        # the options Label Studio 1.23.2 passes it; the constraints file keeps it on 2.x).
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "LATEST_VERSION_CHECK": "false",
+        "COLLECT_ANALYTICS": "false",
     }
     ls_command = [
         str(args.label_studio.resolve()),
@@ -711,8 +747,10 @@ def main() -> None:
         "TESSERA_LOG_LEVEL": "WARNING",
         "TESSERA_UPLOAD_DIR": str(workdir / "uploads"),
     }
+    tessera_bin = str(Path(sys.executable).with_name("tessera"))
+    admin_token = tessera_admin(tessera_bin, tessera_env)
     tessera_command = [
-        str(Path(sys.executable).with_name("tessera")),
+        tessera_bin,
         "serve",
         "--host",
         "127.0.0.1",
@@ -732,7 +770,7 @@ def main() -> None:
             f"http://127.0.0.1:{ls_port}/health", ls_proc, workdir / "label-studio.log", 600
         )
         print(f"both up after {time.monotonic() - started:.0f} s\n")
-        tessera = Tessera(f"http://127.0.0.1:{tessera_port}")
+        tessera = Tessera(f"http://127.0.0.1:{tessera_port}", admin_token)
         studio = LabelStudio(f"http://127.0.0.1:{ls_port}")
         outcomes = []
         for number, scenario in enumerate(SCENARIOS, start=1):

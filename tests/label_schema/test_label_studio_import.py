@@ -163,7 +163,7 @@ def test_an_unsupported_control_tag_is_named_in_the_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "tag", ["BrushLabels", "TimelineLabels", "ParagraphLabels", "HyperTextLabels", "Rectangle"]
+    "tag", ["BrushLabels", "TimelineLabels", "OcrLabels", "VideoRectangle", "Rectangle"]
 )
 def test_other_label_studio_controls_are_refused(tag: str) -> None:
     error = refused(f'<View>{IMAGE}<{tag} name="x" toName="img"><Label value="a"/></{tag}></View>')

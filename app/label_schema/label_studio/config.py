@@ -22,6 +22,7 @@ from app.label_schema.region_controls import (
     Attribute,
     ChoicesAttribute,
     ListControl,
+    RangesControl,
     RatingAttribute,
 )
 
@@ -98,6 +99,9 @@ class _Layout:
         self.by_field: dict[str | None, ObjectTarget] = {}
         self.synced: dict[str, _Synced] = {}
         self.targets: dict[str, Targets] = {}
+        self.text_keys = {
+            c.field: c.text_key for c in schema.controls if isinstance(c, RangesControl)
+        }
         needs = {c.name: converter_for(c).objects_needed(c) for c in schema.controls}
         # Objects of a definite kind first, so that controls open to any object share them.
         for control in schema.controls:
@@ -143,6 +147,21 @@ class _Layout:
 def _object(root: Element, target: ObjectTarget, layout: _Layout) -> None:
     value = f"${target.field}" if target.field is not None else ""
     synced = layout.synced.get(target.name)
+    if target.tag == "TimeSeries":
+        # Label Studio draws a time series by channels; a generated config shows the payload's
+        # `{"time": [...], "value": [...]}` (a job made from a config keeps that config's own).
+        series = SubElement(
+            root,
+            "TimeSeries",
+            {"name": target.name, "value": value, "valueType": "json", "timeColumn": "time"},
+        )
+        SubElement(series, "Channel", {"column": "value"})
+        return
+    if target.tag == "Paragraphs":
+        key = layout.text_keys.get(target.field, "text")
+        attrs = {"name": target.name, "value": value, "textKey": key, "nameKey": "author"}
+        SubElement(root, "Paragraphs", attrs)
+        return
     if synced is None:
         SubElement(root, target.tag, {"name": target.name, "value": value})
         return

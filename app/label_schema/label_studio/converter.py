@@ -38,6 +38,7 @@ class BoundObject:
     name: str
     field: str | None  # None when `value` is literal content rather than "$field"
     video_sync: bool = False  # an Audio synced to a Video showing the same field
+    text_key: str = "text"  # Paragraphs: the key of each paragraph's text (`textKey`)
 
 
 @dataclass(frozen=True)

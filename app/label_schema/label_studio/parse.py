@@ -161,6 +161,9 @@ _OBJECT_NAMES = {
     "audioplus": "AudioPlus",
     "video": "Video",
     "list": "List",
+    "paragraphs": "Paragraphs",
+    "hypertext": "HyperText",
+    "timeseries": "TimeSeries",
 }
 
 
@@ -238,7 +241,11 @@ class _Reader:
                 continue
             ref = _FIELD_REF.match(attrs.get("value", ""))
             self.objects[name] = BoundObject(
-                _tag(element), _shown(element), name, ref.group(1) if ref else None
+                _tag(element),
+                _shown(element),
+                name,
+                ref.group(1) if ref else None,
+                text_key=attrs.get("textkey") or "text",
             )
             if "sync" in attrs:
                 syncs[name] = attrs["sync"]

@@ -32,6 +32,7 @@ from app.label_schema.region_controls import (
     ChoicesAttribute,
     ImageControl,
     ListControl,
+    RangesControl,
     RatingAttribute,
     SegmentsControl,
     SpansControl,
@@ -244,6 +245,138 @@ class SegmentsConverter(RegionConverter):
         if not _finite(start) or not _finite(end):
             raise ResultError(index, "a segment's start and end are seconds")
         return {"start": start, "end": end}
+
+
+class TimeSeriesLabelsConverter(SegmentsConverter):
+    """Regions of a time series: TimeSeriesLabels over a TimeSeries, start and end in the units
+    of its time column, `instant` when they are equal (a time series' point events)."""
+
+    tag = "TimeSeriesLabels"
+    object_kinds = ("timeseries",)
+
+    def bind(
+        self, tag: TagAttributes, document: dict[str, Any], objects: Sequence[BoundObject]
+    ) -> None:
+        TagConverter.bind(self, tag, document, objects)
+        document["media"] = "timeseries"
+
+    def objects_needed(self, control: Control) -> list[ObjectNeed]:
+        return [ObjectNeed("TimeSeries", getattr(control, "field", None))]
+
+    def place(self, control: ListControl, region: Mapping[str, Any], payload: Any) -> Result:
+        start, end = region["start"], region["end"]
+        return {"start": start, "end": end, "instant": start == end}
+
+
+class RangesConverter(RegionConverter):
+    """Selections in structured text (`RangesControl`): Label Studio writes a region's ends as
+    `start`/`end` (paragraph indexes as strings, or XPaths) with `startOffset`/`endOffset`."""
+
+    control_type = "ranges"
+    media: ClassVar[str]
+
+    def bind(
+        self, tag: TagAttributes, document: dict[str, Any], objects: Sequence[BoundObject]
+    ) -> None:
+        super().bind(tag, document, objects)
+        document["media"] = self.media
+        if objects[0].text_key != "text":
+            document["text_key"] = objects[0].text_key
+
+    def place(self, control: ListControl, region: Mapping[str, Any], payload: Any) -> Result:
+        return {
+            "start": self.position_out(region["start"]),
+            "end": self.position_out(region["end"]),
+            "startOffset": region["start_offset"],
+            "endOffset": region["end_offset"],
+        }
+
+    def position_out(self, position: Any) -> Any:
+        return position
+
+    def locate(
+        self, control: ListControl, index: int, entry: Result, payload: Mapping[str, Any]
+    ) -> Result:
+        value = entry["value"]
+        offsets = value.get("startOffset"), value.get("endOffset")
+        if not all(_whole(o) for o in offsets):
+            raise ResultError(index, "a selection's startOffset and endOffset are characters")
+        return {
+            "start": self.position_in(index, value.get("start")),
+            "start_offset": int(offsets[0]),  # type: ignore[arg-type]
+            "end": self.position_in(index, value.get("end")),
+            "end_offset": int(offsets[1]),  # type: ignore[arg-type]
+        }
+
+    def position_in(self, index: int, position: object) -> Any:
+        raise NotImplementedError
+
+
+class ParagraphLabelsConverter(RangesConverter):
+    """Selections of a Paragraphs object (a dialogue, a transcript): its ends are paragraph
+    indexes, which Label Studio writes as strings ("0"), with character offsets inside them."""
+
+    tag = "ParagraphLabels"
+    object_kinds = ("paragraphs",)
+    media = "paragraphs"
+
+    def objects_needed(self, control: Control) -> list[ObjectNeed]:
+        return [ObjectNeed("Paragraphs", getattr(control, "field", None))]
+
+    def place(self, control: ListControl, region: Mapping[str, Any], payload: Any) -> Result:
+        placed = super().place(control, region, payload)
+        assert isinstance(control, RangesControl)
+        text = _selected_text(control, region, payload)
+        if text is not None:
+            placed["text"] = text
+        return placed
+
+    def position_out(self, position: Any) -> Any:
+        return str(position)
+
+    def position_in(self, index: int, position: object) -> Any:
+        if isinstance(position, str) and position.isdecimal():
+            return int(position)
+        if _whole(position):
+            return int(position)  # type: ignore[arg-type]
+        raise ResultError(index, "a paragraph selection's start and end are paragraph indexes")
+
+
+def _selected_text(
+    control: RangesControl, region: Mapping[str, Any], payload: Mapping[str, Any] | None
+) -> str | None:
+    """The text a paragraph selection covers (paragraphs joined by newlines), as Label Studio
+    stores it; None when the payload does not hold the paragraphs."""
+    paragraphs = payload.get(control.field) if payload is not None else None
+    if not isinstance(paragraphs, list):
+        return None
+    texts = [p.get(control.text_key) if isinstance(p, Mapping) else None for p in paragraphs]
+    start, end = region["start"], region["end"]
+    if not all(isinstance(t, str) for t in texts[start : end + 1]):
+        return None
+    if start == end:
+        return texts[start][region["start_offset"] : region["end_offset"]]  # type: ignore[index]
+    parts = [texts[start][region["start_offset"] :]]  # type: ignore[index]
+    parts.extend(texts[start + 1 : end])  # type: ignore[arg-type]
+    parts.append(texts[end][: region["end_offset"]])  # type: ignore[index]
+    return "\n".join(parts)
+
+
+class HyperTextLabelsConverter(RangesConverter):
+    """Selections of an HTML document: its ends are XPaths of text nodes with character offsets
+    inside them (Label Studio's `globalOffsets`, derived from those, are not kept)."""
+
+    tag = "HyperTextLabels"
+    object_kinds = ("hypertext",)
+    media = "hypertext"
+
+    def objects_needed(self, control: Control) -> list[ObjectNeed]:
+        return [ObjectNeed("HyperText", getattr(control, "field", None))]
+
+    def position_in(self, index: int, position: object) -> Any:
+        if not isinstance(position, str) or not position:
+            raise ResultError(index, "an HTML selection's start and end are XPaths")
+        return position
 
 
 def _finite(value: object) -> TypeGuard[float]:

@@ -37,9 +37,13 @@ from app.label_schema.label_studio.region_tags import (
     LabelsConverter,
     PolygonLabelsConverter,
     RectangleLabelsConverter,
+    HyperTextLabelsConverter,
+    ParagraphLabelsConverter,
     SegmentsConverter,
+    TimeSeriesLabelsConverter,
 )
 from app.label_schema.model import Control
+from app.label_schema.region_controls import RangesControl, SegmentsControl
 
 # --- the registry -------------------------------------------------------------------------------
 
@@ -56,6 +60,9 @@ _ALL: tuple[TagConverter, ...] = (
     TaxonomyConverter(),
     PairwiseConverter(),
     RankerConverter(),
+    TimeSeriesLabelsConverter(),
+    ParagraphLabelsConverter(),
+    HyperTextLabelsConverter(),
 )
 
 #: Converters by Label Studio tag in lower case (Label Studio reads tag names regardless of
@@ -65,8 +72,13 @@ for _converter in _ALL:
     _BY_TAG[_converter.tag.lower()] = (*_BY_TAG.get(_converter.tag.lower(), ()), _converter)
 CONVERTERS: Mapping[str, tuple[TagConverter, ...]] = _BY_TAG
 
-#: The converter that writes each control type back.
-_BY_CONTROL_TYPE: dict[str, TagConverter] = {c.control_type: c for c in _ALL}
+#: The converter that writes each control type back (the first listed for a type; a time series'
+#: segments are written by TimeSeriesLabels, `converter_for`).
+_BY_CONTROL_TYPE: dict[str, TagConverter] = {}
+for _converter in _ALL:
+    _BY_CONTROL_TYPE.setdefault(_converter.control_type, _converter)
+_TIME_SERIES = next(c for c in _ALL if isinstance(c, TimeSeriesLabelsConverter))
+_HYPERTEXT = next(c for c in _ALL if isinstance(c, HyperTextLabelsConverter))
 
 #: For messages: the control tags Tessera reads.
 SUPPORTED_TAGS = ", ".join(dict.fromkeys(c.tag for c in _ALL))
@@ -74,4 +86,8 @@ SUPPORTED_TAGS = ", ".join(dict.fromkeys(c.tag for c in _ALL))
 
 def converter_for(control: Control) -> TagConverter:
     """The converter that writes `control` as a Label Studio tag."""
+    if isinstance(control, SegmentsControl) and control.media == "timeseries":
+        return _TIME_SERIES
+    if isinstance(control, RangesControl) and control.media == "hypertext":
+        return _HYPERTEXT
     return _BY_CONTROL_TYPE[control.type]
