@@ -99,7 +99,7 @@ class _Layout:
         self.by_field: dict[str | None, ObjectTarget] = {}
         self.synced: dict[str, _Synced] = {}
         self.targets: dict[str, Targets] = {}
-        self.text_keys = {
+        self.text_keys: dict[str | None, str] = {
             c.field: c.text_key for c in schema.controls if isinstance(c, RangesControl)
         }
         needs = {c.name: converter_for(c).objects_needed(c) for c in schema.controls}

@@ -209,7 +209,7 @@ class LabelsConverter(RegionConverter):
         return {"start": int(start), "end": int(end)}
 
 
-def _whole(value: object) -> bool:
+def _whole(value: object) -> TypeGuard[int | float]:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
@@ -221,7 +221,7 @@ class SegmentsConverter(RegionConverter):
 
     tag = "Labels"
     control_type = "segments"
-    object_kinds = ("audio", "audioplus", "video")
+    object_kinds: ClassVar[tuple[str, ...]] = ("audio", "audioplus", "video")
 
     def bind(
         self, tag: TagAttributes, document: dict[str, Any], objects: Sequence[BoundObject]
@@ -303,9 +303,9 @@ class RangesConverter(RegionConverter):
             raise ResultError(index, "a selection's startOffset and endOffset are characters")
         return {
             "start": self.position_in(index, value.get("start")),
-            "start_offset": int(offsets[0]),  # type: ignore[arg-type]
+            "start_offset": int(offsets[0]),
             "end": self.position_in(index, value.get("end")),
-            "end_offset": int(offsets[1]),  # type: ignore[arg-type]
+            "end_offset": int(offsets[1]),
         }
 
     def position_in(self, index: int, position: object) -> Any:
@@ -338,7 +338,7 @@ class ParagraphLabelsConverter(RangesConverter):
         if isinstance(position, str) and position.isdecimal():
             return int(position)
         if _whole(position):
-            return int(position)  # type: ignore[arg-type]
+            return int(position)
         raise ResultError(index, "a paragraph selection's start and end are paragraph indexes")
 
 
@@ -350,16 +350,17 @@ def _selected_text(
     paragraphs = payload.get(control.field) if payload is not None else None
     if not isinstance(paragraphs, list):
         return None
-    texts = [p.get(control.text_key) if isinstance(p, Mapping) else None for p in paragraphs]
-    start, end = region["start"], region["end"]
-    if not all(isinstance(t, str) for t in texts[start : end + 1]):
-        return None
-    if start == end:
-        return texts[start][region["start_offset"] : region["end_offset"]]  # type: ignore[index]
-    parts = [texts[start][region["start_offset"] :]]  # type: ignore[index]
-    parts.extend(texts[start + 1 : end])  # type: ignore[arg-type]
-    parts.append(texts[end][: region["end_offset"]])  # type: ignore[index]
-    return "\n".join(parts)
+    texts: list[str] = []
+    for paragraph in paragraphs[region["start"] : region["end"] + 1]:
+        text = paragraph.get(control.text_key) if isinstance(paragraph, Mapping) else None
+        if not isinstance(text, str):
+            return None
+        texts.append(text)
+    if len(texts) == 1:
+        return texts[0][region["start_offset"] : region["end_offset"]]
+    texts[0] = texts[0][region["start_offset"] :]
+    texts[-1] = texts[-1][: region["end_offset"]]
+    return "\n".join(texts)
 
 
 class HyperTextLabelsConverter(RangesConverter):

@@ -33,12 +33,12 @@ from app.label_schema.label_studio.classification_tags import (
 )
 from app.label_schema.label_studio.converter import TagConverter
 from app.label_schema.label_studio.region_tags import (
+    HyperTextLabelsConverter,
     KeyPointLabelsConverter,
     LabelsConverter,
+    ParagraphLabelsConverter,
     PolygonLabelsConverter,
     RectangleLabelsConverter,
-    HyperTextLabelsConverter,
-    ParagraphLabelsConverter,
     SegmentsConverter,
     TimeSeriesLabelsConverter,
 )
