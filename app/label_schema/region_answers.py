@@ -76,7 +76,9 @@ def _check_region(
     """A region's keys and, when the control asks per-region questions, its `attributes`."""
     if not control.attributes:
         return check_object(problems, path, item, keys)
-    required = any(a.required for a in control.attributes)
+    label = item.get("label") if isinstance(item, Mapping) else None
+    # Attributes asked only of other labels (`when_labels`) are not required of this region.
+    required = any(a.required and a.applies_to(label) for a in control.attributes)
     region = check_object(
         problems,
         path,
@@ -85,12 +87,16 @@ def _check_region(
         () if required else ("attributes",),
     )
     if region is not None and "attributes" in region:
-        _check_attributes(problems, [*path, "attributes"], region["attributes"], control)
+        _check_attributes(problems, [*path, "attributes"], region["attributes"], control, label)
     return region
 
 
 def _check_attributes(
-    problems: list[Problem], path: AnswerPath, value: object, control: ListControl
+    problems: list[Problem],
+    path: AnswerPath,
+    value: object,
+    control: ListControl,
+    label: object = None,
 ) -> None:
     if not isinstance(value, Mapping):
         add_problem(problems, path, f"expected an object of attributes, got {json_type(value)}")
@@ -99,7 +105,15 @@ def _check_attributes(
         if control.attribute(name) is None:
             add_problem(problems, [*path, name], f"unknown attribute {name!r}")
     for attribute in control.attributes:
-        if attribute.name in value:
+        if not attribute.applies_to(label):
+            if attribute.name in value:
+                shown = ", ".join(map(repr, attribute.when_labels or ()))
+                add_problem(
+                    problems,
+                    [*path, attribute.name],
+                    f"attribute {attribute.name!r} is asked only of regions labelled {shown}",
+                )
+        elif attribute.name in value:
             _check_attribute(problems, [*path, attribute.name], attribute, value[attribute.name])
         elif attribute.required:
             add_problem(problems, [*path, attribute.name], "required attribute is missing")

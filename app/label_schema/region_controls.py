@@ -34,6 +34,12 @@ class AttributeBase(BaseModel):
     name: ControlName
     required: bool = False
     description: str | None = Field(default=None, max_length=2000)
+    # Asked only about regions with one of these labels (Label Studio's `whenLabelValue`);
+    # None: about every region.
+    when_labels: Annotated[list[Label], Field(min_length=1, max_length=1000)] | None = None
+
+    def applies_to(self, label: object) -> bool:
+        return self.when_labels is None or label in self.when_labels
 
 
 class ChoicesAttribute(AttributeBase):
@@ -97,6 +103,15 @@ class ListControl(LabelledControl):
             raise ValueError(
                 f"label_limits name labels the control does not have: {', '.join(unknown)}"
             )
+        for attribute in self.attributes:
+            strangers = [
+                label for label in attribute.when_labels or () if label not in self.label_set
+            ]
+            if strangers and self.labels_field is None:
+                raise ValueError(
+                    f"attribute {attribute.name!r} is asked of labels the control does not "
+                    f"have: {', '.join(strangers)}"
+                )
         duplicates = repeated_values([a.name for a in self.attributes])
         if duplicates:
             raise ValueError(

@@ -203,8 +203,12 @@ def _attributes(root: Element, schema: LabelSchema, layout: _Layout) -> None:
                 attrs["required"] = "true"
             if isinstance(attribute, RatingAttribute):
                 attrs["maxRating"] = str(attribute.max)
-            if len(owners[name]) == 1 and len(region_controls[target]) > 1:
+            if len(owners[name]) == 1 and (
+                len(region_controls[target]) > 1 or attribute.when_labels
+            ):
                 attrs["whenTagName"] = owners[name][0]
+            if attribute.when_labels:
+                attrs["whenLabelValue"] = ",".join(attribute.when_labels)
             element = SubElement(root, _ATTRIBUTE_TAGS[attribute.type], attrs)
             if isinstance(attribute, ChoicesAttribute):
                 for label in attribute.labels:

@@ -340,12 +340,12 @@ class _Reader:
         if converter.attribute_type is None:
             tag.report(f"{tag.where}: perRegion is supported on Choices, TextArea and Rating only")
             return
-        for condition in ("whenlabelvalue", "whenchoicevalue"):
-            if condition in tag.attrs:
-                tag.report(
-                    f"{tag.where}: {condition} is not supported; a per-region attribute applies "
-                    "to every region of its control (whenTagName picks the control)"
-                )
+        if "whenchoicevalue" in tag.attrs:
+            tag.report(
+                f"{tag.where}: whenChoiceValue is not supported; a per-region attribute applies "
+                "to every region of its control (whenTagName picks the control, whenLabelValue "
+                "the labels)"
+            )
         if objects is None:
             return
         if len(objects) != 1:
@@ -365,6 +365,9 @@ class _Reader:
             converter.read(tag, document)
         if tag.get("value").startswith("$"):
             tag.report(f"{tag.where}: a per-region attribute has fixed labels")
+        when_labels = [v.strip() for v in tag.get("whenlabelvalue").split(",") if v.strip()]
+        if when_labels:
+            document["when_labels"] = list(dict.fromkeys(when_labels))
         self.attributes.append(
             _Attribute(document, objects[0], tag.get("whentagname") or None, element, converted)
         )
@@ -480,6 +483,10 @@ class _Reader:
                 continue
             value = self.label_value(child, where)
             if value is None:
+                continue
+            if value in labels and not _attrs(child).get("maxusages"):
+                # Label Studio shows a repeated <Choice value="Two"/> twice, and either writes
+                # the same "Two" into its results: one label (its gallery has such a config).
                 continue
             labels.append(value)
             converted.label_lines.append(self.lines.get(child))
