@@ -17,8 +17,14 @@ from typing import Any
 from app.consensus.attributes import aggregate_attributes
 from app.consensus.merging import Merged, graded, normalised_weights
 from app.label_schema import Attribute
-from app.label_schema.grading import grade_ranges, grade_spans
-from app.label_schema.matching import MalformedError, Range, parse_ranges, parse_spans
+from app.label_schema.grading import grade_messages, grade_ranges, grade_spans
+from app.label_schema.matching import (
+    MalformedError,
+    Range,
+    parse_messages,
+    parse_ranges,
+    parse_spans,
+)
 
 MIN_SHARE = 0.5
 
@@ -73,6 +79,29 @@ def merge_ranges(
         parse_ranges,
         region,
         lambda answer, value: grade_ranges(answer, value, attributes=attributes),
+        allow_overlap=True,
+        min_share=min_share,
+        maximum=maximum,
+        attributes=attributes,
+    )
+
+
+def merge_messages(
+    answers: Sequence[object],
+    weights: Sequence[float] | None = None,
+    *,
+    min_share: float = MIN_SHARE,
+    maximum: int | None = None,
+    attributes: Sequence[Attribute] = (),
+) -> Merged:
+    """Merge one item's `messages` answers: a message is kept when more than `min_share` of
+    the weight answered questions about it, with its attributes by majority."""
+    return _merge_exact(
+        answers,
+        weights,
+        parse_messages,
+        lambda found: {"message": found[0]},
+        lambda answer, value: grade_messages(answer, value, attributes=attributes),
         allow_overlap=True,
         min_share=min_share,
         maximum=maximum,

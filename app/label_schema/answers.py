@@ -37,6 +37,7 @@ from app.label_schema.model import LabelSchema, Problem, json_type
 from app.label_schema.region_answers import (
     check_boxes,
     check_keypoints,
+    check_messages,
     check_polygons,
     check_ranges,
     check_segments,
@@ -171,6 +172,7 @@ _CHECKS: dict[str, Callable[[list[Problem], Any, object, Payload], None]] = {
     "keypoints": check_keypoints,
     "segments": check_segments,
     "ranges": check_ranges,
+    "messages": check_messages,
     "text": _check_text,
     "rating": _check_rating,
     "number": _check_number,

@@ -43,6 +43,7 @@ from app.label_schema.matching import (
     parse_attributes,
     parse_boxes,
     parse_keypoints,
+    parse_messages,
     parse_multiple_choice,
     parse_number,
     parse_paths,
@@ -67,6 +68,7 @@ from app.label_schema.region_controls import (
     BoxesControl,
     ChoicesAttribute,
     KeypointsControl,
+    MessagesControl,
     PolygonsControl,
     RangesControl,
     SegmentsControl,
@@ -80,6 +82,7 @@ __all__ = [
     "grade_choices",
     "grade_controls",
     "grade_keypoints",
+    "grade_messages",
     "grade_number",
     "grade_pairwise",
     "grade_polygons",
@@ -206,6 +209,12 @@ def grade_ranges(answer: object, key: object, *, attributes: Sequence[Attribute]
     """Score a `ranges` answer as `grade_spans` does: F1 of exact matches (same start, start
     offset, end, end offset and label), attributes weighing matched pairs."""
     return _grade_exact(parse_ranges, answer, key, attributes)
+
+
+def grade_messages(answer: object, key: object, *, attributes: Sequence[Attribute]) -> float:
+    """Score a `messages` answer: the same message answered in both counts by how well its
+    attributes agree (the mean over those the key gives), an F1 over the messages."""
+    return _grade_exact(parse_messages, answer, key, attributes)
 
 
 def _grade_exact(
@@ -402,6 +411,8 @@ def grade_control(control: Control, answer: object, key: object) -> float:
             )
         case RangesControl():
             return grade_ranges(answer, key, attributes=control.attributes)
+        case MessagesControl():
+            return grade_messages(answer, key, attributes=control.attributes)
         case TextControl():
             return grade_text(answer, key, normalize=control.normalize)
         case RatingControl():

@@ -162,6 +162,12 @@ def parse_ranges(value: object) -> list[Range]:
     return ranges
 
 
+def parse_messages(value: object) -> list[tuple[int]]:
+    """The messages a `messages` answer asks about, each as a one-element tuple (an exact key,
+    as spans and ranges are matched)."""
+    return [(_offset(_field(item, "message")),) for item in _items(value)]
+
+
 def parse_boxes(value: object) -> list[Box]:
     boxes = []
     for item in _items(value):

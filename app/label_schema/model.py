@@ -39,6 +39,7 @@ from app.label_schema.region_controls import (
     BoxesControl,
     KeypointsControl,
     ListControl,
+    MessagesControl,
     PolygonsControl,
     RangesControl,
     SegmentsControl,
@@ -53,6 +54,7 @@ Control = Annotated[
     | KeypointsControl
     | SegmentsControl
     | RangesControl
+    | MessagesControl
     | TextControl
     | RatingControl
     | NumberControl
@@ -130,6 +132,7 @@ CONTROL_TYPES = frozenset(
         "keypoints",
         "segments",
         "ranges",
+        "messages",
         "text",
         "rating",
         "number",

@@ -32,6 +32,7 @@ from app.label_schema.region_controls import (
     ImageControl,
     KeypointsControl,
     ListControl,
+    MessagesControl,
     PolygonsControl,
     RangesControl,
     SegmentsControl,
@@ -576,3 +577,27 @@ def _range_end(
         )
         return None
     return index, offset
+
+
+def check_messages(problems: list[Problem], control: Any, value: object, payload: Payload) -> None:
+    c: MessagesControl = control
+    regions = _check_list(problems, c, value, "messages")
+    if regions is None:
+        return
+    messages = payload.get(c.field) if payload is not None else None
+    count = len(messages) if isinstance(messages, list) else None
+    seen: set[int] = set()
+    for i, item in enumerate(regions):
+        path: AnswerPath = [c.name, i]
+        region = _check_region(problems, path, item, ("message",), c)
+        if region is None or "message" not in region:
+            continue
+        index = read_integer(problems, [*path, "message"], region["message"])
+        if index is None:
+            continue
+        if index < 0 or (count is not None and index >= count):
+            extent = f" (the conversation has {count})" if count is not None else ""
+            add_problem(problems, [*path, "message"], f"no message {index}{extent}")
+        elif index in seen:
+            add_problem(problems, [*path, "message"], f"message {index} is answered twice")
+        seen.add(index)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.label_schema.control_base import (
     MAX_ITEMS,
@@ -203,3 +203,25 @@ class RangesControl(ListControl):
     type: Literal["ranges"] = "ranges"
     media: Literal["paragraphs", "hypertext"] = "paragraphs"
     text_key: FieldName = "text"
+
+
+class MessagesControl(ListControl):
+    """Questions about single messages of a conversation (Label Studio's `Chat` object with
+    `perRegion` tags): the payload field holds the messages (`[{"role", "content"}, ...]`), and
+    each region `{"message": i, "attributes": {...}}` answers the attributes about message i (an
+    index into that list, each message at most once). Messages carry no labels."""
+
+    type: Literal["messages"] = "messages"
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[str], info: ValidationInfo) -> list[str]:
+        if labels or info.data.get("labels_field") is not None:
+            raise ValueError("messages carry no labels; ask about them with attributes")
+        return labels
+
+    @model_validator(mode="after")
+    def _asks_something(self) -> MessagesControl:
+        if not self.attributes:
+            raise ValueError("a messages control asks at least one attribute")
+        return self

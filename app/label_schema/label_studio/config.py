@@ -47,6 +47,8 @@ def label_studio_config(schema: LabelSchema) -> str:
                 shown.add(target.name)
                 _object(root, target, layout)
         converter = converter_for(control)
+        if not converter.writes_tag:
+            continue  # a Chat's messages: the object is the tag, their questions perRegion tags
         if control.description:
             SubElement(root, "Header", {"value": control.description})
         attrs = {
@@ -130,7 +132,9 @@ class _Layout:
         if existing is not None:
             return existing
         base = need.field if need.field is not None else "item"
-        target = ObjectTarget(need.tag, self.name_for(base), need.field)
+        # A Chat is named as its control is (read back, the control takes the object's name).
+        name = need.name if need.name is not None else self.name_for(base)
+        target = ObjectTarget(need.tag, name, need.field)
         if need.video_sync:
             self.synced[target.name] = _Synced(self.name_for(f"{base}_video"))
         self.by_key[key] = target

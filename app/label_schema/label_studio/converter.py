@@ -50,6 +50,7 @@ class ObjectNeed:
     tag: str | None
     field: str | None
     video_sync: bool = False
+    name: str | None = None  # the object's own name, where the control is named after it (Chat)
 
 
 class ResultError(Exception):
@@ -154,6 +155,8 @@ class TagConverter:
     required_default: ClassVar[bool | None] = None
     # Schema keys Label Studio spells otherwise, for messages: {"max": "maxRating"}.
     attribute_names: ClassVar[Mapping[str, str]] = {}
+    # Whether a generated config writes a control tag (a Chat's messages are its object's own).
+    writes_tag: ClassVar[bool] = True
 
     @property
     def kind(self) -> str:

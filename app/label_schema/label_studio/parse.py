@@ -31,7 +31,7 @@ from app.label_schema.label_studio.converter import (
     TagConverter,
     Targets,
 )
-from app.label_schema.label_studio.tags import CONVERTERS, SUPPORTED_TAGS
+from app.label_schema.label_studio.tags import CONVERTERS, MESSAGES, SUPPORTED_TAGS
 from app.label_schema.model import LabelSchema, Problem, schema_error_paths
 
 # Tags that only arrange or decorate the interface; their children are still read.
@@ -50,6 +50,7 @@ _OBJECT_TAGS = frozenset(
         "timeseries",
         "pdf",
         "list",
+        "chat",
     )
 )
 _FIELD_REF = re.compile(r"^\$(.+)$", re.DOTALL)
@@ -164,6 +165,7 @@ _OBJECT_NAMES = {
     "paragraphs": "Paragraphs",
     "hypertext": "HyperText",
     "timeseries": "TimeSeries",
+    "chat": "Chat",
 }
 
 
@@ -210,6 +212,7 @@ class _Reader:
     def run(self) -> ParsedConfig:
         self.collect_objects()
         self.visit(self.root)
+        self.chat_messages()
         self.attach_attributes()
         if not self.documents and not self.problems:
             self.problem(None, f"no control tag found; supported control tags: {SUPPORTED_TAGS}")
@@ -249,10 +252,47 @@ class _Reader:
             )
             if "sync" in attrs:
                 syncs[name] = attrs["sync"]
+            if _tag(element) == "chat":
+                self.check_chat(element, attrs)
         for name, other in syncs.items():
             obj, partner = self.objects[name], self.objects.get(other)
             if obj.tag in ("audio", "audioplus") and partner is not None and partner.tag == "video":
                 self.objects[name] = replace(obj, video_sync=True)
+
+    def check_chat(self, element: Element, attrs: dict[str, str]) -> None:
+        """A Chat is read as a conversation to judge; one the annotator writes (editable, or
+        answered by an LLM) makes a conversation Tessera cannot host: refused, named."""
+        editable = attrs.get("editable", "false").lower() not in ("false", "")
+        if editable or attrs.get("llm") or attrs.get("toname"):
+            self.unsupported.setdefault("Chat (editable)", None)
+            self.problem(
+                element,
+                f'<{_shown(element)} name="{attrs.get("name")}">: a conversation the annotator '
+                "writes (editable, llm or toName) is not supported; a Chat showing the item's "
+                "messages, with questions about the chat or each message, is",
+            )
+
+    def chat_messages(self) -> None:
+        """Per-region tags over a Chat ask about its messages: the Chat becomes a `messages`
+        control named as the object, which `attach_attributes` gives them to."""
+        for attribute in self.attributes:
+            target = attribute.target
+            if target.tag != "chat" or target.name in self.targets:
+                continue
+            document: dict[str, Any] = {"name": target.name, "type": "messages", "required": False}
+            if target.field is None:
+                self.problem(
+                    attribute.element,
+                    f'<Chat name="{target.name}">: its value is not a "$field" reference to the '
+                    "item payload",
+                )
+            else:
+                document["field"] = target.field
+            self.documents.append(document)
+            self.converted.append(
+                _Converted(MESSAGES, "Chat", target.name, self.lines.get(attribute.element))
+            )
+            self.targets[target.name] = (ObjectTarget(target.shown, target.name, target.field),)
 
     def visit(self, element: Element) -> None:
         tag = _tag(element)

@@ -24,6 +24,7 @@ from app.label_schema.label_studio.converter import (
     TagAttributes,
     TagConverter,
     Targets,
+    to_name,
     value_key,
 )
 from app.label_schema.model import Control
@@ -32,6 +33,7 @@ from app.label_schema.region_controls import (
     ChoicesAttribute,
     ImageControl,
     ListControl,
+    MessagesControl,
     RangesControl,
     RatingAttribute,
     SegmentsControl,
@@ -378,6 +380,106 @@ class HyperTextLabelsConverter(RangesConverter):
         if not isinstance(position, str) or not position:
             raise ResultError(index, "an HTML selection's start and end are XPaths")
         return position
+
+
+class MessagesConverter(RegionConverter):
+    """Questions about single messages of a Chat object (`MessagesControl`). Label Studio has no
+    control tag for them: the Chat is its own, and a message's answers are the `perRegion`
+    tags' results, each with the message's `id` and, in its value, the message itself
+    (`chatmessage`: role and content, as Label Studio's chat regions carry it). Reading back, the
+    message is found in the item's conversation by its role and content."""
+
+    tag = "Chat"
+    control_type = "messages"
+    object_kinds = ("chat",)
+    writes_tag = False
+
+    def objects_needed(self, control: Control) -> list[ObjectNeed]:
+        return [ObjectNeed("Chat", getattr(control, "field", None), name=control.name)]
+
+    def results(
+        self,
+        control: Control,
+        value: Any,
+        targets: Targets,
+        payload: Mapping[str, Any] | None,
+    ) -> list[Result]:
+        assert isinstance(control, MessagesControl)
+        messages = payload.get(control.field) if payload is not None else None
+        out: list[Result] = []
+        for region in value:
+            index = region["message"]
+            message = messages[index] if isinstance(messages, list) else None
+            if not isinstance(message, Mapping):
+                raise ValidationFailed(
+                    "Label Studio needs the conversation",
+                    errors=[
+                        {
+                            "pointer": json_pointer([control.name]),
+                            "detail": f"message {index} is not in the item's {control.field!r}",
+                        }
+                    ],
+                )
+            placed = {
+                "chatmessage": {"role": message.get("role"), "content": message.get("content")}
+            }
+            for name, answer in (region.get("attributes") or {}).items():
+                attribute = control.attribute(name)
+                assert attribute is not None  # the answer was validated
+                out.append(
+                    {
+                        "id": f"{control.name}-{index}",
+                        "from_name": name,
+                        "to_name": to_name(control, targets),
+                        "type": ATTRIBUTE_KINDS[attribute.type],
+                        "value": {**placed, **attribute_value(attribute, answer)},
+                    }
+                )
+        return out
+
+    def answer_regions(
+        self,
+        control: ListControl,
+        entries: list[tuple[int, Result]],
+        attributes: Mapping[str, list[tuple[int, Result]]],
+        payload: Mapping[str, Any],
+    ) -> list[dict[str, Any]]:
+        if entries:
+            raise ResultError(entries[0][0], f"{control.name!r} is a Chat: it has no results")
+        messages = payload.get(control.field)
+        known = [
+            (m.get("role"), m.get("content")) if isinstance(m, Mapping) else None
+            for m in (messages if isinstance(messages, list) else [])
+        ]
+        by_id: dict[Any, dict[str, Any]] = {}
+        for name, attribute_entries in attributes.items():
+            attribute = control.attribute(name)
+            assert attribute is not None
+            for index, entry in attribute_entries:
+                region = by_id.get(entry.get("id"))
+                if region is None:
+                    region = {"message": self.message_index(index, entry, known, by_id)}
+                    by_id[entry.get("id")] = region
+                read = read_attribute(attribute, (index, entry))
+                region.setdefault("attributes", {})[name] = read
+        return sorted(by_id.values(), key=lambda r: int(r["message"]))
+
+    def message_index(
+        self,
+        index: int,
+        entry: Result,
+        known: list[tuple[Any, Any] | None],
+        regions: Mapping[Any, dict[str, Any]],
+    ) -> int:
+        message = entry["value"].get("chatmessage")
+        if not isinstance(message, Mapping):
+            raise ResultError(index, "a message's result names its chatmessage (role, content)")
+        wanted = (message.get("role"), message.get("content"))
+        taken = {r["message"] for r in regions.values()}
+        for position, found in enumerate(known):
+            if found == wanted and position not in taken:
+                return position
+        raise ResultError(index, "the chatmessage is not a message of the item's conversation")
 
 
 def _finite(value: object) -> TypeGuard[float]:

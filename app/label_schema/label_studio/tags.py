@@ -36,6 +36,7 @@ from app.label_schema.label_studio.region_tags import (
     HyperTextLabelsConverter,
     KeyPointLabelsConverter,
     LabelsConverter,
+    MessagesConverter,
     ParagraphLabelsConverter,
     PolygonLabelsConverter,
     RectangleLabelsConverter,
@@ -63,14 +64,19 @@ _ALL: tuple[TagConverter, ...] = (
     TimeSeriesLabelsConverter(),
     ParagraphLabelsConverter(),
     HyperTextLabelsConverter(),
+    MessagesConverter(),
 )
 
 #: Converters by Label Studio tag in lower case (Label Studio reads tag names regardless of
 #: case); a tag standing for several controls (Labels: spans or segments) has one per object kind.
 _BY_TAG: dict[str, tuple[TagConverter, ...]] = {}
 for _converter in _ALL:
-    _BY_TAG[_converter.tag.lower()] = (*_BY_TAG.get(_converter.tag.lower(), ()), _converter)
+    if _converter.writes_tag:  # a Chat is read as an object (parse), not as a control tag
+        _BY_TAG[_converter.tag.lower()] = (*_BY_TAG.get(_converter.tag.lower(), ()), _converter)
 CONVERTERS: Mapping[str, tuple[TagConverter, ...]] = _BY_TAG
+
+#: The converter of a Chat's messages (`parse` makes their control from its perRegion tags).
+MESSAGES = next(c for c in _ALL if isinstance(c, MessagesConverter))
 
 #: The converter that writes each control type back (the first listed for a type; a time series'
 #: segments are written by TimeSeriesLabels, `converter_for`).
@@ -80,8 +86,9 @@ for _converter in _ALL:
 _TIME_SERIES = next(c for c in _ALL if isinstance(c, TimeSeriesLabelsConverter))
 _HYPERTEXT = next(c for c in _ALL if isinstance(c, HyperTextLabelsConverter))
 
-#: For messages: the control tags Tessera reads.
-SUPPORTED_TAGS = ", ".join(dict.fromkeys(c.tag for c in _ALL))
+#: For messages: the control tags Tessera reads (a Chat is an object whose messages take
+#: perRegion tags, not a control tag).
+SUPPORTED_TAGS = ", ".join(dict.fromkeys(c.tag for c in _ALL if c.writes_tag))
 
 
 def converter_for(control: Control) -> TagConverter:
