@@ -39,6 +39,7 @@ class BoundObject:
     field: str | None  # None when `value` is literal content rather than "$field"
     video_sync: bool = False  # an Audio synced to a Video showing the same field
     text_key: str = "text"  # Paragraphs: the key of each paragraph's text (`textKey`)
+    value_list: str | None = None  # an Image's `valueList="$pages"` (a multi-page document)
 
 
 @dataclass(frozen=True)
@@ -185,10 +186,17 @@ class TagConverter:
         if any(f is None for f in fields):
             if self.needs_field:
                 literal = next(o for o in objects if o.field is None)
-                tag.report(
-                    f'{tag.where} labels <{literal.shown} name="{literal.name}">, whose value is '
-                    'not a "$field" reference to the item payload'
-                )
+                if literal.value_list is not None:
+                    tag.report(
+                        f'{tag.where} labels <{literal.shown} name="{literal.name}" '
+                        f'valueList="{literal.value_list}">: multi-page documents (valueList) are '
+                        'not supported; show one image per item (value="$field")'
+                    )
+                else:
+                    tag.report(
+                        f'{tag.where} labels <{literal.shown} name="{literal.name}">, whose value '
+                        'is not a "$field" reference to the item payload'
+                    )
             if len(objects) == 1:
                 return
         if len(objects) == 1:

@@ -249,6 +249,7 @@ class _Reader:
                 name,
                 ref.group(1) if ref else None,
                 text_key=attrs.get("textkey") or "text",
+                value_list=attrs.get("valuelist"),
             )
             if "sync" in attrs:
                 syncs[name] = attrs["sync"]
