@@ -2,7 +2,8 @@
 `make test`).
 
 For each scenario (choices, spans, boxes, transcription, per-region attributes, time segments,
-pairwise and ranking preferences with a taxonomy) it runs what a team moving between the two tools
+pairwise and ranking preferences with a taxonomy; time series, paragraphs, HTML and a chat's
+messages) it runs what a team moving between the two tools
 does, over HTTP on 127.0.0.1:
 
 1. Tessera: a client creates a job (some from a Label Studio config, some from a schema), imports
@@ -275,7 +276,76 @@ PAIRWISE = Scenario(
     preference_answer,
 )
 
-SCENARIOS = [CHOICES, SPANS, BOXES, TRANSCRIPTION, ATTRIBUTES, SEGMENTS, PAIRWISE]
+
+def structured_answer(n: int, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "events": [
+            {"start": 1, "end": 3 + (n == 2), "label": "Run", "attributes": {"cause": "sensor"}},
+            {"start": 5, "end": 5, "label": "Spike"},
+        ],
+        "slots": [{"start": 0, "start_offset": 3, "end": 1, "end_offset": 5, "label": "Person"}]
+        + (
+            []
+            if n == 2
+            else [{"start": 1, "start_offset": 6, "end": 1, "end_offset": 9, "label": "Person"}]
+        ),
+        "entities": [
+            {
+                "start": "/p[1]/text()[1]",
+                "start_offset": 0,
+                "end": "/p[1]/text()[1]",
+                "end_offset": 4,
+                "label": "ORG",
+            }
+        ],
+        "chat": [{"message": 1, "attributes": {"accuracy": 4 + (n == 1), "tone": ["Too formal"]}}],
+        "overall": 3,
+    }
+
+
+STRUCTURED = Scenario(
+    "time series, paragraphs, HTML and chat messages (issue 25's tags)",
+    """<View>
+  <TimeSeries name="ts" value="$series" valueType="json" timeColumn="time">
+    <Channel column="value"/>
+  </TimeSeries>
+  <TimeSeriesLabels name="events" toName="ts">
+    <Label value="Run"/><Label value="Spike"/>
+  </TimeSeriesLabels>
+  <Choices name="cause" toName="ts" perRegion="true" whenTagName="events" whenLabelValue="Run">
+    <Choice value="sensor"/><Choice value="human"/>
+  </Choices>
+  <Paragraphs name="dialogue" value="$dialogue" layout="dialogue" textKey="text"
+              nameKey="author"/>
+  <ParagraphLabels name="slots" toName="dialogue"><Label value="Person"/></ParagraphLabels>
+  <HyperText name="page" value="$html"/>
+  <HyperTextLabels name="entities" toName="page"><Label value="ORG"/></HyperTextLabels>
+  <Chat name="chat" value="$chat"/>
+  <Rating name="overall" toName="chat" required="true"/>
+  <Rating name="accuracy" toName="chat" perRegion="true" maxRating="5"/>
+  <Choices name="tone" toName="chat" perRegion="true" choice="multiple">
+    <Choice value="Too formal"/><Choice value="Too casual"/>
+  </Choices>
+</View>""",
+    [
+        {
+            "series": {"time": [0, 1, 2, 3, 4, 5, 6], "value": [1, 3, 2, 8, 4, 9, 1]},
+            "dialogue": [
+                {"author": "Mia", "text": f"Hi Ann {i}"},
+                {"author": "Vince", "text": "Hello Bob, how are you?"},
+            ],
+            "html": f"<p>ACME {i} Corp</p>",
+            "chat": [
+                {"role": "user", "content": f"Question {i}?"},
+                {"role": "assistant", "content": f"Answer {i}."},
+            ],
+        }
+        for i in range(2)
+    ],
+    structured_answer,
+)
+
+SCENARIOS = [CHOICES, SPANS, BOXES, TRANSCRIPTION, ATTRIBUTES, SEGMENTS, PAIRWISE, STRUCTURED]
 
 
 # --- processes ------------------------------------------------------------------------------------

@@ -116,7 +116,13 @@ class Entries:
             if not isinstance(entry, Mapping):
                 raise ResultError(index, "a result entry is an object")
             if entry.get("type") == "relation":
-                continue  # relations between regions carry no answer Tessera keeps
+                # Relations between regions have no Tessera control yet: refused by name rather
+                # than dropped, so nothing of an imported annotation is lost without a word.
+                raise ResultError(
+                    index,
+                    "a relation between regions (Label Studio's Relations) cannot be kept; "
+                    "remove relations from the annotation to import it",
+                )
             name = entry.get("from_name")
             if not isinstance(name, str):
                 raise ResultError(index, "a result entry needs a from_name")
