@@ -19,6 +19,9 @@ LABEL_STUDIO_VERSION ?= 1.23.2
 INTEROP_DIR ?= .interop
 LS_VENV := $(INTEROP_DIR)/venv
 LS_STAMP := $(LS_VENV)/.installed-$(LABEL_STUDIO_VERSION)
+# Every package of Label Studio's environment pinned (pip freeze of a working install): a new
+# release of a dependency (sentry-sdk 3 did) cannot break `make interop` from a fresh clone.
+LS_CONSTRAINTS := interop/label_studio/constraints.txt
 
 # The lock: uv.lock (every platform and Python, resolved by uv from pyproject.toml) exported as
 # pip requirements with hashes. requirements-dev.txt (service + dev tools) is what `make install`
@@ -81,15 +84,22 @@ test-sqlite: $(STAMP)
 test-postgresql: $(STAMP)
 	$(PY) -m pytest --db=postgresql -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-$(LS_STAMP):
+$(LS_STAMP): $(LS_CONSTRAINTS)
+	rm -rf $(LS_VENV)
 	$(PYTHON) -m venv $(LS_VENV)
-	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LS_VENV)/bin/python -m pip install --quiet 'label-studio==$(LABEL_STUDIO_VERSION)'
+	$(LS_VENV)/bin/python -m pip install --quiet -c $(LS_CONSTRAINTS) \
+		'label-studio==$(LABEL_STUDIO_VERSION)'
+	$(LS_VENV)/bin/python -m pip check
 	touch $(LS_STAMP)
 
-## interop: install Label Studio $(LABEL_STUDIO_VERSION) in its own venv (git-ignored) and run the
-## round trip Tessera -> Label Studio -> Tessera against it on 127.0.0.1 (not part of `make test`)
+## interop: install Label Studio $(LABEL_STUDIO_VERSION) in its own venv (git-ignored, versions from
+## $(LS_CONSTRAINTS)), check Tessera reads its template gallery (tests/label_schema/
+## test_label_studio_gallery.py, against the installed templates) and run the round trip
+## Tessera -> Label Studio -> Tessera against it on 127.0.0.1 (not part of `make test`; CI runs it)
 interop: $(STAMP) $(LS_STAMP)
+	TESSERA_LABEL_STUDIO_TEMPLATES=$$($(LS_VENV)/bin/python -c 'import label_studio, pathlib; \
+		print(pathlib.Path(label_studio.__file__).parent / "annotation_templates")') \
+		$(PY) -m pytest -q -p no:cacheprovider --db=sqlite tests/label_schema/test_label_studio_gallery.py
 	$(PY) interop/label_studio/round_trip.py --label-studio $(LS_VENV)/bin/label-studio \
 		--workdir $(INTEROP_DIR)/run
 

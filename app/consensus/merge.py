@@ -17,16 +17,18 @@ from app.consensus.merging import Merged
 from app.consensus.numbers import merge_numbers
 from app.consensus.rankings import aggregate_pairwise, aggregate_ranking
 from app.consensus.segments import aggregate_segments
-from app.consensus.spans import merge_spans
+from app.consensus.spans import merge_messages, merge_ranges, merge_spans
 from app.consensus.taxonomy import aggregate_taxonomy
 from app.consensus.text import merge_text
 from app.label_schema import (
     BoxesControl,
     Control,
     KeypointsControl,
+    MessagesControl,
     NumberControl,
     PairwiseControl,
     PolygonsControl,
+    RangesControl,
     RankingControl,
     SegmentsControl,
     SpansControl,
@@ -74,6 +76,14 @@ def merge_control(
                 allow_overlap=control.allow_overlap,
                 maximum=control.max,
                 attributes=control.attributes,
+            )
+        case RangesControl():
+            return merge_ranges(
+                answers, weights, maximum=control.max, attributes=control.attributes
+            )
+        case MessagesControl():
+            return merge_messages(
+                answers, weights, maximum=control.max, attributes=control.attributes
             )
         case TextControl():
             return merge_text(answers, weights, normalize=control.normalize)

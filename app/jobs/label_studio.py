@@ -251,10 +251,18 @@ def _answer(schema: LabelSchema, result: object, payload: dict[str, Any], where:
     except ValidationFailed as exc:
         first = exc.errors[0] if exc.errors else {"pointer": "#", "detail": exc.detail}
         pointer = str(first.get("pointer", "#"))
-        detail = "; ".join(str(e.get("detail")) for e in exc.errors[:5]) or str(exc.detail)
+        detail = "; ".join(_named(e) for e in exc.errors[:5]) or str(exc.detail)
         # A problem of the answer built from the results points at the result list as a whole.
         at = where if pointer.startswith("#/answer") else where + pointer.removeprefix("#")
         raise TaskError(f"{where.removeprefix('#/')}: {detail}", at) from None
+
+
+def _named(problem: Mapping[str, Any]) -> str:
+    """A problem of the answer built from a result list, naming the control (and region) it is
+    about: "sentiment: required control is missing"."""
+    pointer = str(problem.get("pointer", ""))
+    where = pointer.removeprefix("#/answer/") if pointer.startswith("#/answer/") else ""
+    return f"{where}: {problem.get('detail')}" if where else str(problem.get("detail"))
 
 
 def _best_prediction(

@@ -37,7 +37,9 @@ from app.label_schema.model import LabelSchema, Problem, json_type
 from app.label_schema.region_answers import (
     check_boxes,
     check_keypoints,
+    check_messages,
     check_polygons,
+    check_ranges,
     check_segments,
     check_spans,
 )
@@ -169,6 +171,8 @@ _CHECKS: dict[str, Callable[[list[Problem], Any, object, Payload], None]] = {
     "polygons": check_polygons,
     "keypoints": check_keypoints,
     "segments": check_segments,
+    "ranges": check_ranges,
+    "messages": check_messages,
     "text": _check_text,
     "rating": _check_rating,
     "number": _check_number,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar, assert_never
 
 import numpy as np
@@ -43,10 +43,12 @@ from app.label_schema.matching import (
     parse_attributes,
     parse_boxes,
     parse_keypoints,
+    parse_messages,
     parse_multiple_choice,
     parse_number,
     parse_paths,
     parse_polygons,
+    parse_ranges,
     parse_ranking,
     parse_segments,
     parse_side,
@@ -66,7 +68,9 @@ from app.label_schema.region_controls import (
     BoxesControl,
     ChoicesAttribute,
     KeypointsControl,
+    MessagesControl,
     PolygonsControl,
+    RangesControl,
     SegmentsControl,
     SpansControl,
     TextAttribute,
@@ -78,9 +82,11 @@ __all__ = [
     "grade_choices",
     "grade_controls",
     "grade_keypoints",
+    "grade_messages",
     "grade_number",
     "grade_pairwise",
     "grade_polygons",
+    "grade_ranges",
     "grade_ranking",
     "grade_rating",
     "grade_segments",
@@ -196,14 +202,35 @@ def grade_spans(answer: object, key: object, *, attributes: Sequence[Attribute] 
     score of the attributes the key span gives) instead of 1. A malformed answer scores 0; a
     malformed key raises ValueError.
     """
-    spans, expected = _parse_both(parse_spans, answer, key)
-    if spans is None:
+    return _grade_exact(parse_spans, answer, key, attributes)
+
+
+def grade_ranges(answer: object, key: object, *, attributes: Sequence[Attribute] = ()) -> float:
+    """Score a `ranges` answer as `grade_spans` does: F1 of exact matches (same start, start
+    offset, end, end offset and label), attributes weighing matched pairs."""
+    return _grade_exact(parse_ranges, answer, key, attributes)
+
+
+def grade_messages(answer: object, key: object, *, attributes: Sequence[Attribute]) -> float:
+    """Score a `messages` answer: the same message answered in both counts by how well its
+    attributes agree (the mean over those the key gives), an F1 over the messages."""
+    return _grade_exact(parse_messages, answer, key, attributes)
+
+
+def _grade_exact(
+    parse: Callable[[object], Sequence[Hashable]],
+    answer: object,
+    key: object,
+    attributes: Sequence[Attribute],
+) -> float:
+    regions, expected = _parse_both(parse, answer, key)
+    if regions is None:
         return 0.0
     if attributes:
-        pairs = span_pairs(spans, expected)
-        return _region_score(pairs, answer, key, len(spans), len(expected), attributes)
-    matched = sum((Counter(spans) & Counter(expected)).values())
-    return f1(matched, len(spans), len(expected))
+        pairs = span_pairs(regions, expected)
+        return _region_score(pairs, answer, key, len(regions), len(expected), attributes)
+    matched = sum((Counter(regions) & Counter(expected)).values())
+    return f1(matched, len(regions), len(expected))
 
 
 def grade_boxes(
@@ -382,6 +409,10 @@ def grade_control(control: Control, answer: object, key: object) -> float:
             return grade_segments(
                 answer, key, iou_threshold=control.iou_threshold, attributes=control.attributes
             )
+        case RangesControl():
+            return grade_ranges(answer, key, attributes=control.attributes)
+        case MessagesControl():
+            return grade_messages(answer, key, attributes=control.attributes)
         case TextControl():
             return grade_text(answer, key, normalize=control.normalize)
         case RatingControl():

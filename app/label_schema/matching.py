@@ -17,7 +17,7 @@ Pure functions of plain values, no session and no clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -144,6 +144,30 @@ def parse_spans(value: object) -> list[tuple[int, int, str]]:
     return spans
 
 
+#: A range of structured text: ((start, start_offset), (end, end_offset), label), where start and
+#: end are paragraph indexes or XPaths. Like a span, a whole range is the unit of a match.
+Range = tuple[tuple[Any, int], tuple[Any, int], str]
+
+
+def parse_ranges(value: object) -> list[Range]:
+    ranges: list[Range] = []
+    for item in _items(value):
+        ends = []
+        for position_key, offset_key in (("start", "start_offset"), ("end", "end_offset")):
+            position = _field(item, position_key)
+            if isinstance(position, bool) or not isinstance(position, int | str):
+                raise MalformedError("a range's start and end are paragraph indexes or XPaths")
+            ends.append((position, _offset(_field(item, offset_key))))
+        ranges.append((ends[0], ends[1], _label(_field(item, "label"))))
+    return ranges
+
+
+def parse_messages(value: object) -> list[tuple[int]]:
+    """The messages a `messages` answer asks about, each as a one-element tuple (an exact key,
+    as spans and ranges are matched)."""
+    return [(_offset(_field(item, "message")),) for item in _items(value)]
+
+
 def parse_boxes(value: object) -> list[Box]:
     boxes = []
     for item in _items(value):
@@ -194,8 +218,8 @@ def parse_segments(value: object) -> list[Segment]:
     segments = []
     for item in _items(value):
         start, end = _coordinate(_field(item, "start")), _coordinate(_field(item, "end"))
-        if not 0 <= start < end:
-            raise MalformedError("a segment needs 0 <= start < end")
+        if not 0 <= start <= end:
+            raise MalformedError("a segment needs 0 <= start <= end")
         segments.append(Segment(start, end, _label(_field(item, "label"))))
     return segments
 
@@ -420,6 +444,8 @@ def segment_pairs(answer: Sequence[Segment], key: Sequence[Segment], iou_thresho
     )
     union = (a[:, None, 1] - a[:, None, 0]) + (k[None, :, 1] - k[None, :, 0]) - inter
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    # Instants (a time series' zero-length regions) are the same when they are at the same time.
+    iou[(union == 0) & (a[:, None, 0] == k[None, :, 0])] = 1.0
     answer_labels, key_labels = _label_ids(
         [seg.label for seg in answer], [seg.label for seg in key]
     )
@@ -428,11 +454,9 @@ def segment_pairs(answer: Sequence[Segment], key: Sequence[Segment], iou_thresho
     return Pairs(rows, cols, iou[rows, cols])
 
 
-def span_pairs(
-    answer: Sequence[tuple[int, int, str]], key: Sequence[tuple[int, int, str]]
-) -> Pairs:
-    """Every exact match (same start, end and label) as a candidate pair."""
-    positions: dict[tuple[int, int, str], list[int]] = {}
+def span_pairs(answer: Sequence[Hashable], key: Sequence[Hashable]) -> Pairs:
+    """Every exact match (same start, end and label: spans or ranges) as a candidate pair."""
+    positions: dict[Hashable, list[int]] = {}
     for j, span in enumerate(key):
         positions.setdefault(span, []).append(j)
     rows = [i for i, span in enumerate(answer) for _ in positions.get(span, ())]
@@ -482,6 +506,8 @@ def path_agreement(path: tuple[str, ...], other: tuple[str, ...]) -> float:
 
 def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Overlap / union of two [start, end] intervals (0 when they only touch or are apart)."""
+    if a[0] == a[1] and b[0] == b[1]:
+        return 1.0 if a[0] == b[0] else 0.0  # instants: the same time or not
     overlap = min(a[1], b[1]) - max(a[0], b[0])
     if overlap <= 0:
         return 0.0

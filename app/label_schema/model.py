@@ -39,7 +39,9 @@ from app.label_schema.region_controls import (
     BoxesControl,
     KeypointsControl,
     ListControl,
+    MessagesControl,
     PolygonsControl,
+    RangesControl,
     SegmentsControl,
     SpansControl,
 )
@@ -51,6 +53,8 @@ Control = Annotated[
     | PolygonsControl
     | KeypointsControl
     | SegmentsControl
+    | RangesControl
+    | MessagesControl
     | TextControl
     | RatingControl
     | NumberControl
@@ -127,6 +131,8 @@ CONTROL_TYPES = frozenset(
         "polygons",
         "keypoints",
         "segments",
+        "ranges",
+        "messages",
         "text",
         "rating",
         "number",

@@ -32,7 +32,9 @@ from app.label_schema.region_controls import (
     ImageControl,
     KeypointsControl,
     ListControl,
+    MessagesControl,
     PolygonsControl,
+    RangesControl,
     SegmentsControl,
     SpansControl,
     TextAttribute,
@@ -75,7 +77,9 @@ def _check_region(
     """A region's keys and, when the control asks per-region questions, its `attributes`."""
     if not control.attributes:
         return check_object(problems, path, item, keys)
-    required = any(a.required for a in control.attributes)
+    label = item.get("label") if isinstance(item, Mapping) else None
+    # Attributes asked only of other labels (`when_labels`) are not required of this region.
+    required = any(a.required and a.applies_to(label) for a in control.attributes)
     region = check_object(
         problems,
         path,
@@ -84,12 +88,16 @@ def _check_region(
         () if required else ("attributes",),
     )
     if region is not None and "attributes" in region:
-        _check_attributes(problems, [*path, "attributes"], region["attributes"], control)
+        _check_attributes(problems, [*path, "attributes"], region["attributes"], control, label)
     return region
 
 
 def _check_attributes(
-    problems: list[Problem], path: AnswerPath, value: object, control: ListControl
+    problems: list[Problem],
+    path: AnswerPath,
+    value: object,
+    control: ListControl,
+    label: object = None,
 ) -> None:
     if not isinstance(value, Mapping):
         add_problem(problems, path, f"expected an object of attributes, got {json_type(value)}")
@@ -98,7 +106,15 @@ def _check_attributes(
         if control.attribute(name) is None:
             add_problem(problems, [*path, name], f"unknown attribute {name!r}")
     for attribute in control.attributes:
-        if attribute.name in value:
+        if not attribute.applies_to(label):
+            if attribute.name in value:
+                shown = ", ".join(map(repr, attribute.when_labels or ()))
+                add_problem(
+                    problems,
+                    [*path, attribute.name],
+                    f"attribute {attribute.name!r} is asked only of regions labelled {shown}",
+                )
+        elif attribute.name in value:
             _check_attribute(problems, [*path, attribute.name], attribute, value[attribute.name])
         elif attribute.required:
             add_problem(problems, [*path, attribute.name], "required attribute is missing")
@@ -474,7 +490,114 @@ def check_segments(problems: list[Problem], control: Any, value: object, payload
                 [*path, "end"],
                 f"end {end} is past the end of the media ({duration:g} seconds)",
             )
-        elif start is not None and end is not None and end <= start:
+        elif start is not None and end is not None and end < start:
+            add_problem(problems, [*path, "end"], f"end {end} must not be before start {start}")
+        elif start is not None and end is not None and end == start and c.media != "timeseries":
+            # Only a time series marks instants; audio and video segments have a length.
             add_problem(problems, [*path, "end"], f"end {end} must be greater than start {start}")
         _check_label(problems, path, segment, labels)
     _check_label_usage(problems, c, segments)
+
+
+_RANGE_KEYS = ("start", "start_offset", "end", "end_offset", "label")
+
+
+def check_ranges(problems: list[Problem], control: Any, value: object, payload: Payload) -> None:
+    c: RangesControl = control
+    ranges = _check_list(problems, c, value, "ranges")
+    if ranges is None:
+        return
+    texts = _paragraph_texts(payload, c) if c.media == "paragraphs" else None
+    labels = c.labels_for(payload)
+    for i, item in enumerate(ranges):
+        path: AnswerPath = [c.name, i]
+        region = _check_region(problems, path, item, _RANGE_KEYS, c)
+        if region is None:
+            continue
+        ends = [
+            _range_end(problems, path, region, c, texts, position, offset)
+            for position, offset in (("start", "start_offset"), ("end", "end_offset"))
+        ]
+        start, end = ends
+        if start is not None and end is not None and not start < end:
+            add_problem(problems, [*path, "end"], "a range must end after it starts")
+        _check_label(problems, path, region, labels)
+    _check_label_usage(problems, c, ranges)
+
+
+def _paragraph_texts(payload: Payload, control: RangesControl) -> list[str] | None:
+    """Each paragraph's text, when the payload holds the paragraphs as Label Studio shows them."""
+    paragraphs = payload.get(control.field) if payload is not None else None
+    if not isinstance(paragraphs, list):
+        return None
+    texts = [p.get(control.text_key) if isinstance(p, Mapping) else None for p in paragraphs]
+    return texts if all(isinstance(t, str) for t in texts) else None  # type: ignore[return-value]
+
+
+def _range_end(
+    problems: list[Problem],
+    path: AnswerPath,
+    region: Mapping[str, Any],
+    control: RangesControl,
+    texts: list[str] | None,
+    position_key: str,
+    offset_key: str,
+) -> tuple[Any, int] | None:
+    """One end of a range, (position, offset), comparable with the other end for paragraphs;
+    None when it is bad (reported) or missing."""
+    if position_key not in region or offset_key not in region:
+        return None
+    offset = read_integer(problems, [*path, offset_key], region[offset_key])
+    if offset is not None and offset < 0:
+        add_problem(problems, [*path, offset_key], f"{offset_key} {offset} is negative")
+        offset = None
+    position = region[position_key]
+    if control.media == "hypertext":
+        if not isinstance(position, str) or not position:
+            add_problem(
+                problems,
+                [*path, position_key],
+                "expected the XPath of a text node (a non-empty string), got "
+                + ("an empty string" if position == "" else json_type(position)),
+            )
+        return None  # XPaths do not order: only paragraphs are checked for start < end
+    index = read_integer(problems, [*path, position_key], position)
+    if index is None or offset is None:
+        return None
+    if index < 0 or (texts is not None and index >= len(texts)):
+        extent = f" (the item has {len(texts)} paragraphs)" if texts is not None else ""
+        add_problem(problems, [*path, position_key], f"no paragraph {index}{extent}")
+        return None
+    if texts is not None and offset > len(texts[index]):
+        add_problem(
+            problems,
+            [*path, offset_key],
+            f"{offset_key} {offset} is past the end of paragraph {index} "
+            f"({len(texts[index])} characters)",
+        )
+        return None
+    return index, offset
+
+
+def check_messages(problems: list[Problem], control: Any, value: object, payload: Payload) -> None:
+    c: MessagesControl = control
+    regions = _check_list(problems, c, value, "messages")
+    if regions is None:
+        return
+    messages = payload.get(c.field) if payload is not None else None
+    count = len(messages) if isinstance(messages, list) else None
+    seen: set[int] = set()
+    for i, item in enumerate(regions):
+        path: AnswerPath = [c.name, i]
+        region = _check_region(problems, path, item, ("message",), c)
+        if region is None or "message" not in region:
+            continue
+        index = read_integer(problems, [*path, "message"], region["message"])
+        if index is None:
+            continue
+        if index < 0 or (count is not None and index >= count):
+            extent = f" (the conversation has {count})" if count is not None else ""
+            add_problem(problems, [*path, "message"], f"no message {index}{extent}")
+        elif index in seen:
+            add_problem(problems, [*path, "message"], f"message {index} is answered twice")
+        seen.add(index)

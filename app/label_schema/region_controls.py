@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.label_schema.control_base import (
     MAX_ITEMS,
@@ -34,6 +34,12 @@ class AttributeBase(BaseModel):
     name: ControlName
     required: bool = False
     description: str | None = Field(default=None, max_length=2000)
+    # Asked only about regions with one of these labels (Label Studio's `whenLabelValue`);
+    # None: about every region.
+    when_labels: Annotated[list[Label], Field(min_length=1, max_length=1000)] | None = None
+
+    def applies_to(self, label: object) -> bool:
+        return self.when_labels is None or label in self.when_labels
 
 
 class ChoicesAttribute(AttributeBase):
@@ -97,6 +103,15 @@ class ListControl(LabelledControl):
             raise ValueError(
                 f"label_limits name labels the control does not have: {', '.join(unknown)}"
             )
+        for attribute in self.attributes:
+            strangers = [
+                label for label in attribute.when_labels or () if label not in self.label_set
+            ]
+            if strangers and self.labels_field is None:
+                raise ValueError(
+                    f"attribute {attribute.name!r} is asked of labels the control does not "
+                    f"have: {', '.join(strangers)}"
+                )
         duplicates = repeated_values([a.name for a in self.attributes])
         if duplicates:
             raise ValueError(
@@ -157,17 +172,56 @@ class KeypointsControl(ImageControl):
 
 
 class SegmentsControl(ListControl):
-    """Time segments of an audio or video payload field: start and end in seconds.
+    """Time segments of an audio, video or time-series payload field: start and end in seconds
+    (a time series: in the units of its time column).
 
-    `duration_field` optionally names the payload key holding the media's length in seconds, so
-    segments past the end are refused; `media` says what the field holds (the object tag of the
-    generated Label Studio config)."""
+    `duration_field` optionally names the payload key holding the media's length, so segments
+    past the end are refused; `media` says what the field holds (the object tag of the generated
+    Label Studio config). A time series may also mark instants (`start` equal to `end`: Label
+    Studio's `instant` regions)."""
 
     type: Literal["segments"] = "segments"
-    media: Literal["audio", "video"] = "audio"
+    media: Literal["audio", "video", "timeseries"] = "audio"
     duration_field: FieldName | None = None
     iou_threshold: float = Field(default=0.5, gt=0, le=1)
 
     def payload_fields(self) -> list[str]:
         extra = [f for f in (self.duration_field,) if f]
         return [*super().payload_fields(), *extra]
+
+
+class RangesControl(ListControl):
+    """Selections in structured text: the paragraphs of a dialogue or transcript (a list of
+    objects whose `text_key` holds each one's text: Label Studio's Paragraphs) or an HTML
+    document (Label Studio's HyperText).
+
+    A region runs from (`start`, `start_offset`) to (`end`, `end_offset`): `start`/`end` are
+    paragraph indexes (integers) for `paragraphs`, XPath expressions of text nodes (strings) for
+    `hypertext`; the offsets count characters inside them. Ranges match exactly, as spans do.
+    """
+
+    type: Literal["ranges"] = "ranges"
+    media: Literal["paragraphs", "hypertext"] = "paragraphs"
+    text_key: FieldName = "text"
+
+
+class MessagesControl(ListControl):
+    """Questions about single messages of a conversation (Label Studio's `Chat` object with
+    `perRegion` tags): the payload field holds the messages (`[{"role", "content"}, ...]`), and
+    each region `{"message": i, "attributes": {...}}` answers the attributes about message i (an
+    index into that list, each message at most once). Messages carry no labels."""
+
+    type: Literal["messages"] = "messages"
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[str], info: ValidationInfo) -> list[str]:
+        if labels or info.data.get("labels_field") is not None:
+            raise ValueError("messages carry no labels; ask about them with attributes")
+        return labels
+
+    @model_validator(mode="after")
+    def _asks_something(self) -> MessagesControl:
+        if not self.attributes:
+            raise ValueError("a messages control asks at least one attribute")
+        return self

@@ -2,7 +2,8 @@
 `make test`).
 
 For each scenario (choices, spans, boxes, transcription, per-region attributes, time segments,
-pairwise and ranking preferences with a taxonomy) it runs what a team moving between the two tools
+pairwise and ranking preferences with a taxonomy; time series, paragraphs, HTML and a chat's
+messages) it runs what a team moving between the two tools
 does, over HTTP on 127.0.0.1:
 
 1. Tessera: a client creates a job (some from a Label Studio config, some from a schema), imports
@@ -275,7 +276,76 @@ PAIRWISE = Scenario(
     preference_answer,
 )
 
-SCENARIOS = [CHOICES, SPANS, BOXES, TRANSCRIPTION, ATTRIBUTES, SEGMENTS, PAIRWISE]
+
+def structured_answer(n: int, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "events": [
+            {"start": 1, "end": 3 + (n == 2), "label": "Run", "attributes": {"cause": "sensor"}},
+            {"start": 5, "end": 5, "label": "Spike"},
+        ],
+        "slots": [{"start": 0, "start_offset": 3, "end": 1, "end_offset": 5, "label": "Person"}]
+        + (
+            []
+            if n == 2
+            else [{"start": 1, "start_offset": 6, "end": 1, "end_offset": 9, "label": "Person"}]
+        ),
+        "entities": [
+            {
+                "start": "/p[1]/text()[1]",
+                "start_offset": 0,
+                "end": "/p[1]/text()[1]",
+                "end_offset": 4,
+                "label": "ORG",
+            }
+        ],
+        "chat": [{"message": 1, "attributes": {"accuracy": 4 + (n == 1), "tone": ["Too formal"]}}],
+        "overall": 3,
+    }
+
+
+STRUCTURED = Scenario(
+    "time series, paragraphs, HTML and chat messages (issue 25's tags)",
+    """<View>
+  <TimeSeries name="ts" value="$series" valueType="json" timeColumn="time">
+    <Channel column="value"/>
+  </TimeSeries>
+  <TimeSeriesLabels name="events" toName="ts">
+    <Label value="Run"/><Label value="Spike"/>
+  </TimeSeriesLabels>
+  <Choices name="cause" toName="ts" perRegion="true" whenTagName="events" whenLabelValue="Run">
+    <Choice value="sensor"/><Choice value="human"/>
+  </Choices>
+  <Paragraphs name="dialogue" value="$dialogue" layout="dialogue" textKey="text"
+              nameKey="author"/>
+  <ParagraphLabels name="slots" toName="dialogue"><Label value="Person"/></ParagraphLabels>
+  <HyperText name="page" value="$html"/>
+  <HyperTextLabels name="entities" toName="page"><Label value="ORG"/></HyperTextLabels>
+  <Chat name="chat" value="$chat"/>
+  <Rating name="overall" toName="chat" required="true"/>
+  <Rating name="accuracy" toName="chat" perRegion="true" maxRating="5"/>
+  <Choices name="tone" toName="chat" perRegion="true" choice="multiple">
+    <Choice value="Too formal"/><Choice value="Too casual"/>
+  </Choices>
+</View>""",
+    [
+        {
+            "series": {"time": [0, 1, 2, 3, 4, 5, 6], "value": [1, 3, 2, 8, 4, 9, 1]},
+            "dialogue": [
+                {"author": "Mia", "text": f"Hi Ann {i}"},
+                {"author": "Vince", "text": "Hello Bob, how are you?"},
+            ],
+            "html": f"<p>ACME {i} Corp</p>",
+            "chat": [
+                {"role": "user", "content": f"Question {i}?"},
+                {"role": "assistant", "content": f"Answer {i}."},
+            ],
+        }
+        for i in range(2)
+    ],
+    structured_answer,
+)
+
+SCENARIOS = [CHOICES, SPANS, BOXES, TRANSCRIPTION, ATTRIBUTES, SEGMENTS, PAIRWISE, STRUCTURED]
 
 
 # --- processes ------------------------------------------------------------------------------------
@@ -360,13 +430,25 @@ class Outcome:
         return all(ok for _, ok, _ in self.checks)
 
 
-class Tessera:
-    def __init__(self, base: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=60)
-        self.client = self.signup("client")
-        self.annotators = [self.signup("annotator", n) for n in range(3)]
+# What the client is credited with: activation moves each job's budget into escrow and answers 402
+# when the client's balance is short, so the client is funded first, as a real one would be.
+CLIENT_FUNDS_MICROS = 1_000_000_000
 
-    def signup(self, role: str, n: int = 0) -> dict[str, str]:
+
+class Tessera:
+    def __init__(self, base: str, admin_token: str) -> None:
+        self.http = httpx.Client(base_url=base, timeout=60)
+        self.client, client_id = self.signup("client")
+        self.annotators = [self.signup("annotator", n)[0] for n in range(3)]
+        credited = self.http.post(
+            f"/v1/admin/clients/{client_id}/credits",
+            json={"amount_micros": CLIENT_FUNDS_MICROS, "reason": "interop round trip"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        if credited.status_code != 201:
+            raise SystemExit(f"funding the client failed: {credited.status_code} {credited.text}")
+
+    def signup(self, role: str, n: int = 0) -> tuple[dict[str, str], int]:
         body = {
             "email": f"{role}{n}@example.com",
             "password": PASSWORD,
@@ -375,7 +457,9 @@ class Tessera:
         }
         response = self.http.post("/v1/auth/signup", json=body)
         response.raise_for_status()
-        return {"Authorization": f"Bearer {response.json()['token']['secret']}"}
+        signed_up = response.json()
+        headers = {"Authorization": f"Bearer {signed_up['token']['secret']}"}
+        return headers, int(signed_up["user"]["id"])
 
     def create_job(self, scenario: Scenario, title: str) -> int:
         body = {
@@ -664,6 +748,22 @@ def run_scenario(
     return outcome
 
 
+def tessera_admin(tessera_bin: str, env: dict[str, str]) -> str:
+    """Migrate the run's fresh database and create an administrator (who funds the client);
+    returns the administrator's token, which `tessera admin create` prints last."""
+    full_env = {**os.environ, **env}
+    for command in (
+        [tessera_bin, "migrate"],
+        [tessera_bin, "admin", "create", "--email", "interop-admin@example.com"],
+    ):
+        done = subprocess.run(  # noqa: S603
+            command, env=full_env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command[1:])} failed: {done.stdout}{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label-studio", required=True, type=Path, help="the label-studio script")
@@ -685,6 +785,12 @@ def main() -> None:
         # Label Studio then validates imported predictions against the config, as it will.
         "fflag_feat_utc_210_prediction_validation_15082025": "true",
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        # Offline: no error reporting, no version check, no analytics (sentry-sdk 3 also refuses
+        # the options Label Studio 1.23.2 passes it; the constraints file keeps it on 2.x).
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "LATEST_VERSION_CHECK": "false",
+        "COLLECT_ANALYTICS": "false",
     }
     ls_command = [
         str(args.label_studio.resolve()),
@@ -711,8 +817,10 @@ def main() -> None:
         "TESSERA_LOG_LEVEL": "WARNING",
         "TESSERA_UPLOAD_DIR": str(workdir / "uploads"),
     }
+    tessera_bin = str(Path(sys.executable).with_name("tessera"))
+    admin_token = tessera_admin(tessera_bin, tessera_env)
     tessera_command = [
-        str(Path(sys.executable).with_name("tessera")),
+        tessera_bin,
         "serve",
         "--host",
         "127.0.0.1",
@@ -732,7 +840,7 @@ def main() -> None:
             f"http://127.0.0.1:{ls_port}/health", ls_proc, workdir / "label-studio.log", 600
         )
         print(f"both up after {time.monotonic() - started:.0f} s\n")
-        tessera = Tessera(f"http://127.0.0.1:{tessera_port}")
+        tessera = Tessera(f"http://127.0.0.1:{tessera_port}", admin_token)
         studio = LabelStudio(f"http://127.0.0.1:{ls_port}")
         outcomes = []
         for number, scenario in enumerate(SCENARIOS, start=1):

@@ -163,7 +163,7 @@ def test_an_unsupported_control_tag_is_named_in_the_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "tag", ["BrushLabels", "TimelineLabels", "ParagraphLabels", "HyperTextLabels", "Rectangle"]
+    "tag", ["BrushLabels", "TimelineLabels", "OcrLabels", "VideoRectangle", "Rectangle"]
 )
 def test_other_label_studio_controls_are_refused(tag: str) -> None:
     error = refused(f'<View>{IMAGE}<{tag} name="x" toName="img"><Label value="a"/></{tag}></View>')
@@ -188,7 +188,7 @@ def test_binding_problems_are_all_reported() -> None:
         + "</RectangleLabels>"
         + '<Pairwise name="h" toName="txt"/>'
         + '<Number name="i" toName="txt" perRegion="true"/>'
-        + '<Choices name="j" toName="img" perRegion="true" whenLabelValue="x">'
+        + '<Choices name="j" toName="img" perRegion="true" whenChoiceValue="x">'
         + '<Choice value="y"/></Choices>'
     )
     details = [e["detail"] for e in errors]
@@ -202,8 +202,8 @@ def test_binding_problems_are_all_reported() -> None:
         '<RectangleLabels name="g">: one label per region is supported, not several',
         '<Pairwise name="h"> compares 2 objects: name them all in toName ("left,right")',
         '<Number name="i">: perRegion is supported on Choices, TextArea and Rating only',
-        '<Choices name="j">: whenlabelvalue is not supported; a per-region attribute applies to '
-        "every region of its control (whenTagName picks the control)",
+        '<Choices name="j">: whenChoiceValue is not supported; a per-region attribute applies to '
+        "every region of its control (whenTagName picks the control, whenLabelValue the labels)",
         '<Choices name="e"> asks about regions of <Text name="txt">, but no region control '
         "labels it",
     ]

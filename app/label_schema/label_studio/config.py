@@ -22,6 +22,7 @@ from app.label_schema.region_controls import (
     Attribute,
     ChoicesAttribute,
     ListControl,
+    RangesControl,
     RatingAttribute,
 )
 
@@ -46,6 +47,8 @@ def label_studio_config(schema: LabelSchema) -> str:
                 shown.add(target.name)
                 _object(root, target, layout)
         converter = converter_for(control)
+        if not converter.writes_tag:
+            continue  # a Chat's messages: the object is the tag, their questions perRegion tags
         if control.description:
             SubElement(root, "Header", {"value": control.description})
         attrs = {
@@ -98,6 +101,9 @@ class _Layout:
         self.by_field: dict[str | None, ObjectTarget] = {}
         self.synced: dict[str, _Synced] = {}
         self.targets: dict[str, Targets] = {}
+        self.text_keys: dict[str | None, str] = {
+            c.field: c.text_key for c in schema.controls if isinstance(c, RangesControl)
+        }
         needs = {c.name: converter_for(c).objects_needed(c) for c in schema.controls}
         # Objects of a definite kind first, so that controls open to any object share them.
         for control in schema.controls:
@@ -126,7 +132,9 @@ class _Layout:
         if existing is not None:
             return existing
         base = need.field if need.field is not None else "item"
-        target = ObjectTarget(need.tag, self.name_for(base), need.field)
+        # A Chat is named as its control is (read back, the control takes the object's name).
+        name = need.name if need.name is not None else self.name_for(base)
+        target = ObjectTarget(need.tag, name, need.field)
         if need.video_sync:
             self.synced[target.name] = _Synced(self.name_for(f"{base}_video"))
         self.by_key[key] = target
@@ -143,6 +151,21 @@ class _Layout:
 def _object(root: Element, target: ObjectTarget, layout: _Layout) -> None:
     value = f"${target.field}" if target.field is not None else ""
     synced = layout.synced.get(target.name)
+    if target.tag == "TimeSeries":
+        # Label Studio draws a time series by channels; a generated config shows the payload's
+        # `{"time": [...], "value": [...]}` (a job made from a config keeps that config's own).
+        series = SubElement(
+            root,
+            "TimeSeries",
+            {"name": target.name, "value": value, "valueType": "json", "timeColumn": "time"},
+        )
+        SubElement(series, "Channel", {"column": "value"})
+        return
+    if target.tag == "Paragraphs":
+        key = layout.text_keys.get(target.field, "text")
+        attrs = {"name": target.name, "value": value, "textKey": key, "nameKey": "author"}
+        SubElement(root, "Paragraphs", attrs)
+        return
     if synced is None:
         SubElement(root, target.tag, {"name": target.name, "value": value})
         return
@@ -184,8 +207,12 @@ def _attributes(root: Element, schema: LabelSchema, layout: _Layout) -> None:
                 attrs["required"] = "true"
             if isinstance(attribute, RatingAttribute):
                 attrs["maxRating"] = str(attribute.max)
-            if len(owners[name]) == 1 and len(region_controls[target]) > 1:
+            if len(owners[name]) == 1 and (
+                len(region_controls[target]) > 1 or attribute.when_labels
+            ):
                 attrs["whenTagName"] = owners[name][0]
+            if attribute.when_labels:
+                attrs["whenLabelValue"] = ",".join(attribute.when_labels)
             element = SubElement(root, _ATTRIBUTE_TAGS[attribute.type], attrs)
             if isinstance(attribute, ChoicesAttribute):
                 for label in attribute.labels:

@@ -38,6 +38,8 @@ class BoundObject:
     name: str
     field: str | None  # None when `value` is literal content rather than "$field"
     video_sync: bool = False  # an Audio synced to a Video showing the same field
+    text_key: str = "text"  # Paragraphs: the key of each paragraph's text (`textKey`)
+    value_list: str | None = None  # an Image's `valueList="$pages"` (a multi-page document)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ObjectNeed:
     tag: str | None
     field: str | None
     video_sync: bool = False
+    name: str | None = None  # the object's own name, where the control is named after it (Chat)
 
 
 class ResultError(Exception):
@@ -113,7 +116,13 @@ class Entries:
             if not isinstance(entry, Mapping):
                 raise ResultError(index, "a result entry is an object")
             if entry.get("type") == "relation":
-                continue  # relations between regions carry no answer Tessera keeps
+                # Relations between regions have no Tessera control yet: refused by name rather
+                # than dropped, so nothing of an imported annotation is lost without a word.
+                raise ResultError(
+                    index,
+                    "a relation between regions (Label Studio's Relations) cannot be kept; "
+                    "remove relations from the annotation to import it",
+                )
             name = entry.get("from_name")
             if not isinstance(name, str):
                 raise ResultError(index, "a result entry needs a from_name")
@@ -153,6 +162,8 @@ class TagConverter:
     required_default: ClassVar[bool | None] = None
     # Schema keys Label Studio spells otherwise, for messages: {"max": "maxRating"}.
     attribute_names: ClassVar[Mapping[str, str]] = {}
+    # Whether a generated config writes a control tag (a Chat's messages are its object's own).
+    writes_tag: ClassVar[bool] = True
 
     @property
     def kind(self) -> str:
@@ -181,10 +192,17 @@ class TagConverter:
         if any(f is None for f in fields):
             if self.needs_field:
                 literal = next(o for o in objects if o.field is None)
-                tag.report(
-                    f'{tag.where} labels <{literal.shown} name="{literal.name}">, whose value is '
-                    'not a "$field" reference to the item payload'
-                )
+                if literal.value_list is not None:
+                    tag.report(
+                        f'{tag.where} labels <{literal.shown} name="{literal.name}" '
+                        f'valueList="{literal.value_list}">: multi-page documents (valueList) are '
+                        'not supported; show one image per item (value="$field")'
+                    )
+                else:
+                    tag.report(
+                        f'{tag.where} labels <{literal.shown} name="{literal.name}">, whose value '
+                        'is not a "$field" reference to the item payload'
+                    )
             if len(objects) == 1:
                 return
         if len(objects) == 1:

@@ -31,7 +31,7 @@ from app.label_schema.label_studio.converter import (
     TagConverter,
     Targets,
 )
-from app.label_schema.label_studio.tags import CONVERTERS, SUPPORTED_TAGS
+from app.label_schema.label_studio.tags import CONVERTERS, MESSAGES, SUPPORTED_TAGS
 from app.label_schema.model import LabelSchema, Problem, schema_error_paths
 
 # Tags that only arrange or decorate the interface; their children are still read.
@@ -50,6 +50,7 @@ _OBJECT_TAGS = frozenset(
         "timeseries",
         "pdf",
         "list",
+        "chat",
     )
 )
 _FIELD_REF = re.compile(r"^\$(.+)$", re.DOTALL)
@@ -161,6 +162,10 @@ _OBJECT_NAMES = {
     "audioplus": "AudioPlus",
     "video": "Video",
     "list": "List",
+    "paragraphs": "Paragraphs",
+    "hypertext": "HyperText",
+    "timeseries": "TimeSeries",
+    "chat": "Chat",
 }
 
 
@@ -207,6 +212,7 @@ class _Reader:
     def run(self) -> ParsedConfig:
         self.collect_objects()
         self.visit(self.root)
+        self.chat_messages()
         self.attach_attributes()
         if not self.documents and not self.problems:
             self.problem(None, f"no control tag found; supported control tags: {SUPPORTED_TAGS}")
@@ -238,14 +244,56 @@ class _Reader:
                 continue
             ref = _FIELD_REF.match(attrs.get("value", ""))
             self.objects[name] = BoundObject(
-                _tag(element), _shown(element), name, ref.group(1) if ref else None
+                _tag(element),
+                _shown(element),
+                name,
+                ref.group(1) if ref else None,
+                text_key=attrs.get("textkey") or "text",
+                value_list=attrs.get("valuelist"),
             )
             if "sync" in attrs:
                 syncs[name] = attrs["sync"]
+            if _tag(element) == "chat":
+                self.check_chat(element, attrs)
         for name, other in syncs.items():
             obj, partner = self.objects[name], self.objects.get(other)
             if obj.tag in ("audio", "audioplus") and partner is not None and partner.tag == "video":
                 self.objects[name] = replace(obj, video_sync=True)
+
+    def check_chat(self, element: Element, attrs: dict[str, str]) -> None:
+        """A Chat is read as a conversation to judge; one the annotator writes (editable, or
+        answered by an LLM) makes a conversation Tessera cannot host: refused, named."""
+        editable = attrs.get("editable", "false").lower() not in ("false", "")
+        if editable or attrs.get("llm") or attrs.get("toname"):
+            self.unsupported.setdefault("Chat (editable)", None)
+            self.problem(
+                element,
+                f'<{_shown(element)} name="{attrs.get("name")}">: a conversation the annotator '
+                "writes (editable, llm or toName) is not supported; a Chat showing the item's "
+                "messages, with questions about the chat or each message, is",
+            )
+
+    def chat_messages(self) -> None:
+        """Per-region tags over a Chat ask about its messages: the Chat becomes a `messages`
+        control named as the object, which `attach_attributes` gives them to."""
+        for attribute in self.attributes:
+            target = attribute.target
+            if target.tag != "chat" or target.name in self.targets:
+                continue
+            document: dict[str, Any] = {"name": target.name, "type": "messages", "required": False}
+            if target.field is None:
+                self.problem(
+                    attribute.element,
+                    f'<Chat name="{target.name}">: its value is not a "$field" reference to the '
+                    "item payload",
+                )
+            else:
+                document["field"] = target.field
+            self.documents.append(document)
+            self.converted.append(
+                _Converted(MESSAGES, "Chat", target.name, self.lines.get(attribute.element))
+            )
+            self.targets[target.name] = (ObjectTarget(target.shown, target.name, target.field),)
 
     def visit(self, element: Element) -> None:
         tag = _tag(element)
@@ -333,12 +381,12 @@ class _Reader:
         if converter.attribute_type is None:
             tag.report(f"{tag.where}: perRegion is supported on Choices, TextArea and Rating only")
             return
-        for condition in ("whenlabelvalue", "whenchoicevalue"):
-            if condition in tag.attrs:
-                tag.report(
-                    f"{tag.where}: {condition} is not supported; a per-region attribute applies "
-                    "to every region of its control (whenTagName picks the control)"
-                )
+        if "whenchoicevalue" in tag.attrs:
+            tag.report(
+                f"{tag.where}: whenChoiceValue is not supported; a per-region attribute applies "
+                "to every region of its control (whenTagName picks the control, whenLabelValue "
+                "the labels)"
+            )
         if objects is None:
             return
         if len(objects) != 1:
@@ -358,6 +406,9 @@ class _Reader:
             converter.read(tag, document)
         if tag.get("value").startswith("$"):
             tag.report(f"{tag.where}: a per-region attribute has fixed labels")
+        when_labels = [v.strip() for v in tag.get("whenlabelvalue").split(",") if v.strip()]
+        if when_labels:
+            document["when_labels"] = list(dict.fromkeys(when_labels))
         self.attributes.append(
             _Attribute(document, objects[0], tag.get("whentagname") or None, element, converted)
         )
@@ -473,6 +524,10 @@ class _Reader:
                 continue
             value = self.label_value(child, where)
             if value is None:
+                continue
+            if value in labels and not _attrs(child).get("maxusages"):
+                # Label Studio shows a repeated <Choice value="Two"/> twice, and either writes
+                # the same "Two" into its results: one label (its gallery has such a config).
                 continue
             labels.append(value)
             converted.label_lines.append(self.lines.get(child))

@@ -24,6 +24,7 @@ from app.label_schema.label_studio.converter import (
     TagAttributes,
     TagConverter,
     Targets,
+    to_name,
     value_key,
 )
 from app.label_schema.model import Control
@@ -32,6 +33,8 @@ from app.label_schema.region_controls import (
     ChoicesAttribute,
     ImageControl,
     ListControl,
+    MessagesControl,
+    RangesControl,
     RatingAttribute,
     SegmentsControl,
     SpansControl,
@@ -208,7 +211,7 @@ class LabelsConverter(RegionConverter):
         return {"start": int(start), "end": int(end)}
 
 
-def _whole(value: object) -> bool:
+def _whole(value: object) -> TypeGuard[int | float]:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
@@ -220,7 +223,7 @@ class SegmentsConverter(RegionConverter):
 
     tag = "Labels"
     control_type = "segments"
-    object_kinds = ("audio", "audioplus", "video")
+    object_kinds: ClassVar[tuple[str, ...]] = ("audio", "audioplus", "video")
 
     def bind(
         self, tag: TagAttributes, document: dict[str, Any], objects: Sequence[BoundObject]
@@ -244,6 +247,239 @@ class SegmentsConverter(RegionConverter):
         if not _finite(start) or not _finite(end):
             raise ResultError(index, "a segment's start and end are seconds")
         return {"start": start, "end": end}
+
+
+class TimeSeriesLabelsConverter(SegmentsConverter):
+    """Regions of a time series: TimeSeriesLabels over a TimeSeries, start and end in the units
+    of its time column, `instant` when they are equal (a time series' point events)."""
+
+    tag = "TimeSeriesLabels"
+    object_kinds = ("timeseries",)
+
+    def bind(
+        self, tag: TagAttributes, document: dict[str, Any], objects: Sequence[BoundObject]
+    ) -> None:
+        TagConverter.bind(self, tag, document, objects)
+        document["media"] = "timeseries"
+
+    def objects_needed(self, control: Control) -> list[ObjectNeed]:
+        return [ObjectNeed("TimeSeries", getattr(control, "field", None))]
+
+    def place(self, control: ListControl, region: Mapping[str, Any], payload: Any) -> Result:
+        start, end = region["start"], region["end"]
+        return {"start": start, "end": end, "instant": start == end}
+
+
+class RangesConverter(RegionConverter):
+    """Selections in structured text (`RangesControl`): Label Studio writes a region's ends as
+    `start`/`end` (paragraph indexes as strings, or XPaths) with `startOffset`/`endOffset`."""
+
+    control_type = "ranges"
+    media: ClassVar[str]
+
+    def bind(
+        self, tag: TagAttributes, document: dict[str, Any], objects: Sequence[BoundObject]
+    ) -> None:
+        super().bind(tag, document, objects)
+        document["media"] = self.media
+        if objects[0].text_key != "text":
+            document["text_key"] = objects[0].text_key
+
+    def place(self, control: ListControl, region: Mapping[str, Any], payload: Any) -> Result:
+        return {
+            "start": self.position_out(region["start"]),
+            "end": self.position_out(region["end"]),
+            "startOffset": region["start_offset"],
+            "endOffset": region["end_offset"],
+        }
+
+    def position_out(self, position: Any) -> Any:
+        return position
+
+    def locate(
+        self, control: ListControl, index: int, entry: Result, payload: Mapping[str, Any]
+    ) -> Result:
+        value = entry["value"]
+        offsets = value.get("startOffset"), value.get("endOffset")
+        if not all(_whole(o) for o in offsets):
+            raise ResultError(index, "a selection's startOffset and endOffset are characters")
+        return {
+            "start": self.position_in(index, value.get("start")),
+            "start_offset": int(offsets[0]),
+            "end": self.position_in(index, value.get("end")),
+            "end_offset": int(offsets[1]),
+        }
+
+    def position_in(self, index: int, position: object) -> Any:
+        raise NotImplementedError
+
+
+class ParagraphLabelsConverter(RangesConverter):
+    """Selections of a Paragraphs object (a dialogue, a transcript): its ends are paragraph
+    indexes, which Label Studio writes as strings ("0"), with character offsets inside them."""
+
+    tag = "ParagraphLabels"
+    object_kinds = ("paragraphs",)
+    media = "paragraphs"
+
+    def objects_needed(self, control: Control) -> list[ObjectNeed]:
+        return [ObjectNeed("Paragraphs", getattr(control, "field", None))]
+
+    def place(self, control: ListControl, region: Mapping[str, Any], payload: Any) -> Result:
+        placed = super().place(control, region, payload)
+        assert isinstance(control, RangesControl)
+        text = _selected_text(control, region, payload)
+        if text is not None:
+            placed["text"] = text
+        return placed
+
+    def position_out(self, position: Any) -> Any:
+        return str(position)
+
+    def position_in(self, index: int, position: object) -> Any:
+        if isinstance(position, str) and position.isdecimal():
+            return int(position)
+        if _whole(position):
+            return int(position)
+        raise ResultError(index, "a paragraph selection's start and end are paragraph indexes")
+
+
+def _selected_text(
+    control: RangesControl, region: Mapping[str, Any], payload: Mapping[str, Any] | None
+) -> str | None:
+    """The text a paragraph selection covers (paragraphs joined by newlines), as Label Studio
+    stores it; None when the payload does not hold the paragraphs."""
+    paragraphs = payload.get(control.field) if payload is not None else None
+    if not isinstance(paragraphs, list):
+        return None
+    texts: list[str] = []
+    for paragraph in paragraphs[region["start"] : region["end"] + 1]:
+        text = paragraph.get(control.text_key) if isinstance(paragraph, Mapping) else None
+        if not isinstance(text, str):
+            return None
+        texts.append(text)
+    if len(texts) == 1:
+        return texts[0][region["start_offset"] : region["end_offset"]]
+    texts[0] = texts[0][region["start_offset"] :]
+    texts[-1] = texts[-1][: region["end_offset"]]
+    return "\n".join(texts)
+
+
+class HyperTextLabelsConverter(RangesConverter):
+    """Selections of an HTML document: its ends are XPaths of text nodes with character offsets
+    inside them (Label Studio's `globalOffsets`, derived from those, are not kept)."""
+
+    tag = "HyperTextLabels"
+    object_kinds = ("hypertext",)
+    media = "hypertext"
+
+    def objects_needed(self, control: Control) -> list[ObjectNeed]:
+        return [ObjectNeed("HyperText", getattr(control, "field", None))]
+
+    def position_in(self, index: int, position: object) -> Any:
+        if not isinstance(position, str) or not position:
+            raise ResultError(index, "an HTML selection's start and end are XPaths")
+        return position
+
+
+class MessagesConverter(RegionConverter):
+    """Questions about single messages of a Chat object (`MessagesControl`). Label Studio has no
+    control tag for them: the Chat is its own, and a message's answers are the `perRegion`
+    tags' results, each with the message's `id` and, in its value, the message itself
+    (`chatmessage`: role and content, as Label Studio's chat regions carry it). Reading back, the
+    message is found in the item's conversation by its role and content."""
+
+    tag = "Chat"
+    control_type = "messages"
+    object_kinds = ("chat",)
+    writes_tag = False
+
+    def objects_needed(self, control: Control) -> list[ObjectNeed]:
+        return [ObjectNeed("Chat", getattr(control, "field", None), name=control.name)]
+
+    def results(
+        self,
+        control: Control,
+        value: Any,
+        targets: Targets,
+        payload: Mapping[str, Any] | None,
+    ) -> list[Result]:
+        assert isinstance(control, MessagesControl)
+        messages = payload.get(control.field) if payload is not None else None
+        out: list[Result] = []
+        for region in value:
+            index = region["message"]
+            message = messages[index] if isinstance(messages, list) else None
+            if not isinstance(message, Mapping):
+                raise ValidationFailed(
+                    "Label Studio needs the conversation",
+                    errors=[
+                        {
+                            "pointer": json_pointer([control.name]),
+                            "detail": f"message {index} is not in the item's {control.field!r}",
+                        }
+                    ],
+                )
+            placed = {
+                "chatmessage": {"role": message.get("role"), "content": message.get("content")}
+            }
+            for name, answer in (region.get("attributes") or {}).items():
+                attribute = control.attribute(name)
+                assert attribute is not None  # the answer was validated
+                out.append(
+                    {
+                        "id": f"{control.name}-{index}",
+                        "from_name": name,
+                        "to_name": to_name(control, targets),
+                        "type": ATTRIBUTE_KINDS[attribute.type],
+                        "value": {**placed, **attribute_value(attribute, answer)},
+                    }
+                )
+        return out
+
+    def answer_regions(
+        self,
+        control: ListControl,
+        entries: list[tuple[int, Result]],
+        attributes: Mapping[str, list[tuple[int, Result]]],
+        payload: Mapping[str, Any],
+    ) -> list[dict[str, Any]]:
+        if entries:
+            raise ResultError(entries[0][0], f"{control.name!r} is a Chat: it has no results")
+        messages = payload.get(control.field)
+        known = [
+            (m.get("role"), m.get("content")) if isinstance(m, Mapping) else None
+            for m in (messages if isinstance(messages, list) else [])
+        ]
+        by_id: dict[Any, dict[str, Any]] = {}
+        for name, attribute_entries in attributes.items():
+            attribute = control.attribute(name)
+            assert attribute is not None
+            for index, entry in attribute_entries:
+                region = by_id.get(entry.get("id"))
+                if region is None:
+                    region = {"message": self.message_index(index, entry, known, by_id)}
+                    by_id[entry.get("id")] = region
+                read = read_attribute(attribute, (index, entry))
+                region.setdefault("attributes", {})[name] = read
+        return sorted(by_id.values(), key=lambda r: int(r["message"]))
+
+    def message_index(
+        self,
+        index: int,
+        entry: Result,
+        known: list[tuple[Any, Any] | None],
+        regions: Mapping[Any, dict[str, Any]],
+    ) -> int:
+        message = entry["value"].get("chatmessage")
+        if not isinstance(message, Mapping):
+            raise ResultError(index, "a message's result names its chatmessage (role, content)")
+        wanted = (message.get("role"), message.get("content"))
+        taken = {r["message"] for r in regions.values()}
+        for position, found in enumerate(known):
+            if found == wanted and position not in taken:
+                return position
+        raise ResultError(index, "the chatmessage is not a message of the item's conversation")
 
 
 def _finite(value: object) -> TypeGuard[float]:

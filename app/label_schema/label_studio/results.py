@@ -113,7 +113,7 @@ def _read(schema: LabelSchema, entries: Entries, payload: Mapping[str, Any]) -> 
             # A region control answers "nothing here" with an empty list; Label Studio writes no
             # entry at all for it.
             answer[control.name] = converter.answer_regions(control, own, attributes, payload)
-            if not own and not control.required:
+            if not answer[control.name] and not control.required:
                 del answer[control.name]
         elif own:
             for index, entry in own:

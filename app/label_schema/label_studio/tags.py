@@ -33,13 +33,18 @@ from app.label_schema.label_studio.classification_tags import (
 )
 from app.label_schema.label_studio.converter import TagConverter
 from app.label_schema.label_studio.region_tags import (
+    HyperTextLabelsConverter,
     KeyPointLabelsConverter,
     LabelsConverter,
+    MessagesConverter,
+    ParagraphLabelsConverter,
     PolygonLabelsConverter,
     RectangleLabelsConverter,
     SegmentsConverter,
+    TimeSeriesLabelsConverter,
 )
 from app.label_schema.model import Control
+from app.label_schema.region_controls import RangesControl, SegmentsControl
 
 # --- the registry -------------------------------------------------------------------------------
 
@@ -56,22 +61,40 @@ _ALL: tuple[TagConverter, ...] = (
     TaxonomyConverter(),
     PairwiseConverter(),
     RankerConverter(),
+    TimeSeriesLabelsConverter(),
+    ParagraphLabelsConverter(),
+    HyperTextLabelsConverter(),
+    MessagesConverter(),
 )
 
 #: Converters by Label Studio tag in lower case (Label Studio reads tag names regardless of
 #: case); a tag standing for several controls (Labels: spans or segments) has one per object kind.
 _BY_TAG: dict[str, tuple[TagConverter, ...]] = {}
 for _converter in _ALL:
-    _BY_TAG[_converter.tag.lower()] = (*_BY_TAG.get(_converter.tag.lower(), ()), _converter)
+    if _converter.writes_tag:  # a Chat is read as an object (parse), not as a control tag
+        _BY_TAG[_converter.tag.lower()] = (*_BY_TAG.get(_converter.tag.lower(), ()), _converter)
 CONVERTERS: Mapping[str, tuple[TagConverter, ...]] = _BY_TAG
 
-#: The converter that writes each control type back.
-_BY_CONTROL_TYPE: dict[str, TagConverter] = {c.control_type: c for c in _ALL}
+#: The converter of a Chat's messages (`parse` makes their control from its perRegion tags).
+MESSAGES = next(c for c in _ALL if isinstance(c, MessagesConverter))
 
-#: For messages: the control tags Tessera reads.
-SUPPORTED_TAGS = ", ".join(dict.fromkeys(c.tag for c in _ALL))
+#: The converter that writes each control type back (the first listed for a type; a time series'
+#: segments are written by TimeSeriesLabels, `converter_for`).
+_BY_CONTROL_TYPE: dict[str, TagConverter] = {}
+for _converter in _ALL:
+    _BY_CONTROL_TYPE.setdefault(_converter.control_type, _converter)
+_TIME_SERIES = next(c for c in _ALL if isinstance(c, TimeSeriesLabelsConverter))
+_HYPERTEXT = next(c for c in _ALL if isinstance(c, HyperTextLabelsConverter))
+
+#: For messages: the control tags Tessera reads (a Chat is an object whose messages take
+#: perRegion tags, not a control tag).
+SUPPORTED_TAGS = ", ".join(dict.fromkeys(c.tag for c in _ALL if c.writes_tag))
 
 
 def converter_for(control: Control) -> TagConverter:
     """The converter that writes `control` as a Label Studio tag."""
+    if isinstance(control, SegmentsControl) and control.media == "timeseries":
+        return _TIME_SERIES
+    if isinstance(control, RangesControl) and control.media == "hypertext":
+        return _HYPERTEXT
     return _BY_CONTROL_TYPE[control.type]
