@@ -27,13 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
 from app.core.db import session_settings
 from app.core.money import format_micros
-from app.models.jobs import Assignment, Job, Tier
+from app.models.jobs import Assignment, AssignmentStatus, Job, Tier
 from app.models.money import EntryKind, JobBudget, JobEarnings
 from app.models.qualification import AnnotatorProfile
 from payouts import escrow, ledger, pricing
@@ -234,7 +234,8 @@ def on_approved(
 def on_rejected(session: Session, assignment: Assignment, *, actor_id: int | None = None) -> int:
     """The assignment was rejected: its pending earnings and fee go back to the job's escrow
     (where they fund the reopened slot; a closed job releases them to the client). Returns the
-    amount returned to escrow. Idempotent; `EarningsFinal` (409) if it was already approved."""
+    amount returned to escrow. Idempotent; `EarningsFinal` (409) if it was already approved.
+    A rejection before the earnings poster posts the submit entry first, so it is reversed."""
     cause = reject_cause(assignment.id)
     now = utcnow()
     job = session.get_one(Job, assignment.job_id)
@@ -243,6 +244,9 @@ def on_rejected(session: Session, assignment: Assignment, *, actor_id: int | Non
         return 0
     if _final(session, assignment.id):
         raise EarningsFinal(f"Assignment {assignment.id} is approved; its pay is final")
+    # Post the submit first if the poster has not: the reversal then undoes real postings, and
+    # `earning_posted_at` keeps the poster from paying the rejected work later (issue 22, #1).
+    post_submit(session, assignment, now)
     reversal = ledger.Entry(
         cause,
         EntryKind.reversal,
@@ -267,8 +271,11 @@ def on_overturned(
 ) -> Settled:
     """An appeal overturned the assignment's rejection: what the rejection reversed is paid
     again, straight to the annotator's available balance (the work is approved now), from the
-    job's free escrow, topped up from the client's available balance when that is short (402
-    if that is short too); then the fair-pay floor applies. Idempotent; overturning what was
+    money the rejection returned to escrow when the work takes its task slot back (no other
+    assignment took it meanwhile; the unspent rest of the slot becomes free, as at approval).
+    Work beyond the reserved slots, or on a closed job, is paid from free escrow, topped up from
+    the client's available balance when that is short (402 if that is short too); then the
+    fair-pay floor applies. Idempotent; overturning what was
     never rejected is an approval."""
     now = utcnow()
     job = session.get_one(Job, assignment.job_id)
@@ -291,9 +298,12 @@ def on_overturned(
             assignment.gold_score,
         )
         earned, fee = amounts.annotator_micros, amounts.fee_micros
-    escrow.cover_from_client(
-        session, job, budget, earned + fee, actor_id=actor_id, why=f"overturn of {assignment.id}"
-    )
+    cost = earned + fee
+    takes_its_slot = budget.closed_at is None and _slot_free_for(session, job, assignment)
+    if not takes_its_slot:
+        escrow.cover_from_client(
+            session, job, budget, cost, actor_id=actor_id, why=f"overturn of {assignment.id}"
+        )
     ledger.post_entry(
         session,
         ledger.transfer(
@@ -311,8 +321,29 @@ def on_overturned(
         ),
         now,
     )
-    escrow.spend_free(budget, earned + fee)
+    if takes_its_slot:  # paid from its slot's money, as an approval is
+        escrow.add_free(budget, max(0, budget.slot_cost_micros - cost))
+    else:
+        escrow.spend_free(budget, cost)
     return _count_and_top_up(session, job, budget, assignment, earned, actor_id, now)
+
+
+def _slot_free_for(session: Session, job: Job, assignment: Assignment) -> bool:
+    """Whether the task slot the rejection gave back is still free for the overturned work
+    (no other assignment took it meanwhile): its money, which the rejection returned to escrow,
+    then pays the work again. Otherwise the work is a slot more than escrow reserved."""
+    taken = session.scalar(
+        select(func.count()).where(
+            Assignment.task_id == assignment.task_id,
+            Assignment.id != assignment.id,
+            Assignment.status.in_(SLOT_HOLDERS),
+        )
+    )
+    return int(taken or 0) < job.overlap_max
+
+
+#: Assignments that hold a task slot's money: at work, submitted, approved.
+SLOT_HOLDERS = (AssignmentStatus.active, AssignmentStatus.submitted, AssignmentStatus.approved)
 
 
 def reject_cause(assignment_id: int) -> str:
@@ -418,6 +449,15 @@ def top_up(
         )
     session.flush()
     return amount, short
+
+
+def owed_top_ups(session: Session, job_id: int) -> int:
+    """What the fair-pay floor still owes the job's annotators in all (before the fee)."""
+    floor = session_settings(session).fair_pay_floor_micros_per_hour
+    return sum(
+        pricing.floor_owed(floor, row.paid_seconds, row.earned_micros, row.topup_micros)
+        for row in session.scalars(select(JobEarnings).where(JobEarnings.job_id == job_id))
+    )
 
 
 def settle_owed_top_ups(

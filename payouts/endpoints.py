@@ -31,10 +31,20 @@ from app.core.settings import Settings
 from app.models.accounts import Role, User
 from app.models.jobs import Job
 from app.models.money import AccountKind, PayoutStatus
-from payouts import connect, earnings, escrow, funding, inbox, ledger, payouts, reports, schemas
+from payouts import (
+    connect,
+    funding,
+    inbox,
+    ledger,
+    lifecycle,
+    payouts,
+    reports,
+    schemas,
+)
 from payouts.errors import (
     InsufficientFunds,
     JobNotActivated,
+    PayoutAlreadyRetried,
     PayoutInProgress,
     PayoutWrongState,
     ProviderUnavailable,
@@ -153,12 +163,10 @@ def deposit(
     job_id: PathId, body: schemas.DepositIn, client: ClientPrincipal, session: DbSession
 ) -> schemas.JobSpendOut:
     """Move money from your available balance into the job's escrow beyond its task slots:
-    it pays fair-pay top-ups (those owed are paid at once) and overturned rejections."""
+    it pays fair-pay top-ups (those owed are paid at once, and a job paused for them resumes
+    when nothing is owed any more) and overturned rejections beyond the job's slots."""
     job = _own_job(session, client, job_id, lock=True)
-    escrow.deposit(session, job, body.amount_micros, actor_id=client.id, reason="client deposit")
-    budget = escrow.budget_of(session, job.id, lock=True)
-    assert budget is not None
-    earnings.settle_owed_top_ups(session, job, budget, actor_id=client.id)
+    lifecycle.funds_deposited(session, job, body.amount_micros, actor_id=client.id)
     session.commit()
     spend = reports.job_spend(session, job)
     assert spend is not None
@@ -372,7 +380,14 @@ def release_payout(
     "/v1/admin/payouts/{payout_id}/retry",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.PayoutOut,
-    responses={**_ACTION_PROBLEMS, **_problems(InsufficientFunds, ProviderUnavailable)},
+    responses=_problems(
+        NotFound,
+        PayoutWrongState,
+        PayoutInProgress,
+        PayoutAlreadyRetried,
+        InsufficientFunds,
+        ProviderUnavailable,
+    ),
 )
 def retry_payout(payout_id: PathId, admin: AdminPrincipal, session: DbSession) -> schemas.PayoutOut:
     """Pay a failed payout again, as a new payout for the same amount."""

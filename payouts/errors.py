@@ -46,6 +46,13 @@ class PayoutInProgress(Conflict):
     slug, title = "payout-in-progress", "Payout in progress"
 
 
+class PayoutAlreadyRetried(Conflict):
+    """409: this failed payout was paid again already (`retry_id` names the new payout); a
+    failed payout is retried once, ever."""
+
+    slug, title = "payout-already-retried", "Payout already retried"
+
+
 class EarningsFinal(Conflict):
     """409: the assignment's earnings are already final (approved or paid out) and cannot be
     reversed."""

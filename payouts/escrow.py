@@ -234,11 +234,23 @@ def pause_for_funds(session: Session, job: Job, budget: JobBudget, reason: str) 
     reserved. (Issue 15 hangs the client's `job.paused` webhook here.)"""
     now = utcnow()
     budget.pause_reason = reason
-    budget.paused_for_funds_at = now
     if job.status is not JobStatus.active:
         return False
+    budget.paused_for_funds_at = now  # money paused it: money resumes it (`resume_if_funded`)
     job.status = JobStatus.paused
     job.updated_at = now
+    session.flush()
+    return True
+
+
+def resume_if_funded(session: Session, job: Job, budget: JobBudget) -> bool:
+    """A job that `pause_for_funds` paused runs again once what it owed is paid (a deposit paid
+    it); a job its client or an admin paused stays paused. Returns whether it resumed."""
+    if job.status is not JobStatus.paused or budget.paused_for_funds_at is None:
+        return False
+    clear_pause(budget)
+    job.status = JobStatus.active
+    job.updated_at = budget.updated_at = utcnow()
     session.flush()
     return True
 

@@ -49,6 +49,17 @@ def job_resuming(session: Session, job: Job) -> None:
     session.flush()
 
 
+def funds_deposited(session: Session, job: Job, amount: int, *, actor_id: int | None) -> None:
+    """The client moved `amount` into the job's escrow: the fair-pay top-ups it owes are paid
+    at once, and a job paused for funds resumes once nothing is owed any more (402 when the
+    client's balance is short; 409 `job-not-activated` before activation)."""
+    escrow.deposit(session, job, amount, actor_id=actor_id, reason="client deposit")
+    budget = escrow.budget_of(session, job.id, lock=True)
+    assert budget is not None
+    if earnings.settle_owed_top_ups(session, job, budget, actor_id=actor_id) == 0:
+        escrow.resume_if_funded(session, job, budget)
+
+
 def job_finished(session: Session, job: Job) -> None:
     """The job completed or was cancelled: pay owed fair-pay top-ups from its free escrow, then
     give the rest back to the client, keeping what live assignments may still cost."""

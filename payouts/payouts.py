@@ -52,7 +52,12 @@ from app.models.money import (
     PayoutStatus,
 )
 from payouts import ledger
-from payouts.errors import PayoutInProgress, PayoutWrongState, ProviderUnavailable
+from payouts.errors import (
+    PayoutAlreadyRetried,
+    PayoutInProgress,
+    PayoutWrongState,
+    ProviderUnavailable,
+)
 from payouts.providers.stripe import StripeGateway, TransferOutcome, gateway_for
 
 logger = logging.getLogger("tessera.payouts")
@@ -373,8 +378,16 @@ def release_hold(session: Session, payout_id: int, *, actor_id: int) -> Payout:
 
 def retry(session: Session, payout_id: int, *, actor_id: int) -> Payout:
     """Pay a failed payout again as a new payout (new id, new idempotency key) for the same
-    amount, from the annotator's available balance (where the failure put it back)."""
+    amount, from the annotator's available balance (where the failure put it back). Once per
+    failed payout: 409 `payout-already-retried` the second time (a failed retry is retried
+    itself)."""
     failed = _for_action(session, payout_id, (PayoutStatus.failed,))
+    # The failed payout's lock serialises retries; a unique index on `retry_of_id` backs it.
+    retried = session.scalar(select(Payout.id).where(Payout.retry_of_id == failed.id))
+    if retried is not None:
+        raise PayoutAlreadyRetried(
+            f"Payout {payout_id} was retried already as payout {retried}", retry_id=retried
+        )
     settings = session_settings(session)
     destination = None
     if failed.provider is PayoutsProviderName.stripe:

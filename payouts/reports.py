@@ -25,7 +25,7 @@ from app.models.money import (
     Payout,
     PayoutStatus,
 )
-from payouts import escrow, ledger
+from payouts import earnings, escrow, ledger
 from payouts.pricing import SECONDS_PER_HOUR
 
 
@@ -206,6 +206,7 @@ class JobSpend:
     fee_micros: int
     closed: bool
     pause_reason: str | None
+    owed_topup_micros: int  # fair-pay top-ups owed to annotators and not paid yet (before fee)
 
 
 def job_spend(session: Session, job: Job) -> JobSpend | None:
@@ -246,4 +247,5 @@ def job_spend(session: Session, job: Job) -> JobSpend | None:
         fee_micros=fees,
         closed=budget.closed_at is not None,
         pause_reason=budget.pause_reason if job.status.value == "paused" else None,
+        owed_topup_micros=earnings.owed_top_ups(session, job.id),
     )

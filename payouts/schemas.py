@@ -115,6 +115,11 @@ class JobSpendOut(BaseModel):
     spent: str
     closed: bool
     pause_reason: str | None = Field(description="Why the job is paused for money, if it is")
+    owed_topup_micros: int = Field(
+        description="Fair-pay top-ups owed to the job's annotators and not paid yet (its free "
+        "escrow fell short); a deposit of this plus the platform fee pays them and resumes the job"
+    )
+    owed_topup: str
 
     @classmethod
     def of(cls, s: reports.JobSpend) -> JobSpendOut:
@@ -140,6 +145,8 @@ class JobSpendOut(BaseModel):
             spent=format_micros(spent),
             closed=s.closed,
             pause_reason=s.pause_reason,
+            owed_topup_micros=s.owed_topup_micros,
+            owed_topup=format_micros(s.owed_topup_micros),
         )
 
 

@@ -243,6 +243,8 @@ class Payout(IdMixin, CreatedAtMixin, Base):
 
     __table_args__ = (
         Index("ix_payouts_status_id", "status", "id"),
+        # One retry per failed payout, ever (issue 22, finding 6): the last line of defence.
+        Index("uq_payouts_retry_of_id", "retry_of_id", unique=True),
         CheckConstraint("amount_micros > 0", name="amount"),
     )
 

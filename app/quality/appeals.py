@@ -96,9 +96,18 @@ def resolve_appeal(
     originals on the appeal; a rejected assignment is approved again too. Either way the
     annotator's figures, reputation and tier are recomputed now, and a removal from the job
     the new figures no longer support is reversed. 404 unknown appeal; 409 `appeal-resolved`;
-    422 for a `gold_score` on a rejection appeal. Flushes, never commits."""
-    appeal = session.get(Appeal, appeal_id, with_for_update=True)
-    if appeal is None:
+    422 for a `gold_score` on a rejection appeal. Flushes, never commits.
+
+    Lock order, as in review: the assignment, then its appeal (a client approving the same work
+    at the same moment locks them in that order too; the other order deadlocked)."""
+    assignment_id = session.scalar(select(Appeal.assignment_id).where(Appeal.id == appeal_id))
+    if assignment_id is None:
+        raise NotFound("No such appeal")
+    assignment = session.scalar(
+        select(Assignment).where(Assignment.id == assignment_id).with_for_update()
+    )
+    appeal = session.get(Appeal, appeal_id, with_for_update=True, populate_existing=True)
+    if appeal is None or assignment is None:
         raise NotFound("No such appeal")
     if appeal.status is not AppealStatus.open:
         raise AppealResolved(
@@ -116,10 +125,6 @@ def resolve_appeal(
         return appeal
 
     appeal.status = AppealStatus.overturned
-    assignment = session.scalar(
-        select(Assignment).where(Assignment.id == appeal.assignment_id).with_for_update()
-    )
-    assert assignment is not None
     if appeal.kind is AppealKind.gold:
         _rescore_gold(session, appeal, assignment, gold_score)
     review.overturn_rejection(

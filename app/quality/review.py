@@ -12,7 +12,8 @@ the work again (the task may then hold one answer more than its target, if the r
 was filled meanwhile). Approved work is final: it cannot be rejected. A client may approve work
 they rejected (changing their mind; an open appeal of that rejection is then settled).
 
-Lock order, as in routing: assignments (by id), then their tasks (by id).
+Lock order, as in routing: assignments (by id), then their tasks (by id); an assignment's
+appeal after the assignment (`appeals.resolve_appeal` too), then the job's budget (money).
 """
 
 from __future__ import annotations
@@ -362,11 +363,13 @@ def _settle_rejection_appeal(
 ) -> None:
     """The client approved work they had rejected: an open appeal of that rejection is moot."""
     appeal = session.scalar(
-        select(Appeal).where(
+        select(Appeal)
+        .where(
             Appeal.assignment_id == assignment.id,
             Appeal.kind == AppealKind.rejection,
             Appeal.status == AppealStatus.open,
         )
+        .with_for_update()
     )
     if appeal is not None:
         appeal.status = AppealStatus.overturned

@@ -92,42 +92,20 @@ def test_rejection_returns_pay_and_fee_to_escrow_and_an_overturn_pays_again(
     assert balance(db, ledger.platform_fees(USD)) == 0
     assert balance(db, ledger.job_escrow(job_id, USD)) == escrow_before + 60_000
 
-    # The overturn is paid from the job's free escrow, which is empty (the slot's money is kept
-    # for the reopened slot): the client's available balance covers it.
+    # The reopened slot is still free: the overturned work takes it back, paid from the money the
+    # rejection returned to escrow; the client's available balance is not asked (finding 2).
     available = balance(db, ledger.client_available(client_account.id, USD))
     settled = decide(db, earnings.on_overturned, assignment_id)
     assert settled.earned_micros == 50_000
     assert balance(db, ledger.annotator_available(annotator.id, USD)) == 50_000
     assert balance(db, ledger.platform_fees(USD)) == 10_000
-    assert balance(db, ledger.client_available(client_account.id, USD)) == available - 60_000
-    assert balance(db, ledger.job_escrow(job_id, USD)) == escrow_before + 60_000
+    assert balance(db, ledger.client_available(client_account.id, USD)) == available
+    assert balance(db, ledger.job_escrow(job_id, USD)) == escrow_before
     assert decide(db, earnings.on_overturned, assignment_id).replayed
     assert decide(db, earnings.on_rejected, assignment_id) == 0  # a replay changes nothing
     assert balance(db, ledger.annotator_available(annotator.id, USD)) == 50_000
     with db.read_session() as session:
         assert_books_balance(session)
-
-
-def test_an_overturn_the_client_cannot_cover_is_a_402(
-    client: TestClient,
-    db: Database,
-    admin: Account,
-    make_account: Callable[..., Account],
-    annotator: Account,
-) -> None:
-    owner = make_account("client", funded=False)
-    client.post(
-        f"/v1/admin/clients/{owner.id}/credits",
-        json={"amount_micros": 60_000, "reason": "exactly one task"},
-        headers=admin.headers,
-    )
-    job_id = active_job(client, owner, items=1, overlap={"min": 1})
-    assignment_id = work(client, db, annotator, job_id)
-    decide(db, earnings.on_rejected, assignment_id)
-    with pytest.raises(Exception, match="short") as caught:
-        decide(db, earnings.on_overturned, assignment_id)
-    assert getattr(caught.value, "status", None) == 402
-    assert balance(db, ledger.annotator_available(annotator.id, USD)) == 0
 
 
 def test_tier_multipliers_pay_by_the_annotators_tier(
@@ -199,7 +177,7 @@ def floor_client(floor_settings: Settings, floor_db: Database) -> Iterator[TestC
         yield test_client
 
 
-def test_fair_pay_floor_tops_up_from_free_escrow_and_pauses_the_job_when_it_runs_short(
+def test_finding3_a_deposit_that_pays_owed_top_ups_resumes_the_job_it_paused(
     floor_client: TestClient, floor_db: Database, client_account: Account, annotator: Account
 ) -> None:
     http, db = floor_client, floor_db
@@ -222,7 +200,10 @@ def test_fair_pay_floor_tops_up_from_free_escrow_and_pauses_the_job_when_it_runs
     assert "0.025" in spend["pause_reason"]
     assert spend["topup_micros"] == 125_000
 
-    # Resuming is refused until the escrow can pay what is owed; a deposit pays it at once.
+    assert spend["owed_topup_micros"] == 25_000
+
+    # Resuming is refused until the escrow can pay what is owed; a deposit pays it at once and
+    # resumes the job (issue 22, finding 3).
     refused = http.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers)
     assert assert_problem(refused, 402)["shortfall_micros"] == 25_000
     deposited = http.post(
@@ -232,12 +213,10 @@ def test_fair_pay_floor_tops_up_from_free_escrow_and_pauses_the_job_when_it_runs
     )
     assert deposited.status_code == 200, deposited.text
     assert deposited.json()["topup_micros"] == 150_000
-    resumed = http.post(f"/v1/jobs/{job_id}/activate", headers=client_account.headers)
-    assert resumed.status_code == 200, resumed.text
-    assert (
-        http.get(f"/v1/jobs/{job_id}/spend", headers=client_account.headers).json()["pause_reason"]
-        is None
-    )
+    assert (deposited.json()["owed_topup_micros"], deposited.json()["pause_reason"]) == (0, None)
+    job = http.get(f"/v1/jobs/{job_id}", headers=client_account.headers).json()
+    assert job["status"] == "active"
+    assert http.post("/v1/assignments/next", json={}, headers=annotator.headers).status_code == 200
 
     mine = http.get("/v1/earnings", headers=annotator.headers).json()
     assert mine["available_micros"] == 50_000 + 150_000
@@ -247,6 +226,30 @@ def test_fair_pay_floor_tops_up_from_free_escrow_and_pauses_the_job_when_it_runs
     assert statement.headers["content-type"].startswith("text/csv")
     kinds = [line.split(",")[2] for line in statement.text.splitlines()[1:]]
     assert kinds.count("topup") == 2
+    with db.read_session() as session:
+        assert_books_balance(session)
+
+
+def test_finding3_a_deposit_leaves_a_job_its_client_paused_paused(
+    floor_client: TestClient, floor_db: Database, client_account: Account, annotator: Account
+) -> None:
+    http, db = floor_client, floor_db
+    job_id = active_job(http, client_account, items=3, overlap={"min": 1}, lease_seconds=600)
+    first = _hourly_work(http, annotator, job_id, [30], 30)
+    paused = http.post(f"/v1/jobs/{job_id}/pause", headers=client_account.headers)
+    assert paused.status_code == 200, paused.text
+    assert decide(db, earnings.on_approved, first["id"]).topup_short_micros == 150_000
+    spend = http.get(f"/v1/jobs/{job_id}/spend", headers=client_account.headers).json()
+    assert spend["owed_topup_micros"] == 150_000
+    deposited = http.post(
+        f"/v1/jobs/{job_id}/deposits",
+        json={"amount_micros": 180_000},
+        headers=client_account.headers,
+    )
+    assert deposited.status_code == 200, deposited.text
+    assert deposited.json()["owed_topup_micros"] == 0
+    job = http.get(f"/v1/jobs/{job_id}", headers=client_account.headers).json()
+    assert job["status"] == "paused"  # the client's own pause is theirs to lift
     with db.read_session() as session:
         assert_books_balance(session)
 

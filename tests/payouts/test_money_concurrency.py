@@ -21,7 +21,7 @@ from app.jobs import splitting
 from app.models import Assignment, Job, JobBudget, JobEarnings, Payout
 from app.models.money import EntryKind
 from payouts import earnings, ledger, payouts
-from payouts.errors import InsufficientFunds
+from payouts.errors import InsufficientFunds, PayoutAlreadyRetried, PayoutInProgress
 from tests.jobs.factories import active_job, draft_job
 from tests.payouts.factories import assert_books_balance, balance, work
 from tests.support import Account
@@ -175,4 +175,63 @@ def test_the_same_decision_delivered_by_many_threads_at_once_pays_once(
         assert ledger.balance(session, ledger.annotator_available(annotator.id, USD)) == 100_000
         row = session.scalars(select(JobEarnings)).one()
         assert (row.approved_assignments, row.earned_micros) == (2, 100_000)
+        assert_books_balance(session)
+
+
+def _failed_payout(db: Database, admin_id: int, annotator_id: int, available: int) -> int:
+    """A manual payout of 1.00 failed by an admin, its annotator left with `available`."""
+    with db.transaction() as session:
+        ledger.post_entry(
+            session,
+            ledger.transfer(
+                f"grant:{annotator_id}",
+                EntryKind.approval,
+                ledger.external(USD),
+                [(ledger.annotator_available(annotator_id, USD), available)],
+                "approved work",
+            ),
+            clock.utcnow(),
+        )
+        [made] = payouts.run_batch(session).payouts
+        payout_id = made.id
+    with db.transaction() as session:
+        payouts.fail_manually(session, payout_id, actor_id=admin_id, reason="bounced")
+    return int(payout_id)
+
+
+@pytest.mark.postgresql
+def test_finding6_concurrent_retries_of_one_failed_payout_make_one_new_payout(
+    wide: Database, admin: Account, make_account: Callable[..., Account]
+) -> None:
+    person = make_account("annotator")
+    failed = _failed_payout(wide, admin.id, person.id, 1_000_000)
+    # The balance could pay the payout eight times over: only the rule may stop the others.
+    with wide.transaction() as session:
+        ledger.post_entry(
+            session,
+            ledger.transfer(
+                f"more:{person.id}",
+                EntryKind.approval,
+                ledger.external(USD),
+                [(ledger.annotator_available(person.id, USD), 8_000_000)],
+                "approved work",
+            ),
+            clock.utcnow(),
+        )
+
+    def retry(_: int) -> str:
+        with wide.transaction() as session:
+            return str(payouts.retry(session, failed, actor_id=admin.id).id)
+
+    outcomes = _together(8, retry)
+    made = [r for r in outcomes if isinstance(r, str)]
+    assert len(made) == 1, outcomes
+    refused = [r for r in outcomes if not isinstance(r, str)]
+    assert all(isinstance(r, PayoutInProgress | PayoutAlreadyRetried) for r in refused), refused
+    late = _together(1, retry)  # and after all of them: still one
+    assert isinstance(late[0], PayoutAlreadyRetried)
+    with wide.read_session() as session:
+        retries = session.scalars(select(Payout).where(Payout.retry_of_id == failed)).all()
+        assert [str(p.id) for p in retries] == made
+        assert ledger.balance(session, ledger.annotator_available(person.id, USD)) == 8_000_000
         assert_books_balance(session)

@@ -149,6 +149,27 @@ def test_manual_payouts_export_as_csv_and_are_settled_or_failed_by_an_admin(
         assert_books_balance(session)
 
 
+def test_finding6_a_failed_payout_is_retried_once_ever(
+    client: TestClient, db: Database, admin: Account, client_account: Account, annotator: Account
+) -> None:
+    job_id = active_job(client, client_account, items=3, overlap={"min": 1}, rate=RATE)
+    earn(client, db, annotator, job_id)
+    [payout] = batch(client, admin)["payouts"]
+    failed = client.post(
+        f"/v1/admin/payouts/{payout['id']}/fail", json={"reason": "bounced"}, headers=admin.headers
+    )
+    assert failed.status_code == 200, failed.text
+    earn(client, db, annotator, job_id, tasks=2)  # enough for the retry to be paid twice over
+    first = client.post(f"/v1/admin/payouts/{payout['id']}/retry", headers=admin.headers)
+    assert first.status_code == 201, first.text
+    again = client.post(f"/v1/admin/payouts/{payout['id']}/retry", headers=admin.headers)
+    assert assert_problem(again, 409, "payout-already-retried")["retry_id"] == first.json()["id"]
+    with db.read_session() as session:
+        retries = session.scalars(select(Payout).where(Payout.retry_of_id == payout["id"])).all()
+        assert [p.id for p in retries] == [first.json()["id"]]
+        assert_books_balance(session)
+
+
 def test_the_payouts_csv_neutralises_names_a_spreadsheet_would_run(
     client: TestClient,
     db: Database,

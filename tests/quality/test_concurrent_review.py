@@ -181,3 +181,79 @@ def test_concurrent_refreshes_of_the_same_annotators_add_nothing_twice(
         (i, rule) for i in ids for rule in ("gold_accuracy", "fast_submit", "identical_answers")
     }
     assert len(stats) == 3 * 2  # overall and the job, once each
+
+
+@pytest.mark.postgresql
+def test_finding5_an_admin_overturn_and_the_clients_approval_of_the_same_work_never_deadlock(
+    client: TestClient,
+    client_account: Account,
+    admin: Account,
+    annotator: Account,
+    db: Database,
+) -> None:
+    """Issue 22, finding 5: the admin locked the appeal then the assignment, the client the
+    assignment then the appeal; 18 of 60 such pairs deadlocked. Both now lock the assignment
+    first: every pair ends with the work approved once and its appeal settled."""
+    pairs = 12
+    job_id = active_job(client, client_account, items=pairs, overlap={"min": 1})
+    ids = [t["id"] for t in do_tasks(client, annotator, job_id, pairs)]
+    wide = Database(db.settings.model_copy(update={"db_pool_size": 2 * pairs + 2}))
+    with wide.transaction() as session:
+        job = session.get_one(Job, job_id)
+        now = utcnow()
+        review.reject_assignments(
+            session, job, ids, actor_id=client_account.id, reason="no", now=now
+        )
+        appeal_ids = [
+            appeals.file_appeal(session, annotator.id, i, AppealKind.rejection, "look", now).id
+            for i in ids
+        ]
+    errors: list[BaseException] = []
+    start = threading.Barrier(2 * pairs)
+
+    def act(n: int) -> None:
+        start.wait()
+        try:
+            with wide.transaction() as session:
+                if n % 2:
+                    appeals.resolve_appeal(
+                        session,
+                        wide.settings,
+                        appeal_ids[n // 2],
+                        overturn=True,
+                        note="the guide agrees",
+                        admin_id=admin.id,
+                        now=utcnow(),
+                    )
+                else:
+                    review.approve_assignments(
+                        session,
+                        session.get_one(Job, job_id),
+                        [ids[n // 2]],
+                        actor_id=client_account.id,
+                        now=utcnow(),
+                    )
+        except TesseraError as exc:  # the appeal settled by the approval first: resolved
+            if exc.slug != "appeal-resolved":
+                errors.append(exc)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=act, args=(n,)) for n in range(2 * pairs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    wide.dispose()
+    assert not errors, errors
+    with db.read_session() as session:
+        assert {a.status for a in session.scalars(select(Assignment))} == {
+            AssignmentStatus.approved
+        }
+        assert {a.status.value for a in session.scalars(select(Appeal))} == {"overturned"}
+        approvals = Counter(
+            d.assignment_id
+            for d in session.scalars(select(ReviewDecision))
+            if d.new_status is AssignmentStatus.approved
+        )
+        assert approvals == dict.fromkeys(ids, 1)
