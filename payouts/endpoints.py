@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.db import Database
 from app.core.errors import NotFound, ServiceUnavailable, TesseraError, ValidationFailed
+from app.core.idempotency import Idempotent, IdempotentCall
 from app.core.inputs import Int64, LedgerOwnerId, PathId
 from app.core.money import format_micros
 from app.core.pagination import Page, PageParams, page_params
@@ -87,6 +89,17 @@ def _stripe_answers() -> Iterator[None]:
         raise ServiceUnavailable(str(exc)) from exc
 
 
+_Out = TypeVar("_Out", bound=BaseModel)
+
+
+def _committed(session: Session, call: IdempotentCall, status_code: int, out: _Out) -> _Out:
+    """Remember a money request's response under its `Idempotency-Key` (if it came with one),
+    then commit: the money and the remembered response are one unit of work."""
+    call.remember(session, status_code, out)
+    session.commit()
+    return out
+
+
 def _own_job(session: Session, principal: Principal, job_id: int, *, lock: bool = False) -> Job:
     job = session.get(Job, job_id, with_for_update=lock)
     if job is None or (principal.role is not Role.admin and job.client_id != principal.id):
@@ -114,10 +127,16 @@ def client_balance(
     responses=_problems(ProviderUnavailable, ValidationFailed, ServiceUnavailable),
 )
 def start_checkout(
-    body: schemas.CheckoutIn, request: Request, client: ClientPrincipal, session: DbSession
-) -> schemas.FundingOut:
+    body: schemas.CheckoutIn,
+    request: Request,
+    client: ClientPrincipal,
+    session: DbSession,
+    call: Idempotent,
+) -> schemas.FundingOut | Response:
     """Add funds by card: a Stripe Checkout Session (pay at `checkout_url`). Your balance is
-    credited when Stripe confirms the payment, not before."""
+    credited when Stripe confirms the payment, not before. Takes an `Idempotency-Key`."""
+    if (first := call.replay(session)) is not None:
+        return first
     with _stripe_answers():
         row = funding.start_checkout(
             session,
@@ -127,8 +146,9 @@ def start_checkout(
             success_url=str(body.success_url),
             cancel_url=str(body.cancel_url),
         )
-    session.commit()
-    return schemas.FundingOut.model_validate(row)
+    return _committed(
+        session, call, status.HTTP_201_CREATED, schemas.FundingOut.model_validate(row)
+    )
 
 
 @router.get("/v1/fundings", response_model=Page[schemas.FundingOut])
@@ -160,17 +180,23 @@ def job_spend(job_id: PathId, client: ClientPrincipal, session: ReadSession) -> 
     responses=_problems(InsufficientFunds, ValidationFailed, JobNotActivated),
 )
 def deposit(
-    job_id: PathId, body: schemas.DepositIn, client: ClientPrincipal, session: DbSession
-) -> schemas.JobSpendOut:
+    job_id: PathId,
+    body: schemas.DepositIn,
+    client: ClientPrincipal,
+    session: DbSession,
+    call: Idempotent,
+) -> schemas.JobSpendOut | Response:
     """Move money from your available balance into the job's escrow beyond its task slots:
     it pays fair-pay top-ups (those owed are paid at once, and a job paused for them resumes
-    when nothing is owed any more) and overturned rejections beyond the job's slots."""
+    when nothing is owed any more) and overturned rejections beyond the job's slots. Takes an
+    `Idempotency-Key`."""
+    if (first := call.replay(session)) is not None:
+        return first
     job = _own_job(session, client, job_id, lock=True)
     lifecycle.funds_deposited(session, job, body.amount_micros, actor_id=client.id)
-    session.commit()
     spend = reports.job_spend(session, job)
     assert spend is not None
-    return schemas.JobSpendOut.of(spend)
+    return _committed(session, call, status.HTTP_200_OK, schemas.JobSpendOut.of(spend))
 
 
 # --- annotators -----------------------------------------------------------------------------------
@@ -287,14 +313,22 @@ def refresh_payout_account(
     responses=_problems(NotFound),
 )
 def credit_client(
-    client_id: PathId, body: schemas.CreditIn, admin: AdminPrincipal, session: DbSession
-) -> schemas.FundingOut:
-    """Credit a client's available balance by hand, with a reason (recorded with you as actor)."""
+    client_id: PathId,
+    body: schemas.CreditIn,
+    admin: AdminPrincipal,
+    session: DbSession,
+    call: Idempotent,
+) -> schemas.FundingOut | Response:
+    """Credit a client's available balance by hand, with a reason (recorded with you as actor).
+    Takes an `Idempotency-Key`: the same key again within 24 hours credits once."""
+    if (first := call.replay(session)) is not None:
+        return first
     row = funding.credit_manually(
         session, client_id, body.amount_micros, actor_id=admin.id, reason=body.reason
     )
-    session.commit()
-    return schemas.FundingOut.model_validate(row)
+    return _committed(
+        session, call, status.HTTP_201_CREATED, schemas.FundingOut.model_validate(row)
+    )
 
 
 @router.get("/v1/admin/payouts", response_model=Page[schemas.PayoutOut])
@@ -315,18 +349,23 @@ def admin_payouts(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.BatchOut,
 )
-def run_batch(admin: AdminPrincipal, session: DbSession) -> schemas.BatchOut:
+def run_batch(
+    admin: AdminPrincipal, session: DbSession, call: Idempotent
+) -> schemas.BatchOut | Response:
     """Run a payout batch now: every annotator with at least the minimum available is paid
-    that balance rounded down to cents (Stripe: those whose account can receive transfers)."""
+    that balance rounded down to cents (Stripe: those whose account can receive transfers).
+    Takes an `Idempotency-Key`."""
+    if (first := call.replay(session)) is not None:
+        return first
     result = payouts.run_batch(session, actor_id=admin.id)
-    session.commit()
     total = sum(p.amount_micros for p in result.payouts)
-    return schemas.BatchOut(
+    out = schemas.BatchOut(
         batch_id=result.batch.id if result.batch else None,
         payouts=[schemas.PayoutOut.model_validate(p) for p in result.payouts],
         total_micros=total,
         total=format_micros(total),
     )
+    return _committed(session, call, status.HTTP_201_CREATED, out)
 
 
 @router.get(
@@ -389,11 +428,15 @@ def release_payout(
         ProviderUnavailable,
     ),
 )
-def retry_payout(payout_id: PathId, admin: AdminPrincipal, session: DbSession) -> schemas.PayoutOut:
-    """Pay a failed payout again, as a new payout for the same amount."""
+def retry_payout(
+    payout_id: PathId, admin: AdminPrincipal, session: DbSession, call: Idempotent
+) -> schemas.PayoutOut | Response:
+    """Pay a failed payout again, as a new payout for the same amount (once per failed payout).
+    Takes an `Idempotency-Key`."""
+    if (first := call.replay(session)) is not None:
+        return first
     row = payouts.retry(session, payout_id, actor_id=admin.id)
-    session.commit()
-    return schemas.PayoutOut.model_validate(row)
+    return _committed(session, call, status.HTTP_201_CREATED, schemas.PayoutOut.model_validate(row))
 
 
 @router.post(

@@ -8,6 +8,7 @@ from types import ModuleType
 import app.accounts.background  # accounts.prune_limits
 import app.consensus.refits  # quality.refit_consensus, quality.refit_due
 import app.core.background  # outbox.prune, workers.prune_heartbeats
+import app.core.idempotency  # idempotency.prune
 import app.jobs.background  # jobs.import
 import app.quality.background  # quality.auto_approve, quality.refresh, quality.refresh_all
 import app.routing.background  # routing.sweep_leases
@@ -18,6 +19,7 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     app.accounts.background,
     app.consensus.refits,
     app.core.background,
+    app.core.idempotency,
     app.jobs.background,
     app.quality.background,
     app.routing.background,

@@ -135,6 +135,7 @@ class Periodic:
 #: The periodic jobs. Add one with one line.
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("outbox.prune", cron="7 * * * *"),
+    Periodic("idempotency.prune", cron="37 * * * *"),
     Periodic("workers.prune_heartbeats", every=timedelta(minutes=10)),
     Periodic("accounts.prune_limits", every=timedelta(minutes=10)),
     Periodic("routing.sweep_leases", every=timedelta(seconds=30)),

@@ -72,6 +72,7 @@ from app.models.quality import (
     RuleCounters,
     StatsScope,
 )
+from app.models.requests import IdempotentRequest
 from app.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -107,6 +108,7 @@ __all__ = [
     "FundingStatus",
     "GoldExposure",
     "GrantSource",
+    "IdempotentRequest",
     "Invite",
     "Item",
     "ItemResult",
