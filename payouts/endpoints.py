@@ -34,6 +34,7 @@ from app.models.accounts import Role, User
 from app.models.jobs import Job
 from app.models.money import AccountKind, PayoutStatus
 from payouts import (
+    audit,
     connect,
     funding,
     inbox,
@@ -484,6 +485,15 @@ def trial_balance(admin: AdminPrincipal, session: ReadSession) -> schemas.TrialB
         balanced=not unbalanced and not negative and all(v == 0 for v in totals.values()),
         unbalanced_entries=unbalanced,
     )
+
+
+@router.get("/v1/admin/ledger/audit", response_model=schemas.AuditOut)
+def ledger_audit(admin: AdminPrincipal, session: ReadSession) -> schemas.AuditOut:
+    """Check the books' business invariants, not only their balance: each assignment earns its
+    price once or nothing, each job's escrow and each client's money add up, each payout is
+    settled once with its entries, each fair-pay top-up matches the measured time. Each broken
+    invariant comes with the rows behind it (the scheduler runs this daily and logs breaches)."""
+    return schemas.AuditOut.model_validate(audit.run_audit(session))
 
 
 @router.get(

@@ -4,7 +4,7 @@ with its decimal rendering beside it for people."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AliasPath,
@@ -241,6 +241,27 @@ class TrialBalanceOut(BaseModel):
         "`external` is negative"
     )
     unbalanced_entries: list[str]
+
+
+class BreachOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    invariant: str = Field(
+        description="`assignment_earning`, `job_escrow`, `client_money`, `payout` or "
+        "`fair_pay_topup`"
+    )
+    detail: str
+    count: int = Field(description="Rows breaking it (the first 100 are in `rows`)")
+    rows: list[dict[str, Any]]
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    ok: bool = Field(description="No invariant is broken")
+    checked_at: datetime
+    checked: dict[str, int] = Field(description="Rows looked at per invariant")
+    breaches: list[BreachOut]
 
 
 class PostingOut(BaseModel):

@@ -147,6 +147,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("payouts.run_batch", cron="0 6 * * 1"),  # Mondays 06:00 UTC
     Periodic("payouts.reconcile", every=timedelta(minutes=10)),
     Periodic("payouts.release_escrow", cron="17 * * * *"),
+    Periodic("payouts.audit", cron="41 3 * * *"),  # daily
     Periodic("quality.auto_approve", every=timedelta(minutes=10)),
     Periodic("quality.refresh", every=timedelta(minutes=10)),
 )

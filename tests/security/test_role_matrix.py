@@ -59,6 +59,7 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "POST /v1/admin/invites":                                            "401 403 403 403 403 201",
     "GET /v1/admin/ledger/accounts/{account_kind}/{owner_id}":           "401 403 403 403 403 200",
     "GET /v1/admin/ledger/trial-balance":                                "401 403 403 403 403 200",
+    "GET /v1/admin/ledger/audit":                                        "401 403 403 403 403 200",
     "GET /v1/admin/payouts":                                             "401 403 403 403 403 200",
     "POST /v1/admin/payouts/batches":                                    "401 403 403 403 403 201",
     "GET /v1/admin/payouts/export":                                      "401 403 403 403 403 200",
