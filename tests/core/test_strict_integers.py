@@ -54,9 +54,11 @@ def json_body_routes(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str,
         for method, operation in operations.items():
             content = operation.get("requestBody", {}).get("content", {})
             if "application/json" in content:
-                yield method, path.replace("{", "").replace("}", ""), content["application/json"][
-                    "schema"
-                ]
+                yield (
+                    method,
+                    path.replace("{", "").replace("}", ""),
+                    content["application/json"]["schema"],
+                )
 
 
 def body_at(path: tuple[str, ...], value: Any) -> dict[str, Any]:

@@ -42,9 +42,7 @@ def test_finding_9_deep_label_studio_xml_is_a_422_on_job_create_and_patch(
 ) -> None:
     with db.session() as session:
         jobs = session.scalar(select(func.count()).select_from(Job))
-    response = client.post(
-        "/v1/jobs", json=job_body(nested(990)), headers=client_account.headers
-    )
+    response = client.post("/v1/jobs", json=job_body(nested(990)), headers=client_account.headers)
     assert_too_deep(response)
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == jobs
