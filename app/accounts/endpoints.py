@@ -101,10 +101,16 @@ def login(body: schemas.LoginRequest, session: DbSession, request: Request) -> s
     the oldest are revoked). Failed attempts are limited per account and per address."""
     settings = _settings(request)
     email = service.normalize_email(body.email)
-    attempts = throttle.login_attempts(settings, email=email, host=_client_host(request))
+    host = _client_host(request)
+    attempts = throttle.login_attempts(settings, email=email, host=host)
     throttle.admit(get_database(request), attempts, utcnow())
     user, issued = service.login(
-        session, settings, email=email, password=body.password, token_name=body.token_name
+        session,
+        settings,
+        email=email,
+        password=body.password,
+        token_name=body.token_name,
+        host=host,
     )
     session.commit()
     return schemas.SessionOut(user=schemas.UserOut.model_validate(user), token=_token_out(issued))
