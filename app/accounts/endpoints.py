@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.accounts import schemas, service, throttle
 from app.accounts.errors import (
-    CannotSuspendSelf,
     EmailTaken,
     InviteInvalid,
     InviteRequired,
@@ -102,10 +101,16 @@ def login(body: schemas.LoginRequest, session: DbSession, request: Request) -> s
     the oldest are revoked). Failed attempts are limited per account and per address."""
     settings = _settings(request)
     email = service.normalize_email(body.email)
-    attempts = throttle.login_attempts(settings, email=email, host=_client_host(request))
+    host = _client_host(request)
+    attempts = throttle.login_attempts(settings, email=email, host=host)
     throttle.admit(get_database(request), attempts, utcnow())
     user, issued = service.login(
-        session, settings, email=email, password=body.password, token_name=body.token_name
+        session,
+        settings,
+        email=email,
+        password=body.password,
+        token_name=body.token_name,
+        host=host,
     )
     session.commit()
     return schemas.SessionOut(user=schemas.UserOut.model_validate(user), token=_token_out(issued))
@@ -162,24 +167,12 @@ def list_users(
 
 
 @router.post(
-    "/admin/users/{user_id}/suspend",
-    tags=["admin"],
-    response_model=schemas.AdminUserOut,
-    responses=problem_responses(CannotSuspendSelf),
-)
-def suspend_user(
-    user_id: PathId, body: schemas.SuspendRequest, admin: AdminPrincipal, session: DbSession
-) -> schemas.AdminUserOut:
-    """Suspend an account with a reason; its tokens answer 403 until it is reactivated."""
-    user = service.suspend_user(session, user_id=user_id, reason=body.reason, admin_id=admin.id)
-    session.commit()
-    return schemas.AdminUserOut.model_validate(user)
-
-
-@router.post(
     "/admin/users/{user_id}/reactivate", tags=["admin"], response_model=schemas.AdminUserOut
 )
 def reactivate_user(user_id: PathId, _: AdminPrincipal, session: DbSession) -> schemas.AdminUserOut:
+    """Lift a suspension: the account's tokens work again. A client's jobs paused by the
+    suspension stay paused until an admin resumes each (`POST /v1/jobs/{id}/activate`).
+    (Suspending is `app.quality.endpoints`: it pauses the client's jobs, a layer above.)"""
     user = service.reactivate_user(session, user_id=user_id)
     session.commit()
     return schemas.AdminUserOut.model_validate(user)

@@ -7,6 +7,13 @@ A key's attempts are counted in a fixed window that starts with its first attemp
 that would pass the limit is refused and locks the key for the lockout time; attempts while
 locked are refused and not counted, so a lockout ends when it says it does (`Retry-After`).
 Once the window or the lockout is over, counting starts afresh.
+
+A rule with a `first_delay` (an account's password checks from one address) grows delays
+instead: the first `limit` attempts go ahead freely; from the `limit`-th on, each admitted attempt
+makes the next one wait, `first_delay` doubling each time up to `lockout`. Attempts while waiting
+are refused and not counted. Its window slides: the count is forgotten only after a quiet window
+since the last attempt or the end of the last delay. A successful login forgets it at once
+(`throttle.clear_account`).
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ from datetime import datetime, timedelta
 
 @dataclass(frozen=True)
 class Rule:
-    """At most `limit` attempts per `window`; past it, refused for `lockout`."""
+    """At most `limit` attempts per `window`; past it, refused for `lockout`. With a
+    `first_delay`: growing delays after `limit` attempts instead, at most `lockout` each."""
 
     limit: int
     window: timedelta
     lockout: timedelta
+    first_delay: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,8 @@ def decide(counter: Counter | None, rule: Rule, now: datetime) -> Decision:
     """Count one more attempt at `now` under `rule`, or refuse it."""
     if counter is not None and counter.locked_until is not None and now < counter.locked_until:
         return Decision(counter, counter.locked_until - now)
+    if rule.first_delay is not None:
+        return _growing(counter, rule, rule.first_delay, now)
     if (
         counter is None
         or counter.locked_until is not None
@@ -62,3 +73,22 @@ def decide(counter: Counter | None, rule: Rule, now: datetime) -> Decision:
             Counter(counter.window_started_at, counter.attempts, locked_until), rule.lockout
         )
     return Decision(Counter(counter.window_started_at, counter.attempts + 1), None)
+
+
+def _growing(
+    counter: Counter | None, rule: Rule, first_delay: timedelta, now: datetime
+) -> Decision:
+    """`decide` for a rule with growing delays (not locked at `now`): count the attempt, and
+    from the `limit`-th on make the next one wait."""
+    attempts = 0
+    if (
+        counter is not None
+        and now < (counter.locked_until or counter.window_started_at) + rule.window
+    ):
+        attempts = counter.attempts
+    attempts += 1
+    locked_until = None
+    if attempts >= rule.limit:
+        doublings = min(attempts - rule.limit, 32)  # 2^32 seconds is past any cap
+        locked_until = now + min(first_delay * 2**doublings, rule.lockout)
+    return Decision(Counter(now, attempts, locked_until), None)

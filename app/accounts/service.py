@@ -169,7 +169,13 @@ def _usable_invite(session: Session, code: str | None, email: str, role: Role) -
 
 
 def login(
-    session: Session, settings: Settings, *, email: str, password: str, token_name: str
+    session: Session,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    token_name: str,
+    host: str | None,
 ) -> tuple[User, IssuedToken]:
     """Check a password and issue a login token; 401 for a wrong email or password alike. The
     caller has counted the attempt (`throttle.admit`); a success forgets the account's
@@ -180,7 +186,7 @@ def login(
         raise Unauthorized("Wrong email or password")
     if user.status is UserStatus.suspended:
         raise AccountSuspended("This account is suspended", reason=user.suspended_reason)
-    throttle.clear_account(session, settings, email)
+    throttle.clear_account(session, settings, email, host)
     return user, issue_login_token(session, settings, user, token_name)
 
 

@@ -7,11 +7,16 @@ attempt's outcome; past a limit the attempt is refused with 429 and `Retry-After
 count N: no burst gets more password checks than the limit.
 
 The keys (settings in `app.core.settings`, `TESSERA_AUTH_*`):
-- an account, by its normalised email, known or not, so a refusal never tells whether an
-  account exists: `auth_account_failures` password checks per window, cleared by a successful
-  login (`clear_account`, in the login's own transaction), so only failures add up;
+- an account from one client address, by its normalised email, known or not, so a refusal never
+  tells whether an account exists: `auth_account_failures` password checks go ahead freely,
+  then each further check waits a growing delay (`auth_account_delay_seconds`, doubling, at most
+  `auth_lockout_seconds`; `limits`); a successful login from that address clears it
+  (`clear_account`, in the login's own transaction), so only failures add up. Keyed by account
+  and address, so a third party guessing from elsewhere cannot lock the owner out of their usual
+  address (once a single account-wide lock: ten wrong passwords from anywhere locked everyone out
+  for 15 minutes, the right password included);
 - a client address: `auth_address_logins` logins and `auth_address_signups` signups per window
-  (IPv6 counted per /64, what one host usually holds).
+  (IPv6 counted per /64, what one host usually holds), across accounts.
 A key is an HMAC of its name under the secret key: the table holds no typed emails or addresses.
 
 One flow on both databases: insert the key's row if missing (ON CONFLICT DO NOTHING), read it
@@ -72,25 +77,31 @@ def address_of(host: str | None) -> str:
     return str(ip)
 
 
-def _rule(settings: Settings, limit: int) -> Rule:
+def _rule(settings: Settings, limit: int, first_delay: timedelta | None = None) -> Rule:
     return Rule(
         limit=limit,
         window=timedelta(seconds=settings.auth_window_seconds),
         lockout=timedelta(seconds=settings.auth_lockout_seconds),
+        first_delay=first_delay,
     )
 
 
-def account_key(settings: Settings, email: str) -> str:
-    return key_of(settings, f"login-account:{email}")
+def account_key(settings: Settings, email: str, host: str | None) -> str:
+    return key_of(settings, f"login-account:{address_of(host)}:{email}")
 
 
 def login_attempts(settings: Settings, *, email: str, host: str | None) -> list[Attempt]:
-    """What a login counts: the account (`email`, normalised) and the client address."""
+    """What a login counts: the account (`email`, normalised) from the client address, and the
+    client address."""
     return [
         Attempt(
-            account_key(settings, email),
-            _rule(settings, settings.auth_account_failures),
-            "Too many failed logins for this account",
+            account_key(settings, email, host),
+            _rule(
+                settings,
+                settings.auth_account_failures,
+                timedelta(seconds=settings.auth_account_delay_seconds),
+            ),
+            "Too many failed logins for this account from your address",
         ),
         Attempt(
             key_of(settings, f"login-address:{address_of(host)}"),
@@ -135,10 +146,10 @@ def admit(db: Database, attempts: Sequence[Attempt], now: datetime) -> None:
         )
 
 
-def clear_account(session: Session, settings: Settings, email: str) -> None:
-    """Forget an account's counted password checks (after a successful login; in the login's
-    transaction)."""
-    session.execute(delete(AuthLimit).where(AuthLimit.key == account_key(settings, email)))
+def clear_account(session: Session, settings: Settings, email: str, host: str | None) -> None:
+    """Forget an account's counted password checks from an address (after a successful login
+    from there; in the login's transaction)."""
+    session.execute(delete(AuthLimit).where(AuthLimit.key == account_key(settings, email, host)))
 
 
 def prune(session: Session, settings: Settings, now: datetime) -> int:
@@ -147,7 +158,8 @@ def prune(session: Session, settings: Settings, now: datetime) -> int:
     result = session.execute(
         delete(AuthLimit).where(
             AuthLimit.window_started_at <= now - window,
-            or_(AuthLimit.locked_until.is_(None), AuthLimit.locked_until <= now),
+            # a growing delay's count is kept for a quiet window after it ends (`limits`)
+            or_(AuthLimit.locked_until.is_(None), AuthLimit.locked_until <= now - window),
         )
     )
     return rowcount(result)

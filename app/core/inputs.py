@@ -14,7 +14,10 @@ Each kind of value a client sends has one type here, used by every route and req
 - `RequestBody`: the base of every request model. It forbids unknown fields and checks the whole
   body as sent (every string and key, free-form JSON such as answers and payloads included, every
   number, and the nesting depth) with `first_unstorable`, so both databases refuse the same
-  input with a 422 that points at the bad value.
+  input with a 422 that points at the bad value. Its integer fields take JSON integers only
+  (`json_integers_only`): pydantic's lax mode would read `"5"` as 5, `true` as 1 and `5.0` as 5,
+  so `"amount_micros": true` once credited one micro. Every `int` in a request model is checked,
+  in lists, dict values, optionals and nested models too, with no per-field marking to forget.
 
 `tests/core/test_request_edge.py` walks the app's routes and fails when a parameter or a request
 model does not use these types, so new routes are covered too.
@@ -22,8 +25,10 @@ model does not use these types, so new routes are covered too.
 
 from __future__ import annotations
 
+import types
+import typing
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from annotated_types import Interval
 from fastapi import Path, Query
@@ -141,6 +146,68 @@ class RequestBody(BaseModel):
         raise ValidationError.from_exception_data(
             cls.__name__, [InitErrorDetails(type=error, loc=at, input=_shown(bad))]
         )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_integers(cls, data: Any) -> Any:
+        found = json_integers_only(cls, data)
+        if found is None:
+            return data
+        at, bad = found
+        raise ValidationError.from_exception_data(
+            cls.__name__, [InitErrorDetails(type="int_type", loc=at, input=_shown(bad))]
+        )
+
+
+Location = tuple[str | int, ...]
+
+
+def json_integers_only(model: type[BaseModel], data: Any) -> tuple[Location, Any] | None:
+    """The location and value of the first integer field of `model` in `data` (the body as sent)
+    that is not a JSON integer (a string, a boolean, a float), looking into nested models; or
+    None. Other mistakes (a missing field, a wrong type elsewhere) are left to pydantic."""
+    if not isinstance(data, dict):
+        return None
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if key in data:
+            found = _loose_integer(field.annotation, data[key])
+            if found is not None:
+                at, bad = found
+                return (key, *at), bad
+    return None
+
+
+def _loose_integer(annotation: Any, value: Any) -> tuple[Location, Any] | None:
+    """Where in `value` an `int` of `annotation` is not a JSON integer (see above)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        return _loose_integer(args[0], value)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            return None
+        arms = [arg for arg in args if arg is not type(None)]
+        # `int | None` and `Model | None`: the arm is known; wider unions are left to pydantic.
+        return _loose_integer(arms[0], value) if len(arms) == 1 else None
+    if origin in (list, set, frozenset, tuple) and isinstance(value, list):
+        item = args[0] if args else Any
+        for index, element in enumerate(value):
+            found = _loose_integer(item, element)
+            if found is not None:
+                return (index, *found[0]), found[1]
+        return None
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        for key, element in value.items():
+            found = _loose_integer(args[1], element)
+            if found is not None:
+                return (key, *found[0]), found[1]
+        return None
+    if annotation is int:
+        return None if type(value) is int else ((), value)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return json_integers_only(annotation, value)
+    return None
 
 
 def _shown(value: Any) -> Any:

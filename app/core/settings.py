@@ -84,11 +84,15 @@ class Settings(BaseSettings):
     signup_policy: SignupPolicy = SignupPolicy.open
     # Abuse limits on login and signup, counted in the database (so every API process shares
     # them) per window of `auth_window_seconds`: password checks per account (an email, known
-    # or not) until a successful login, logins and signups per client address. An attempt past
-    # a limit is refused (429, Retry-After) for `auth_lockout_seconds`.
+    # or not) from one client address until a successful login from there, logins and signups
+    # per client address. An attempt past an address limit is refused (429, Retry-After) for
+    # `auth_lockout_seconds`; past `auth_account_failures` checks of an account from one address,
+    # each further check waits a growing delay (`auth_account_delay_seconds`, doubling, at most
+    # `auth_lockout_seconds`), so no one elsewhere can lock the owner out.
     auth_window_seconds: int = Field(default=900, ge=1, le=86_400)
     auth_lockout_seconds: int = Field(default=900, ge=1, le=86_400)
     auth_account_failures: int = Field(default=10, ge=1, le=10_000)
+    auth_account_delay_seconds: int = Field(default=1, ge=1, le=86_400)
     auth_address_logins: int = Field(default=50, ge=1, le=1_000_000)
     auth_address_signups: int = Field(default=10, ge=1, le=1_000_000)
     # Tokens minted by login and signup expire after this many days; a user keeps at most this

@@ -49,6 +49,7 @@ from app.jobs.errors import (
     JobHasNoItems,
     LabelSchemaChanged,
     LabelSchemaLocked,
+    ResumeNeedsAdmin,
     TooManyUnusableLines,
     TransitionNotAllowed,
     UnreadableFile,
@@ -151,11 +152,12 @@ def _move(session: Session, client: Principal, job_id: int, action: str) -> sche
 @router.post(
     "/{job_id}/activate",
     response_model=schemas.JobOut,
-    responses=problem_responses(TransitionNotAllowed, JobHasNoItems),
+    responses=problem_responses(TransitionNotAllowed, JobHasNoItems, ResumeNeedsAdmin),
 )
 def activate_job(job_id: PathId, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Open the job to annotators: a draft (with at least one regular item) is split into tasks
-    first; a paused job resumes."""
+    first; a paused job resumes (one paused because its client was suspended: by an admin
+    only)."""
     return _move(session, client, job_id, "activate")
 
 

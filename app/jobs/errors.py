@@ -3,7 +3,7 @@ exports."""
 
 from __future__ import annotations
 
-from app.core.errors import Conflict, PayloadTooLarge, ValidationFailed
+from app.core.errors import Conflict, Forbidden, PayloadTooLarge, ValidationFailed
 
 
 class TransitionNotAllowed(Conflict):
@@ -11,6 +11,13 @@ class TransitionNotAllowed(Conflict):
     which moves it does allow."""
 
     slug, title = "transition-not-allowed", "Status transition not allowed"
+
+
+class ResumeNeedsAdmin(Forbidden):
+    """The job was paused because its client was suspended: only an administrator resumes it
+    (reactivating the client does not)."""
+
+    slug, title = "resume-needs-admin", "Only an administrator can resume this job"
 
 
 class JobFrozen(Conflict):

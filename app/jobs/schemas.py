@@ -11,7 +11,7 @@ from app.consensus.methods import Method
 from app.core.inputs import Int32, RequestBody, Timestamp
 from app.core.money import format_micros
 from app.label_schema.control_base import FieldName
-from app.models.jobs import JobStatus, PricingMode, TaskOrder, Tier
+from app.models.jobs import JobStatus, PauseReason, PricingMode, TaskOrder, Tier
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 SkillSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -155,6 +155,10 @@ class JobOut(BaseModel):
     instructions: str
     label_schema: dict[str, Any]
     status: JobStatus
+    pause_reason: PauseReason | None = Field(
+        description="Who or what paused the job (null when not paused, or paused for money: "
+        "see its budget); `client_suspended` resumes by an admin only"
+    )
     pricing: dict[str, Any]
     overlap: dict[str, int]
     items_per_task: int
@@ -186,6 +190,7 @@ class JobOut(BaseModel):
             instructions=job.instructions,
             label_schema=job.label_schema,
             status=job.status,
+            pause_reason=job.pause_reason,
             pricing={
                 "mode": job.pricing_mode,
                 "rate_micros": job.rate_micros,

@@ -22,11 +22,12 @@ from app.jobs.errors import (
     JobFrozen,
     JobHasNoItems,
     LabelSchemaLocked,
+    ResumeNeedsAdmin,
     TransitionNotAllowed,
 )
 from app.label_schema import ImageControl, LabelSchema, parse_label_schema_at
 from app.models.accounts import Role
-from app.models.jobs import Item, Job, JobStatus, Task, TaskOrder, TaskStatus
+from app.models.jobs import Item, Job, JobStatus, PauseReason, Task, TaskOrder, TaskStatus
 from app.webhooks import service as webhooks
 from payouts import lifecycle as money
 from qualification_tests import skills as qualification_skills
@@ -243,13 +244,21 @@ def _has_items(session: Session, job_id: int) -> bool:
     return session.scalar(select(Item.id).where(Item.job_id == job_id).limit(1)) is not None
 
 
-def change_status(session: Session, job: Job, action: str, *, by: Role | None = None) -> Job:
+def change_status(
+    session: Session,
+    job: Job,
+    action: str,
+    *,
+    by: Role | None = None,
+    reason: PauseReason | None = None,
+) -> Job:
     """Move the job along the status machine; 409 naming the allowed moves otherwise.
     Activating a draft needs at least one regular item (the split that follows reserves its
     escrow, 402 if the client's funds are short); resuming a paused job pays the fair-pay
-    top-ups it owes first (402 if its escrow cannot); completing or cancelling releases
-    unspent escrow to the client. `by` is the role of who moves it (None: the system);
-    webhooks hear of pauses, completions and final results."""
+    top-ups it owes first (402 if its escrow cannot), and one paused because its client was
+    suspended resumes by an admin only (403); completing or cancelling releases unspent escrow
+    to the client. `by` is the role of who moves it (None: the system), `reason` why a pause
+    happens (by default who paused); webhooks hear of pauses, completions and final results."""
     allowed_from, target = TRANSITIONS[action]
     if job.status not in allowed_from:
         possible = sorted(a for a, (froms, _) in TRANSITIONS.items() if job.status in froms)
@@ -266,6 +275,11 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
             raise JobHasNoItems("Import at least one (non-gold) item before activating the job")
         job.activated_at = utcnow()
     if action == "activate" and job.status is JobStatus.paused:
+        if job.pause_reason == PauseReason.client_suspended and by is not Role.admin:
+            raise ResumeNeedsAdmin(
+                "This job was paused because its client was suspended; "
+                "only an administrator can resume it"
+            )
         money.job_resuming(session, job)
     if target in (JobStatus.completed, JobStatus.cancelled):
         job.finished_at = utcnow()
@@ -276,6 +290,7 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
             .values(status=TaskStatus.cancelled)
         )
     job.status = target
+    job.pause_reason = _pause_reason(by, reason) if target is JobStatus.paused else None
     job.updated_at = utcnow()
     session.flush()
     if target in (JobStatus.completed, JobStatus.cancelled):
@@ -284,3 +299,27 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
         refits.request_refit(session, job.id)  # the final consensus, fitted over every answer
     webhooks.job_status_changed(session, job, action, by)
     return job
+
+
+def _pause_reason(by: Role | None, reason: PauseReason | None) -> PauseReason:
+    if reason is not None:
+        return reason
+    return PauseReason.paused_by_admin if by is Role.admin else PauseReason.paused_by_client
+
+
+def pause_jobs_of_suspended_client(session: Session, client_id: int) -> list[Job]:
+    """The client was suspended: each of its active jobs pauses (reason `client_suspended`,
+    its webhook `job.paused` recorded), so annotators claim no more of its work and its escrow
+    stops being spent on new tasks (work in flight may still be submitted, as in any pause).
+    Only an admin resumes them; reactivating the client does not."""
+    jobs = list(
+        session.scalars(
+            select(Job)
+            .where(Job.client_id == client_id, Job.status == JobStatus.active)
+            .order_by(Job.id)
+            .with_for_update()
+        )
+    )
+    for job in jobs:
+        change_status(session, job, "pause", by=Role.admin, reason=PauseReason.client_suspended)
+    return jobs

@@ -37,6 +37,12 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class PauseReason(StrEnum):
+    paused_by_client = "paused_by_client"
+    paused_by_admin = "paused_by_admin"
+    client_suspended = "client_suspended"
+
+
 class PricingMode(StrEnum):
     per_task = "per_task"
     hourly = "hourly"
@@ -113,6 +119,9 @@ class Job(IdMixin, CreatedAtMixin, Base):
     # The payload field (CSV column, JSON key) whose value is each imported row's external id;
     # None: a row's `external_id` key, if any.
     external_id_field: Mapped[str | None] = mapped_column(String(255))
+    # Who or what paused the job (`PauseReason`); None when it is not paused, or is paused for
+    # money (its budget says why). `client_suspended` resumes by an admin only.
+    pause_reason: Mapped[str | None] = mapped_column(String(32))
     # Regular items with ids up to here are split into tasks. Imports and splits of a job hold
     # the job's row lock, so item ids of a job commit in order and a watermark is enough.
     split_watermark: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -17,6 +17,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.accounts import schemas as account_schemas
+from app.accounts.errors import CannotSuspendSelf
 from app.core.clock import utcnow
 from app.core.errors import NotFound, ValidationFailed, problem_responses
 from app.core.inputs import Int64, PathId
@@ -400,6 +402,28 @@ def action_queue(
     return schemas.ActionPage(
         items=[schemas.AdminActionOut.model_validate(a) for a in rows], next_cursor=cursor
     )
+
+
+@router.post(
+    "/admin/users/{user_id}/suspend",
+    tags=["admin"],
+    response_model=account_schemas.AdminUserOut,
+    responses=problem_responses(CannotSuspendSelf),
+)
+def suspend_user(
+    user_id: PathId,
+    body: account_schemas.SuspendRequest,
+    admin: AdminPrincipal,
+    session: DbSession,
+) -> account_schemas.AdminUserOut:
+    """Suspend an account with a reason; its tokens answer 403 until it is reactivated. A
+    client's active jobs pause (reason `client_suspended`; an admin resumes them) and its
+    webhooks are held until it is reactivated."""
+    user = enforcement.suspend_account(
+        session, user_id=user_id, reason=body.reason, admin_id=admin.id
+    )
+    session.commit()
+    return account_schemas.AdminUserOut.model_validate(user)
 
 
 @router.post(

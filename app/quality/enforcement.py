@@ -33,7 +33,8 @@ from app.accounts import service as accounts
 from app.core.errors import NotFound
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import Settings
-from app.models.accounts import UserStatus
+from app.jobs import service as jobs
+from app.models.accounts import Role, User, UserStatus
 from app.models.jobs import Answer, Assignment, Job
 from app.models.qualification import JobBan
 from app.models.quality import (
@@ -257,12 +258,22 @@ def confirm_action(
             current_status=action.status.value,
         )
     if action.kind is ActionKind.suspension_proposal:
-        accounts.suspend_user(
+        suspend_account(
             session, user_id=action.annotator_id, reason=action.reason, admin_id=admin_id
         )
     _resolve(action, ActionStatus.confirmed, admin_id, note, now)
     session.flush()
     return action
+
+
+def suspend_account(session: Session, *, user_id: int, reason: str, admin_id: int) -> User:
+    """Suspend an account (`accounts.suspend_user`); a client's active jobs pause with it
+    (reason `client_suspended`, resumed by an admin only) and its webhooks stop being sent
+    until it is reactivated (`app.webhooks.attempts`)."""
+    user = accounts.suspend_user(session, user_id=user_id, reason=reason, admin_id=admin_id)
+    if user.role is Role.client:
+        jobs.pause_jobs_of_suspended_client(session, user.id)
+    return user
 
 
 def reverse_action(

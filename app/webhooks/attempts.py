@@ -9,7 +9,10 @@ itself, between the two steps:
 
 1. Lock the delivery. Leave it alone unless it is pending, due and not in flight: a second job
    for the same delivery (a replay racing a retry, a sweep after a crash, a duplicate message)
-   does nothing. A delivery to an endpoint that was switched off is dead. Otherwise mark it in
+   does nothing. A delivery to an endpoint that was switched off is dead. A delivery of a
+   suspended client is held (no attempt made or counted): nothing is sent while the client is
+   suspended; the periodic sweep looks at it again (`SWEEP_GRACE`, 10 minutes), so its
+   deliveries go out within that time once the client is reactivated. Otherwise mark it in
    flight (`locked_until`), build and sign the body, and commit (with the runner's claim of the
    outbox row).
 2. POST it, with no transaction open.
@@ -37,6 +40,7 @@ from sqlalchemy.orm import Session
 from app.core.background import JobContext, background_job, enqueue
 from app.core.clock import utcnow
 from app.core.settings import Settings
+from app.models.accounts import User, UserStatus
 from app.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -110,6 +114,10 @@ def prepare_attempt(session: Session, settings: Settings, delivery_id: int) -> P
         _dead(row, now, "the endpoint is disabled; enable it and replay the delivery")
         session.flush()
         return None
+    if _suspended(session, endpoint.client_id):
+        row.next_attempt_at = now  # held: the sweep looks again later
+        session.flush()
+        return None
     row.locked_until = now + timedelta(seconds=settings.webhook_timeout_seconds) + IN_FLIGHT_MARGIN
     session.flush()
     body = orjson.dumps(
@@ -123,6 +131,11 @@ def prepare_attempt(session: Session, settings: Settings, delivery_id: int) -> P
     return Prepared(
         endpoint.url, body, signature_headers(in_force, event.public_id, timestamp, body), now
     )
+
+
+def _suspended(session: Session, client_id: int) -> bool:
+    status = session.scalar(select(User.status).where(User.id == client_id))
+    return status is UserStatus.suspended
 
 
 def secrets_in_force(endpoint: WebhookEndpoint, box: SecretBox, now: datetime) -> list[str]:

@@ -41,7 +41,7 @@ EventType = Literal[
     "export.ready",
 ]
 
-PauseReason = Literal["paused_by_client", "paused_by_admin", "escrow_exhausted"]
+PauseReason = Literal["paused_by_client", "paused_by_admin", "client_suspended", "escrow_exhausted"]
 CompletedBy = Literal["client", "admin", "automatic"]
 
 
@@ -390,6 +390,7 @@ def job_completed(
 PAUSE_DETAILS: Final[Mapping[str, str]] = {
     "paused_by_client": "The job's client paused it.",
     "paused_by_admin": "An administrator paused the job.",
+    "client_suspended": "The client's account was suspended; an administrator resumes the job.",
     "escrow_exhausted": "The job's escrow cannot pay for more work; fund it to resume.",
 }
 

@@ -157,7 +157,13 @@ def job_status_changed(session: Session, job: Job, action: str, by: Role | None)
     `by` is the role of who moved it (None: the system)."""
     now = job.updated_at or utcnow()
     if action == "pause":
-        reason: catalog.PauseReason = "paused_by_admin" if by is Role.admin else "paused_by_client"
+        reason: catalog.PauseReason = (
+            "client_suspended"
+            if job.pause_reason == "client_suspended"
+            else "paused_by_admin"
+            if by is Role.admin
+            else "paused_by_client"
+        )
         record_event(
             session,
             job.client_id,

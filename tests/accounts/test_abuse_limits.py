@@ -25,6 +25,7 @@ from tests.support import Account, assert_problem
 PASSWORD = "correct horse battery"
 LIMITED = {
     "auth_account_failures": 3,
+    "auth_account_delay_seconds": 60,
     "auth_address_logins": 1000,
     "auth_address_signups": 1000,
     "auth_window_seconds": 600,
@@ -112,10 +113,71 @@ def test_ipv6_addresses_count_per_64_and_ipv4_per_address() -> None:
     assert throttle.address_of(None) == "unknown"
 
 
+GROWING = Rule(
+    limit=2,
+    window=timedelta(minutes=10),
+    lockout=timedelta(minutes=5),
+    first_delay=timedelta(seconds=60),
+)
+
+
+@pytest.mark.parametrize(
+    ("counter", "now", "admitted", "after", "retry_after"),
+    [
+        (None, T0, True, Counter(T0, 1), None),
+        # the limit-th attempt goes ahead and makes the next wait the first delay
+        (Counter(T0, 1), T0, True, Counter(T0, 2, T0 + timedelta(seconds=60)), None),
+        # waiting: refused, not counted
+        (
+            Counter(T0, 2, T0 + timedelta(seconds=60)),
+            T0 + timedelta(seconds=30),
+            False,
+            Counter(T0, 2, T0 + timedelta(seconds=60)),
+            timedelta(seconds=30),
+        ),
+        # the wait is over: one more check, and the next waits twice as long ...
+        (
+            Counter(T0, 2, T0 + timedelta(seconds=60)),
+            T0 + timedelta(seconds=60),
+            True,
+            Counter(T0 + timedelta(seconds=60), 3, T0 + timedelta(seconds=180)),
+            None,
+        ),
+        # ... at most the lockout
+        (
+            Counter(T0, 9, T0),
+            T0,
+            True,
+            Counter(T0, 10, T0 + timedelta(minutes=5)),
+            None,
+        ),
+        # a quiet window after the last wait: counting starts afresh
+        (
+            Counter(T0, 5, T0 + timedelta(minutes=1)),
+            T0 + timedelta(minutes=11),
+            True,
+            Counter(T0 + timedelta(minutes=11), 1),
+            None,
+        ),
+    ],
+)
+def test_finding_11_the_growing_delay_decision_table(
+    counter: Counter | None,
+    now: datetime,
+    admitted: bool,
+    after: Counter,
+    retry_after: timedelta | None,
+) -> None:
+    decision = decide(counter, GROWING, now)
+    assert decision.admitted is admitted
+    assert decision.counter == after
+    assert decision.retry_after == retry_after
+
+
 # --- login and signup over HTTP ----------------------------------------------------------------
 
 
-def test_failed_logins_lock_the_account_with_429_and_retry_after(
+def test_failed_logins_from_an_address_make_the_next_wait_with_429_and_retry_after(
     limited: TestClient, make_account: Callable[..., Account]
 ) -> None:
     user = make_account(Role.annotator, password=PASSWORD)
@@ -123,11 +185,11 @@ def test_failed_logins_lock_the_account_with_429_and_retry_after(
         assert_problem(login(limited, user.user.email), 401)
     refused = login(limited, user.user.email)
     body = assert_problem(refused, 429, "too-many-requests")
-    assert refused.headers["retry-after"] == "300"
-    assert body["retry_after_seconds"] == 300
-    # Locked means locked: the right password is refused too, without being checked.
+    assert refused.headers["retry-after"] == "60"
+    assert body["retry_after_seconds"] == 60
+    # Waiting means waiting: the right password is refused too, without being checked.
     assert_problem(login(limited, user.user.email, PASSWORD), 429)
-    clock.travel(timedelta(seconds=301))
+    clock.travel(timedelta(seconds=61))
     assert login(limited, user.user.email, PASSWORD).status_code == 200
 
 
@@ -162,6 +224,32 @@ def test_a_successful_login_clears_the_accounts_failures(
     for _ in range(3):
         assert_problem(login(limited, user.user.email), 401)
     assert_problem(login(limited, user.user.email), 429)
+
+
+def test_finding_11_a_third_party_cannot_lock_the_owner_out_of_their_usual_address(
+    settings: Settings, db: Database, make_account: Callable[..., Account]
+) -> None:
+    """Before, ten wrong passwords from anywhere locked the account for everyone for 15
+    minutes, the right password included. Now the guesses wait growing delays at the guesser's
+    address only, and the owner signs in from theirs."""
+    user = make_account(Role.annotator, password=PASSWORD)
+    app = create_app(settings.model_copy(update=LIMITED), db)
+    with TestClient(app, client=("198.51.100.66", 4000)) as attacker:
+        for _ in range(3):
+            assert_problem(login(attacker, user.user.email), 401)
+        for _ in range(5):
+            assert_problem(login(attacker, user.user.email), 429)
+        # each wait over buys one more check, and a longer wait
+        clock.travel(timedelta(seconds=61))
+        assert_problem(login(attacker, user.user.email), 401)
+        assert login(attacker, user.user.email).headers["retry-after"] == "120"
+    with TestClient(app, client=("192.0.2.10", 5000)) as owner:
+        assert login(owner, user.user.email, PASSWORD).status_code == 200
+        # and the owner's own typos do not inherit the attacker's delays
+        for _ in range(3):
+            assert_problem(login(owner, user.user.email), 401)
+    with TestClient(app, client=("198.51.100.66", 4000)) as attacker:
+        assert_problem(login(attacker, user.user.email, PASSWORD), 429)
 
 
 def test_logins_from_one_address_are_limited_across_accounts(

@@ -87,20 +87,36 @@ def read_label_studio_config(xml: str) -> ParsedConfig:
     return _Reader(root, lines).run()
 
 
+#: How deep elements may nest in a config. Label Studio's own templates nest under 10 deep;
+#: the reader walks the tree recursively, so a deeper document (990 nested `<View>`s once
+#: exhausted Python's stack: a 500) is refused while it is parsed, with a 422 and its line.
+MAX_DEPTH = 64
+
+
+class _TooDeep(Exception):
+    """Raised from the parser's callback at the first element nested past `MAX_DEPTH`."""
+
+
 class _LineTarget:
-    """Builds the element tree like ElementTree does, noting the line each element starts on."""
+    """Builds the element tree like ElementTree does, noting the line each element starts on
+    and refusing elements nested deeper than `MAX_DEPTH`."""
 
     def __init__(self) -> None:
         self.builder = TreeBuilder()
         self.lines: dict[Element, int] = {}
         self.expat: Any = None
+        self.depth = 0
 
     def start(self, tag: str, attrs: dict[str, str]) -> Element:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooDeep
         element = self.builder.start(tag, attrs)
         self.lines[element] = self.expat.CurrentLineNumber
         return element
 
     def end(self, tag: str) -> Element:
+        self.depth -= 1
         return self.builder.end(tag)
 
     def data(self, data: str) -> None:
@@ -126,6 +142,16 @@ def _parse_xml(xml: str) -> tuple[Element, dict[Element, int]]:
                     "line": line,
                     "detail": "DTDs, entity declarations and external references are not allowed "
                     "in a labeling config",
+                }
+            ],
+        ) from None
+    except _TooDeep:
+        raise ValidationFailed(
+            "The Label Studio config is nested too deeply",
+            errors=[
+                {
+                    "line": target.expat.CurrentLineNumber,
+                    "detail": f"elements may nest at most {MAX_DEPTH} deep",
                 }
             ],
         ) from None
