@@ -97,7 +97,7 @@ def _state(
     session: Session, job: Job, tasks: dict[str, int], assignments: dict[str, int], recent: int
 ) -> tuple[ProgressState, list[ProgressReason]]:
     wanting = tasks[TaskStatus.open.value] + tasks[TaskStatus.full.value]
-    if job.status is JobStatus.completed or (sum(tasks.values()) and not wanting):
+    if job.status is JobStatus.completed or (sum(tasks.values()) > 0 and not wanting):
         return "complete", [ProgressReason(code="all-tasks-complete", detail="No task waits")]
     if job.status is JobStatus.paused:
         budget = budget_of(session, job.id)

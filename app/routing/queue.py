@@ -167,4 +167,3 @@ def _tasks_by_job(session: Session, annotator_id: int, job_ids: Sequence[int]) -
         ):
             out[job_id].leases_end_at = ends
     return out
-

@@ -86,9 +86,7 @@ def test_next_for_an_unknown_job_is_404_and_for_a_paused_one_empty(
     job_id = active_job(client, client_account)
     client.post(f"/v1/jobs/{job_id}/pause", headers=client_account.headers)
     assert_problem(
-        client.post(
-            "/v1/assignments/next", json={"job_id": job_id + 1}, headers=annotator.headers
-        ),
+        client.post("/v1/assignments/next", json={"job_id": job_id + 1}, headers=annotator.headers),
         404,
     )
     assert claim(client, annotator, job_id=job_id) == []  # `job-paused`: test_empty_queue.py

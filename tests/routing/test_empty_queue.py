@@ -141,7 +141,6 @@ def test_the_reasons_are_documented_in_openapi(openapi_document: dict[str, Any])
     assert "empty_reasons" in schemas["NextResponse"]["properties"]
 
 
-
 def progress(client: TestClient, owner: Account, job_id: int) -> dict[str, Any]:
     response = client.get(f"/v1/jobs/{job_id}/progress", headers=owner.headers)
     assert response.status_code == 200, response.text
