@@ -50,13 +50,12 @@ async def claim_next(
     body = body or schemas.NextRequest()
     settings = _settings(request)
     now = utcnow()
-    count = min(body.count, settings.max_claim_count)
     jobs, claimed, empty = await work.runner.run(
         partial(
             flow.claim_next,
             annotator_id=work.caller.id,
             job_id=body.job_id,
-            count=count,
+            count=body.count,
             now=now,
             settings=settings,
         )

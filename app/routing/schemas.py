@@ -15,10 +15,18 @@ from app.core.inputs import Int64, RequestBody
 from app.models.jobs import AssignmentStatus
 from app.routing.queue import EmptyReason
 
+# The most tasks one `next` may claim: the schema states it, so OpenAPI and a 422 beyond it agree.
+MAX_CLAIM_COUNT = 10
+
 
 class NextRequest(RequestBody):
     job_id: Int64 | None = Field(default=None, description="Only from this job")
-    count: int = Field(default=1, ge=1, le=100, description="How many tasks to claim")
+    count: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_CLAIM_COUNT,
+        description=f"How many tasks to claim (at most {MAX_CLAIM_COUNT}; more is a 422)",
+    )
 
 
 class TaskItemOut(BaseModel):

@@ -190,3 +190,23 @@ def test_progress_waits_for_leases_then_completes(
     done = progress(client, client_account, job_id)
     assert (done["state"], done["no_estimate_reason"]) == ("complete", None)
     assert done["estimated_completion"] is not None
+
+
+def test_count_has_one_maximum_in_openapi_and_beyond_it_a_422(
+    client: TestClient,
+    client_account: Account,
+    annotator: Account,
+    openapi_document: dict[str, Any],
+) -> None:
+    count = openapi_document["components"]["schemas"]["NextRequest"]["properties"]["count"]
+    assert (count["minimum"], count["maximum"]) == (1, 10)
+    active_job(client, client_account, items=12, overlap={"min": 1})
+    for too_many in (11, 100):
+        response = client.post(
+            "/v1/assignments/next", json={"count": too_many}, headers=annotator.headers
+        )
+        problem = assert_problem(response, 422, "validation-failed")
+        assert "count" in str(problem["errors"])
+    mine = client.get("/v1/assignments", headers=annotator.headers).json()["items"]
+    assert mine == []  # the refusals claimed nothing
+    assert len(next_(client, annotator, count=10)["assignments"]) == 10
