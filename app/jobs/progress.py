@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
+from app.jobs import gold
 from app.jobs.schemas import Progress, ProgressReason, ProgressState
 from app.models.consensus import ItemResult
 from app.models.jobs import Assignment, AssignmentStatus, Item, Job, JobStatus, Task, TaskStatus
@@ -90,6 +91,7 @@ def job_progress(session: Session, job: Job) -> Progress:
         no_estimate_reason=no_estimate,
         state=state,
         state_reasons=reasons,
+        warnings=[w for w in [gold.thin_gold_warning(session, job)] if w],
     )
 
 

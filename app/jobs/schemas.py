@@ -175,6 +175,11 @@ class JobOut(BaseModel):
     updated_at: datetime | None
     activated_at: datetime | None
     finished_at: datetime | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Only on activation: what may keep the job from finishing (gold thin for "
+        "its size); progress keeps them",
+    )
 
     @classmethod
     def of(cls, job: Any) -> JobOut:
@@ -325,4 +330,9 @@ class Progress(BaseModel):
     )
     state_reasons: list[ProgressReason] = Field(
         default_factory=list, description="Why the job is in its state, when not `running`"
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What may keep the job from finishing (gold thin for its size), as given "
+        "on activation",
     )
