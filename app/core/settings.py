@@ -119,7 +119,6 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: int = Field(default=30, ge=5, le=3600)
     max_lease_factor: int = Field(default=4, ge=1, le=100)
     submit_grace_seconds: int = Field(default=120, ge=0, le=86_400)
-    max_claim_count: int = Field(default=10, ge=1, le=100)
     # How long the claim path reuses the list of active jobs (a paused job still hands out
     # nothing: the claim re-checks), and each annotator's eligibility verdicts (grants, bans
     # and profile changes made through this process forget them at once; other processes see

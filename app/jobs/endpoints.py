@@ -32,6 +32,7 @@ from app.jobs import (
     background,
     dataset_files,
     export,
+    gold,
     importing,
     label_studio,
     progress,
@@ -143,10 +144,12 @@ def _move(session: Session, client: Principal, job_id: int, action: str) -> sche
     job = service.get_job(session, client, job_id, lock=True)
     was_draft = job.status is JobStatus.draft
     service.change_status(session, job, action, by=client.role)
+    warnings = []
     if action == "activate" and was_draft:
         splitting.split_into_tasks(session, job)
+        warnings = [w for w in [gold.thin_gold_warning(session, job)] if w]
     session.commit()
-    return schemas.JobOut.of(job)
+    return schemas.JobOut.of(job).model_copy(update={"warnings": warnings})
 
 
 @router.post(

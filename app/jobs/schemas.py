@@ -179,6 +179,11 @@ class JobOut(BaseModel):
     updated_at: datetime | None
     activated_at: datetime | None
     finished_at: datetime | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Only on activation: what may keep the job from finishing (gold thin for "
+        "its size); progress keeps them",
+    )
 
     @classmethod
     def of(cls, job: Any) -> JobOut:
@@ -284,6 +289,27 @@ class ConsensusOut(BaseModel):
 ExportFormat = Literal["jsonl", "csv", "label-studio", "coco"]
 
 
+ProgressState = Literal["running", "starved", "waiting-for-leases", "complete"]
+
+
+class ProgressReason(BaseModel):
+    """Why a job is starved, waiting or complete: `code` is stable, `detail` for people."""
+
+    code: Literal[
+        "all-tasks-complete",
+        "job-paused",
+        "escrow-exhausted",
+        "job-not-active",
+        "no-tasks",
+        "open-slots-leased",
+        "no-recent-answers",
+    ]
+    detail: str
+    leases_end_at: datetime | None = Field(
+        default=None, description="With `open-slots-leased`: when the earliest lease ends"
+    )
+
+
 class Progress(BaseModel):
     job_id: int
     status: JobStatus
@@ -295,4 +321,23 @@ class Progress(BaseModel):
     release_reasons: list[dict[str, Any]] = Field(
         description="Why annotators skipped tasks, most frequent first (aggregate only)"
     )
-    estimated_completion: datetime | None
+    estimated_completion: datetime | None = Field(
+        description="From the answers of the last hour; null when nothing is moving (see "
+        "`no_estimate_reason`)"
+    )
+    no_estimate_reason: str | None = Field(
+        default=None, description="Why `estimated_completion` is null (null when it is not)"
+    )
+    state: ProgressState = Field(
+        description="`running` (answers are coming in), `starved` (tasks wait and nothing "
+        "moves: see `state_reasons`), `waiting-for-leases` (every open slot is leased), "
+        "`complete` (every task has its answers)"
+    )
+    state_reasons: list[ProgressReason] = Field(
+        default_factory=list, description="Why the job is in its state, when not `running`"
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What may keep the job from finishing (gold thin for its size), as given "
+        "on activation",
+    )

@@ -295,6 +295,7 @@ def job_report(
             for i, n in enumerate(report.confidence_histogram)
         ],
         assignments=report.assignments,
+        annotators_out_of_gold=report.out_of_gold,
         annotators=[
             schemas.ReportAnnotator(
                 annotator=_pseudonym(settings, job, row.annotator_id),

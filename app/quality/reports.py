@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.consensus.agreement import Level, fleiss_kappa, krippendorff_alpha, percent_agreement
 from app.consensus.votes import VoteEncoder
 from app.core.settings import Settings
+from app.jobs import gold
 from app.label_schema import ChoicesControl, LabelSchema, NumberControl, RatingControl
 from app.models.consensus import ItemResult
 from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, Job
@@ -85,6 +86,7 @@ class JobReport:
     confidence_histogram: list[int]  # HISTOGRAM_BINS counts over [0, 1]
     assignments: dict[str, int]  # review status → assignments
     annotators: list[AnnotatorStats]
+    out_of_gold: int  # annotators who have been shown every gold item of the job
 
 
 def job_report(session: Session, job: Job) -> JobReport:
@@ -125,6 +127,7 @@ def job_report(session: Session, job: Job) -> JobReport:
         histogram,
         {s.value: int(statuses.get(s, 0)) for s in tracking.FINISHED},
         tracking.stats_of_job(session, job.id),
+        gold.annotators_out_of_gold(session, job),
     )
 
 

@@ -379,6 +379,10 @@ class JobReportOut(BaseModel):
     confidence_histogram: list[HistogramBin]
     assignments: dict[str, int] = Field(description="submitted, approved, rejected")
     annotators: list[ReportAnnotator]
+    annotators_out_of_gold: int = Field(
+        description="Annotators who have been shown every gold item of the job (nobody sees one "
+        "twice, so they can only take tasks without gold)"
+    )
 
 
 # --- admin ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core import caches
-from app.core.errors import Forbidden, NotFound
+from app.core.errors import Forbidden
 from app.core.settings import Settings
 from app.models.jobs import Job
 from app.routing import service
@@ -71,16 +71,16 @@ def cached_jobs_for(
 
 
 def eligible_jobs(found: JobsAndVerdicts, job_id: int | None) -> list[Job]:
-    """The jobs the annotator may claim from, in serving order. Asking for one job: 404 when it
-    is not active, 403 with the reasons when the annotator may not work on it."""
+    """The jobs the annotator may claim from, in serving order. Asking for one active job: 403
+    with the reasons when the annotator may not work on it, except when the only reason is the
+    per-annotator task limit (an empty queue, `task-limit-reached`). A job asked for that is not
+    active gives nothing here; the empty queue's explanation says why (or 404s)."""
     jobs, verdicts = found
-    if job_id is not None:
-        if not jobs:
-            raise NotFound("No such active job")
-        if not verdicts[job_id].eligible:
+    if job_id is not None and jobs:
+        reasons = verdicts[job_id].reasons
+        if any(r.code != "job_full" for r in reasons):
             raise Forbidden(
-                "You are not eligible for this job",
-                reasons=[reason_dict(r) for r in verdicts[job_id].reasons],
+                "You are not eligible for this job", reasons=[reason_dict(r) for r in reasons]
             )
     return [job for job in jobs if verdicts[job.id].eligible]
 

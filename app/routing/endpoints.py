@@ -16,7 +16,7 @@ from app.core.pagination import Page, PageParams, page_of, page_params, paginate
 from app.core.security import AnnotatorPrincipal, ReadSession
 from app.core.settings import Settings
 from app.models.jobs import Assignment, AssignmentStatus, Job
-from app.routing import flow, rules, schemas
+from app.routing import flow, queue, rules, schemas
 from app.routing.errors import (
     AlreadySubmitted,
     AnswersDiffer,
@@ -44,18 +44,18 @@ async def claim_next(
     request: Request, work: AnnotatorWork, body: schemas.NextRequest | None = None
 ) -> Response:
     """Claim up to `count` tasks you are eligible for and have not done, each under a lease.
-    An empty list means there is no work for you right now. With `job_id`, a job you may not
-    work on is a 403 listing the reasons."""
+    An empty list means there is no work for you right now, and `empty_reasons` says why for
+    each job asked (a paused job is `job-paused`, not an error). With `job_id`, a job you may
+    not work on is a 403 listing the reasons; an unknown job is a 404."""
     body = body or schemas.NextRequest()
     settings = _settings(request)
     now = utcnow()
-    count = min(body.count, settings.max_claim_count)
-    jobs, claimed = await work.runner.run(
+    jobs, claimed, empty = await work.runner.run(
         partial(
             flow.claim_next,
             annotator_id=work.caller.id,
             job_id=body.job_id,
-            count=count,
+            count=body.count,
             now=now,
             settings=settings,
         )
@@ -74,8 +74,21 @@ async def claim_next(
                     items=[schemas.TaskItemOut(slot=slot, data=data) for slot, data in c.items],
                 )
                 for c in claimed
-            ]
+            ],
+            empty_reasons=[_empty(e) for e in empty] if not claimed else None,
         )
+    )
+
+
+def _empty(e: queue.EmptyQueue) -> schemas.EmptyQueueOut:
+    return schemas.EmptyQueueOut(
+        job_id=e.job_id,
+        reason=e.reason,
+        detail=e.detail,
+        leases_end_at=e.leases_end_at,
+        eligibility=[schemas.EligibilityReasonOut(**r) for r in e.eligibility]
+        if e.reason == "not-eligible"
+        else None,
     )
 
 

@@ -23,7 +23,7 @@ from app.core.security import client_pseudonym
 from app.core.settings import Settings
 from app.jobs.service import job_schema
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
-from app.routing import eligibility, rules, service
+from app.routing import eligibility, queue, rules, service
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog
 from app.webhooks.hot_path import PendingEvent
@@ -36,11 +36,11 @@ async def claim_next(
     count: int,
     now: datetime,
     settings: Settings,
-) -> tuple[list[Job], list[Claimed]]:
+) -> tuple[list[Job], list[Claimed], list[queue.EmptyQueue]]:
     """Claim up to `count` tasks the annotator is eligible for and has not worked on, each
     under a new lease, from the active jobs in serving order (or from `job_id` only: 404 when
-    it is not active, 403 with the reasons when the annotator may not work on it). Returns the
-    jobs served and what was claimed (possibly nothing).
+    there is no such job, 403 with the reasons when the annotator may not work on it). Returns
+    the jobs served, what was claimed and, only when nothing was, why (`queue`), per job asked.
 
     Each claim statement is atomic on its own, so claiming one task needs no transaction; a
     larger count claims in one."""
@@ -62,7 +62,9 @@ async def claim_next(
             claimed.extend(await _claim_from_job(store, annotator_id, job, wanted, now))
             if len(claimed) >= count:
                 break
-    return jobs, claimed
+    if claimed:
+        return jobs, claimed, []
+    return jobs, claimed, await store.explain_empty(annotator_id, job_id, now)
 
 
 async def _claim_from_job(

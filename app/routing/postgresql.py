@@ -46,6 +46,7 @@ from app.core.settings import Settings
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.quality import enforcement
 from app.routing import eligibility, service
+from app.routing.queue import EmptyQueue, explain_empty
 from app.routing.rules import TaskItemView
 from app.routing.store import (
     AssignmentState,
@@ -251,6 +252,11 @@ class PgStore:
             for assignment_id, (task_id, items) in by_assignment.items()
         ]
 
+    async def explain_empty(
+        self, annotator_id: int, job_id: int | None, now: datetime
+    ) -> list[EmptyQueue]:
+        return await run_in_threadpool(_explain_empty, self.db, annotator_id, job_id, now)
+
     async def lock_assignment(self, assignment_id: int) -> AssignmentState | None:
         cursor = self.conn.cursor(row_factory=kwargs_row(_assignment_state))
         await cursor.execute(_LOCK_ASSIGNMENT, (assignment_id,))
@@ -396,6 +402,13 @@ def _jobs_for(
 ) -> eligibility.JobsAndVerdicts:
     with db.read_session() as session:
         return eligibility.jobs_for(session, annotator_id, job_id, now, db.settings)
+
+
+def _explain_empty(
+    db: Database, annotator_id: int, job_id: int | None, now: datetime
+) -> list[EmptyQueue]:
+    with db.read_session() as session:
+        return explain_empty(session, annotator_id, job_id, now, db.settings.routing_cache_seconds)
 
 
 def _job_for_work(db: Database, job_id: int) -> Job:

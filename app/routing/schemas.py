@@ -13,11 +13,20 @@ from pydantic import BaseModel, Field
 
 from app.core.inputs import Int64, RequestBody
 from app.models.jobs import AssignmentStatus
+from app.routing.queue import EmptyReason
+
+# The most tasks one `next` may claim: the schema states it, so OpenAPI and a 422 beyond it agree.
+MAX_CLAIM_COUNT = 10
 
 
 class NextRequest(RequestBody):
     job_id: Int64 | None = Field(default=None, description="Only from this job")
-    count: int = Field(default=1, ge=1, le=100, description="How many tasks to claim")
+    count: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_CLAIM_COUNT,
+        description=f"How many tasks to claim (at most {MAX_CLAIM_COUNT}; more is a 422)",
+    )
 
 
 class TaskItemOut(BaseModel):
@@ -42,8 +51,46 @@ class AssignmentOut(BaseModel):
     items: list[TaskItemOut]
 
 
+class EligibilityReasonOut(BaseModel):
+    """One failing eligibility rule (codes as in `GET /v1/jobs/{id}/eligibility`)."""
+
+    code: str
+    detail: str
+    skill: str | None = None
+    required: Any = None
+    actual: Any = None
+    until: datetime | None = None
+
+
+class EmptyQueueOut(BaseModel):
+    """Why a job gave you nothing (see the README's "Honest queues")."""
+
+    job_id: int
+    reason: EmptyReason = Field(
+        description="`job-paused`, `escrow-exhausted` (paused until funded), `no-open-tasks`, "
+        "`not-eligible` (see `eligibility`), `task-limit-reached` (the job's "
+        "`max_tasks_per_annotator`), `answered-every-task`, `open-slots-leased` (see "
+        "`leases_end_at`), `gold-exhausted` (the tasks left hold quality-control items you "
+        "have seen)"
+    )
+    detail: str
+    leases_end_at: datetime | None = Field(
+        default=None,
+        description="With `open-slots-leased`: when the earliest lease on a slot you could "
+        "take ends (heartbeats may extend it; a submit or release frees it sooner)",
+    )
+    eligibility: list[EligibilityReasonOut] | None = Field(
+        default=None, description="With `not-eligible`: every rule you do not meet"
+    )
+
+
 class NextResponse(BaseModel):
     assignments: list[AssignmentOut]
+    empty_reasons: list[EmptyQueueOut] | None = Field(
+        default=None,
+        description="Only when `assignments` is empty: why, one entry per job asked (the job "
+        "named by `job_id`, else every active job); null when something was claimed",
+    )
 
 
 class LeaseOut(BaseModel):

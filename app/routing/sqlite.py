@@ -38,6 +38,7 @@ from app.models.jobs import (
 )
 from app.quality import enforcement
 from app.routing import eligibility, service
+from app.routing.queue import EmptyQueue, explain_empty
 from app.routing.rules import TaskItemView
 from app.routing.store import (
     AssignmentState,
@@ -165,6 +166,12 @@ class SqliteStore:
             )
             for assignment_id, task_id in zip(assignment_ids, task_ids, strict=True)
         ]
+
+    async def explain_empty(
+        self, annotator_id: int, job_id: int | None, now: datetime
+    ) -> list[EmptyQueue]:
+        ttl = self.settings.routing_cache_seconds
+        return explain_empty(self.session, annotator_id, job_id, now, ttl)
 
     async def lock_assignment(self, assignment_id: int) -> AssignmentState | None:
         row = self.session.execute(

@@ -20,6 +20,7 @@ from app.consensus.service import Consensus, Fit, Vote
 from app.core.security import KnownToken
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.routing.eligibility import JobsAndVerdicts
+from app.routing.queue import EmptyQueue
 from app.routing.rules import SlotAfterSubmit, TaskItemView
 from app.webhooks.hot_path import PendingEvent
 
@@ -136,6 +137,12 @@ class Store(Protocol):
         """Up to `n` open tasks of an active job the annotator has not worked on (and whose
         gold items they have not seen), each taken under a lease; their gold items recorded as
         seen. Atomic on its own; never hands one slot to two annotators."""
+        ...
+
+    async def explain_empty(
+        self, annotator_id: int, job_id: int | None, now: datetime
+    ) -> list[EmptyQueue]:
+        """Why a claim came back empty, per job asked (`queue.explain_empty`; reads only)."""
         ...
 
     async def lock_assignment(self, assignment_id: int) -> AssignmentState | None: ...

@@ -80,14 +80,16 @@ def test_clients_and_admins_cannot_claim(
         assert_problem(client.post("/v1/assignments/next", json={}, headers=who.headers), 403)
 
 
-def test_next_for_an_unknown_or_inactive_job_is_404(
+def test_next_for_an_unknown_job_is_404_and_for_a_paused_one_empty(
     client: TestClient, client_account: Account, annotator: Account
 ) -> None:
     job_id = active_job(client, client_account)
     client.post(f"/v1/jobs/{job_id}/pause", headers=client_account.headers)
     assert_problem(
-        client.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers), 404
+        client.post("/v1/assignments/next", json={"job_id": job_id + 1}, headers=annotator.headers),
+        404,
     )
+    assert claim(client, annotator, job_id=job_id) == []  # `job-paused`: test_empty_queue.py
     assert claim(client, annotator) == []
 
 
