@@ -16,6 +16,8 @@ Per control type:
 
 - `choices` (single) and `rating`: the method's categorical estimator over label indices (one
   question each; `questions`).
+- `choices` whose options come from the item (`labels_field`): merged item by item over the
+  options the answers carry (`dynamic_choices`), like the controls below.
 - `choices` (multiple): one yes/no question per label, each as above; the answer is the labels
   voted yes, topped up to the control's `min` and cut to its `max` by probability; confidence
   is the product of the per-label confidences (the chance that every label is right).
@@ -54,6 +56,7 @@ from app.consensus.questions import (
     Question,
     all_right,
     chosen_labels,
+    is_multiple,
     is_single,
     item_posterior,
     label_question,
@@ -309,7 +312,7 @@ def aggregate_job(
     for control in schema.controls:
         if is_single(control):
             results[control.name], model.questions[control.name] = _fit_single(job, control)
-        elif isinstance(control, ChoicesControl):
+        elif is_multiple(control):
             results[control.name], model.multiple[control.name] = _fit_multiple(job, control)
         else:
             results[control.name], model.weights[control.name] = _fit_merged(job, control)
@@ -397,7 +400,7 @@ def aggregate_item(
             winner = int(most_likely(posterior.ranking[None, :], key, seed)[0])
             value[control.name] = question.labels[winner]
             confidences[control.name] = float(posterior.probas[winner])
-        elif isinstance(control, ChoicesControl):
+        elif is_multiple(control):
             per_label = model.multiple.get(control.name, {}) if model is not None else {}
             yes: list[float] = []
             decided: list[bool] = []

@@ -56,10 +56,20 @@ def label_question(label: str) -> Question:
 
 
 def is_single(control: Control) -> TypeGuard[ChoicesControl | RatingControl]:
-    """A control decided by one categorical question (single choice, rating)."""
+    """A control decided by one categorical question (single choice over fixed labels, rating)."""
     return isinstance(control, RatingControl) or (
-        isinstance(control, ChoicesControl) and not control.multiple
+        isinstance(control, ChoicesControl) and not control.multiple and not is_dynamic(control)
     )
+
+
+def is_multiple(control: Control) -> TypeGuard[ChoicesControl]:
+    """A control decided by one yes/no question per label (multiple choice over fixed labels)."""
+    return isinstance(control, ChoicesControl) and control.multiple and not is_dynamic(control)
+
+
+def is_dynamic(control: ChoicesControl) -> bool:
+    """Choices whose options come from the item: merged item by item (`dynamic_choices`)."""
+    return control.labels_field is not None
 
 
 def question_model(estimator: Any, method: Method, votes: Votes, keys: list[str]) -> QuestionModel:
