@@ -16,6 +16,8 @@ Per control type:
 
 - `choices` (single) and `rating`: the method's categorical estimator over label indices (one
   question each; `questions`).
+- `choices` whose options come from the item (`labels_field`): merged item by item over the
+  options the answers carry (`dynamic_choices`), like the controls below.
 - `choices` (multiple): one yes/no question per label, each as above; the answer is the labels
   voted yes, topped up to the control's `min` and cut to its `max` by probability; confidence
   is the product of the per-label confidences (the chance that every label is right).
@@ -40,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from app.consensus.estimator import SKILL_BOUNDS
 from app.consensus.merge import merge_control
 from app.consensus.merging import Merged
 from app.consensus.methods import (
@@ -54,9 +57,12 @@ from app.consensus.questions import (
     Question,
     all_right,
     chosen_labels,
+    honest_confidence,
+    is_multiple,
     is_single,
     item_posterior,
     label_question,
+    lone_skill,
     question_model,
     single_question,
 )
@@ -190,13 +196,25 @@ def _fit_single(job: _Job, control: ChoicesControl | RatingControl) -> tuple[_Co
     votes, gold = job.votes(control, question, job.values(control))
     estimator, model = job.fit(votes, gold)
     result = _ControlResult()
+    per_label = votes.vote_counts()
+    voter = np.full(votes.n_items, -1, dtype=np.int64)
+    voter[votes.items] = votes.annotators  # the annotator, where an item has one vote
     for i in np.flatnonzero(estimator.labels_ != NO_LABEL).tolist():
-        result.values[i] = question.labels[estimator.labels_[i]]
-        result.confidences[i] = float(estimator.confidence_[i])
+        winner = int(estimator.labels_[i])
+        result.values[i] = question.labels[winner]
+        lone = _lone_skill(model, estimator, int(voter[i]))
+        confidence = float(estimator.confidence_[i])
+        result.confidences[i] = honest_confidence(confidence, lone, per_label[i], winner)
     counts = votes.answers_per_annotator()
     for a in np.flatnonzero(counts).tolist():
         result.skills[a] = (float(estimator.skills_[a]), int(counts[a]))
     return result, model
+
+
+def _lone_skill(model: QuestionModel, estimator: Any, annotator: int) -> float:
+    if model.method is Method.majority_vote or annotator < 0:
+        return DEFAULT_SKILL
+    return float(np.clip(estimator.skills_[annotator], *SKILL_BOUNDS))
 
 
 def _fit_multiple(job: _Job, control: ChoicesControl) -> tuple[_ControlResult, Any]:
@@ -253,9 +271,7 @@ def _fit_merged(job: _Job, control: Control) -> tuple[_ControlResult, Any]:
                 scores = [_grade(job.schema, control, value, key) for _, value in pairs]
                 merged = Merged(key, 1.0, tuple(scores))
             else:
-                merged = merge_control(
-                    control, [v for _, v in pairs], [weights[a] for a, _ in pairs]
-                )
+                merged = _merge(control, [v for _, v in pairs], [weights[a] for a, _ in pairs])
             result.values[i] = merged.value
             result.confidences[i] = merged.confidence
             for (a, _), score in zip(pairs, merged.scores, strict=True):
@@ -265,6 +281,17 @@ def _fit_merged(job: _Job, control: Control) -> tuple[_ControlResult, Any]:
         if weighted:
             weights.update({a: skill for a, (skill, _) in result.skills.items()})
     return result, {job.annotator_keys[a]: used[a] for a in result.skills}
+
+
+def _merge(control: Control, values: Sequence[Any], weights: Sequence[float]) -> Merged:
+    """`merge_control`, its confidence made honest: one answer is at most its annotator's skill
+    (the weight, DEFAULT_SKILL when everyone weighs 1)."""
+    merged = merge_control(control, values, weights)
+    if len(values) != 1:
+        return merged
+    lone = DEFAULT_SKILL if weights[0] == 1.0 else float(np.clip(weights[0], *SKILL_BOUNDS))
+    confidence = honest_confidence(merged.confidence, lone, [1.0], 0)
+    return Merged(merged.value, confidence, merged.scores)
 
 
 def _grade(schema: LabelSchema, control: Control, answer: object, key: object) -> float:
@@ -309,7 +336,7 @@ def aggregate_job(
     for control in schema.controls:
         if is_single(control):
             results[control.name], model.questions[control.name] = _fit_single(job, control)
-        elif isinstance(control, ChoicesControl):
+        elif is_multiple(control):
             results[control.name], model.multiple[control.name] = _fit_multiple(job, control)
         else:
             results[control.name], model.weights[control.name] = _fit_merged(job, control)
@@ -396,8 +423,14 @@ def aggregate_item(
                 continue
             winner = int(most_likely(posterior.ranking[None, :], key, seed)[0])
             value[control.name] = question.labels[winner]
-            confidences[control.name] = float(posterior.probas[winner])
-        elif isinstance(control, ChoicesControl):
+            coded = [(a, question.code(v)) for a, v in present]
+            kept = [(a, c) for a, c in coded if c is not None]
+            counts = np.bincount([c for _, c in kept], minlength=len(question.labels))
+            lone = lone_skill(fitted, method, kept[0][0], prior)
+            confidences[control.name] = honest_confidence(
+                float(posterior.probas[winner]), lone, counts.tolist(), winner
+            )
+        elif is_multiple(control):
             per_label = model.multiple.get(control.name, {}) if model is not None else {}
             yes: list[float] = []
             decided: list[bool] = []
@@ -421,7 +454,7 @@ def aggregate_item(
                 else fitted_weights.get(str(a), prior.get(a, DEFAULT_SKILL))
                 for a, _ in present
             ]
-            merged = merge_control(control, [v for _, v in present], weights)
+            merged = _merge(control, [v for _, v in present], weights)
             value[control.name] = merged.value
             confidences[control.name] = merged.confidence
     if gold is not None:

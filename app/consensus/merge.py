@@ -2,7 +2,8 @@
 merged value out, with its confidence and each answer graded against it (`merging.Merged`).
 
 Boxes, polygons and keypoints (`geometry`), spans (`spans`), text (`text`) and numbers
-(`numbers`) weigh each answer by its annotator's skill; time segments (`segments`), pairwise
+(`numbers`) and choices whose options come from the item (`dynamic_choices`) weigh each answer
+by its annotator's skill; time segments (`segments`), pairwise
 preferences and rankings (`rankings`) and taxonomies (`taxonomy`) count every annotator alike
 (`aggregate_control`). `aggregation` calls `merge_control` in both its batch and online forms.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.consensus.dynamic_choices import merge_dynamic_choices
 from app.consensus.geometry import merge_boxes, merge_keypoints, merge_polygons
 from app.consensus.merging import Merged
 from app.consensus.numbers import merge_numbers
@@ -22,6 +24,7 @@ from app.consensus.taxonomy import aggregate_taxonomy
 from app.consensus.text import merge_text
 from app.label_schema import (
     BoxesControl,
+    ChoicesControl,
     Control,
     KeypointsControl,
     MessagesControl,
@@ -43,7 +46,7 @@ def merge_control(
 ) -> Merged:
     """One item's answers to a non-categorical `control` (one per annotator, weighted by
     `weights`; None: alike) merged by the control's aggregator. Raises ValueError for a
-    categorical control (single or multiple choice, rating)."""
+    categorical control (single or multiple choice over fixed labels, rating)."""
     match control:
         case BoxesControl():
             return merge_boxes(
@@ -99,6 +102,8 @@ def merge_control(
             return Merged(
                 value, confidence, tuple(grade_control(control, a, value) for a in answers)
             )
+        case ChoicesControl() if control.labels_field is not None:
+            return merge_dynamic_choices(control, answers, weights)
         case _:
             raise ValueError(f"control {control.name!r} is categorical, not merged")
 

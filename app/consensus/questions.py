@@ -17,6 +17,7 @@ import numpy as np
 from app.consensus.calibrated_dawid_skene import CalibratedDawidSkene
 from app.consensus.calibration import tempered
 from app.consensus.dawid_skene import DawidSkene, item_log_joint, one_coin_confusion
+from app.consensus.estimator import SKILL_BOUNDS
 from app.consensus.methods import CONFUSION_METHODS, Method
 from app.consensus.model import QuestionModel
 from app.consensus.votes import FloatArray, IntArray, Votes
@@ -56,10 +57,20 @@ def label_question(label: str) -> Question:
 
 
 def is_single(control: Control) -> TypeGuard[ChoicesControl | RatingControl]:
-    """A control decided by one categorical question (single choice, rating)."""
+    """A control decided by one categorical question (single choice over fixed labels, rating)."""
     return isinstance(control, RatingControl) or (
-        isinstance(control, ChoicesControl) and not control.multiple
+        isinstance(control, ChoicesControl) and not control.multiple and not is_dynamic(control)
     )
+
+
+def is_multiple(control: Control) -> TypeGuard[ChoicesControl]:
+    """A control decided by one yes/no question per label (multiple choice over fixed labels)."""
+    return isinstance(control, ChoicesControl) and control.multiple and not is_dynamic(control)
+
+
+def is_dynamic(control: ChoicesControl) -> bool:
+    """Choices whose options come from the item: merged item by item (`dynamic_choices`)."""
+    return control.labels_field is not None
 
 
 def question_model(estimator: Any, method: Method, votes: Votes, keys: list[str]) -> QuestionModel:
@@ -144,6 +155,20 @@ def _skill(
     return float(prior.get(annotator, DEFAULT_SKILL))
 
 
+def lone_skill(
+    question: QuestionModel | None,
+    method: Method,
+    annotator: Hashable,
+    prior: Mapping[Hashable, float],
+) -> float:
+    """The skill a model holds of one annotator, for `honest_confidence`: DEFAULT_SKILL under a
+    plain vote (which knows no skills), else the fitted or prior skill within SKILL_BOUNDS."""
+    used = question.method if question is not None else method
+    if used is Method.majority_vote:
+        return DEFAULT_SKILL
+    return float(np.clip(_skill(question, annotator, prior), *SKILL_BOUNDS))
+
+
 def chosen_labels(
     control: ChoicesControl, yes: Sequence[float], decided: Sequence[bool]
 ) -> list[int]:
@@ -163,3 +188,28 @@ def all_right(yes: Sequence[float], chosen: Sequence[int]) -> float:
     # The chance that every label's decision is right, labels taken as independent.
     picked = set(chosen)
     return float(math.prod(p if n in picked else 1.0 - p for n, p in enumerate(yes)))
+
+
+def honest_confidence(
+    confidence: float,
+    lone_skill: float,
+    counts: Sequence[float] | FloatArray,
+    winner: int,
+) -> float:
+    """An item's confidence, no higher than its answers can show (issue 21, "honest confidence").
+
+    - One answer is not certainty: with a single answer the confidence is at most `lone_skill`,
+      the skill the model holds of its annotator (its prior skill when the model has not seen
+      them, DEFAULT_SKILL under a plain vote): the chance that one answer from them is right.
+    - A split is not a decision: where the winner does not lead the vote alone (`counts`, the
+      answers per label, has another label with at least the winner's), the confidence is at
+      most an even share among the labels that tie or beat it (1/2 for a 1-1 split), however
+      the fitted skills differ: a dynamic overlap then asks for another answer.
+
+    Merged (non-categorical) controls pass `counts` [answers] and `winner` 0: only the first
+    rule applies to them.
+    """
+    if float(sum(counts)) == 1.0:
+        confidence = min(confidence, lone_skill)
+    ahead = sum(1 for c in counts if c >= counts[winner])
+    return min(confidence, 1.0 / ahead) if ahead > 1 else confidence
