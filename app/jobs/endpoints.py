@@ -129,7 +129,8 @@ def get_label_studio_config(
 def update_job(
     job_id: PathId, body: schemas.JobUpdate, client: ClientPrincipal, session: DbSession
 ) -> schemas.JobOut:
-    """Change a job. Schema, pricing, items per task and gold ratio are frozen after activation."""
+    """Change a job. Schema, pricing, items per task, gold ratio and the external id field are
+    frozen after activation."""
     job = service.update_job(session, service.get_job(session, client, job_id, lock=True), body)
     session.commit()
     return schemas.JobOut.of(job)

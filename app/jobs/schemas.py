@@ -111,6 +111,15 @@ class ImageSize(RequestBody):
     height_field: FieldName
 
 
+EXTERNAL_ID_FIELD = (
+    "The dataset column (CSV) or key (JSON) whose value is each row's external id, so "
+    "re-uploading a file that carries its own ids (say `sku`) is idempotent; an upload may name "
+    "another with `?external_id_field=`. Without one (or naming `external_id` itself), a row's "
+    "`external_id` key is its external id. The field stays in the item's payload. A draft's may "
+    "change (items imported before keep their ids); null removes it."
+)
+
+
 class JobCreate(_JobSettings):
     title: Title
     label_schema: dict[str, Any] | str = Field(
@@ -128,17 +137,12 @@ class JobCreate(_JobSettings):
     overlap: Overlap = Field(default_factory=Overlap)
     items_per_task: int = Field(default=1, ge=1, le=100)
     gold_ratio: float = Field(default=0.0, ge=0, le=0.5)
-    external_id_field: FieldName | None = Field(
-        default=None,
-        description="The dataset column (CSV) or key (JSON) whose value is each row's external "
-        "id, so re-uploading a file that carries its own ids (say `sku`) is idempotent; an "
-        "upload may name another with `?external_id_field=`. Without one, a row's "
-        "`external_id` key is its external id. The field stays in the item's payload.",
-    )
+    external_id_field: FieldName | None = Field(default=None, description=EXTERNAL_ID_FIELD)
 
 
 class JobUpdate(_JobSettings):
-    """Partial update. Schema, pricing, items per task and gold ratio change only in draft."""
+    """Partial update. Schema, pricing, items per task, gold ratio and the external id field
+    change only in draft."""
 
     title: Title | None = None
     label_schema: dict[str, Any] | str | None = None
@@ -146,6 +150,7 @@ class JobUpdate(_JobSettings):
     overlap: Overlap | None = None
     items_per_task: int | None = Field(default=None, ge=1, le=100)
     gold_ratio: float | None = Field(default=None, ge=0, le=0.5)
+    external_id_field: FieldName | None = Field(default=None, description=EXTERNAL_ID_FIELD)
 
 
 class JobOut(BaseModel):

@@ -45,7 +45,7 @@ TRANSITIONS: dict[str, tuple[frozenset[JobStatus], JobStatus]] = {
 }
 
 # Fields that define the work itself: frozen once annotators may have seen the job.
-DRAFT_ONLY = ("label_schema", "pricing", "items_per_task", "gold_ratio")
+DRAFT_ONLY = ("label_schema", "pricing", "items_per_task", "gold_ratio", "external_id_field")
 
 
 def job_schema(job: Job) -> LabelSchema:
@@ -219,6 +219,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
         "priority",
         "task_order",
         "instant_feedback",
+        "external_id_field",
     )
     for name in simple:
         if name in changes:
