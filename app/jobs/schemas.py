@@ -101,6 +101,13 @@ class _JobSettings(RequestBody):
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     task_order: TaskOrder | None = None
     instant_feedback: bool | None = None
+    auto_complete: bool | None = Field(
+        default=None,
+        description="Complete the job by itself once every task is complete (default true): "
+        "the final consensus refit, unspent escrow back to the client, `job.completed` "
+        "(`completed_by: automatic`) and `export.ready`. False leaves it active until the "
+        "client completes it.",
+    )
 
 
 class ImageSize(RequestBody):
@@ -175,6 +182,7 @@ class JobOut(BaseModel):
     priority: int
     task_order: TaskOrder
     instant_feedback: bool
+    auto_complete: bool
     external_id_field: str | None
     created_at: datetime
     updated_at: datetime | None
@@ -215,6 +223,7 @@ class JobOut(BaseModel):
             priority=job.priority,
             task_order=job.task_order,
             instant_feedback=job.instant_feedback,
+            auto_complete=job.auto_complete,
             external_id_field=job.external_id_field,
             created_at=job.created_at,
             updated_at=job.updated_at,

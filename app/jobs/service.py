@@ -16,7 +16,7 @@ from app.core.clock import utcnow
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import Principal
-from app.jobs import schemas
+from app.jobs import results, schemas
 from app.jobs.errors import (
     JobFinished,
     JobFrozen,
@@ -93,6 +93,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         priority=body.priority or 0,
         task_order=body.task_order or TaskOrder.near_completion,
         instant_feedback=bool(body.instant_feedback),
+        auto_complete=body.auto_complete is not False,
         external_id_field=body.external_id_field,
     )
     session.add(job)
@@ -219,6 +220,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
         "priority",
         "task_order",
         "instant_feedback",
+        "auto_complete",
         "external_id_field",
     )
     for name in simple:
@@ -231,6 +233,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
                 "priority",
                 "task_order",
                 "instant_feedback",
+                "auto_complete",
                 "lease_seconds",
             ):
                 continue  # these have no "unset"
@@ -244,13 +247,22 @@ def _has_items(session: Session, job_id: int) -> bool:
     return session.scalar(select(Item.id).where(Item.job_id == job_id).limit(1)) is not None
 
 
-def change_status(session: Session, job: Job, action: str, *, by: Role | None = None) -> Job:
+def change_status(
+    session: Session,
+    job: Job,
+    action: str,
+    *,
+    by: Role | None = None,
+    refit_now: bool = False,
+) -> Job:
     """Move the job along the status machine; 409 naming the allowed moves otherwise.
     Activating a draft needs at least one regular item (the split that follows reserves its
     escrow, 402 if the client's funds are short); resuming a paused job pays the fair-pay
     top-ups it owes first (402 if its escrow cannot); completing or cancelling releases
-    unspent escrow to the client. `by` is the role of who moves it (None: the system);
-    webhooks hear of pauses, completions and final results."""
+    unspent escrow to the client. A completed job's consensus is refitted a last time, then
+    `export.ready` sent (`results`): in this transaction with `refit_now` (a background job
+    completing it), else in a background job of its own. `by` is the role of who moves it
+    (None: the system); webhooks hear of pauses, completions and final results."""
     allowed_from, target = TRANSITIONS[action]
     if job.status not in allowed_from:
         possible = sorted(a for a, (froms, _) in TRANSITIONS.items() if job.status in froms)
@@ -281,7 +293,11 @@ def change_status(session: Session, job: Job, action: str, *, by: Role | None = 
     session.flush()
     if target in (JobStatus.completed, JobStatus.cancelled):
         money.job_finished(session, job)
-    if target is JobStatus.completed:
-        refits.request_refit(session, job.id)  # the final consensus, fitted over every answer
     webhooks.job_status_changed(session, job, action, by)
+    if target is JobStatus.completed and refit_now:
+        results.finalize_results(session, job)
+    elif target is JobStatus.completed:
+        results.request_finalize(session, job.id)
+    elif target is JobStatus.cancelled:
+        results.results_final_now(session, job)
     return job
