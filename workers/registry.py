@@ -10,6 +10,8 @@ import app.consensus.refits  # quality.refit_consensus, quality.refit_due
 import app.core.background  # outbox.prune, workers.prune_heartbeats
 import app.core.idempotency  # idempotency.prune
 import app.jobs.background  # jobs.import
+import app.jobs.completion  # jobs.complete_when_done, jobs.complete_finished
+import app.jobs.results  # jobs.finalize_results
 import app.quality.background  # quality.auto_approve, quality.refresh, quality.refresh_all
 import app.routing.background  # routing.sweep_leases
 import app.webhooks.background  # webhooks.*: fan-out, deliveries, progress, sweep, prune
@@ -21,6 +23,8 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     app.core.background,
     app.core.idempotency,
     app.jobs.background,
+    app.jobs.completion,
+    app.jobs.results,
     app.quality.background,
     app.routing.background,
     app.webhooks.background,

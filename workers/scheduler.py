@@ -140,6 +140,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("accounts.prune_limits", every=timedelta(minutes=10)),
     Periodic("routing.sweep_leases", every=timedelta(seconds=30)),
     Periodic("quality.refit_due", every=timedelta(minutes=5)),
+    Periodic("jobs.complete_finished", every=timedelta(minutes=1)),
     Periodic("webhooks.job_progress", every=timedelta(minutes=1)),
     Periodic("webhooks.sweep", every=timedelta(minutes=1)),
     Periodic("webhooks.prune", cron="23 * * * *"),

@@ -211,6 +211,10 @@ class RowChecker:
         assert self.id_field is not None
         pointer = json_pointer([self.id_field])
         value = payload.get(self.id_field)
+        if self.id_field == "external_id" and value is None:
+            # The default column declared: a row's own `external_id` key (taken out of the
+            # payload as the reserved key it is) is the declared field.
+            value, given = given, None
         if value is None or value == "":
             raise RowError(f"the external id field {self.id_field!r} is missing or empty", pointer)
         declared = self._external_id(value, pointer)

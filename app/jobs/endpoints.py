@@ -36,6 +36,7 @@ from app.jobs import (
     importing,
     label_studio,
     progress,
+    results,
     schemas,
     service,
     splitting,
@@ -131,7 +132,8 @@ def get_label_studio_config(
 def update_job(
     job_id: PathId, body: schemas.JobUpdate, client: ClientPrincipal, session: DbSession
 ) -> schemas.JobOut:
-    """Change a job. Schema, pricing, items per task and gold ratio are frozen after activation."""
+    """Change a job. Schema, pricing, items per task, gold ratio and the external id field are
+    frozen after activation."""
     job = service.update_job(session, service.get_job(session, client, job_id, lock=True), body)
     session.commit()
     return schemas.JobOut.of(job)
@@ -503,7 +505,24 @@ MEDIA_TYPES = {
     "/{job_id}/export",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {m: {} for m, _ in MEDIA_TYPES.values()}},
+        200: {
+            "content": {m: {} for m, _ in MEDIA_TYPES.values()},
+            "headers": {
+                "Tessera-Consensus-Method": {
+                    "description": "The consensus method of the results",
+                    "schema": {"type": "string"},
+                },
+                "Tessera-Consensus-Fit-Version": {
+                    "description": "The job's consensus fit the results reflect (`none`: never "
+                    "fitted, the consensus is the online vote)",
+                    "schema": {"type": "string"},
+                },
+                "Tessera-Consensus-Fitted-At": {
+                    "description": "When that fit was made (absent before the first fit)",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+            },
+        },
         **problem_responses(ExportFormatUnavailable),
     },
 )
@@ -518,7 +537,8 @@ def export_results(
     """Results per item (payload, external id, consensus, confidence, answer count, raw answers
     with pseudonymous annotator ids), streamed as JSONL, flattened CSV, Label Studio JSON (tasks
     for a project made from `label-studio-config`: one annotation per answer, the consensus and
-    pre-label as predictions, pseudonyms in `meta`), or COCO (jobs with a boxes control)."""
+    pre-label as predictions, pseudonyms in `meta`), or COCO (jobs with a boxes control).
+    The `Tessera-Consensus-*` headers name the consensus fit the results reflect."""
     job = service.get_job(session, client, job_id)
     schema = service.job_schema(job)
     targets = label_studio.job_view(job, schema).targets if format_ == "label-studio" else None
@@ -529,5 +549,8 @@ def export_results(
     return StreamingResponse(
         body,
         media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="job-{job.id}.{extension}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="job-{job.id}.{extension}"',
+            **results.fit_headers(results.current_fit(session, job.id), job.consensus_method),
+        },
     )

@@ -22,7 +22,8 @@ class ResumeNeedsAdmin(Forbidden):
 
 class JobFrozen(Conflict):
     """The fields that define the work (schema, pricing, items per task, gold ratio, overlap
-    minimum) change only while the job is a draft; `errors` point at the frozen fields."""
+    minimum, external id field) change only while the job is a draft; `errors` point at the
+    frozen fields."""
 
     slug, title = "job-frozen", "Field frozen after activation"
 

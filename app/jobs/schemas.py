@@ -101,6 +101,13 @@ class _JobSettings(RequestBody):
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     task_order: TaskOrder | None = None
     instant_feedback: bool | None = None
+    auto_complete: bool | None = Field(
+        default=None,
+        description="Complete the job by itself once every task is complete (default true): "
+        "the final consensus refit, unspent escrow back to the client, `job.completed` "
+        "(`completed_by: automatic`) and `export.ready`. False leaves it active until the "
+        "client completes it.",
+    )
 
 
 class ImageSize(RequestBody):
@@ -109,6 +116,15 @@ class ImageSize(RequestBody):
 
     width_field: FieldName
     height_field: FieldName
+
+
+EXTERNAL_ID_FIELD = (
+    "The dataset column (CSV) or key (JSON) whose value is each row's external id, so "
+    "re-uploading a file that carries its own ids (say `sku`) is idempotent; an upload may name "
+    "another with `?external_id_field=`. Without one (or naming `external_id` itself), a row's "
+    "`external_id` key is its external id. The field stays in the item's payload. A draft's may "
+    "change (items imported before keep their ids); null removes it."
+)
 
 
 class JobCreate(_JobSettings):
@@ -128,17 +144,12 @@ class JobCreate(_JobSettings):
     overlap: Overlap = Field(default_factory=Overlap)
     items_per_task: int = Field(default=1, ge=1, le=100)
     gold_ratio: float = Field(default=0.0, ge=0, le=0.5)
-    external_id_field: FieldName | None = Field(
-        default=None,
-        description="The dataset column (CSV) or key (JSON) whose value is each row's external "
-        "id, so re-uploading a file that carries its own ids (say `sku`) is idempotent; an "
-        "upload may name another with `?external_id_field=`. Without one, a row's "
-        "`external_id` key is its external id. The field stays in the item's payload.",
-    )
+    external_id_field: FieldName | None = Field(default=None, description=EXTERNAL_ID_FIELD)
 
 
 class JobUpdate(_JobSettings):
-    """Partial update. Schema, pricing, items per task and gold ratio change only in draft."""
+    """Partial update. Schema, pricing, items per task, gold ratio and the external id field
+    change only in draft."""
 
     title: Title | None = None
     label_schema: dict[str, Any] | str | None = None
@@ -146,6 +157,7 @@ class JobUpdate(_JobSettings):
     overlap: Overlap | None = None
     items_per_task: int | None = Field(default=None, ge=1, le=100)
     gold_ratio: float | None = Field(default=None, ge=0, le=0.5)
+    external_id_field: FieldName | None = Field(default=None, description=EXTERNAL_ID_FIELD)
 
 
 class JobOut(BaseModel):
@@ -174,6 +186,7 @@ class JobOut(BaseModel):
     priority: int
     task_order: TaskOrder
     instant_feedback: bool
+    auto_complete: bool
     external_id_field: str | None
     created_at: datetime
     updated_at: datetime | None
@@ -220,6 +233,7 @@ class JobOut(BaseModel):
             priority=job.priority,
             task_order=job.task_order,
             instant_feedback=job.instant_feedback,
+            auto_complete=job.auto_complete,
             external_id_field=job.external_id_field,
             created_at=job.created_at,
             updated_at=job.updated_at,

@@ -16,7 +16,7 @@ from app.core.clock import utcnow
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.security import Principal
-from app.jobs import schemas
+from app.jobs import results, schemas
 from app.jobs.errors import (
     JobFinished,
     JobFrozen,
@@ -46,7 +46,7 @@ TRANSITIONS: dict[str, tuple[frozenset[JobStatus], JobStatus]] = {
 }
 
 # Fields that define the work itself: frozen once annotators may have seen the job.
-DRAFT_ONLY = ("label_schema", "pricing", "items_per_task", "gold_ratio")
+DRAFT_ONLY = ("label_schema", "pricing", "items_per_task", "gold_ratio", "external_id_field")
 
 
 def job_schema(job: Job) -> LabelSchema:
@@ -94,6 +94,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         priority=body.priority or 0,
         task_order=body.task_order or TaskOrder.near_completion,
         instant_feedback=bool(body.instant_feedback),
+        auto_complete=body.auto_complete is not False,
         external_id_field=body.external_id_field,
     )
     session.add(job)
@@ -220,6 +221,8 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
         "priority",
         "task_order",
         "instant_feedback",
+        "auto_complete",
+        "external_id_field",
     )
     for name in simple:
         if name in changes:
@@ -231,6 +234,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
                 "priority",
                 "task_order",
                 "instant_feedback",
+                "auto_complete",
                 "lease_seconds",
             ):
                 continue  # these have no "unset"
@@ -251,14 +255,18 @@ def change_status(
     *,
     by: Role | None = None,
     reason: PauseReason | None = None,
+    refit_now: bool = False,
 ) -> Job:
     """Move the job along the status machine; 409 naming the allowed moves otherwise.
     Activating a draft needs at least one regular item (the split that follows reserves its
     escrow, 402 if the client's funds are short); resuming a paused job pays the fair-pay
     top-ups it owes first (402 if its escrow cannot), and one paused because its client was
     suspended resumes by an admin only (403); completing or cancelling releases unspent escrow
-    to the client. `by` is the role of who moves it (None: the system), `reason` why a pause
-    happens (by default who paused); webhooks hear of pauses, completions and final results."""
+    to the client. A completed job's consensus is refitted a last time, then `export.ready` sent
+    (`results`): in this transaction with `refit_now` (a background job completing it), else in
+    a background job of its own. `by` is the role of who moves it (None: the system), `reason`
+    why a pause happens (by default who paused); webhooks hear of pauses, completions and final
+    results."""
     allowed_from, target = TRANSITIONS[action]
     if job.status not in allowed_from:
         possible = sorted(a for a, (froms, _) in TRANSITIONS.items() if job.status in froms)
@@ -295,9 +303,13 @@ def change_status(
     session.flush()
     if target in (JobStatus.completed, JobStatus.cancelled):
         money.job_finished(session, job)
-    if target is JobStatus.completed:
-        refits.request_refit(session, job.id)  # the final consensus, fitted over every answer
     webhooks.job_status_changed(session, job, action, by)
+    if target is JobStatus.completed and refit_now:
+        results.finalize_results(session, job)
+    elif target is JobStatus.completed:
+        results.request_finalize(session, job.id)
+    elif target is JobStatus.cancelled:
+        results.results_final_now(session, job)
     return job
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -116,6 +117,8 @@ class Job(IdMixin, CreatedAtMixin, Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     task_order: Mapped[TaskOrder] = mapped_column(str_enum(TaskOrder, "task_order"))
     instant_feedback: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The job completes by itself once every task is complete (`app.jobs.completion`).
+    auto_complete: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # The payload field (CSV column, JSON key) whose value is each imported row's external id;
     # None: a row's `external_id` key, if any.
     external_id_field: Mapped[str | None] = mapped_column(String(255))

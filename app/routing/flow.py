@@ -143,6 +143,8 @@ async def submit(
     consensus of its regular items (or, under dynamic overlap, asks for one more answer), and
     the client's webhook events are recorded in the same transaction. The earning is not: the
     poster (`payouts.earnings.post_submitted`) writes it to the ledger in batches, seconds later.
+    Once a submit that completed a task has committed, the job's completion is queued when no
+    task is left (`app.jobs.completion`).
 
     A submit with graded gold items then runs the quality rules on it (removal from the job
     below the gold accuracy threshold, with the fast-submit and identical-answers flags), once
@@ -151,6 +153,8 @@ async def submit(
         result = await _submit(store, annotator_id, assignment_id, answers, now, settings)
     if result.gold_scores and not result.replayed:
         await store.apply_submit_rules(result.assignment_id, now)
+    if result.completed_task_of is not None:
+        await store.queue_completion_if_done(result.completed_task_of, now)
     return result
 
 
@@ -265,11 +269,17 @@ async def _submit(
             )
         await store.record_consensus(job, method, results, now, events)
 
-    return _submitted(a, job, now, active, gold_scores)
+    return _submitted(a, job, now, active, gold_scores, completed=complete)
 
 
 def _submitted(
-    a: AssignmentState, job: Job, now: datetime, active: int, gold_scores: list[tuple[int, float]]
+    a: AssignmentState,
+    job: Job,
+    now: datetime,
+    active: int,
+    gold_scores: list[tuple[int, float]],
+    *,
+    completed: bool = False,
 ) -> rules.Submitted:
     return rules.Submitted(
         a.id,
@@ -279,6 +289,7 @@ def _submitted(
         gold_scores,
         job.instant_feedback,
         replayed=False,
+        completed_task_of=job.id if completed else None,
     )
 
 

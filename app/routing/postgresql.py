@@ -43,6 +43,7 @@ from app.core.clock import utcnow
 from app.core.db import AsyncPool, Database
 from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stale
 from app.core.settings import Settings
+from app.jobs import completion
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.quality import enforcement
 from app.routing import eligibility, service
@@ -306,6 +307,10 @@ class PgStore:
 
     async def apply_submit_rules(self, assignment_id: int, now: datetime) -> None:
         await run_in_threadpool(_apply_submit_rules, self.db, assignment_id, now)
+
+    async def queue_completion_if_done(self, job_id: int, now: datetime) -> None:
+        # Autocommit: one statement after the submit's transaction (see `app.jobs.completion`).
+        await self.conn.execute(completion.queue_if_done_sql(), {"job_id": job_id, "now": now})
 
     async def listening_types(self, client_id: int) -> frozenset[str]:
         return await webhooks.listening_types(self.conn, client_id)

@@ -98,6 +98,8 @@ class Submitted:
     gold_scores: list[tuple[int, float]]  # (slot, score) of the graded gold items
     instant_feedback: bool
     replayed: bool
+    # The job whose task this submit completed (None: the task needs more answers, or a replay).
+    completed_task_of: int | None = None
 
 
 def public_status(assignment: LeaseState, now: datetime) -> str:

@@ -26,6 +26,7 @@ from app.consensus.service import Consensus, Fit, Vote, read_fit, write_results
 from app.core.db import Database
 from app.core.security import KnownToken, read_token
 from app.core.settings import Settings
+from app.jobs import completion
 from app.models.jobs import (
     Answer,
     Assignment,
@@ -313,6 +314,11 @@ class SqliteStore:
         # same thread: no second hop).
         self.session.commit()
         enforcement.check_submit(self.session, self.settings, assignment_id, now)
+
+    async def queue_completion_if_done(self, job_id: int, now: datetime) -> None:
+        # After the submit's commit (see `app.jobs.completion`); the runner commits this one.
+        self.session.commit()
+        completion.queue_if_done(self.session, job_id)
 
     async def listening_types(self, client_id: int) -> frozenset[str]:
         return subscribed_types(self.session, client_id)

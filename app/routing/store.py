@@ -196,6 +196,12 @@ class Store(Protocol):
         after its submit committed, in a transaction of their own."""
         ...
 
+    async def queue_completion_if_done(self, job_id: int, now: datetime) -> None:
+        """After a submit that completed one of the job's tasks committed: queue the job's
+        completion when no task is left (`app.jobs.completion`), in a statement or transaction
+        of its own."""
+        ...
+
     async def listening_types(self, client_id: int) -> frozenset[str]:
         """The webhook event types the client listens to (cached per process)."""
         ...

@@ -149,11 +149,23 @@ class ImportFinishedData(_Data):
     )
 
 
+class ConsensusFitRef(_Data):
+    method: str = Field(description="The consensus method fitted")
+    version: int = Field(description="The job's fit version (1, 2, ...)")
+    fitted_at: datetime
+
+
 class ExportReadyData(_Data):
     job_id: int
     job_status: Literal["completed", "cancelled"]
     exports: dict[str, str] = Field(
         description="Format → path of the streamed export (relative to the API's base URL)"
+    )
+    consensus_fit: ConsensusFitRef | None = Field(
+        default=None,
+        description="The consensus fit the exports reflect (a completed job's final refit, "
+        "over every answer); null when the job was never fitted (its consensus is the online "
+        "vote). Exports name it too, in their `Tessera-Consensus-*` headers.",
     )
 
 
@@ -272,7 +284,8 @@ EVENTS: Final[Mapping[str, EventSpec]] = {
             ExportReadyEvent,
             "A job's results are final",
             "The job was completed or cancelled, so its results will not change: fetch them "
-            "from the export paths (exports are streamed on request).",
+            "from the export paths (exports are streamed on request). A completed job's is sent "
+            "after its final consensus refit, which `consensus_fit` names.",
         ),
         EventSpec(
             WEBHOOK_TEST,
@@ -438,11 +451,20 @@ def _fewer_errors(body: Mapping[str, Any], flag: str) -> dict[str, Any]:
     return out
 
 
-def export_ready(job_id: int, job_status: str, formats: Iterable[str]) -> dict[str, Any]:
+def export_ready(
+    job_id: int,
+    job_status: str,
+    formats: Iterable[str],
+    fit: tuple[str, int, datetime] | None = None,
+) -> dict[str, Any]:
+    """`fit`: (method, version, fitted_at) of the consensus fit the exports reflect."""
     return {
         "job_id": job_id,
         "job_status": job_status,
         "exports": {fmt: f"/v1/jobs/{job_id}/export?format={fmt}" for fmt in formats},
+        "consensus_fit": None
+        if fit is None
+        else {"method": fit[0], "version": fit[1], "fitted_at": iso(fit[2])},
     }
 
 

@@ -153,8 +153,9 @@ def _new_delivery(event_id: int, endpoint_id: int) -> WebhookDelivery:
 
 def job_status_changed(session: Session, job: Job, action: str, by: Role | None) -> None:
     """Record what a job status move (`pause`, `complete`, `cancel`, …) means to webhooks:
-    `job.paused` with its reason, `job.completed`, and `export.ready` when results are final.
-    `by` is the role of who moved it (None: the system)."""
+    `job.paused` with its reason and `job.completed` (`export.ready` is `results_final`'s, sent
+    when the results are final: on cancelling, and after a completed job's final refit). `by` is
+    the role of who moved it (None: the system)."""
     now = job.updated_at or utcnow()
     if action == "pause":
         reason: catalog.PauseReason = (
@@ -181,14 +182,18 @@ def job_status_changed(session: Session, job: Job, action: str, by: Role | None)
             return catalog.job_completed(job.id, job.title, now, completed_by, total, complete)
 
         record_event(session, job.client_id, catalog.JOB_COMPLETED, completed, job_id=job.id)
-    if action in ("complete", "cancel"):
-        record_event(
-            session,
-            job.client_id,
-            catalog.EXPORT_READY,
-            catalog.export_ready(job.id, job.status.value, export_formats(job.label_schema)),
-            job_id=job.id,
-        )
+
+
+def results_final(session: Session, job: Job, fit: tuple[str, int, datetime] | None) -> None:
+    """`export.ready` for a finished job whose results will not change, naming the consensus
+    fit (method, version, fitted_at) they reflect."""
+    record_event(
+        session,
+        job.client_id,
+        catalog.EXPORT_READY,
+        catalog.export_ready(job.id, job.status.value, export_formats(job.label_schema), fit),
+        job_id=job.id,
+    )
 
 
 def task_counts(session: Session, job_id: int) -> tuple[int, int]:

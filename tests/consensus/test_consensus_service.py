@@ -162,7 +162,7 @@ def test_a_refit_stores_a_new_model_version_that_the_online_consensus_then_uses(
     )
     # Completing the job refits once more: version 2, over every answer.
     assert client.post(f"/v1/jobs/{job_id}/complete", headers=client_account.headers).is_success
-    run_due_jobs(db, db.settings, prefix="quality.")
+    run_due_jobs(db, db.settings, prefix="jobs.")
     with db.read_session() as session:
         final = session.get_one(ConsensusFit, job_id)
     assert (final.version, final.answers, final.items) == (2, 9, 3)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.core.db import Database
 from app.models import Item
-from tests.jobs.factories import create_job, job_body
+from tests.jobs.factories import active_job, create_job, job_body
 from tests.jobs.test_dataset_import import count_items
 from tests.jobs.uploads import HOWS, How, import_client, import_file
 from tests.support import Account, assert_problem
@@ -172,3 +172,62 @@ def test_openapi_documents_the_external_id_field(client: TestClient) -> None:
         "decompressed-too-large"
         in upload["responses"]["413"]["content"]["application/problem+json"]["examples"]
     )
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_declaring_the_default_external_id_column_works(
+    how: How, client_both: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client_both, client_account, external_id_field="external_id")
+    body = b"external_id,text\nA-1,red shoe\nA-2,blue shoe\n"
+    first = import_file(client_both, client_account, job_id, body, how=how, content_type=CSV)
+    assert (first.report["created"], first.report["rejected"]) == (2, 0)
+    assert [external_id for external_id, _ in stored(db, job_id)] == ["A-1", "A-2"]
+    again = import_file(client_both, client_account, job_id, body, how=how, content_type=CSV)
+    assert (again.report["created"], again.report["unchanged"]) == (0, 2)
+
+    rows = [{"external_id": "A-3", "text": "green"}, {"text": "no id"}]
+    rows.append({"external_id": "", "text": "empty id"})
+    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    outcome = import_file(client_both, client_account, job_id, body, how=how)
+    assert (outcome.status, outcome.slug) == (422, "validation-failed")
+    assert [(e["line"], e["pointer"]) for e in outcome.body["errors"]] == [
+        (2, "#/external_id"),
+        (3, "#/external_id"),
+    ]
+    assert count_items(db, job_id) == 2
+
+
+def test_a_drafts_external_id_field_can_be_changed_and_unset(
+    client: TestClient, client_account: Account, db: Database
+) -> None:
+    job_id = create_job(client, client_account)
+    url, headers = f"/v1/jobs/{job_id}", client_account.headers
+    response = client.patch(url, json={"external_id_field": "sku"}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["external_id_field"] == "sku"
+    outcome = import_file(client, client_account, job_id, PRODUCTS, how="inline", content_type=CSV)
+    assert outcome.report["created"] == 2
+    assert [external_id for external_id, _ in stored(db, job_id)] == ["A-1", "A-2"]
+
+    bad = client.patch(url, json={"external_id_field": ""}, headers=headers)
+    assert assert_problem(bad, 422)["errors"][0]["pointer"] == "#/external_id_field"
+    assert client.get(url, headers=headers).json()["external_id_field"] == "sku"
+
+    response = client.patch(url, json={"external_id_field": None}, headers=headers)
+    assert response.json()["external_id_field"] is None
+
+
+def test_an_active_jobs_external_id_field_is_frozen(
+    client: TestClient, client_account: Account
+) -> None:
+    job_id = active_job(client, client_account)
+    response = client.patch(
+        f"/v1/jobs/{job_id}", json={"external_id_field": "sku"}, headers=client_account.headers
+    )
+    problem = assert_problem(response, 409, "job-frozen")
+    assert problem["errors"] == [
+        {"pointer": "#/external_id_field", "detail": "frozen after activation"}
+    ]
+    job = client.get(f"/v1/jobs/{job_id}", headers=client_account.headers).json()
+    assert job["external_id_field"] is None

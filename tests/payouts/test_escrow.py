@@ -225,7 +225,7 @@ def test_completing_releases_unspent_escrow_and_the_periodic_job_finishes_it(
     assert spend["fee_micros"] == 10_000
     assert spend["spent_micros"] == 60_000
     # Nothing live: the budget is settled and the periodic release has nothing to do, and
-    # completing queued no money job (the consensus refit it queues is quality's).
+    # completing queued no money job (the final refit it queues is the jobs domain's).
     with db.transaction() as session:
         assert escrow.release_closed_budgets(session) == 0
     assert run_due_jobs(db, db.settings, prefix="payouts.") == []

@@ -43,6 +43,7 @@ def bodies(receiver: Receiver) -> list[dict[str, Any]]:
 
 
 def delivered(receiver: Receiver, db: Database, settings: Settings) -> list[dict[str, Any]]:
+    run_due_jobs(db, settings, prefix="jobs.")  # a completed job's final refit, export.ready
     run_due_jobs(db, settings, prefix="webhooks.")
     found = bodies(receiver)
     for body in found:  # every payload matches its documented model
@@ -79,6 +80,8 @@ def test_pausing_and_completing_a_job_tell_listening_clients(
         0,
     )
     assert ready["job_status"] == "completed"
+    fit = ready["consensus_fit"]  # the final refit (over no answers here)
+    assert (fit["method"], fit["version"]) == ("calibrated_dawid_skene", 1)
     assert ready["exports"] == {
         "jsonl": f"/v1/jobs/{job_id}/export?format=jsonl",
         "csv": f"/v1/jobs/{job_id}/export?format=csv",

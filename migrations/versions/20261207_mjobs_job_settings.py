@@ -1,0 +1,30 @@
+"""jobs: auto_complete (a job completes by itself once every task is complete)
+
+On by default, for existing jobs too.
+
+Revision ID: 9d3e6a1f2b70
+Revises: 5c0d7e2a9b41
+Create Date: 2026-12-07 23:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "9d3e6a1f2b70"
+down_revision: str | None = "5c0d7e2a9b41"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(
+            sa.Column("auto_complete", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("auto_complete")
