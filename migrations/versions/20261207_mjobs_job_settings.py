@@ -3,7 +3,7 @@
 On by default, for existing jobs too.
 
 Revision ID: 9d3e6a1f2b70
-Revises: 5c0d7e2a9b41
+Revises: 9d3e1f7a2b60
 Create Date: 2026-12-07 23:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9d3e6a1f2b70"
-down_revision: str | None = "5c0d7e2a9b41"
+down_revision: str | None = "9d3e1f7a2b60"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,7 +5,7 @@
 its budget's). A job paused because its client was suspended resumes by an admin only.
 
 Revision ID: 9d3e1f7a2b60
-Revises: 5c0d7e2a9b41
+Revises: 9e4b2c71d5a8
 Create Date: 2026-12-07 23:00:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9d3e1f7a2b60"
-down_revision: str | None = "5c0d7e2a9b41"
+down_revision: str | None = "9e4b2c71d5a8"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
