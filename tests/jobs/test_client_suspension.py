@@ -36,9 +36,10 @@ def test_finding_10_suspending_a_client_pauses_its_active_jobs_and_claims_stop(
     draft = client.get(f"/v1/jobs/{draft_id}", headers=admin.headers).json()
     assert (draft["status"], draft["pause_reason"]) == ("draft", None)
     # no new work is handed out; work in flight may still be submitted, as in any pause
-    assert client.post(
-        "/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers
-    ).status_code in (403, 404)
+    asked = client.post("/v1/assignments/next", json={"job_id": job_id}, headers=annotator.headers)
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["assignments"] == []
+    assert [r["reason"] for r in asked.json()["empty_reasons"]] == ["job-paused"]
     assert submit(client, annotator, in_flight[0]).status_code == 200
 
 

@@ -104,6 +104,12 @@ def _send(http: TestClient, case: Any, headers: dict[str, str]) -> Any:
     kwargs.pop("timeout", None)
     kwargs.pop("verify", None)
     kwargs.pop("allow_redirects", None)
+    # Header values as the bytes HTTP carries: schemathesis draws any latin-1 text, which
+    # httpx would refuse to encode as ASCII before the request is even sent.
+    kwargs["headers"] = {
+        name: value.encode("latin-1") if isinstance(value, str) else value
+        for name, value in (kwargs.get("headers") or {}).items()
+    }
     return http.request(follow_redirects=False, **kwargs), kwargs
 
 
