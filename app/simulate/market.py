@@ -290,10 +290,7 @@ class Market:
                 self.log.progress.append((now, job.job_id, job.complete_tasks))
                 self._end_stall(job, now)
             done_tasks += job.complete_tasks
-            if job.total_tasks and job.complete_tasks == job.total_tasks:
-                self.review_now(job.client, appeals=False)  # review everything, then close
-                self.api.post(f"/v1/jobs/{job.job_id}/complete", job.client.token,
-                              route="/v1/jobs/{id}/complete")  # fmt: skip
+            if job.total_tasks and job.complete_tasks == job.total_tasks and self._close(job):
                 job.completed_at = now
                 continue
             self._watch_stall(job, now, tasks)
@@ -306,6 +303,20 @@ class Market:
             self.log.ended_by = f"nothing completed for {GIVE_UP_AFTER:.0f} s of simulated time"
         else:
             self.at(now + MONITOR_EVERY, self.monitor)
+
+    def _close(self, job: Job) -> bool:
+        """Review the job's last work; complete it unless a rejection reopened a task (the
+        annotators then redo it first)."""
+        self.review_now(job.client, appeals=False)
+        progress = self.api.get(f"/v1/jobs/{job.job_id}/progress", job.client.token,
+                                route="/v1/jobs/{id}/progress")  # fmt: skip
+        tasks = progress["tasks"]
+        job.complete_tasks = tasks["complete"]
+        if tasks["complete"] != sum(tasks.values()) - tasks.get("cancelled", 0):
+            return False
+        self.api.post(f"/v1/jobs/{job.job_id}/complete", job.client.token,
+                      route="/v1/jobs/{id}/complete")  # fmt: skip
+        return True
 
     def _idle(self, now: float) -> list[Annotator]:
         return [
