@@ -35,10 +35,14 @@ def checks(report: dict[str, Any]) -> dict[str, bool]:
 
 
 def paid_at_floor(row: dict[str, Any], floor_micros_per_hour: int) -> bool:
-    """Whether approved work and top-ups paid at least the floor for the measured active time,
-    to the micro (the ledger's unit: the floor for 7 s at 12.00/h is 23,333 micros)."""
-    owed = floor_micros_per_hour * row["paid_seconds"] // SECONDS_PER_HOUR
-    return bool(row["earned_micros"] >= owed)
+    """Whether, on every job, approved work and top-ups paid at least the floor for the measured
+    active time, to the micro (the ledger's unit: the floor for 7 s at 12.00/h is 23,333 micros,
+    and the service owes it per job)."""
+    return all(
+        j["earned_micros"] + j["topup_micros"]
+        >= floor_micros_per_hour * j["paid_seconds"] // SECONDS_PER_HOUR
+        for j in row["jobs"]
+    )
 
 
 def write_report(report: dict[str, Any], directory: Path) -> list[Path]:

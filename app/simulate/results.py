@@ -116,7 +116,9 @@ def _job_figures(api: Api, world: World, job: Job) -> dict[str, Any]:
                 }
             )
     done = job.completed_at
+    spend = api.get(f"/v1/jobs/{job.job_id}/spend", job.client.token, route="/v1/jobs/{id}/spend")
     return {
+        "spend": spend,
         "job_id": job.job_id,
         "task_type": job.task.name,
         "items": job.items,
@@ -199,6 +201,20 @@ def _pay_figures(
             {
                 "annotator": person.label,
                 "kind": person.kind.value,
+                "jobs": [
+                    {
+                        key: j[key]
+                        for key in (
+                            "job_id",
+                            "approved_assignments",
+                            "paid_seconds",
+                            "earned_micros",
+                            "topup_micros",
+                            "effective_hourly_micros",
+                        )
+                    }
+                    for j in earnings["jobs"]
+                ],
                 "approved_assignments": sum(j["approved_assignments"] for j in earnings["jobs"]),
                 "paid_seconds": paid_seconds,
                 "earned_micros": earned,
