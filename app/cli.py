@@ -1,4 +1,5 @@
-"""`tessera`: the command line (serve, migrate, worker, scheduler, admin)."""
+"""`tessera`: the command line (serve, migrate, worker, scheduler, admin, import, export,
+aggregate, simulate)."""
 
 from __future__ import annotations
 
@@ -439,6 +440,61 @@ def aggregate_command(
     if skills_file is not None:
         with skills_file.open("w", newline="") as file:
             offline.write_skills(result, file)
+
+
+@cli.command("simulate")
+def simulate_command(
+    seed: Annotated[int, typer.Option(help="Seed of the simulation")] = 1,
+    annotators: Annotated[int, typer.Option(min=1, help="Annotators (all kinds)")] = 30,
+    jobs: Annotated[int, typer.Option(min=1, help="Jobs (task types in turn)")] = 4,
+    items: Annotated[int, typer.Option(min=10, help="Items in all, split over the jobs")] = 2000,
+    clients: Annotated[int, typer.Option(min=1, help="Clients posting the jobs")] = 2,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Database of the Tessera to start (default: a new SQLite file)"),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Run against this running Tessera instead of starting one")
+    ] = None,
+    admin_token: Annotated[
+        str | None, typer.Option(help="An admin token of the Tessera at --base-url")
+    ] = None,
+    output: Annotated[Path, typer.Option(file_okay=False, help="Directory for the report")] = Path(
+        "simulation"
+    ),
+) -> None:
+    """A marketplace in a box: clients, annotators (honest, drop-outs, drifters, spammers, bots)
+    and an admin use Tessera over HTTP; writes report.md, report.json (and PNG plots with the
+    `plots` extra) and exits 1 when a promise of the market failed."""
+    import os
+
+    from app.simulate.report import checks, write_report
+    from app.simulate.run import Options, simulate
+
+    output.mkdir(parents=True, exist_ok=True)
+    options = Options(
+        seed=seed,
+        annotators=annotators,
+        jobs=jobs,
+        items=items,
+        clients=clients,
+        database_url=database_url,
+        base_url=base_url,
+        admin_token=admin_token,
+        secret_key=os.environ.get("TESSERA_SECRET_KEY"),
+        workdir=output,
+    )
+    try:
+        report = simulate(options)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    for path in write_report(report, output):
+        out.print(f"wrote {path}")
+    verdicts = checks(report)
+    for name, ok in verdicts.items():
+        out.print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    raise typer.Exit(0 if all(verdicts.values()) else 1)
 
 
 def main() -> None:

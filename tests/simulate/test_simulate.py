@@ -1,0 +1,95 @@
+"""`tessera simulate`: the small seeded market (4 jobs of four task types, 30 annotators of every
+kind, 2,000 items) run against a Tessera started in this process on the pass's database. Each of
+the market's promises is asserted on its own, with the report's evidence in the message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.core.db import Database
+from app.simulate.report import checks, paid_at_floor, write_report
+from app.simulate.run import Options, simulate
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.commits  # a service of its own commits for real; tables emptied after
+
+
+@pytest.fixture
+def small_run(db: Database, database_url: str, tmp_path: Path) -> dict[str, Any]:
+    del db  # requested so the tables are emptied afterwards
+    report = simulate(
+        Options(
+            seed=7,
+            annotators=30,
+            jobs=4,
+            items=2000,
+            database_url=database_url,
+            secret_key=TEST_SECRET,
+            workdir=tmp_path,
+            progress=False,
+        )
+    )
+    write_report(report, tmp_path / "report")
+    return report
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, indent=1, default=str)[:4000]
+
+
+def test_the_small_market_keeps_every_promise(small_run: dict[str, Any]) -> None:
+    """Every promise is checked and every broken one reported with its evidence at once."""
+    report = small_run
+    jobs = report["jobs"]
+    assert {j["task_type"] for j in jobs} == {"choices", "multi", "spans", "boxes"}
+    assert report["removals"]["bad_worked"] > 0
+
+    floor = report["pay"]["floor_micros_per_hour"]
+    removals = report["removals"]
+    broken = {
+        "every job completed": [j for j in jobs if not j["completed"]],
+        "no stall": report["stalls"],
+        "consensus at least as accurate as majority vote": [
+            j for j in jobs if not j["consensus_accuracy"] >= j["majority_accuracy"]
+        ],
+        "every spammer and bot removed": [
+            r
+            for r in removals["rows"]
+            if r["kind"] in ("spammer", "bot") and not r["removed_from_jobs"]
+        ],
+        "no honest annotator removed": removals["good_removed"],
+        "every annotator paid at or above the floor": [
+            r for r in report["pay"]["annotators"] if not paid_at_floor(r, floor)
+        ],
+        "everyone with approved work paid out": [
+            r
+            for r in report["pay"]["annotators"]
+            if r["approved_assignments"] and not r["paid_micros"]
+        ],
+        "ledger balanced": [] if report["ledger"]["balanced"] else [report["ledger"]],
+        "webhooks signed and a job.completed per job": []
+        if report["webhooks"]["bad_signatures"] == 0
+        and report["webhooks"]["by_event_type"].get("job.completed") == len(jobs)
+        else [report["webhooks"]],
+        "no submit refused": report["activity"]["refused_submits"],
+    }
+    failed = {name: evidence for name, evidence in broken.items() if evidence}
+    assert failed == {}, f"broken: {list(failed)}\n{_show(failed)}"
+    assert all(checks(report).values()), _show(checks(report))
+
+
+def test_simulate_against_a_running_server_needs_an_admin_token(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["simulate", "--base-url", "http://127.0.0.1:9", "--output", str(tmp_path / "out")],
+    )
+    assert result.exit_code == 2, result.output
+    assert "--admin-token" in result.output
