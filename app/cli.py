@@ -416,13 +416,13 @@ def aggregate_command(
         for n, what in (
             (answers.empty, "incomplete rows"),
             (answers.rejected, "rejected answers"),
-            (answers.repeated, "repeated answers (the last kept)"),
         )
         if n
     ]
     typer.echo(
         f"{votes.n_items:,} items, {votes.n_annotators:,} annotators, {votes.size:,} answers"
         + (f"; skipped {', '.join(skipped)}" if skipped else "")
+        + (f"; {answers.repeated:,} repeated answers share a vote" if answers.repeated else "")
         + f"; method {result.method}"
         + (f" (fallback from {chosen})" if result.method != chosen else ""),
         err=True,

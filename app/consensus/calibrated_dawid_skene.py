@@ -68,10 +68,15 @@ class CalibratedDawidSkene:
         prior_smoothing: float = 1.0,
         min_gold: int = MIN_GOLD,
         seed: int = 0,
+        pooling: float = 0.0,
+        share_weight: float | None = None,
+        temperature: float = 1.0,
     ) -> None:
-        self.model = DawidSkene(n_iter, tol, smoothing, prior_smoothing, seed)
+        self.model = DawidSkene(n_iter, tol, smoothing, prior_smoothing, seed, pooling)
         self.min_gold = min_gold
         self.seed = seed
+        self.share_weight = share_weight
+        self.temperature = temperature
 
     def fit(self, votes: Votes, gold: IntArray | None = None) -> Self:
         gold = check_gold(votes, gold)
@@ -85,8 +90,12 @@ class CalibratedDawidSkene:
             self.temperature_ = fit_temperature(
                 _left_out(model, votes, gold, calibration_items), gold[calibration_items]
             )
-        else:
+        elif self.share_weight is None:
             self.share_weight_ = fit_mixture_weight(*_held_out_votes(model, votes, gold))
+            self.temperature_ = self.temperature
+        else:
+            self.share_weight_ = self.share_weight
+            self.temperature_ = self.temperature
         # What the labels are chosen by: Dawid-Skene's posterior (tempered: the same ranking).
         ranking = tempered(model.log_joint_, self.temperature_)
         ranking[~voted] = model.probas_[~voted]  # gold without votes: clamped; others: zero
@@ -132,25 +141,27 @@ def _held_out_votes(
     per_item = np.bincount(votes.items, minlength=votes.n_items)
     on = np.flatnonzero((gold[votes.items] == NO_LABEL) & (per_item[votes.items] >= 2))
     items, annotators, answers = votes.items[on], votes.annotators[on], votes.labels[on]
-    alpha, beta = model.smoothing, model.prior_smoothing
-    row_totals = model.expected_counts_.sum(axis=2)
+    beta, pseudo = model.prior_smoothing, model.pseudo_counts_
+    row_totals, pseudo_rows = model.expected_counts_.sum(axis=2), pseudo.sum(axis=2)
     own = np.empty((on.size, k))
     for part in _chunks(on.size):
         posterior = model.probas_[items[part]]
-        cell = model.expected_counts_[annotators[part], :, answers[part]] - posterior
-        row = row_totals[annotators[part]] - posterior
-        own[part] = np.log(np.maximum(cell, 0.0) + alpha) - np.log(np.maximum(row, 0.0) + k * alpha)
+        a, answer = annotators[part], answers[part]
+        cell = np.maximum(model.expected_counts_[a, :, answer] - posterior, 0.0)
+        row = np.maximum(row_totals[a] - posterior, 0.0)
+        own[part] = np.log(cell + pseudo[a, :, answer]) - np.log(row + pseudo_rows[a])
     mass = np.maximum(model.label_mass_ - model.probas_, 0.0) + beta
     joint = np.log(mass / mass.sum(axis=1, keepdims=True))
     for t in range(k):
         joint[:, t] += np.bincount(items, weights=own[:, t], minlength=votes.n_items)
     counts = votes.vote_counts()
+    weight = np.ones(on.size) if votes.weights is None else votes.weights[on]
     given_posterior, given_shares = np.empty(on.size), np.empty(on.size)
     for part in _chunks(on.size):
         joint_of, own_of = joint[items[part]], own[part]
         given_posterior[part] = np.exp(_logsumexp(joint_of) - _logsumexp(joint_of - own_of))
         others = counts[items[part]]
-        others[np.arange(others.shape[0]), answers[part]] -= 1.0
+        others[np.arange(others.shape[0]), answers[part]] -= weight[part]
         others /= others.sum(axis=1, keepdims=True)
         given_shares[part] = np.einsum("vt,vt->v", others, np.exp(own_of))
     return given_posterior, given_shares
@@ -180,8 +191,11 @@ def _left_out(model: DawidSkene, votes: Votes, gold: IntArray, items: IntArray) 
     on_gold = np.flatnonzero(position[votes.items] >= 0)
     a, truth, answer = votes.annotators[on_gold], gold[votes.items[on_gold]], votes.labels[on_gold]
     counts = model.expected_counts_[a, truth]  # (votes, answer) rows of the truth
-    alpha = model.smoothing
-    kept = np.log((counts[np.arange(a.size), answer] - 1 + alpha) / (counts.sum(1) - 1 + k * alpha))
+    pseudo = model.pseudo_counts_
+    kept = np.log(
+        (counts[np.arange(a.size), answer] - 1 + pseudo[a, truth, answer])
+        / (counts.sum(1) - 1 + pseudo[a, truth].sum(axis=1))
+    )
     change = kept - np.log(model.confusions_[a, truth, answer])
     rows = position[votes.items[on_gold]]
     np.add.at(log_joint, (rows, truth), change)

@@ -14,8 +14,9 @@ columns those are (names compared without regard to case):
 
 Files may be comma- or tab-separated (Toloka exports TSV). A gold file has an item column (same
 names) and a label column (`label`, `gold`, `true_label`, `answer`, or the one `GOLDEN:*`
-column). Rows with an empty item, annotator or label are skipped and counted; when an annotator
-answered an item twice, the last answer counts.
+column). Rows with an empty item, annotator or label are skipped and counted. When an annotator
+answered an item more than once, every answer is kept and they share one vote (`votes`: r
+answers weigh 1/r each); `LabelFile.repeated` counts the answers beyond the first.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def read_labels(path: Path) -> LabelFile:
         status=_optional(header, _STATUS),
     )
     result = LabelFile(rows=[])
-    latest: dict[tuple[str, str], int] = {}
+    seen: set[tuple[str, str]] = set()
     for row in rows:
         if not row:
             continue
@@ -140,12 +141,10 @@ def read_labels(path: Path) -> LabelFile:
         if not (item and annotator and label):
             result.empty += 1
             continue
-        if (item, annotator) in latest:
+        if (item, annotator) in seen:
             result.repeated += 1
-            result.rows[latest[(item, annotator)]] = (item, annotator, label)
-        else:
-            latest[(item, annotator)] = len(result.rows)
-            result.rows.append((item, annotator, label))
+        seen.add((item, annotator))
+        result.rows.append((item, annotator, label))
     if not result.rows:
         raise LabelFileError(f"{path.name} holds no answers")
     return result
