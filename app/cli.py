@@ -390,6 +390,12 @@ def aggregate_command(
         Path | None, typer.Option(dir_okay=False, help="Write the annotator skill table here")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the tie-break")] = 0,
+    label_order: Annotated[
+        str | None,
+        typer.Option(
+            "--labels", help="Comma-separated label order (a job's schema's), for tie-breaks"
+        ),
+    ] = None,
 ) -> None:
     """Aggregate labels collected anywhere (Tessera, MTurk, Toloka exports): writes
     item,label,confidence to stdout. With --gold, gold items are clamped to their answers and
@@ -408,7 +414,8 @@ def aggregate_command(
     except (offline.LabelFileError, UnicodeDecodeError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    result = offline.aggregate_labels(answers, chosen, known, seed)
+    order = [label.strip() for label in label_order.split(",")] if label_order else None
+    result = offline.aggregate_labels(answers, chosen, known, seed, order)
     offline.write_consensus(result, sys.stdout)
     votes = result.votes
     skipped = [

@@ -36,8 +36,9 @@ from app.consensus.evaluation import (
     cross_fitted,
     score_on_gold,
 )
+from app.consensus.honest import honest_confidences, lone_skills
 from app.consensus.methods import Method, estimator_for, method_for
-from app.consensus.votes import NO_LABEL, IntArray, VoteEncoder, Votes
+from app.consensus.votes import NO_LABEL, FloatArray, IntArray, VoteEncoder, Votes
 
 _ITEM = ("item", "item_id", "task", "task_id", "hitid", "assignment:task_id")
 _ANNOTATOR = (
@@ -176,6 +177,7 @@ class OfflineAggregate:
     estimator: CategoricalEstimator
     method: Method
     gold_score: GoldScore | None
+    confidence: FloatArray  # the estimator's, made honest (`honest`), as the service reports it
 
 
 def aggregate_labels(
@@ -183,11 +185,16 @@ def aggregate_labels(
     method: Method,
     gold: dict[str, str] | None = None,
     seed: int = 0,
+    label_order: Sequence[str] | None = None,
 ) -> OfflineAggregate:
     """Fit `method` (or its fallback) on the answers, gold items clamped. With gold, also score
     the consensus on the gold items by cross-fitting (GOLD_FOLDS folds, each predicted with the
-    others' gold given). Gold labels no annotator used are added to the label set."""
+    others' gold given). Gold labels no annotator used are added to the label set.
+    `label_order` fixes the label order (a job's schema's: ties are broken by it, as in the
+    service); labels the answers use beyond them follow in order of appearance."""
     encoder: VoteEncoder[str, str] = VoteEncoder()
+    for label in label_order or ():
+        encoder.label_index(label)
     votes = encoder.encode(answers.rows)
     gold_index = np.full(votes.n_items, NO_LABEL, dtype=np.int64)
     if gold:
@@ -210,7 +217,15 @@ def aggregate_labels(
             votes, gold_index, fit, folds=min(GOLD_FOLDS, n_gold), known="others", seed=seed
         )
         score = score_on_gold(labels, confidence, gold_index)
-    return OfflineAggregate(encoder, votes, gold_index, fit(votes, gold_index), used, score)
+    fitted = fit(votes, gold_index)
+    plain = used is Method.majority_vote
+    confidence = honest_confidences(
+        votes.vote_counts(),
+        np.where(gold_index == NO_LABEL, fitted.labels_, NO_LABEL),  # gold stays clamped
+        fitted.confidence_,
+        lone_skills(votes, None if plain else fitted.skills_),
+    )
+    return OfflineAggregate(encoder, votes, gold_index, fitted, used, score, confidence)
 
 
 def write_consensus(result: OfflineAggregate, out: TextIO) -> None:
@@ -223,7 +238,7 @@ def write_consensus(result: OfflineAggregate, out: TextIO) -> None:
     for i, item in enumerate(result.encoder.item_ids):
         label = int(estimator.labels_[i])
         if label != NO_LABEL:
-            writer.writerow([item, labels[label], f"{float(estimator.confidence_[i]):.6f}"])
+            writer.writerow([item, labels[label], f"{float(result.confidence[i]):.6f}"])
 
 
 def write_skills(result: OfflineAggregate, out: TextIO) -> None:

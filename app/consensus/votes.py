@@ -207,11 +207,15 @@ class VoteEncoder(Generic[K, V]):
 
 
 def item_keys(ids: Sequence[Hashable]) -> KeyArray:
-    """Stable 64-bit keys for item ids: the id itself for integers, a BLAKE2b hash of its text
-    otherwise (Python's own hash of a string changes from process to process)."""
+    """Stable 64-bit keys for item ids: the id itself for integers and for text of decimal digits
+    (a service item id read back from an export: offline ties then fall as in the service), a
+    BLAKE2b hash of its text otherwise (Python's own hash of a string changes from process to
+    process)."""
     keys = np.empty(len(ids), dtype=np.uint64)
     for n, item in enumerate(ids):
-        if isinstance(item, int | np.integer) and not isinstance(item, bool):
+        if isinstance(item, str) and item.isascii() and item.isdigit() and len(item) < 20:
+            keys[n] = int(item)
+        elif isinstance(item, int | np.integer) and not isinstance(item, bool):
             keys[n] = int(item) & 0xFFFF_FFFF_FFFF_FFFF
         else:
             digest = hashlib.blake2b(str(item).encode(), digest_size=8).digest()

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.consensus.aggregation import AnnotatorId, aggregate_item, aggregate_job
-from app.consensus.questions import honest_confidence
+from app.consensus.honest import honest_confidence
 from app.consensus.weighted_vote import DEFAULT_SKILL
 from app.core.db import Database
 from app.label_schema import LabelSchema, parse_label_schema
