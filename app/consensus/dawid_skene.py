@@ -53,7 +53,8 @@ class DawidSkene:
     `priors_` (n_labels,), `log_joint_` (n_items, n_labels) the unclamped log prior plus
     log-likelihood of each item's votes, `expected_counts_` (the matrices before smoothing and
     normalising) and `label_mass_` (the prior's), `log_likelihood_` and `n_iter_`. `skills_` is the
-    probability the annotator answers correctly, Σ_k prior[k]·π_a[k, k].
+    probability the annotator answers correctly: their expected share of right answers under the
+    posterior, smoothed (`posterior_skills`).
     """
 
     def __init__(
@@ -102,8 +103,7 @@ class DawidSkene:
         self.labels_: IntArray
         self.confidence_: FloatArray
         self.labels_, self.confidence_ = decide(probas, votes, self.seed)
-        diagonal = np.einsum("akk->ak", self.confusions_)
-        self.skills_: FloatArray = diagonal @ self.priors_
+        self.skills_: FloatArray = posterior_skills(votes, probas)
         return self
 
     def _m_step(self, votes: Votes, counts_t: Any, probas: FloatArray) -> None:
@@ -156,6 +156,32 @@ class DawidSkene:
         table = np.log(self.confusions_).transpose(0, 2, 1).reshape(n_annotators * k, k)
         result: FloatArray = np.asarray(counts @ table) + np.log(self.priors_)
         return result
+
+
+# Pseudo-answers at the default skill in `posterior_skills`: a handful of answers that happen to
+# agree must not rank an annotator above one proven over hundreds.
+SKILL_PRIOR_ANSWERS = 2.0
+
+
+def posterior_skills(votes: Votes, probas: FloatArray) -> FloatArray:
+    """Per annotator, the expected share of their answers that are right under the posterior
+    (gold items: their gold), smoothed towards the default skill by SKILL_PRIOR_ANSWERS.
+
+    Ranks annotators by accuracy on gold better than Σ_k prior[k]·π_a[k, k] (the confusion
+    matrices' diagonal): Spearman ρ on the real crowds (bench/aggregation.py) 0.758 → 0.828 on
+    rte, 0.884 → 0.926 on cf_weather, 0.655 → 0.717 on music, about level on the others; a
+    matrix estimated from a few answers ranks its annotator by noise."""
+    weights = votes.weights if votes.weights is not None else np.ones(votes.size)
+    right = np.bincount(
+        votes.annotators,
+        weights=probas[votes.items, votes.labels] * weights,
+        minlength=votes.n_annotators,
+    )
+    answered = np.bincount(votes.annotators, weights=weights, minlength=votes.n_annotators)
+    result: FloatArray = (right + SKILL_PRIOR_ANSWERS * POOLING_SKILL) / (
+        answered + SKILL_PRIOR_ANSWERS
+    )
+    return result
 
 
 def one_coin_confusion(skill: float, n_labels: int) -> FloatArray:
