@@ -391,6 +391,12 @@ def aggregate_command(
         Path | None, typer.Option(dir_okay=False, help="Write the annotator skill table here")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the tie-break")] = 0,
+    label_order: Annotated[
+        str | None,
+        typer.Option(
+            "--labels", help="Comma-separated label order (a job's schema's), for tie-breaks"
+        ),
+    ] = None,
 ) -> None:
     """Aggregate labels collected anywhere (Tessera, MTurk, Toloka exports): writes
     item,label,confidence to stdout. With --gold, gold items are clamped to their answers and
@@ -409,7 +415,8 @@ def aggregate_command(
     except (offline.LabelFileError, UnicodeDecodeError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    result = offline.aggregate_labels(answers, chosen, known, seed)
+    order = [label.strip() for label in label_order.split(",")] if label_order else None
+    result = offline.aggregate_labels(answers, chosen, known, seed, order)
     offline.write_consensus(result, sys.stdout)
     votes = result.votes
     skipped = [
@@ -417,13 +424,13 @@ def aggregate_command(
         for n, what in (
             (answers.empty, "incomplete rows"),
             (answers.rejected, "rejected answers"),
-            (answers.repeated, "repeated answers (the last kept)"),
         )
         if n
     ]
     typer.echo(
         f"{votes.n_items:,} items, {votes.n_annotators:,} annotators, {votes.size:,} answers"
         + (f"; skipped {', '.join(skipped)}" if skipped else "")
+        + (f"; {answers.repeated:,} repeated answers share a vote" if answers.repeated else "")
         + f"; method {result.method}"
         + (f" (fallback from {chosen})" if result.method != chosen else ""),
         err=True,

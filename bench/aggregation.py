@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,9 +62,18 @@ from app.consensus.offline import read_gold, read_labels  # noqa: E402
 from app.consensus.simulation import synthetic_crowd  # noqa: E402
 from app.consensus.votes import NO_LABEL, IntArray, VoteEncoder, Votes  # noqa: E402
 from app.consensus.weighted_vote import WeightedVote  # noqa: E402
+from bench.lodo import Scores, leave_one_dataset_out, print_lodo, score  # noqa: E402
 
-CROWD_DIR = ROOT.parent / "shared" / "data" / "crowd"
+CROWD_DIR = Path(os.environ.get("TESSERA_CROWD_DATA", ROOT.parent / "shared" / "data" / "crowd"))
 SETS = ("rte", "temp", "product", "dog")
+LODO_SETS = (
+    *SETS,
+    "cf_weather",
+    "music",
+    "sentiment_polarity",
+    "zencrowd_us",
+    "tweet_sentiment",
+)
 MIN_GOLD_ANSWERS = 20  # annotators in the skill/accuracy correlation
 
 OURS: dict[str, Callable[[], Any]] = {
@@ -73,6 +83,7 @@ OURS: dict[str, Callable[[], Any]] = {
     "calibrated_dawid_skene": CalibratedDawidSkene,
 }
 CROWD_KIT = ("MajorityVote", "Wawa", "DawidSkene", "GLAD")
+LODO_CROWD_KIT = ("MajorityVote", "Wawa", "ZeroBasedSkill", "DawidSkene", "GLAD", "MACE")
 NO_GOLD = " (no gold)"  # the synthetic run's default method once more, without its 1% of gold
 
 
@@ -124,7 +135,7 @@ class CrowdKit:
             known = np.flatnonzero(gold != NO_LABEL) if gold is not None else np.empty(0, int)
             if self.name == "DawidSkene" and known.size:
                 model.fit(frame, true_labels=pd.Series(gold[known], index=known))
-            elif self.name == "Wawa":
+            elif self.name in ("Wawa", "ZeroBasedSkill"):  # their probas come from predict_proba
                 model.fit(frame).predict_proba(frame)
             else:
                 model.fit(frame)
@@ -149,6 +160,13 @@ class CrowdKit:
             skill = weighted.groupby(right["worker"]).sum().to_dict()
         elif self.name == "GLAD":
             skill = model.alphas_.to_dict()  # ability; only its ranking is used
+        elif self.name == "MACE":
+            # The posterior probability of not spamming, in order of first appearance (MACE
+            # numbers workers with pandas.factorize).
+            import pandas as pd
+
+            _, workers = pd.factorize(pd.Series(votes.annotators))
+            skill = dict(zip(workers.tolist(), model.spamming_[:, 1].tolist(), strict=True))
         else:
             skill = model.skills_.to_dict()
         return np.array([skill.get(a, np.nan) for a in range(votes.n_annotators)], dtype=float)
@@ -239,6 +257,37 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
                 "ece_ok": ours[f"{setting}_ece"] <= best_ece,
             }
     return checks
+
+
+# --- 1b. leave-one-dataset-out (bench/lodo.py) ---------------------------------------------------
+
+
+def bench_lodo(
+    crowd_dir: Path, sets: list[str], reference: bool, glad_limit: int
+) -> dict[str, Any]:
+    """Every set blind; crowd-kit's methods on each (GLAD only up to `glad_limit` labels: it
+    takes minutes beyond); our choices made on the other sets (bench/lodo.py)."""
+    loaded: dict[str, Any] = {}
+    theirs: dict[str, dict[str, Scores]] = {}
+    for name in sets:
+        votes, gold = load_set(crowd_dir / name)
+        accuracy, graded = annotator_gold_accuracy(votes, gold)
+
+        def rho(
+            skills: np.ndarray, accuracy: np.ndarray = accuracy, graded: np.ndarray = graded
+        ) -> float | None:
+            return spearman(skills, accuracy, graded)
+
+        loaded[name] = (votes, gold, rho)
+        theirs[name] = {}
+        for method in LODO_CROWD_KIT if reference else ():
+            if method == "GLAD" and votes.size > glad_limit:
+                continue
+            fitted = CrowdKit(method).fit(votes)
+            theirs[name][method] = score(
+                fitted.labels_, fitted.confidence_, fitted.skills_, gold, rho
+            )
+    return leave_one_dataset_out(loaded, theirs)
 
 
 # --- 2. synthetic, one subprocess per method -----------------------------------------------------
@@ -385,6 +434,8 @@ def print_tables(report: dict[str, Any]) -> None:
                 f"{check['ece']:.4f} vs {check['best_crowd_kit_ece']:.4f} "
                 f"({'ok' if check['ece_ok'] else 'MISSED'})"
             )
+    if "lodo" in report:
+        print_lodo(report["lodo"])
     if "synthetic" in report:
         s = report["synthetic"]
         print(
@@ -428,7 +479,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="draws of the gold folds")
     parser.add_argument("--synthetic-items", type=int, default=200_000)
     parser.add_argument("--glad-timeout", type=float, default=900.0)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["real", "synthetic", "fallback"])
+    parser.add_argument("--lodo-sets", nargs="+", default=list(LODO_SETS))
+    parser.add_argument("--glad-limit", type=int, default=12_000, help="labels; GLAD above: no")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["real", "lodo", "synthetic", "fallback"]
+    )
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -448,6 +503,8 @@ def main() -> None:
             for name in args.sets
         }
         report["targets"] = targets(report["real"])
+    if "lodo" not in args.skip:
+        report["lodo"] = bench_lodo(args.crowd_dir, args.lodo_sets, reference, args.glad_limit)
     if "synthetic" not in args.skip:
         with tempfile.TemporaryDirectory() as tmp:
             report["synthetic"] = bench_synthetic(

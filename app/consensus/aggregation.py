@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from app.consensus.estimator import SKILL_BOUNDS
+from app.consensus.honest import honest_confidence, honest_confidences, lone_skills
 from app.consensus.merge import merge_control
 from app.consensus.merging import Merged
 from app.consensus.methods import (
@@ -57,7 +58,6 @@ from app.consensus.questions import (
     Question,
     all_right,
     chosen_labels,
-    honest_confidence,
     is_multiple,
     is_single,
     item_posterior,
@@ -196,25 +196,20 @@ def _fit_single(job: _Job, control: ChoicesControl | RatingControl) -> tuple[_Co
     votes, gold = job.votes(control, question, job.values(control))
     estimator, model = job.fit(votes, gold)
     result = _ControlResult()
-    per_label = votes.vote_counts()
-    voter = np.full(votes.n_items, -1, dtype=np.int64)
-    voter[votes.items] = votes.annotators  # the annotator, where an item has one vote
+    plain = model.method is Method.majority_vote
+    confidence = honest_confidences(
+        votes.vote_counts(),
+        estimator.labels_,
+        estimator.confidence_,
+        lone_skills(votes, None if plain else estimator.skills_),
+    )
     for i in np.flatnonzero(estimator.labels_ != NO_LABEL).tolist():
-        winner = int(estimator.labels_[i])
-        result.values[i] = question.labels[winner]
-        lone = _lone_skill(model, estimator, int(voter[i]))
-        confidence = float(estimator.confidence_[i])
-        result.confidences[i] = honest_confidence(confidence, lone, per_label[i], winner)
+        result.values[i] = question.labels[estimator.labels_[i]]
+        result.confidences[i] = float(confidence[i])
     counts = votes.answers_per_annotator()
     for a in np.flatnonzero(counts).tolist():
         result.skills[a] = (float(estimator.skills_[a]), int(counts[a]))
     return result, model
-
-
-def _lone_skill(model: QuestionModel, estimator: Any, annotator: int) -> float:
-    if model.method is Method.majority_vote or annotator < 0:
-        return DEFAULT_SKILL
-    return float(np.clip(estimator.skills_[annotator], *SKILL_BOUNDS))
 
 
 def _fit_multiple(job: _Job, control: ChoicesControl) -> tuple[_ControlResult, Any]:

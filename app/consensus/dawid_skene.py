@@ -27,12 +27,17 @@ import scipy.sparse as sp
 from app.consensus.estimator import SKILL_BOUNDS, check_gold, clamp_gold, decide
 from app.consensus.votes import NO_LABEL, BoolArray, FloatArray, IntArray, Votes
 
+# The skill an annotator's one-coin pooling prior starts from (weighted_vote.DEFAULT_SKILL).
+POOLING_SKILL = 0.7
+
 
 def count_matrix(votes: Votes) -> Any:
-    """(n_items, n_annotators·n_labels) CSR matrix of vote counts."""
+    """(n_items, n_annotators·n_labels) CSR matrix of vote counts (`Votes.weights`: repeated
+    answers of one annotator to one item share one vote)."""
     columns = votes.annotators * votes.n_labels + votes.labels
+    weights = votes.weights if votes.weights is not None else np.ones(votes.size)
     return sp.csr_matrix(
-        (np.ones(votes.size), (votes.items, columns)),
+        (weights, (votes.items, columns)),
         shape=(votes.n_items, votes.n_annotators * votes.n_labels),
     )
 
@@ -48,7 +53,8 @@ class DawidSkene:
     `priors_` (n_labels,), `log_joint_` (n_items, n_labels) the unclamped log prior plus
     log-likelihood of each item's votes, `expected_counts_` (the matrices before smoothing and
     normalising) and `label_mass_` (the prior's), `log_likelihood_` and `n_iter_`. `skills_` is the
-    probability the annotator answers correctly, Σ_k prior[k]·π_a[k, k].
+    probability the annotator answers correctly: their expected share of right answers under the
+    posterior, smoothed (`posterior_skills`).
     """
 
     def __init__(
@@ -58,14 +64,16 @@ class DawidSkene:
         smoothing: float = 0.01,
         prior_smoothing: float = 1.0,
         seed: int = 0,
+        pooling: float = 0.0,
     ) -> None:
-        if smoothing <= 0 or prior_smoothing < 0:
-            raise ValueError("smoothing must be positive and prior_smoothing non-negative")
+        if smoothing <= 0 or prior_smoothing < 0 or pooling < 0:
+            raise ValueError("smoothing must be positive, prior_smoothing and pooling not negative")
         self.n_iter = n_iter
         self.tol = tol
         self.smoothing = smoothing
         self.prior_smoothing = prior_smoothing
         self.seed = seed
+        self.pooling = pooling
 
     def fit(self, votes: Votes, gold: IntArray | None = None) -> Self:
         gold = check_gold(votes, gold)
@@ -95,8 +103,7 @@ class DawidSkene:
         self.labels_: IntArray
         self.confidence_: FloatArray
         self.labels_, self.confidence_ = decide(probas, votes, self.seed)
-        diagonal = np.einsum("akk->ak", self.confusions_)
-        self.skills_: FloatArray = diagonal @ self.priors_
+        self.skills_: FloatArray = posterior_skills(votes, probas)
         return self
 
     def _m_step(self, votes: Votes, counts_t: Any, probas: FloatArray) -> None:
@@ -104,12 +111,30 @@ class DawidSkene:
         # expected[a·L + l, k]: expected number of times annotator a answered l on truth k.
         expected = np.asarray(counts_t @ probas).reshape(votes.n_annotators, k, k)
         self.expected_counts_: FloatArray = expected.transpose(0, 2, 1)  # [a, truth, answer]
-        confusions = self.expected_counts_ + self.smoothing
+        self.pseudo_counts_: FloatArray = self._pseudo_counts(self.expected_counts_)
+        confusions = self.expected_counts_ + self.pseudo_counts_
         confusions /= confusions.sum(axis=2, keepdims=True)
         self.confusions_: FloatArray = confusions
         self.label_mass_: FloatArray = probas.sum(axis=0)
         mass = self.label_mass_ + self.prior_smoothing
         self.priors_: FloatArray = mass / mass.sum()
+
+    def _pseudo_counts(self, expected: FloatArray) -> FloatArray:
+        """The Dirichlet prior of each confusion row: `smoothing` in every cell, plus `pooling`
+        pseudo-answers spread as the annotator's own one-coin matrix (their overall share of
+        right answers p_a on the diagonal, (1 − p_a)/(K − 1) elsewhere, p_a smoothed towards
+        DEFAULT_SKILL by two answers)."""
+        n_annotators, k, _ = expected.shape
+        if self.pooling == 0 or k == 1:
+            return np.full(expected.shape, self.smoothing)
+        right = np.einsum("akk->a", expected)
+        skill = (right + 2 * POOLING_SKILL) / (expected.sum(axis=(1, 2)) + 2)
+        one_coin = np.empty((n_annotators, k, k))
+        one_coin[:] = ((1 - skill) / (k - 1))[:, None, None]
+        diagonal = np.arange(k)
+        one_coin[:, diagonal, diagonal] = skill[:, None]
+        result: FloatArray = self.pooling * one_coin + self.smoothing
+        return result
 
     def _e_step(
         self, counts: Any, voted: BoolArray, evidence: BoolArray, gold: IntArray
@@ -131,6 +156,32 @@ class DawidSkene:
         table = np.log(self.confusions_).transpose(0, 2, 1).reshape(n_annotators * k, k)
         result: FloatArray = np.asarray(counts @ table) + np.log(self.priors_)
         return result
+
+
+# Pseudo-answers at the default skill in `posterior_skills`: a handful of answers that happen to
+# agree must not rank an annotator above one proven over hundreds.
+SKILL_PRIOR_ANSWERS = 2.0
+
+
+def posterior_skills(votes: Votes, probas: FloatArray) -> FloatArray:
+    """Per annotator, the expected share of their answers that are right under the posterior
+    (gold items: their gold), smoothed towards the default skill by SKILL_PRIOR_ANSWERS.
+
+    Ranks annotators by accuracy on gold better than Σ_k prior[k]·π_a[k, k] (the confusion
+    matrices' diagonal): Spearman ρ on the real crowds (bench/aggregation.py) 0.758 → 0.828 on
+    rte, 0.884 → 0.926 on cf_weather, 0.655 → 0.717 on music, about level on the others; a
+    matrix estimated from a few answers ranks its annotator by noise."""
+    weights = votes.weights if votes.weights is not None else np.ones(votes.size)
+    right = np.bincount(
+        votes.annotators,
+        weights=probas[votes.items, votes.labels] * weights,
+        minlength=votes.n_annotators,
+    )
+    answered = np.bincount(votes.annotators, weights=weights, minlength=votes.n_annotators)
+    result: FloatArray = (right + SKILL_PRIOR_ANSWERS * POOLING_SKILL) / (
+        answered + SKILL_PRIOR_ANSWERS
+    )
+    return result
 
 
 def one_coin_confusion(skill: float, n_labels: int) -> FloatArray:

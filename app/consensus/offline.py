@@ -14,8 +14,9 @@ columns those are (names compared without regard to case):
 
 Files may be comma- or tab-separated (Toloka exports TSV). A gold file has an item column (same
 names) and a label column (`label`, `gold`, `true_label`, `answer`, or the one `GOLDEN:*`
-column). Rows with an empty item, annotator or label are skipped and counted; when an annotator
-answered an item twice, the last answer counts.
+column). Rows with an empty item, annotator or label are skipped and counted. When an annotator
+answered an item more than once, every answer is kept and they share one vote (`votes`: r
+answers weigh 1/r each); `LabelFile.repeated` counts the answers beyond the first.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from app.consensus.evaluation import (
     cross_fitted,
     score_on_gold,
 )
+from app.consensus.honest import honest_confidences, lone_skills
 from app.consensus.methods import Method, estimator_for, method_for
-from app.consensus.votes import NO_LABEL, IntArray, VoteEncoder, Votes
+from app.consensus.votes import NO_LABEL, FloatArray, IntArray, VoteEncoder, Votes
 
 _ITEM = ("item", "item_id", "task", "task_id", "hitid", "assignment:task_id")
 _ANNOTATOR = (
@@ -123,7 +125,7 @@ def read_labels(path: Path) -> LabelFile:
         status=_optional(header, _STATUS),
     )
     result = LabelFile(rows=[])
-    latest: dict[tuple[str, str], int] = {}
+    seen: set[tuple[str, str]] = set()
     for row in rows:
         if not row:
             continue
@@ -140,12 +142,10 @@ def read_labels(path: Path) -> LabelFile:
         if not (item and annotator and label):
             result.empty += 1
             continue
-        if (item, annotator) in latest:
+        if (item, annotator) in seen:
             result.repeated += 1
-            result.rows[latest[(item, annotator)]] = (item, annotator, label)
-        else:
-            latest[(item, annotator)] = len(result.rows)
-            result.rows.append((item, annotator, label))
+        seen.add((item, annotator))
+        result.rows.append((item, annotator, label))
     if not result.rows:
         raise LabelFileError(f"{path.name} holds no answers")
     return result
@@ -177,6 +177,7 @@ class OfflineAggregate:
     estimator: CategoricalEstimator
     method: Method
     gold_score: GoldScore | None
+    confidence: FloatArray  # the estimator's, made honest (`honest`), as the service reports it
 
 
 def aggregate_labels(
@@ -184,11 +185,16 @@ def aggregate_labels(
     method: Method,
     gold: dict[str, str] | None = None,
     seed: int = 0,
+    label_order: Sequence[str] | None = None,
 ) -> OfflineAggregate:
     """Fit `method` (or its fallback) on the answers, gold items clamped. With gold, also score
     the consensus on the gold items by cross-fitting (GOLD_FOLDS folds, each predicted with the
-    others' gold given). Gold labels no annotator used are added to the label set."""
+    others' gold given). Gold labels no annotator used are added to the label set.
+    `label_order` fixes the label order (a job's schema's: ties are broken by it, as in the
+    service); labels the answers use beyond them follow in order of appearance."""
     encoder: VoteEncoder[str, str] = VoteEncoder()
+    for label in label_order or ():
+        encoder.label_index(label)
     votes = encoder.encode(answers.rows)
     gold_index = np.full(votes.n_items, NO_LABEL, dtype=np.int64)
     if gold:
@@ -211,7 +217,15 @@ def aggregate_labels(
             votes, gold_index, fit, folds=min(GOLD_FOLDS, n_gold), known="others", seed=seed
         )
         score = score_on_gold(labels, confidence, gold_index)
-    return OfflineAggregate(encoder, votes, gold_index, fit(votes, gold_index), used, score)
+    fitted = fit(votes, gold_index)
+    plain = used is Method.majority_vote
+    confidence = honest_confidences(
+        votes.vote_counts(),
+        np.where(gold_index == NO_LABEL, fitted.labels_, NO_LABEL),  # gold stays clamped
+        fitted.confidence_,
+        lone_skills(votes, None if plain else fitted.skills_),
+    )
+    return OfflineAggregate(encoder, votes, gold_index, fitted, used, score, confidence)
 
 
 def write_consensus(result: OfflineAggregate, out: TextIO) -> None:
@@ -224,7 +238,7 @@ def write_consensus(result: OfflineAggregate, out: TextIO) -> None:
     for i, item in enumerate(result.encoder.item_ids):
         label = int(estimator.labels_[i])
         if label != NO_LABEL:
-            writer.writerow([item, labels[label], f"{float(estimator.confidence_[i]):.6f}"])
+            writer.writerow([item, labels[label], f"{float(result.confidence[i]):.6f}"])
 
 
 def write_skills(result: OfflineAggregate, out: TextIO) -> None:

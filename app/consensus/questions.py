@@ -161,8 +161,9 @@ def lone_skill(
     annotator: Hashable,
     prior: Mapping[Hashable, float],
 ) -> float:
-    """The skill a model holds of one annotator, for `honest_confidence`: DEFAULT_SKILL under a
-    plain vote (which knows no skills), else the fitted or prior skill within SKILL_BOUNDS."""
+    """The skill a model holds of one annotator, for `honest.honest_confidence`: DEFAULT_SKILL
+    under a plain vote (which knows no skills), else the fitted or prior skill, within
+    SKILL_BOUNDS."""
     used = question.method if question is not None else method
     if used is Method.majority_vote:
         return DEFAULT_SKILL
@@ -188,28 +189,3 @@ def all_right(yes: Sequence[float], chosen: Sequence[int]) -> float:
     # The chance that every label's decision is right, labels taken as independent.
     picked = set(chosen)
     return float(math.prod(p if n in picked else 1.0 - p for n, p in enumerate(yes)))
-
-
-def honest_confidence(
-    confidence: float,
-    lone_skill: float,
-    counts: Sequence[float] | FloatArray,
-    winner: int,
-) -> float:
-    """An item's confidence, no higher than its answers can show (issue 21, "honest confidence").
-
-    - One answer is not certainty: with a single answer the confidence is at most `lone_skill`,
-      the skill the model holds of its annotator (its prior skill when the model has not seen
-      them, DEFAULT_SKILL under a plain vote): the chance that one answer from them is right.
-    - A split is not a decision: where the winner does not lead the vote alone (`counts`, the
-      answers per label, has another label with at least the winner's), the confidence is at
-      most an even share among the labels that tie or beat it (1/2 for a 1-1 split), however
-      the fitted skills differ: a dynamic overlap then asks for another answer.
-
-    Merged (non-categorical) controls pass `counts` [answers] and `winner` 0: only the first
-    rule applies to them.
-    """
-    if float(sum(counts)) == 1.0:
-        confidence = min(confidence, lone_skill)
-    ahead = sum(1 for c in counts if c >= counts[winner])
-    return min(confidence, 1.0 / ahead) if ahead > 1 else confidence

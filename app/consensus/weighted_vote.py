@@ -97,7 +97,9 @@ class WeightedVote:
         weights = np.log(max(k - 1, 1) * p / (1 - p))
         totals: FloatArray = np.bincount(
             votes.items * k + votes.labels,
-            weights=weights[votes.annotators],
+            weights=weights[votes.annotators]
+            if votes.weights is None
+            else weights[votes.annotators] * votes.weights,
             minlength=votes.n_items * k,
         ).astype(np.float64)
         probas = softmax_rows(totals.reshape(votes.n_items, k))

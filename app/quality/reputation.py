@@ -7,7 +7,8 @@ observation weighted by its kind and by its age:
     reputation = (a + Σ_k w_k · successes_k) / (a + b + Σ_k w_k · trials_k),  a = b = prior / 2
 
 - gold (w = 1.0): each graded gold answer, its score (the ground truth we have);
-- agreement (w = 0.5): each answer on an item with a consensus, 1 if it equals the consensus
+- agreement (w = 0.5): each answer on an item with a consensus, the consensus model's probability
+  that it is right (its confidence if the answer equals the consensus, 1 − it otherwise)
   (noisier: the consensus may be wrong);
 - approval (w = 0.5): each assignment a person reviewed (a client, or an admin on appeal),
   1 if approved. Auto-approvals are not evidence of anything and do not count here (they do

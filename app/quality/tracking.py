@@ -267,6 +267,7 @@ def refresh_annotators(
             Answer.score,
             Item.is_gold,
             cast(ItemResult.answer, Text).label("consensus"),
+            ItemResult.confidence,
         )
         .join(Assignment, Assignment.id == Answer.assignment_id)
         .join(Item, Item.id == Answer.item_id)
@@ -444,13 +445,23 @@ def _count_answer(
         agrees = rules.same_answer(value, orjson.loads(answer.consensus))
         tally.consensus_answers += 1
         tally.agreements += agrees
-        tally.evidence.add("agreement", float(agrees), weight)
+        tally.evidence.add("agreement", _agreement_outcome(agrees, answer.confidence), weight)
     # Identical answers: the longest run ever, and the answers in the rule's window.
     key = rules.answer_key(value)
     job.all_answers_run = job.all_answers_run.then(key)
     tally.longest_run = max(tally.longest_run, job.all_answers_run.length)
     if answer.id > identical_from:
         job.window_keys.append((answer.id, key))
+
+
+def _agreement_outcome(agrees: bool, confidence: float | None) -> float:
+    """An answer's agreement evidence for reputation: the consensus model's probability that the
+    answer is right, read off the item's consensus confidence (that of the consensus when the
+    answer equals it, the rest otherwise). So what the fit learnt of the annotators feeds their
+    reputation: an answer that agrees with a sure consensus counts nearly 1, one that agrees with
+    a 1-1 split 1/2 (honest confidence), one alone on its item its annotator's fitted skill."""
+    sure = 1.0 if confidence is None else min(max(float(confidence), 0.0), 1.0)
+    return sure if agrees else 1.0 - sure
 
 
 def _skills_of_jobs(session: Session, job_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:

@@ -80,7 +80,8 @@ def test_reads_mturk_batch_results_and_skips_rejected_assignments(tmp_path: Path
     path = write(tmp_path / "Batch_1_batch_results.csv", header, rows)
     result = runner.invoke(cli, ["aggregate", str(path), "--method", "majority_vote", "--skills"])
     assert result.exit_code == 0, result.stderr
-    assert consensus(result.stdout) == {"h1": ("red", pytest.approx(2 / 3)), "h2": ("green", 1.0)}
+    # h2 has one answer: under a plain vote, the default skill (honest confidence), not 1.
+    assert consensus(result.stdout) == {"h1": ("red", pytest.approx(2 / 3)), "h2": ("green", 0.7)}
     assert "skipped 1 rejected answers" in result.stderr
     assert "annotator,answers,skill" in result.stderr
 

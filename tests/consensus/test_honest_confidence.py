@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.consensus.aggregation import AnnotatorId, aggregate_item, aggregate_job
-from app.consensus.questions import honest_confidence
+from app.consensus.aggregation import aggregate_item, aggregate_job
+from app.consensus.honest import honest_confidence
 from app.consensus.weighted_vote import DEFAULT_SKILL
 from app.core.db import Database
 from app.label_schema import LabelSchema, parse_label_schema
@@ -24,12 +24,13 @@ SCHEMA = parse_label_schema(
 )
 
 
-def crowd(
-    skills: dict[int, float], items: int = 60, seed: int = 1
-) -> dict[int, list[tuple[AnnotatorId, dict[str, Any]]]]:
+Answers = dict[Any, list[tuple[Any, dict[str, Any]]]]
+
+
+def crowd(skills: dict[int, float], items: int = 60, seed: int = 1) -> Answers:
     """Every annotator answers every item, right with their skill."""
     rng = random.Random(seed)
-    out = {}
+    out: Answers = {}
     for item in range(items):
         truth = rng.choice("ab")
         out[item] = [

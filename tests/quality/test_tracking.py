@@ -17,7 +17,7 @@ from app.core.background import enqueue
 from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.settings import Settings
-from app.models import AnnotatorProfile, AnnotatorStats, Tier
+from app.models import AnnotatorProfile, AnnotatorStats, Item, ItemResult, Tier
 from app.quality import tracking
 from tests.jobs.factories import GOLD_LABEL, active_job
 from tests.outbox import run_due_jobs
@@ -125,10 +125,24 @@ def test_figures_per_job_per_skill_and_overall(
     assert (z_job.median_active_seconds, z_job.fast_submits, z_job.fast_share) == (5, 7, 1.0)
     # Reputation follows the evidence (Beta prior of 10 neutral observations): X well above
     # neutral; Y, wrong on every control item though always with the majority, hardly above
-    # it, (5 + 0·1 + 4·0.5 + 7·0.25) / (10 + 3·1 + 4·0.5 + 7·0.25); Z below, (5 + 3) / 16.75.
+    # it, (5 + 0·1 + 0.5·Σc + 7·0.25) / (10 + 3·1 + 4·0.5 + 7·0.25); Z below,
+    # (5 + 3 + 0.5·Σ(1 − c)) / 16.75: an answer's agreement evidence is the consensus model's
+    # probability that it is right, c (the consensus confidence) when it sides with the
+    # consensus, 1 − c when not.
+    with db.read_session() as session:
+        confidences = list(
+            session.scalars(
+                select(ItemResult.confidence)
+                .join(Item, Item.id == ItemResult.item_id)
+                .where(ItemResult.job_id == job, Item.is_gold.is_(False))
+            )
+        )
+    assert len(confidences) == 4
+    assert all(0.5 < c < 1.0 for c in confidences)
+    sure = sum(confidences)
     assert overall.reputation > 0.6
-    assert y_job.reputation == pytest.approx(8.75 / 16.75, abs=1e-4)
-    assert z_job.reputation == pytest.approx(8 / 16.75, abs=1e-4)
+    assert y_job.reputation == pytest.approx((6.75 + 0.5 * sure) / 16.75, abs=1e-4)
+    assert z_job.reputation == pytest.approx((8 + 0.5 * (4 - sure)) / 16.75, abs=1e-4)
 
 
 def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
