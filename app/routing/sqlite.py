@@ -39,7 +39,7 @@ from app.models.jobs import (
 )
 from app.quality import enforcement
 from app.routing import eligibility, service
-from app.routing.rules import TaskItemView
+from app.routing.rules import PrelabelView, TaskItemView
 from app.routing.store import (
     AssignmentState,
     Claimed,
@@ -166,6 +166,21 @@ class SqliteStore:
             )
             for assignment_id, task_id in zip(assignment_ids, task_ids, strict=True)
         ]
+
+    async def read_prelabels(self, task_ids: Sequence[int]) -> list[PrelabelView]:
+        rows = self.session.execute(
+            select(
+                TaskItem.task_id,
+                TaskItem.position,
+                Item.prelabel,
+                Item.prelabel_score,
+                Item.is_gold,
+                Item.gold_answer,
+            )
+            .join(Item, Item.id == TaskItem.item_id)
+            .where(TaskItem.task_id.in_(task_ids), Item.prelabel.is_not(None))
+        )
+        return [PrelabelView(*row) for row in rows]
 
     async def lock_assignment(self, assignment_id: int) -> AssignmentState | None:
         row = self.session.execute(

@@ -10,9 +10,9 @@ event loop (see `drive`), so a request costs one thread hop there and none on Po
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -20,7 +20,7 @@ from app.consensus.service import Consensus, Fit, Vote
 from app.core.security import KnownToken
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.routing.eligibility import JobsAndVerdicts
-from app.routing.rules import SlotAfterSubmit, TaskItemView
+from app.routing.rules import PrelabelView, SlotAfterSubmit, TaskItemView
 from app.webhooks.hot_path import PendingEvent
 
 R = TypeVar("R")
@@ -72,6 +72,8 @@ class Claimed:
     job_id: int
     lease_expires_at: datetime
     items: tuple[tuple[int, dict[str, Any]], ...]  # (slot, payload)
+    # slot → (pre-label, model score), for jobs that show them (`flow.claim_next` adds them)
+    prelabels: Mapping[int, tuple[dict[str, Any], float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,10 @@ class Store(Protocol):
         """Up to `n` open tasks of an active job the annotator has not worked on (and whose
         gold items they have not seen), each taken under a lease; their gold items recorded as
         seen. Atomic on its own; never hands one slot to two annotators."""
+        ...
+
+    async def read_prelabels(self, task_ids: Sequence[int]) -> list[PrelabelView]:
+        """The pre-labels of the tasks' items (items without one left out)."""
         ...
 
     async def lock_assignment(self, assignment_id: int) -> AssignmentState | None: ...
