@@ -148,6 +148,25 @@ def _task(
     }
 
 
+def prelabel_predictions(
+    job: Job,
+    schema: LabelSchema,
+    prelabel: Mapping[str, Any] | None,
+    score: float | None,
+    payload: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """An item's pre-label as Label Studio `predictions` in the job's config (one entry, as
+    exports give it), or none: no pre-label, or one Label Studio cannot place (a shape on an
+    image of unknown size)."""
+    if prelabel is None:
+        return []
+    try:
+        result = label_studio_result(schema, prelabel, payload, job_view(job, schema).targets)
+    except ValidationFailed:
+        return []
+    return [{"model_version": PRELABEL_MODEL, "score": score, "result": result}]
+
+
 def unsized_image_controls(schema: LabelSchema) -> list[ImageControl]:
     """Image controls whose size the schema does not name (it may come with each item as
     `original_width`/`original_height`)."""

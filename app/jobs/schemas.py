@@ -108,6 +108,13 @@ class _JobSettings(RequestBody):
         "(`completed_by: automatic`) and `export.ready`. False leaves it active until the "
         "client completes it.",
     )
+    show_prelabels: bool | None = Field(
+        default=None,
+        description="Show annotators each item's pre-label in `next` (as an answer and as "
+        "Label Studio `predictions`; default false). A gold item shows only a pre-label "
+        "imported with it that differs from its answer key: give gold items pre-labels too, "
+        "or regular items with one can be told apart from gold without one.",
+    )
 
 
 class ImageSize(RequestBody):
@@ -187,6 +194,7 @@ class JobOut(BaseModel):
     task_order: TaskOrder
     instant_feedback: bool
     auto_complete: bool
+    show_prelabels: bool
     external_id_field: str | None
     created_at: datetime
     updated_at: datetime | None
@@ -234,6 +242,7 @@ class JobOut(BaseModel):
             task_order=job.task_order,
             instant_feedback=job.instant_feedback,
             auto_complete=job.auto_complete,
+            show_prelabels=job.show_prelabels,
             external_id_field=job.external_id_field,
             created_at=job.created_at,
             updated_at=job.updated_at,

@@ -95,6 +95,7 @@ def create_job(session: Session, client: Principal, body: schemas.JobCreate) -> 
         task_order=body.task_order or TaskOrder.near_completion,
         instant_feedback=bool(body.instant_feedback),
         auto_complete=body.auto_complete is not False,
+        show_prelabels=bool(body.show_prelabels),
         external_id_field=body.external_id_field,
     )
     session.add(job)
@@ -222,6 +223,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
         "task_order",
         "instant_feedback",
         "auto_complete",
+        "show_prelabels",
         "external_id_field",
     )
     for name in simple:
@@ -235,6 +237,7 @@ def update_job(session: Session, job: Job, body: schemas.JobUpdate) -> Job:
                 "task_order",
                 "instant_feedback",
                 "auto_complete",
+                "show_prelabels",
                 "lease_seconds",
             ):
                 continue  # these have no "unset"

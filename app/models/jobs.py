@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -119,6 +120,8 @@ class Job(IdMixin, CreatedAtMixin, Base):
     instant_feedback: Mapped[bool] = mapped_column(Boolean, default=False)
     # The job completes by itself once every task is complete (`app.jobs.completion`).
     auto_complete: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Annotators' `next` shows each item's pre-label (`app.routing.prelabels`).
+    show_prelabels: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The payload field (CSV column, JSON key) whose value is each imported row's external id;
     # None: a row's `external_id` key, if any.
     external_id_field: Mapped[str | None] = mapped_column(String(255))

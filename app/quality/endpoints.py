@@ -11,6 +11,7 @@ annotator, no reviewer's identity.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -272,8 +273,8 @@ def job_report(
     job_id: PathId, client: ClientPrincipal, session: ReadSession, settings: AppSettings
 ) -> schemas.JobReportOut:
     """Your job's quality: agreement between annotators, the consensus methods used, the
-    distribution of consensus confidence, review counts, and each annotator's figures on the
-    job under the pseudonym exports use."""
+    distribution of consensus confidence, review counts, each annotator's figures on the job
+    under the pseudonym exports use, and how often answers kept a pre-label unchanged."""
     job = jobs.get_job(session, client, job_id)
     report = reports.job_report(session, job)
     bins = reports.HISTOGRAM_BINS
@@ -311,6 +312,7 @@ def job_report(
             )
             for row in report.annotators
         ],
+        prelabels=schemas.PrelabelUseOut.of(report.prelabels, partial(_pseudonym, settings, job)),
     )
 
 

@@ -79,6 +79,17 @@ class ControlAgreement:
 
 
 @dataclass(frozen=True)
+class PrelabelUse:
+    """How often answers to pre-labelled regular items kept the pre-label unchanged, over the
+    job and per annotator (annotator id → (answers, kept)). Rejected work is left out."""
+
+    shown: bool  # the job shows pre-labels to annotators
+    answers: int
+    kept: int
+    per_annotator: dict[int, tuple[int, int]]
+
+
+@dataclass(frozen=True)
 class JobReport:
     job_id: int
     methods: dict[str, int]  # consensus method → items
@@ -87,6 +98,7 @@ class JobReport:
     assignments: dict[str, int]  # review status → assignments
     annotators: list[AnnotatorStats]
     out_of_gold: int  # annotators who have been shown every gold item of the job
+    prelabels: PrelabelUse
 
 
 def job_report(session: Session, job: Job) -> JobReport:
@@ -128,6 +140,35 @@ def job_report(session: Session, job: Job) -> JobReport:
         {s.value: int(statuses.get(s, 0)) for s in tracking.FINISHED},
         tracking.stats_of_job(session, job.id),
         gold.annotators_out_of_gold(session, job),
+        prelabel_use(session, job),
+    )
+
+
+def prelabel_use(session: Session, job: Job) -> PrelabelUse:
+    """Answers to the job's pre-labelled regular items, and how many kept the pre-label as it
+    was (compared as `rules.canonical` forms, as identical answers are), streamed once."""
+    rows = session.execute(
+        select(Answer.annotator_id, Answer.value, Item.prelabel)
+        .join(Item, Item.id == Answer.item_id)
+        .join(Assignment, Assignment.id == Answer.assignment_id)
+        .where(
+            Answer.job_id == job.id,
+            Item.is_gold.is_(False),
+            Item.prelabel.is_not(None),
+            Assignment.status.in_([AssignmentStatus.submitted, AssignmentStatus.approved]),
+        )
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    per: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for annotator_id, value, prelabel in rows:
+        counts = per[annotator_id]
+        counts[0] += 1
+        counts[1] += rules.canonical(value) == rules.canonical(prelabel)
+    return PrelabelUse(
+        job.show_prelabels,
+        sum(c[0] for c in per.values()),
+        sum(c[1] for c in per.values()),
+        {k: (c[0], c[1]) for k, c in sorted(per.items())},
     )
 
 

@@ -5,6 +5,7 @@ their own jobs' annotators by pseudonym; admins see everything, evidence include
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from app.models.quality import (
     StatsScope,
 )
 from app.quality import reports
+from app.quality.reports import PrelabelUse
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=5000)]
@@ -372,6 +374,44 @@ class ReportAnnotator(BaseModel):
     computed_at: datetime
 
 
+class PrelabelKept(BaseModel):
+    answers: int = Field(description="answers to regular items that have a pre-label")
+    kept_unchanged: int = Field(description="of those, answers equal to the pre-label")
+    kept_rate: float | None = Field(description="kept_unchanged / answers (null: no answers)")
+
+    @staticmethod
+    def figures(answers: int, kept: int) -> dict[str, Any]:
+        return {
+            "answers": answers,
+            "kept_unchanged": kept,
+            "kept_rate": round(kept / answers, 6) if answers else None,
+        }
+
+
+class AnnotatorPrelabelKept(PrelabelKept):
+    annotator: str = Field(description="pseudonymous annotator id (as in exports)")
+
+
+class PrelabelUseOut(PrelabelKept):
+    """How often annotators kept a pre-label unchanged (rejected work left out). A rate near 1
+    while pre-labels are shown may mean the pre-labels are good, or that they are being
+    accepted unread: compare with the gold accuracy."""
+
+    shown: bool = Field(description="whether the job shows pre-labels to annotators")
+    annotators: list[AnnotatorPrelabelKept]
+
+    @classmethod
+    def of(cls, use: PrelabelUse, pseudonym: Callable[[int], str]) -> PrelabelUseOut:
+        return cls(
+            shown=use.shown,
+            **cls.figures(use.answers, use.kept),
+            annotators=[
+                AnnotatorPrelabelKept(annotator=pseudonym(annotator), **cls.figures(n, kept))
+                for annotator, (n, kept) in use.per_annotator.items()
+            ],
+        )
+
+
 class JobReportOut(BaseModel):
     job_id: int
     methods: dict[str, int] = Field(description="consensus method → items it decided")
@@ -383,6 +423,7 @@ class JobReportOut(BaseModel):
         description="Annotators who have been shown every gold item of the job (nobody sees one "
         "twice, so they can only take tasks without gold)"
     )
+    prelabels: PrelabelUseOut
 
 
 # --- admin ---------------------------------------------------------------------------------------

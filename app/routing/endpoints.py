@@ -15,6 +15,8 @@ from app.core.inputs import PathId
 from app.core.pagination import Page, PageParams, page_of, page_params, paginate
 from app.core.security import AnnotatorPrincipal, ReadSession
 from app.core.settings import Settings
+from app.jobs import label_studio
+from app.jobs.service import job_schema
 from app.models.jobs import Assignment, AssignmentStatus, Job
 from app.routing import flow, queue, rules, schemas
 from app.routing.errors import (
@@ -24,6 +26,7 @@ from app.routing.errors import (
     LeaseEnded,
     SlotTaken,
 )
+from app.routing.store import Claimed
 from app.routing.work import AnnotatorWork
 
 router = APIRouter(prefix="/v1/assignments", tags=["assignments"])
@@ -71,7 +74,7 @@ async def claim_next(
                     claimed_at=now,
                     lease_expires_at=c.lease_expires_at,
                     heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
-                    items=[schemas.TaskItemOut(slot=slot, data=data) for slot, data in c.items],
+                    items=_items(by_job[c.job_id], c),
                 )
                 for c in claimed
             ],
@@ -90,6 +93,24 @@ def _empty(e: queue.EmptyQueue) -> schemas.EmptyQueueOut:
         if e.reason == "not-eligible"
         else None,
     )
+
+
+def _items(job: Job, claimed: Claimed) -> list[schemas.PrelabeledItemOut | schemas.TaskItemOut]:
+    if not job.show_prelabels:
+        return [schemas.TaskItemOut(slot=slot, data=data) for slot, data in claimed.items]
+    schema = job_schema(job)
+    out: list[schemas.PrelabeledItemOut | schemas.TaskItemOut] = []
+    for slot, data in claimed.items:
+        prelabel, score = claimed.prelabels.get(slot, (None, None))
+        out.append(
+            schemas.PrelabeledItemOut(
+                slot=slot,
+                data=data,
+                prelabel=prelabel,
+                predictions=label_studio.prelabel_predictions(job, schema, prelabel, score, data),
+            )
+        )
+    return out
 
 
 def _brief(job: Job) -> schemas.JobBrief:

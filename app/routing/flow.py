@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,8 @@ async def claim_next(
     """Claim up to `count` tasks the annotator is eligible for and has not worked on, each
     under a new lease, from the active jobs in serving order (or from `job_id` only: 404 when
     there is no such job, 403 with the reasons when the annotator may not work on it). Returns
-    the jobs served, what was claimed and, only when nothing was, why (`queue`), per job asked.
+    the jobs served, what was claimed (with the items' pre-labels for jobs that show them:
+    one more read, only then) and, only when nothing was, why (`queue`), per job asked.
 
     Each claim statement is atomic on its own, so claiming one task needs no transaction; a
     larger count claims in one."""
@@ -62,9 +64,22 @@ async def claim_next(
             claimed.extend(await _claim_from_job(store, annotator_id, job, wanted, now))
             if len(claimed) >= count:
                 break
-    if claimed:
-        return jobs, claimed, []
-    return jobs, claimed, await store.explain_empty(annotator_id, job_id, now)
+    if not claimed:
+        return jobs, claimed, await store.explain_empty(annotator_id, job_id, now)
+    showing = {job.id for job in jobs if job.show_prelabels}
+    if showing:
+        claimed = await _with_prelabels(store, claimed, showing)
+    return jobs, claimed, []
+
+
+async def _with_prelabels(store: Store, claimed: list[Claimed], showing: set[int]) -> list[Claimed]:
+    """The claimed tasks of jobs that show pre-labels, with them (read only for those)."""
+    task_ids = [c.task_id for c in claimed if c.job_id in showing]
+    shown: dict[int, dict[int, tuple[dict[str, Any], float | None]]] = {}
+    for view in await store.read_prelabels(task_ids):
+        if rules.shows_prelabel(view):
+            shown.setdefault(view.task_id, {})[view.slot] = (view.prelabel, view.score)
+    return [replace(c, prelabels=shown[c.task_id]) if c.task_id in shown else c for c in claimed]
 
 
 async def _claim_from_job(

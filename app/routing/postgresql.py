@@ -48,7 +48,7 @@ from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.quality import enforcement
 from app.routing import eligibility, service
 from app.routing.queue import EmptyQueue, explain_empty
-from app.routing.rules import TaskItemView
+from app.routing.rules import PrelabelView, TaskItemView
 from app.routing.store import (
     AssignmentState,
     Claimed,
@@ -258,6 +258,10 @@ class PgStore:
     ) -> list[EmptyQueue]:
         return await run_in_threadpool(_explain_empty, self.db, annotator_id, job_id, now)
 
+    async def read_prelabels(self, task_ids: Sequence[int]) -> list[PrelabelView]:
+        cursor = await self.conn.execute(_PRELABELS, (list(task_ids),))
+        return [PrelabelView(*row) for row in await cursor.fetchall()]
+
     async def lock_assignment(self, assignment_id: int) -> AssignmentState | None:
         cursor = self.conn.cursor(row_factory=kwargs_row(_assignment_state))
         await cursor.execute(_LOCK_ASSIGNMENT, (assignment_id,))
@@ -382,6 +386,12 @@ class PgStore:
             consensus.UPSERT_RESULTS, consensus.results_params(job.id, method, results, now)
         )
 
+
+_PRELABELS = """
+SELECT ti.task_id, ti.position, i.prelabel, i.prelabel_score, i.is_gold, i.gold_answer
+FROM task_items ti JOIN items i ON i.id = ti.item_id
+WHERE ti.task_id = ANY(%s) AND i.prelabel IS NOT NULL
+"""
 
 _ASSIGNMENT_FIELDS = (
     "id",

@@ -69,6 +69,23 @@ class TaskItemView:
 
 
 @dataclass(frozen=True)
+class PrelabelView:
+    """An item's pre-label in a claimed task, for deciding whether to show it."""
+
+    task_id: int
+    slot: int
+    prelabel: dict[str, Any]
+    score: float | None
+    is_gold: bool
+    gold_answer: dict[str, Any] | None
+
+
+def shows_prelabel(view: PrelabelView) -> bool:
+    """A pre-label is shown unless it would give a gold item's answer key away."""
+    return not (view.is_gold and (view.gold_answer is None or view.prelabel == view.gold_answer))
+
+
+@dataclass(frozen=True)
 class SlotAfterSubmit:
     live_count: int
     done_count: int

@@ -1,7 +1,9 @@
 """Request and response bodies for claiming and working on tasks.
 
-Nothing here ever carries gold flags, gold answers, item ids or pre-labels: an annotator sees
-the items of a task only by slot, so gold items (which recur across tasks) cannot be told apart.
+Nothing here ever carries gold flags, gold answers or item ids: an annotator sees the items of
+a task only by slot, so gold items (which recur across tasks) cannot be told apart. Pre-labels
+are shown only for jobs that say so, and never one that would give a gold answer away
+(`rules.shows_prelabel`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,18 @@ class TaskItemOut(BaseModel):
     data: dict[str, Any]
 
 
+class PrelabeledItemOut(TaskItemOut):
+    """An item of a job that shows pre-labels."""
+
+    prelabel: dict[str, Any] | None = Field(
+        description="The item's pre-label, a model's guess in the answer's shape (null: none)"
+    )
+    predictions: list[dict[str, Any]] = Field(
+        description="The pre-label as Label Studio predictions (`model_version`, `score`, "
+        "`result`), for a Label Studio labeling front end; empty without one"
+    )
+
+
 class JobBrief(BaseModel):
     id: int
     title: str
@@ -48,7 +62,10 @@ class AssignmentOut(BaseModel):
     claimed_at: datetime
     lease_expires_at: datetime
     heartbeat_interval_seconds: int
-    items: list[TaskItemOut]
+    items: list[PrelabeledItemOut | TaskItemOut] = Field(
+        description="The task's items by slot; with `prelabel` and `predictions` when the job "
+        "shows pre-labels"
+    )
 
 
 class EligibilityReasonOut(BaseModel):

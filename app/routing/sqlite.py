@@ -40,7 +40,7 @@ from app.models.jobs import (
 from app.quality import enforcement
 from app.routing import eligibility, service
 from app.routing.queue import EmptyQueue, explain_empty
-from app.routing.rules import TaskItemView
+from app.routing.rules import PrelabelView, TaskItemView
 from app.routing.store import (
     AssignmentState,
     Claimed,
@@ -173,6 +173,21 @@ class SqliteStore:
     ) -> list[EmptyQueue]:
         ttl = self.settings.routing_cache_seconds
         return explain_empty(self.session, annotator_id, job_id, now, ttl)
+
+    async def read_prelabels(self, task_ids: Sequence[int]) -> list[PrelabelView]:
+        rows = self.session.execute(
+            select(
+                TaskItem.task_id,
+                TaskItem.position,
+                Item.prelabel,
+                Item.prelabel_score,
+                Item.is_gold,
+                Item.gold_answer,
+            )
+            .join(Item, Item.id == TaskItem.item_id)
+            .where(TaskItem.task_id.in_(task_ids), Item.prelabel.is_not(None))
+        )
+        return [PrelabelView(*row) for row in rows]
 
     async def lock_assignment(self, assignment_id: int) -> AssignmentState | None:
         row = self.session.execute(

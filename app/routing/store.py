@@ -10,9 +10,9 @@ event loop (see `drive`), so a request costs one thread hop there and none on Po
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -21,7 +21,7 @@ from app.core.security import KnownToken
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.routing.eligibility import JobsAndVerdicts
 from app.routing.queue import EmptyQueue
-from app.routing.rules import SlotAfterSubmit, TaskItemView
+from app.routing.rules import PrelabelView, SlotAfterSubmit, TaskItemView
 from app.webhooks.hot_path import PendingEvent
 
 R = TypeVar("R")
@@ -73,6 +73,8 @@ class Claimed:
     job_id: int
     lease_expires_at: datetime
     items: tuple[tuple[int, dict[str, Any]], ...]  # (slot, payload)
+    # slot → (pre-label, model score), for jobs that show them (`flow.claim_next` adds them)
+    prelabels: Mapping[int, tuple[dict[str, Any], float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ class Store(Protocol):
         self, annotator_id: int, job_id: int | None, now: datetime
     ) -> list[EmptyQueue]:
         """Why a claim came back empty, per job asked (`queue.explain_empty`; reads only)."""
+        ...
+
+    async def read_prelabels(self, task_ids: Sequence[int]) -> list[PrelabelView]:
+        """The pre-labels of the tasks' items (items without one left out)."""
         ...
 
     async def lock_assignment(self, assignment_id: int) -> AssignmentState | None: ...

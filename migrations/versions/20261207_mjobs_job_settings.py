@@ -1,6 +1,8 @@
-"""jobs: auto_complete (a job completes by itself once every task is complete)
+"""jobs: auto_complete and show_prelabels
 
-On by default, for existing jobs too.
+`auto_complete`: a job completes by itself once every task is complete (on by default, for
+existing jobs too). `show_prelabels`: annotators are shown each item's pre-label (off by
+default).
 
 Revision ID: 9d3e6a1f2b70
 Revises: 9d3e1f7a2b60
@@ -23,8 +25,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("auto_complete", sa.Boolean(), nullable=False, server_default=sa.true())
         )
+        batch.add_column(
+            sa.Column("show_prelabels", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("show_prelabels")
         batch.drop_column("auto_complete")
