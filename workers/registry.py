@@ -9,6 +9,7 @@ import app.accounts.background  # accounts.prune_limits
 import app.consensus.refits  # quality.refit_consensus, quality.refit_due
 import app.core.background  # outbox.prune, workers.prune_heartbeats
 import app.jobs.background  # jobs.import
+import app.quality.after_review  # quality.refresh_reviewed
 import app.quality.background  # quality.auto_approve, quality.refresh, quality.refresh_all
 import app.routing.background  # routing.sweep_leases
 import app.webhooks.background  # webhooks.*: fan-out, deliveries, progress, sweep, prune
@@ -19,6 +20,7 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     app.consensus.refits,
     app.core.background,
     app.jobs.background,
+    app.quality.after_review,
     app.quality.background,
     app.routing.background,
     app.webhooks.background,

@@ -16,7 +16,7 @@ from app.core.pagination import Page, PageParams, page_of, page_params, paginate
 from app.core.security import AnnotatorPrincipal, ReadSession
 from app.core.settings import Settings
 from app.models.jobs import Assignment, AssignmentStatus, Job
-from app.routing import flow, rules, schemas
+from app.routing import flow, rules, schemas, service
 from app.routing.errors import (
     AlreadySubmitted,
     AnswersDiffer,
@@ -214,6 +214,36 @@ def my_assignments(
     rows = session.execute(paginate(stmt, Assignment.id, paging)).all()
     rows, cursor = page_of(rows, paging, [r[0].id for r in rows])
     return Page(items=[_mine(a, title) for a, title in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/{assignment_id}",
+    response_model=schemas.AssignmentOut,
+    responses=problem_responses(
+        *_CALLER_PROBLEMS,
+        (NotFound, "no assignment of yours has this id"),
+        AlreadySubmitted,
+        AssignmentReleased,
+        LeaseEnded,
+    ),
+)
+def get_assignment(
+    assignment_id: PathId, request: Request, annotator: AnnotatorPrincipal, session: ReadSession
+) -> schemas.AssignmentOut:
+    """Your live assignment again, with its items as `next` handed them out: a reloaded page
+    resumes the work under the same lease instead of releasing it. 409 once it is submitted
+    (`already-submitted`), released (`assignment-released`) or its lease ran out
+    (`lease-ended`)."""
+    a, job, items = service.assignment_in_hand(session, annotator.id, assignment_id, utcnow())
+    return schemas.AssignmentOut(
+        id=a.id,
+        job=_brief(job),
+        status=a.status,
+        claimed_at=a.claimed_at,
+        lease_expires_at=a.lease_expires_at,
+        heartbeat_interval_seconds=_settings(request).heartbeat_interval_seconds,
+        items=[schemas.TaskItemOut(slot=slot, data=data) for slot, data in items],
+    )
 
 
 def _mine(a: Assignment, title: str) -> schemas.MyAssignment:

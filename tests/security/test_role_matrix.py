@@ -92,8 +92,10 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/annotator/quality/actions":                                 "401 200 200 403 403 403",
     "GET /v1/annotator/quality/decisions":                               "401 200 200 403 403 403",
     "GET /v1/annotator/skills":                                          "401 200 200 403 403 403",
+    "GET /v1/annotator/work":                                            "401 200 200 403 403 403",
     "GET /v1/assignments":                                               "401 200 200 403 403 403",
     # the other annotator is banned from the job (403 not eligible)
+    "GET /v1/assignments/{assignment_id}":                               "401 404 200 403 403 403",
     "POST /v1/assignments/next":                                         "401 403 200 403 403 403",
     "POST /v1/assignments/{assignment_id}/heartbeat":                    "401 404 200 403 403 403",
     "POST /v1/assignments/{assignment_id}/release":                      "401 404 200 403 403 403",
