@@ -18,6 +18,7 @@ from pydantic import (
 
 from app.core.inputs import RequestBody
 from app.core.money import format_micros
+from app.models.jobs import PricingMode, Tier
 from payouts import reports
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
@@ -265,3 +266,40 @@ class AccountOut(BaseModel):
 class WebhookAck(BaseModel):
     received: bool
     duplicate: bool
+
+
+class PayOut(BaseModel):
+    """What this job pays you, before you work on it (integer micro-units)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    mode: PricingMode = Field(description="`per_task` or `hourly`")
+    tier: Tier = Field(description="Your tier, whose multiplier applies")
+    multiplier_bps: int = Field(description="Your tier's multiplier (10000 = 1x)")
+    task_micros: int | None = Field(
+        description="Per-task jobs: what one task pays you (base × your tier multiplier), "
+        "before any bonus"
+    )
+    hourly_rate_micros: int | None = Field(
+        description="Hourly jobs: what an hour of active time pays you (× your multiplier)"
+    )
+    max_seconds_per_task: int | None = Field(
+        description="Hourly jobs: the most active seconds one task pays"
+    )
+    bonus_micros: int = Field(
+        description="The job's quality bonus, paid on top of a task whose control score "
+        "reaches `bonus_min_score`"
+    )
+    bonus_min_score: float | None = Field(
+        description="The control score the bonus needs (null: a perfect score, or no bonus)"
+    )
+    median_active_seconds: float | None = Field(
+        description="The job's median active seconds per task so far (null: no work yet)"
+    )
+    implied_hourly_micros: int | None = Field(
+        description="Per-task pay over the median time, per hour (without the bonus); hourly "
+        "jobs: the rate"
+    )
+    floor_micros_per_hour: int = Field(
+        description="The platform's fair-pay floor: approved work is topped up to it (0: none)"
+    )

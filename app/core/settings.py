@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     # How long the submit path reuses a job's fitted consensus model (a refit through this
     # process is seen at once, through another within this time).
     consensus_fit_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # How long a job's median active seconds per task (shown with its pay in the job list and
+    # in `next`) is reused before it is read again.
+    pay_preview_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     # Client webhooks: each attempt's timeout, the retry schedule (exponential from the base,
     # capped, with jitter, for the window; then dead-lettered), when a failing endpoint is

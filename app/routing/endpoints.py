@@ -25,6 +25,7 @@ from app.routing.errors import (
     SlotTaken,
 )
 from app.routing.work import AnnotatorWork
+from payouts.schemas import PayOut
 
 router = APIRouter(prefix="/v1/assignments", tags=["assignments"])
 
@@ -43,14 +44,14 @@ _CALLER_PROBLEMS = (Unauthorized, Forbidden)
 async def claim_next(
     request: Request, work: AnnotatorWork, body: schemas.NextRequest | None = None
 ) -> Response:
-    """Claim up to `count` tasks you are eligible for and have not done, each under a lease.
-    An empty list means there is no work for you right now. With `job_id`, a job you may not
-    work on is a 403 listing the reasons."""
+    """Claim up to `count` tasks you are eligible for and have not done, each under a lease,
+    each with what it pays you (`pay`). An empty list means there is no work for you right
+    now. With `job_id`, a job you may not work on is a 403 listing the reasons."""
     body = body or schemas.NextRequest()
     settings = _settings(request)
     now = utcnow()
     count = min(body.count, settings.max_claim_count)
-    jobs, claimed = await work.runner.run(
+    jobs, claimed, pay = await work.runner.run(
         partial(
             flow.claim_next,
             annotator_id=work.caller.id,
@@ -72,6 +73,7 @@ async def claim_next(
                     lease_expires_at=c.lease_expires_at,
                     heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
                     items=[schemas.TaskItemOut(slot=slot, data=data) for slot, data in c.items],
+                    pay=PayOut.model_validate(pay[c.job_id]),
                 )
                 for c in claimed
             ]

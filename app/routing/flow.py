@@ -24,9 +24,12 @@ from app.core.settings import Settings
 from app.jobs.service import job_schema
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.routing import eligibility, rules, service
+from app.routing.eligibility import JobsAndVerdicts
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog
 from app.webhooks.hot_path import PendingEvent
+from payouts import pay_shown
+from payouts.pricing import PayPreview
 
 
 async def claim_next(
@@ -36,11 +39,13 @@ async def claim_next(
     count: int,
     now: datetime,
     settings: Settings,
-) -> tuple[list[Job], list[Claimed]]:
+) -> tuple[list[Job], list[Claimed], dict[int, PayPreview]]:
     """Claim up to `count` tasks the annotator is eligible for and has not worked on, each
     under a new lease, from the active jobs in serving order (or from `job_id` only: 404 when
     it is not active, 403 with the reasons when the annotator may not work on it). Returns the
-    jobs served and what was claimed (possibly nothing).
+    jobs served, what was claimed (possibly nothing) and what each job claimed from pays the
+    annotator (`payouts.pay_shown`: their tier from the verdicts, the job's pace from the
+    cache; a query only when the pace is stale).
 
     Each claim statement is atomic on its own, so claiming one task needs no transaction; a
     larger count claims in one."""
@@ -62,7 +67,23 @@ async def claim_next(
             claimed.extend(await _claim_from_job(store, annotator_id, job, wanted, now))
             if len(claimed) >= count:
                 break
-    return jobs, claimed
+    return jobs, claimed, await _pay(store, found, {c.job_id for c in claimed}, settings)
+
+
+async def _pay(
+    store: Store, found: JobsAndVerdicts, job_ids: set[int], settings: Settings
+) -> dict[int, PayPreview]:
+    if not job_ids:
+        return {}
+    medians, missing = pay_shown.cached_medians(job_ids, settings.pay_preview_cache_seconds)
+    if missing:
+        medians.update(await store.read_job_pace(missing))
+    jobs, verdicts = found
+    return {
+        job.id: pay_shown.preview(job, verdicts[job.id].tier, medians[job.id], settings)
+        for job in jobs
+        if job.id in job_ids
+    }
 
 
 async def _claim_from_job(

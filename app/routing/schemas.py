@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from app.core.inputs import Int64, RequestBody
 from app.models.jobs import AssignmentStatus
+from payouts.schemas import PayOut
 
 
 class NextRequest(RequestBody):
@@ -40,6 +41,9 @@ class AssignmentOut(BaseModel):
     lease_expires_at: datetime
     heartbeat_interval_seconds: int
     items: list[TaskItemOut]
+    pay: PayOut | None = Field(
+        default=None, description="What this task pays you (in `next`; null when fetched again)"
+    )
 
 
 class NextResponse(BaseModel):
