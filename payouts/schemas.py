@@ -20,6 +20,7 @@ from app.core.inputs import RequestBody
 from app.core.money import format_micros
 from app.models.jobs import PricingMode, Tier
 from payouts import reports
+from payouts.destinations import DestinationMethod
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
 Micros = Annotated[int, Field(gt=0, le=10**13, description="micro-units: 1000000 = 1.00")]
@@ -303,3 +304,75 @@ class PayOut(BaseModel):
     floor_micros_per_hour: int = Field(
         description="The platform's fair-pay floor: approved work is topped up to it (0: none)"
     )
+
+
+class WaitingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    reason: str = Field(
+        description="`under-minimum` (available, below the payout minimum), `review-window` "
+        "(pending: work not yet approved), `no-payout-account` (Stripe: no account that can "
+        "receive transfers)"
+    )
+    amount_micros: int
+    until: datetime | None = Field(
+        description="Review window: when the oldest work still pending is approved "
+        "automatically (a client may approve it sooner)"
+    )
+
+
+class PayoutPlanOut(BaseModel):
+    """One annotator as the next payout batch would treat them."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    annotator_id: int
+    available_micros: int
+    pending_micros: int
+    minimum_micros: int = Field(description="The platform's minimum, or your own if higher")
+    amount_micros: int = Field(description="What the batch pays (0: nothing this time)")
+    waiting: list[WaitingOut]
+
+
+class MyPayoutOut(PayoutPlanOut):
+    next_payout_at: datetime = Field(description="When the next scheduled batch runs (UTC)")
+    own_minimum_micros: int | None = Field(description="The threshold you chose, if any")
+
+
+class EarningsWithPayoutOut(EarningsOut):
+    payout: MyPayoutOut
+
+
+class PayoutThresholdIn(RequestBody):
+    minimum_micros: Annotated[int, Field(strict=True, ge=0, le=10**12)] | None = Field(
+        description="Pay me only once this much is available (at least the platform's "
+        "minimum); null: the platform's minimum",
+    )
+
+
+class PayoutThresholdOut(BaseModel):
+    own_minimum_micros: int | None
+    platform_minimum_micros: int
+    minimum_micros: int = Field(description="The one in force")
+
+
+class BatchPreviewOut(BaseModel):
+    next_batch_at: datetime
+    paid: list[PayoutPlanOut] = Field(description="Who a batch run now pays, and how much")
+    waiting: list[PayoutPlanOut] = Field(description="Who it leaves out, and why")
+    total_micros: int
+
+
+class PayoutDestinationIn(RequestBody):
+    method: DestinationMethod = Field(description="How the manual provider pays you")
+    details: str = Field(
+        min_length=3,
+        max_length=500,
+        description="Where: an IBAN, a PayPal address, ... (stored encrypted, shown masked)",
+    )
+
+
+class PayoutDestinationOut(BaseModel):
+    method: DestinationMethod | None = Field(description="null: none registered")
+    details_masked: str | None = Field(description="Only the last four letters or digits")
+    updated_at: datetime | None

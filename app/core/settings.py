@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # smallest available balance a payout batch pays out, Stripe's request timeout and the
     # country of new Express accounts.
     fair_pay_floor_micros_per_hour: int = Field(default=0, ge=0, le=10**12)
-    payout_minimum_micros: int = Field(default=1_000_000, ge=10_000, le=10**12)
+    payout_minimum_micros: int = Field(default=100_000, ge=10_000, le=10**12)
     stripe_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     stripe_connect_country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
 

@@ -61,6 +61,7 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/admin/ledger/trial-balance":                                "401 403 403 403 403 200",
     "GET /v1/admin/payouts":                                             "401 403 403 403 403 200",
     "POST /v1/admin/payouts/batches":                                    "401 403 403 403 403 201",
+    "GET /v1/admin/payouts/batches/preview":                             "401 403 403 403 403 200",
     "GET /v1/admin/payouts/export":                                      "401 403 403 403 403 200",
     "POST /v1/admin/payouts/{payout_id}/fail":                           "401 403 403 403 403 200",
     "POST /v1/admin/payouts/{payout_id}/hold":                           "401 403 403 403 403 200",
@@ -105,6 +106,9 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/balance":                                                   "401 403 403 200 200 200",
     "GET /v1/earnings":                                                  "401 200 200 403 403 403",
     "GET /v1/earnings/statement":                                        "401 200 200 403 403 403",
+    "PUT /v1/earnings/payout-threshold":                                 "401 200 200 403 403 403",
+    "GET /v1/payout-destination":                                        "401 200 200 403 403 403",
+    "PUT /v1/payout-destination":                                        "401 200 200 403 403 403",
     "GET /v1/fundings":                                                  "401 403 403 200 200 200",
     # 409: no Stripe under the manual payouts provider
     "POST /v1/fundings/checkout":                                        "401 403 403 409 409 409",
@@ -278,6 +282,10 @@ BODIES: dict[str, Body] = {
         "json": {"assignment_ids": [w["submitted_id"]], "reason": "off topic"}
     },
     "PUT /v1/quality/jobs/{job_id}/rules": lambda w: {"json": {"speed_floor_seconds": 5}},
+    "PUT /v1/earnings/payout-threshold": lambda w: {"json": {"minimum_micros": 5_000_000}},
+    "PUT /v1/payout-destination": lambda w: {
+        "json": {"method": "bank_transfer", "details": "DE89 3704 0044 0532 0130 00"}
+    },
     "POST /v1/annotator/appeals": lambda w: {
         "json": {"assignment_id": w["rejected_id"], "kind": "rejection", "message": "please"}
     },
