@@ -25,6 +25,7 @@ from app.health.endpoints import router as health_router
 from app.jobs.endpoints import import_items
 from app.jobs.endpoints import router as jobs_router
 from app.quality.endpoints import router as quality_router
+from app.quality.overviews.endpoints import router as overviews_router
 from app.routing.endpoints import router as routing_router
 from app.routing.store import Workplace
 from app.routing.work import open_workplace
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(jobs_router)
     app.include_router(qualification_router)
     app.include_router(quality_router)
+    app.include_router(overviews_router)
     app.include_router(runs_router)
     app.include_router(webhooks_router)
     app.webhooks.include_router(webhook_events)  # the OpenAPI `webhooks` section

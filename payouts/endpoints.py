@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.core.clock import utcnow
 from app.core.db import Database
 from app.core.errors import NotFound, ServiceUnavailable, TesseraError, ValidationFailed
 from app.core.idempotency import Idempotent, IdempotentCall
@@ -32,14 +33,16 @@ from app.core.security import (
 from app.core.settings import Settings
 from app.models.accounts import Role, User
 from app.models.jobs import Job
-from app.models.money import AccountKind, PayoutStatus
+from app.models.money import AccountKind, PayoutPreference, PayoutStatus
 from payouts import (
     audit,
     connect,
+    destinations,
     funding,
     inbox,
     ledger,
     lifecycle,
+    payout_plan,
     payouts,
     reports,
     schemas,
@@ -203,14 +206,87 @@ def deposit(
 # --- annotators -----------------------------------------------------------------------------------
 
 
-@router.get("/v1/earnings", response_model=schemas.EarningsOut)
+@router.get("/v1/earnings", response_model=schemas.EarningsWithPayoutOut)
 def my_earnings(
     request: Request, annotator: AnnotatorPrincipal, session: ReadSession
-) -> schemas.EarningsOut:
+) -> schemas.EarningsWithPayoutOut:
     """Your earnings: pending approval, available, in flight, paid out, and fair-pay top-ups,
-    with your pay per job."""
-    return schemas.EarningsOut.model_validate(
-        reports.annotator_earnings(session, annotator.id, _settings(request).currency)
+    with your pay per job; and your next payout: when the next batch runs, what it would pay
+    you, and what waits and why (under your minimum, in the review window)."""
+    settings = _settings(request)
+    mine = reports.annotator_earnings(session, annotator.id, settings.currency)
+    plan = payout_plan.plan_for(
+        session, settings, annotator.id, mine.available_micros, mine.pending_micros
+    )
+    own = payout_plan.own_minimums(session, [annotator.id]).get(annotator.id)
+    payout = schemas.MyPayoutOut(
+        **schemas.PayoutPlanOut.model_validate(plan).model_dump(),
+        next_payout_at=payout_plan.next_batch_at(utcnow()),
+        own_minimum_micros=own,
+    )
+    return schemas.EarningsWithPayoutOut(
+        **schemas.EarningsOut.model_validate(mine).model_dump(by_alias=False), payout=payout
+    )
+
+
+@router.put(
+    "/v1/earnings/payout-threshold",
+    response_model=schemas.PayoutThresholdOut,
+    responses=_problems(ValidationFailed),
+)
+def set_payout_threshold(
+    body: schemas.PayoutThresholdIn,
+    request: Request,
+    annotator: AnnotatorPrincipal,
+    session: DbSession,
+) -> schemas.PayoutThresholdOut:
+    """Choose a payout threshold: batches pay you only once this much is available (at least
+    the platform's minimum; null goes back to it)."""
+    settings = _settings(request)
+    payout_plan.set_own_minimum(session, settings, annotator.id, body.minimum_micros, utcnow())
+    session.commit()
+    return schemas.PayoutThresholdOut(
+        own_minimum_micros=body.minimum_micros,
+        platform_minimum_micros=settings.payout_minimum_micros,
+        minimum_micros=payout_plan.minimum_for(settings, body.minimum_micros),
+    )
+
+
+@router.get("/v1/payout-destination", response_model=schemas.PayoutDestinationOut)
+def my_payout_destination(
+    annotator: AnnotatorPrincipal, session: ReadSession
+) -> schemas.PayoutDestinationOut:
+    """Where the manual provider pays you (masked; null fields until you register one)."""
+    return _destination_out(destinations.destination_of(session, annotator.id))
+
+
+@router.put(
+    "/v1/payout-destination",
+    response_model=schemas.PayoutDestinationOut,
+    responses=_problems(ValidationFailed),
+)
+def set_payout_destination(
+    body: schemas.PayoutDestinationIn,
+    request: Request,
+    annotator: AnnotatorPrincipal,
+    session: DbSession,
+) -> schemas.PayoutDestinationOut:
+    """Register (or replace) where the manual provider pays you: a method and its details,
+    stored encrypted and shown masked; only the admins' payout export shows them in full."""
+    row = destinations.set_destination(
+        session, _settings(request), annotator.id, body.method, body.details.strip(), utcnow()
+    )
+    session.commit()
+    return _destination_out(row)
+
+
+def _destination_out(row: PayoutPreference | None) -> schemas.PayoutDestinationOut:
+    if row is None or row.destination_method is None:
+        return schemas.PayoutDestinationOut(method=None, details_masked=None, updated_at=None)
+    return schemas.PayoutDestinationOut(
+        method=destinations.DestinationMethod(row.destination_method),
+        details_masked=row.destination_masked,
+        updated_at=row.updated_at,
     )
 
 
@@ -367,6 +443,22 @@ def run_batch(
         total=format_micros(total),
     )
     return _committed(session, call, status.HTTP_201_CREATED, out)
+
+
+@router.get("/v1/admin/payouts/batches/preview", response_model=schemas.BatchPreviewOut)
+def preview_batch(
+    request: Request, admin: AdminPrincipal, session: ReadSession
+) -> schemas.BatchPreviewOut:
+    """What a batch run now would do, without doing it: who is paid how much, and who waits
+    and why (under their minimum, no payout account; pending money in the review window)."""
+    plans = payout_plan.plan_batch(session, _settings(request))
+    paid = [schemas.PayoutPlanOut.model_validate(p) for p in plans if p.amount_micros > 0]
+    return schemas.BatchPreviewOut(
+        next_batch_at=payout_plan.next_batch_at(utcnow()),
+        paid=paid,
+        waiting=[schemas.PayoutPlanOut.model_validate(p) for p in plans if p.waiting],
+        total_micros=sum(p.amount_micros for p in paid),
+    )
 
 
 @router.get(

@@ -1,7 +1,8 @@
 """Payout batches, sending each payout exactly once, reconciliation, and admin settlement.
 
 A batch (weekly from the scheduler, or on demand by an admin) creates one payout per annotator
-whose available balance is at least TESSERA_PAYOUT_MINIMUM_MICROS, for that balance rounded
+whose available balance is at least their minimum (TESSERA_PAYOUT_MINIMUM_MICROS, or the higher
+threshold they chose: `payout_plan`), for that balance rounded
 down to whole cents (the remainder stays available), and moves it available → in flight, all
 in one transaction. With the `stripe` provider only annotators whose connected account can
 receive transfers are paid, and each payout is then sent by its own background job.
@@ -51,7 +52,7 @@ from app.models.money import (
     PayoutsProviderName,
     PayoutStatus,
 )
-from payouts import ledger
+from payouts import destinations, ledger, payout_plan
 from payouts.errors import (
     PayoutAlreadyRetried,
     PayoutInProgress,
@@ -104,10 +105,11 @@ def run_batch(session: Session, *, actor_id: int | None = None) -> BatchResult:
     batch = PayoutBatch(provider=provider, created_by_id=actor_id, payouts=0, total_micros=0)
     session.add(batch)
     session.flush()
+    own = payout_plan.own_minimums(session, list(destinations))
     made = []
     for key in keys:
         amount = floor_to_cents(balances[key])
-        if amount < settings.payout_minimum_micros:
+        if amount < payout_plan.minimum_for(settings, own.get(key.owner_id)):
             continue
         payout = _new_payout(
             session, key.owner_id, amount, currency, provider, destinations[key.owner_id], now
@@ -468,6 +470,8 @@ CSV_COLUMNS = [
     "currency",
     "status",
     "created_at",
+    "destination_method",
+    "destination_details",
 ]
 
 
@@ -485,6 +489,10 @@ def export_manual_csv(session: Session) -> Iterator[str]:
         )
         .order_by(Payout.id)
     ).all()
+    settings = session_settings(session)
+    where = destinations.full_destinations(
+        session, settings, sorted({payout.annotator_id for payout, _, _ in rows})
+    )
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
@@ -502,6 +510,7 @@ def export_manual_csv(session: Session) -> Iterator[str]:
                     payout.currency,
                     payout.status.value,
                     payout.created_at.isoformat(),
+                    *(spreadsheet_safe(v) for v in where.get(payout.annotator_id, ("", ""))),
                 ]
             )
         yield buffer.getvalue()

@@ -175,3 +175,53 @@ def affordable(free_micros: int, fee_bps: int) -> int:
 def budget(terms: PayTerms, slots: int) -> int:
     """What `slots` task slots reserve in escrow."""
     return slots * slot_cost(terms)
+
+
+@dataclass(frozen=True)
+class PayPreview:
+    """What a job pays one annotator, shown before they work: the per-task pay (base × their
+    tier's multiplier) or the hourly rate, the gold bonus, the job's median active seconds so
+    far and the hourly rate that implies, and the platform's fair-pay floor."""
+
+    mode: PricingMode
+    tier: Tier
+    multiplier_bps: int
+    task_micros: int | None  # per-task jobs: what one task pays, before any bonus
+    hourly_rate_micros: int | None  # hourly jobs: what an hour of active time pays
+    max_seconds_per_task: int | None  # hourly jobs: the active time one task pays at most
+    bonus_micros: int  # the gold bonus (named so in what annotators see: no word "gold")
+    bonus_min_score: float | None
+    median_active_seconds: float | None  # None: nobody has submitted work on it yet
+    implied_hourly_micros: int | None  # per-task pay over the median time; hourly: the rate
+    floor_micros_per_hour: int
+
+
+def pay_preview(
+    terms: PayTerms, tier: Tier, median_active_seconds: float | None, floor_micros_per_hour: int
+) -> PayPreview:
+    """What `terms` pay an annotator of `tier`, given the job's median active seconds per task
+    so far (None: unknown). The implied hourly rate of per-task work leaves the bonus out: it
+    is not certain, so the figure never promises more than the base pay."""
+    multiplier = terms.multiplier_bps(tier)
+    task = hourly = implied = None
+    if terms.mode is PricingMode.hourly:
+        hourly = implied = terms.rate_micros * multiplier // ONE_X_BPS
+    else:
+        task = terms.rate_micros * multiplier // ONE_X_BPS
+        if median_active_seconds:
+            implied = int(task * SECONDS_PER_HOUR / median_active_seconds)
+    return PayPreview(
+        mode=terms.mode,
+        tier=tier,
+        multiplier_bps=multiplier,
+        task_micros=task,
+        hourly_rate_micros=hourly,
+        max_seconds_per_task=terms.max_seconds_per_task
+        if terms.mode is PricingMode.hourly
+        else None,
+        bonus_micros=terms.gold_bonus_micros,
+        bonus_min_score=terms.gold_bonus_min_score if terms.gold_bonus_micros else None,
+        median_active_seconds=median_active_seconds,
+        implied_hourly_micros=implied,
+        floor_micros_per_hour=floor_micros_per_hour,
+    )

@@ -249,3 +249,30 @@ def job_spend(session: Session, job: Job) -> JobSpend | None:
         pause_reason=budget.pause_reason if job.status.value == "paused" else None,
         owed_topup_micros=earnings.owed_top_ups(session, job.id),
     )
+
+
+def pay_of_assignments(
+    session: Session, annotator_id: int, assignment_ids: list[int]
+) -> dict[int, int]:
+    """What each of these assignments of the annotator has earned them so far, net, from the
+    ledger (submit, approval, reversal, overturn): assignments with nothing posted yet are
+    absent. Payouts move money on, not back, so they do not count here."""
+    if not assignment_ids:
+        return {}
+    mine = (AccountKind.annotator_pending, AccountKind.annotator_available)
+    rows = session.execute(
+        select(LedgerEntry.assignment_id, func.sum(LedgerPosting.amount_micros))
+        .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+        .where(
+            LedgerEntry.assignment_id.in_(assignment_ids),
+            LedgerPosting.account_kind.in_(mine),
+            LedgerPosting.owner_id == annotator_id,
+        )
+        .group_by(LedgerEntry.assignment_id)
+    ).all()
+    posted = {a: int(total) for a, total in rows if a is not None}
+    entries = session.scalars(
+        select(LedgerEntry.assignment_id).where(LedgerEntry.assignment_id.in_(assignment_ids))
+    )
+    # An entry without postings for this annotator (work that paid nothing) still counts as 0.
+    return {a: posted.get(a, 0) for a in entries if a is not None}

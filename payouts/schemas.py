@@ -18,7 +18,9 @@ from pydantic import (
 
 from app.core.inputs import RequestBody
 from app.core.money import format_micros
+from app.models.jobs import PricingMode, Tier
 from payouts import reports
+from payouts.destinations import DestinationMethod
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
 Micros = Annotated[int, Field(gt=0, le=10**13, description="micro-units: 1000000 = 1.00")]
@@ -293,3 +295,112 @@ class AccountOut(BaseModel):
 class WebhookAck(BaseModel):
     received: bool
     duplicate: bool
+
+
+class PayOut(BaseModel):
+    """What this job pays you, before you work on it (integer micro-units)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    mode: PricingMode = Field(description="`per_task` or `hourly`")
+    tier: Tier = Field(description="Your tier, whose multiplier applies")
+    multiplier_bps: int = Field(description="Your tier's multiplier (10000 = 1x)")
+    task_micros: int | None = Field(
+        description="Per-task jobs: what one task pays you (base × your tier multiplier), "
+        "before any bonus"
+    )
+    hourly_rate_micros: int | None = Field(
+        description="Hourly jobs: what an hour of active time pays you (× your multiplier)"
+    )
+    max_seconds_per_task: int | None = Field(
+        description="Hourly jobs: the most active seconds one task pays"
+    )
+    bonus_micros: int = Field(
+        description="The job's quality bonus, paid on top of a task whose control score "
+        "reaches `bonus_min_score`"
+    )
+    bonus_min_score: float | None = Field(
+        description="The control score the bonus needs (null: a perfect score, or no bonus)"
+    )
+    median_active_seconds: float | None = Field(
+        description="The job's median active seconds per task so far (null: no work yet)"
+    )
+    implied_hourly_micros: int | None = Field(
+        description="Per-task pay over the median time, per hour (without the bonus); hourly "
+        "jobs: the rate"
+    )
+    floor_micros_per_hour: int = Field(
+        description="The platform's fair-pay floor: approved work is topped up to it (0: none)"
+    )
+
+
+class WaitingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    reason: str = Field(
+        description="`under-minimum` (available, below the payout minimum), `review-window` "
+        "(pending: work not yet approved), `no-payout-account` (Stripe: no account that can "
+        "receive transfers)"
+    )
+    amount_micros: int
+    until: datetime | None = Field(
+        description="Review window: when the oldest work still pending is approved "
+        "automatically (a client may approve it sooner)"
+    )
+
+
+class PayoutPlanOut(BaseModel):
+    """One annotator as the next payout batch would treat them."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    annotator_id: int
+    available_micros: int
+    pending_micros: int
+    minimum_micros: int = Field(description="The platform's minimum, or your own if higher")
+    amount_micros: int = Field(description="What the batch pays (0: nothing this time)")
+    waiting: list[WaitingOut]
+
+
+class MyPayoutOut(PayoutPlanOut):
+    next_payout_at: datetime = Field(description="When the next scheduled batch runs (UTC)")
+    own_minimum_micros: int | None = Field(description="The threshold you chose, if any")
+
+
+class EarningsWithPayoutOut(EarningsOut):
+    payout: MyPayoutOut
+
+
+class PayoutThresholdIn(RequestBody):
+    minimum_micros: Annotated[int, Field(strict=True, ge=0, le=10**12)] | None = Field(
+        description="Pay me only once this much is available (at least the platform's "
+        "minimum); null: the platform's minimum",
+    )
+
+
+class PayoutThresholdOut(BaseModel):
+    own_minimum_micros: int | None
+    platform_minimum_micros: int
+    minimum_micros: int = Field(description="The one in force")
+
+
+class BatchPreviewOut(BaseModel):
+    next_batch_at: datetime
+    paid: list[PayoutPlanOut] = Field(description="Who a batch run now pays, and how much")
+    waiting: list[PayoutPlanOut] = Field(description="Who it leaves out, and why")
+    total_micros: int
+
+
+class PayoutDestinationIn(RequestBody):
+    method: DestinationMethod = Field(description="How the manual provider pays you")
+    details: str = Field(
+        min_length=3,
+        max_length=500,
+        description="Where: an IBAN, a PayPal address, ... (stored encrypted, shown masked)",
+    )
+
+
+class PayoutDestinationOut(BaseModel):
+    method: DestinationMethod | None = Field(description="null: none registered")
+    details_masked: str | None = Field(description="Only the last four letters or digits")
+    updated_at: datetime | None

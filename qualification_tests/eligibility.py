@@ -54,6 +54,8 @@ class Reason:
 class Eligibility:
     eligible: bool
     reasons: list[Reason] = field(default_factory=list)
+    # The annotator's tier as the verdict saw it: the pay shown with work uses its multiplier.
+    tier: Tier = Tier.entry
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def decide(job: Job, facts: AnnotatorFacts, now: datetime) -> Eligibility:
                 actual=taken,
             )
         )
-    return Eligibility(eligible=not reasons, reasons=reasons)
+    return Eligibility(eligible=not reasons, reasons=reasons, tier=facts.tier)
 
 
 def _skill_reason(

@@ -4,7 +4,7 @@ are routes of the jobs package, /v1/jobs/{id}/bans, over `qualification_tests.an
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 
 from app.core.errors import NotFound, problem_responses
@@ -17,8 +17,10 @@ from app.core.security import (
     DbSession,
     ReadSession,
 )
+from app.core.settings import Settings
 from app.models.jobs import Job, JobStatus
 from app.models.qualification import Skill
+from payouts import pay_shown
 from qualification_tests import (
     annotators,
     attempts,
@@ -384,10 +386,16 @@ def my_skills(annotator: AnnotatorPrincipal, session: ReadSession) -> list[schem
 
 @router.get("/annotator/jobs", tags=["annotator"], response_model=list[schemas.AnnotatorJob])
 def annotator_jobs(
-    annotator: AnnotatorPrincipal, session: ReadSession, eligible_only: bool = False
+    request: Request,
+    annotator: AnnotatorPrincipal,
+    session: ReadSession,
+    eligible_only: bool = False,
 ) -> list[schemas.AnnotatorJob]:
     """Active jobs with your eligibility and, where you are not eligible, every reason why
-    (highest priority first)."""
+    (highest priority first), each with what a task pays you: base × your tier's multiplier
+    (or the hourly rate), the gold bonus, the job's median active seconds so far, the hourly
+    rate that implies and the fair-pay floor."""
+    settings: Settings = request.app.state.settings
     active = list(
         session.scalars(
             select(Job)
@@ -397,8 +405,13 @@ def annotator_jobs(
         )
     )
     results = eligibility.explain_eligibility_for_jobs(session, annotator.id, active)
+    medians = pay_shown.medians_for(session, [job.id for job in active], settings)
     return [
-        responses.annotator_job(job, results[job.id])
+        responses.annotator_job(
+            job,
+            results[job.id],
+            pay_shown.preview(job, results[job.id].tier, medians[job.id], settings),
+        )
         for job in active
         if results[job.id].eligible or not eligible_only
     ]

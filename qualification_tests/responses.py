@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from app.core.money import format_micros
 from app.models.jobs import Job
 from app.models.qualification import QualificationAttempt, QualificationTest, SkillGrant
+from payouts.pricing import PayPreview
+from payouts.schemas import PayOut
 from qualification_tests import eligibility, schemas
 from qualification_tests.annotators import Profile
 from qualification_tests.attempts import AttemptView, TestForAnnotator
@@ -206,7 +208,9 @@ def reasons_out(result: eligibility.Eligibility) -> list[schemas.ReasonOut]:
     ]
 
 
-def annotator_job(job: Job, result: eligibility.Eligibility) -> schemas.AnnotatorJob:
+def annotator_job(
+    job: Job, result: eligibility.Eligibility, pay: PayPreview
+) -> schemas.AnnotatorJob:
     return schemas.AnnotatorJob(
         id=job.id,
         title=job.title,
@@ -221,6 +225,7 @@ def annotator_job(job: Job, result: eligibility.Eligibility) -> schemas.Annotato
         min_reputation=job.min_reputation,
         min_tier=job.min_tier,
         max_tasks_per_annotator=job.max_tasks_per_annotator,
+        pay=PayOut.model_validate(pay),
         eligible=result.eligible,
         reasons=reasons_out(result),
     )

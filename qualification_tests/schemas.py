@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.inputs import Int64, RequestBody, Timestamp
 from app.models.jobs import PricingMode, Tier
+from payouts.schemas import PayOut
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
@@ -335,5 +336,6 @@ class AnnotatorJob(BaseModel):
     min_reputation: float | None
     min_tier: Tier | None
     max_tasks_per_annotator: int | None
+    pay: PayOut = Field(description="What a task of this job pays you, before you work on it")
     eligible: bool
     reasons: list[ReasonOut]

@@ -116,6 +116,7 @@ def settings(database_url: str) -> Settings:
         demo=False,
         routing_cache_seconds=0,  # tests change grants and bans and expect them at once
         eligibility_cache_seconds=0,
+        pay_preview_cache_seconds=0,
         _env_file=None,
     )  # type: ignore[call-arg]
 

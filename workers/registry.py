@@ -12,6 +12,7 @@ import app.core.idempotency  # idempotency.prune
 import app.jobs.background  # jobs.import
 import app.jobs.completion  # jobs.complete_when_done, jobs.complete_finished
 import app.jobs.results  # jobs.finalize_results
+import app.quality.after_review  # quality.refresh_reviewed
 import app.quality.background  # quality.auto_approve, quality.refresh, quality.refresh_all
 import app.routing.background  # routing.sweep_leases
 import app.webhooks.background  # webhooks.*: fan-out, deliveries, progress, sweep, prune
@@ -25,6 +26,7 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     app.jobs.background,
     app.jobs.completion,
     app.jobs.results,
+    app.quality.after_review,
     app.quality.background,
     app.routing.background,
     app.webhooks.background,

@@ -29,6 +29,7 @@ from app.core.background import enqueue, job_spec
 from app.core.clock import utcnow
 from app.core.db import Database, rowcount
 from app.models.background import SchedulerTick
+from payouts.payout_plan import BATCH_CRON
 from workers import registry  # noqa: F401  (registers every job PERIODIC names)
 
 logger = logging.getLogger("tessera.scheduler")
@@ -145,7 +146,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("webhooks.sweep", every=timedelta(minutes=1)),
     Periodic("webhooks.prune", cron="23 * * * *"),
     Periodic("payouts.post_earnings", every=timedelta(seconds=5)),
-    Periodic("payouts.run_batch", cron="0 6 * * 1"),  # Mondays 06:00 UTC
+    Periodic("payouts.run_batch", cron=BATCH_CRON),  # Mondays 06:00 UTC
     Periodic("payouts.reconcile", every=timedelta(minutes=10)),
     Periodic("payouts.release_escrow", cron="17 * * * *"),
     Periodic("payouts.audit", cron="41 3 * * *"),  # daily

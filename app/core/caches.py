@@ -24,6 +24,9 @@ limit and the task's free slots.
 - `webhook_listeners`: per client, the event types its active webhook endpoints subscribe to
   (`app.webhooks.listeners`); `listeners.CACHE_SECONDS`; forgotten when a change to the client's
   endpoints commits in this process.
+- `job_pace`: per job, its median active seconds per task so far (`payouts.pay_shown`), shown
+  with the pay before work; `pay_preview_cache_seconds`; nothing forgets it (a pace, not a
+  promise).
 - `job_schemas` and `label_studio_views`: per job version (id, `updated_at`), its label schema
   parsed (`app.jobs.service.job_schema`) and its Label Studio config with the object each control
   labels (`app.jobs.label_studio.job_view`); kept `FOREVER`: a new version is a new key.
@@ -146,6 +149,7 @@ consensus_fits: TtlCache[int, Any] = TtlCache(max_entries=1_000)
 webhook_listeners: TtlCache[int, Any] = TtlCache(max_entries=100_000)
 job_schemas: TtlCache[tuple[int, object], Any] = TtlCache(max_entries=10_000)
 label_studio_views: TtlCache[tuple[int, object], Any] = TtlCache(max_entries=10_000)
+job_pace: TtlCache[int, Any] = TtlCache(max_entries=10_000)
 sweeps = Throttle(every=SWEEP_ON_CLAIM_EVERY)
 
 
@@ -159,6 +163,7 @@ def clear_all() -> None:
         webhook_listeners,
         job_schemas,
         label_studio_views,
+        job_pace,
     ):
         cache.clear()
     sweeps.clear()

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # smallest available balance a payout batch pays out, Stripe's request timeout and the
     # country of new Express accounts.
     fair_pay_floor_micros_per_hour: int = Field(default=0, ge=0, le=10**12)
-    payout_minimum_micros: int = Field(default=1_000_000, ge=10_000, le=10**12)
+    payout_minimum_micros: int = Field(default=100_000, ge=10_000, le=10**12)
     stripe_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     stripe_connect_country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
 
@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # How long the submit path reuses a job's fitted consensus model (a refit through this
     # process is seen at once, through another within this time).
     consensus_fit_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # How long a job's median active seconds per task (shown with its pay in the job list and
+    # in `next`) is reused before it is read again.
+    pay_preview_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     # Client webhooks: each attempt's timeout, the retry schedule (exponential from the base,
     # capped, with jitter, for the window; then dead-lettered), when a failing endpoint is

@@ -197,6 +197,23 @@ class PayoutAccount(CreatedAtMixin, Base):
     updated_at: Mapped[datetime]
 
 
+class PayoutPreference(Base):
+    """An annotator's payout choices: their own threshold (batches pay them only once their
+    available balance reaches it, never below the platform's minimum) and the destination the
+    manual provider pays."""
+
+    __tablename__ = "payout_preferences"
+
+    annotator_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), primary_key=True)
+    minimum_micros: Mapped[int | None] = mapped_column(BigInteger)
+    # Where the manual provider pays them: a method and its details, encrypted with a key
+    # derived from the service's secret key (`payouts.destinations`), and a masked copy to show.
+    destination_method: Mapped[str | None] = mapped_column(String(40))
+    destination_ciphertext: Mapped[str | None] = mapped_column(Text)
+    destination_masked: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+
+
 class PayoutStatus(StrEnum):
     pending = "pending"  # money in flight, transfer not (known to be) made
     held = "held"  # an admin stopped it; money stays in flight until released

@@ -14,6 +14,9 @@ they rejected (changing their mind; an open appeal of that rejection is then set
 
 Lock order, as in routing: assignments (by id), then their tasks (by id); an assignment's
 appeal after the assignment (`appeals.resolve_appeal` too), then the job's budget (money).
+
+Every approval or rejection also queues a refresh of the reviewed annotators' figures and
+reputation (`after_review`), so a review counts at once rather than at the periodic refresh.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import Settings
 from app.models.jobs import Assignment, AssignmentStatus, Job, JobStatus, Task, TaskStatus
 from app.models.quality import Appeal, AppealKind, AppealStatus, ReviewDecision, ReviewSource
+from app.quality.after_review import refresh_soon
 from app.quality.errors import AssignmentAlreadyApproved, AssignmentNotSubmitted
 from payouts import earnings
 
@@ -126,6 +130,7 @@ def approve_assignments(
             reason=reason,
             now=now,
         )
+    refresh_soon(session, (a.annotator_id for a in changed))
     return Reviewed([a.id for a in changed], unchanged)
 
 
@@ -170,6 +175,7 @@ def reject_assignments(
             reason=reason.strip(),
             now=now,
         )
+    refresh_soon(session, (a.annotator_id for a in todo))
     return Reviewed([a.id for a in todo], already)
 
 

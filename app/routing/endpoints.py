@@ -18,7 +18,7 @@ from app.core.settings import Settings
 from app.jobs import label_studio
 from app.jobs.service import job_schema
 from app.models.jobs import Assignment, AssignmentStatus, Job
-from app.routing import flow, queue, rules, schemas
+from app.routing import flow, queue, rules, schemas, service
 from app.routing.errors import (
     AlreadySubmitted,
     AnswersDiffer,
@@ -28,6 +28,7 @@ from app.routing.errors import (
 )
 from app.routing.store import Claimed
 from app.routing.work import AnnotatorWork
+from payouts.schemas import PayOut
 
 router = APIRouter(prefix="/v1/assignments", tags=["assignments"])
 
@@ -46,14 +47,15 @@ _CALLER_PROBLEMS = (Unauthorized, Forbidden)
 async def claim_next(
     request: Request, work: AnnotatorWork, body: schemas.NextRequest | None = None
 ) -> Response:
-    """Claim up to `count` tasks you are eligible for and have not done, each under a lease.
-    An empty list means there is no work for you right now, and `empty_reasons` says why for
-    each job asked (a paused job is `job-paused`, not an error). With `job_id`, a job you may
-    not work on is a 403 listing the reasons; an unknown job is a 404."""
+    """Claim up to `count` tasks you are eligible for and have not done, each under a lease,
+    each with what it pays you (`pay`). An empty list means there is no work for you right now,
+    and `empty_reasons` says why for each job asked (a paused job is `job-paused`, not an
+    error). With `job_id`, a job you may not work on is a 403 listing the reasons; an unknown
+    job is a 404."""
     body = body or schemas.NextRequest()
     settings = _settings(request)
     now = utcnow()
-    jobs, claimed, empty = await work.runner.run(
+    jobs, claimed, empty, pay = await work.runner.run(
         partial(
             flow.claim_next,
             annotator_id=work.caller.id,
@@ -75,6 +77,7 @@ async def claim_next(
                     lease_expires_at=c.lease_expires_at,
                     heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
                     items=_items(by_job[c.job_id], c),
+                    pay=PayOut.model_validate(pay[c.job_id]),
                 )
                 for c in claimed
             ],
@@ -248,6 +251,36 @@ def my_assignments(
     rows = session.execute(paginate(stmt, Assignment.id, paging)).all()
     rows, cursor = page_of(rows, paging, [r[0].id for r in rows])
     return Page(items=[_mine(a, title) for a, title in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/{assignment_id}",
+    response_model=schemas.AssignmentOut,
+    responses=problem_responses(
+        *_CALLER_PROBLEMS,
+        (NotFound, "no assignment of yours has this id"),
+        AlreadySubmitted,
+        AssignmentReleased,
+        LeaseEnded,
+    ),
+)
+def get_assignment(
+    assignment_id: PathId, request: Request, annotator: AnnotatorPrincipal, session: ReadSession
+) -> schemas.AssignmentOut:
+    """Your live assignment again, with its items as `next` handed them out: a reloaded page
+    resumes the work under the same lease instead of releasing it. 409 once it is submitted
+    (`already-submitted`), released (`assignment-released`) or its lease ran out
+    (`lease-ended`)."""
+    a, job, items = service.assignment_in_hand(session, annotator.id, assignment_id, utcnow())
+    return schemas.AssignmentOut(
+        id=a.id,
+        job=_brief(job),
+        status=a.status,
+        claimed_at=a.claimed_at,
+        lease_expires_at=a.lease_expires_at,
+        heartbeat_interval_seconds=_settings(request).heartbeat_interval_seconds,
+        items=[schemas.TaskItemOut(slot=slot, data=data) for slot, data in items],
+    )
 
 
 def _mine(a: Assignment, title: str) -> schemas.MyAssignment:

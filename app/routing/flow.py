@@ -25,9 +25,12 @@ from app.core.settings import Settings
 from app.jobs.service import job_schema
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.routing import eligibility, queue, rules, service
+from app.routing.eligibility import JobsAndVerdicts
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog
 from app.webhooks.hot_path import PendingEvent
+from payouts import pay_shown
+from payouts.pricing import PayPreview
 
 
 async def claim_next(
@@ -37,12 +40,14 @@ async def claim_next(
     count: int,
     now: datetime,
     settings: Settings,
-) -> tuple[list[Job], list[Claimed], list[queue.EmptyQueue]]:
+) -> tuple[list[Job], list[Claimed], list[queue.EmptyQueue], dict[int, PayPreview]]:
     """Claim up to `count` tasks the annotator is eligible for and has not worked on, each
     under a new lease, from the active jobs in serving order (or from `job_id` only: 404 when
     there is no such job, 403 with the reasons when the annotator may not work on it). Returns
-    the jobs served, what was claimed (with the items' pre-labels for jobs that show them:
-    one more read, only then) and, only when nothing was, why (`queue`), per job asked.
+    the jobs served; what was claimed (with the items' pre-labels for jobs that show them: one
+    more read, only then); only when nothing was, why (`queue`), per job asked; and what each
+    job claimed from pays the annotator (`payouts.pay_shown`: their tier from the verdicts, the
+    job's pace from the cache; a query only when the pace is stale).
 
     Each claim statement is atomic on its own, so claiming one task needs no transaction; a
     larger count claims in one."""
@@ -65,11 +70,11 @@ async def claim_next(
             if len(claimed) >= count:
                 break
     if not claimed:
-        return jobs, claimed, await store.explain_empty(annotator_id, job_id, now)
+        return jobs, claimed, await store.explain_empty(annotator_id, job_id, now), {}
     showing = {job.id for job in jobs if job.show_prelabels}
     if showing:
         claimed = await _with_prelabels(store, claimed, showing)
-    return jobs, claimed, []
+    return jobs, claimed, [], await _pay(store, found, {c.job_id for c in claimed}, settings)
 
 
 async def _with_prelabels(store: Store, claimed: list[Claimed], showing: set[int]) -> list[Claimed]:
@@ -80,6 +85,22 @@ async def _with_prelabels(store: Store, claimed: list[Claimed], showing: set[int
         if rules.shows_prelabel(view):
             shown.setdefault(view.task_id, {})[view.slot] = (view.prelabel, view.score)
     return [replace(c, prelabels=shown[c.task_id]) if c.task_id in shown else c for c in claimed]
+
+
+async def _pay(
+    store: Store, found: JobsAndVerdicts, job_ids: set[int], settings: Settings
+) -> dict[int, PayPreview]:
+    if not job_ids:
+        return {}
+    medians, missing = pay_shown.cached_medians(job_ids, settings.pay_preview_cache_seconds)
+    if missing:
+        medians.update(await store.read_job_pace(missing))
+    jobs, verdicts = found
+    return {
+        job.id: pay_shown.preview(job, verdicts[job.id].tier, medians[job.id], settings)
+        for job in jobs
+        if job.id in job_ids
+    }
 
 
 async def _claim_from_job(

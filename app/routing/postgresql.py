@@ -60,6 +60,7 @@ from app.routing.store import (
 )
 from app.webhooks import hot_path as webhooks
 from app.webhooks.hot_path import PendingEvent
+from payouts import pay_shown
 from qualification_tests.eligibility import COUNTED_ASSIGNMENTS
 
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -221,6 +222,9 @@ class PgStore:
 
     async def read_job(self, job_id: int) -> Job:
         return await run_in_threadpool(_job_for_work, self.db, job_id)
+
+    async def read_job_pace(self, job_ids: list[int]) -> dict[int, float | None]:
+        return await run_in_threadpool(_job_pace, self.db, job_ids)
 
     async def counted_assignments(self, annotator_id: int, job_id: int) -> int:
         cursor = await self.conn.execute(_COUNTED, (job_id, annotator_id, _COUNTED_STATUSES))
@@ -429,6 +433,11 @@ def _explain_empty(
 def _job_for_work(db: Database, job_id: int) -> Job:
     with db.read_session() as session:
         return service.job_for_work(session, job_id, db.settings.routing_cache_seconds)
+
+
+def _job_pace(db: Database, job_ids: list[int]) -> dict[int, float | None]:
+    with db.read_session() as session:
+        return pay_shown.medians(session, job_ids)
 
 
 def _apply_submit_rules(db: Database, assignment_id: int, now: datetime) -> None:

@@ -168,6 +168,20 @@ def check_releasable(assignment: LeaseState, now: datetime) -> bool:
     return True
 
 
+def check_resumable(assignment: LeaseState, now: datetime) -> None:
+    """A reloaded page may pick up a live assignment again; 409 for one that is not live:
+    `already-submitted` (submitted or reviewed), `assignment-released`, `lease-ended`."""
+    if assignment.status in FINISHED:
+        raise AlreadySubmitted(f"This assignment is {assignment.status.value}")
+    if assignment.status is AssignmentStatus.released:
+        raise AssignmentReleased("This assignment was released")
+    if assignment.status is not AssignmentStatus.active or assignment.lease_expires_at <= now:
+        raise LeaseEnded(
+            "This assignment's lease has ended",
+            assignment_status=public_status(assignment, now),
+        )
+
+
 def answers_digest(answers: Sequence[Any]) -> str:
     return hashlib.sha256(orjson.dumps(list(answers), option=orjson.OPT_SORT_KEYS)).hexdigest()
 

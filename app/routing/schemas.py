@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from app.core.inputs import Int64, RequestBody
 from app.models.jobs import AssignmentStatus
 from app.routing.queue import EmptyReason
+from payouts.schemas import PayOut
 
 # The most tasks one `next` may claim: the schema states it, so OpenAPI and a 422 beyond it agree.
 MAX_CLAIM_COUNT = 10
@@ -98,6 +99,9 @@ class EmptyQueueOut(BaseModel):
     )
     eligibility: list[EligibilityReasonOut] | None = Field(
         default=None, description="With `not-eligible`: every rule you do not meet"
+    )
+    pay: PayOut | None = Field(
+        default=None, description="What this task pays you (in `next`; null when fetched again)"
     )
 
 

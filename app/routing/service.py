@@ -11,12 +11,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from app.core import caches
-from app.models.jobs import Assignment, AssignmentStatus, Job, JobStatus
+from app.core.errors import NotFound
+from app.models.jobs import Assignment, AssignmentStatus, Item, Job, JobStatus, TaskItem
+from app.routing import rules
 
 # --- lease expiry -------------------------------------------------------------------------------
 
@@ -96,3 +99,27 @@ def active_jobs(session: Session, job_id: int | None = None, ttl: float = 0.0) -
             session.expunge(job)  # detached snapshots, safe to share between requests
         caches.active_jobs.put(caches.ACTIVE_JOBS_KEY, jobs, read_at)
     return [job for job in jobs if job_id is None or job.id == job_id]
+
+
+# --- an assignment in hand, again -----------------------------------------------------------------
+
+
+def assignment_in_hand(
+    session: Session, annotator_id: int, assignment_id: int, now: datetime
+) -> tuple[Assignment, Job, list[tuple[int, dict[str, Any]]]]:
+    """The caller's live assignment with its job and its items as (slot, payload), as `next`
+    handed them out, so a reloaded page resumes instead of releasing. 404 for anyone else's
+    assignment (as if it did not exist); 409 when it is not live (`rules.check_resumable`).
+    Payloads only: never a gold flag or answer."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or assignment.annotator_id != annotator_id:
+        raise NotFound("No such assignment")
+    rules.check_resumable(assignment, now)
+    job = session.get_one(Job, assignment.job_id)
+    items = session.execute(
+        select(TaskItem.position, Item.payload)
+        .join(Item, Item.id == TaskItem.item_id)
+        .where(TaskItem.task_id == assignment.task_id)
+        .order_by(TaskItem.position)
+    ).all()
+    return assignment, job, [(slot, payload) for slot, payload in items]

@@ -54,6 +54,7 @@ from app.routing.store import (
 from app.webhooks.hot_path import PendingEvent
 from app.webhooks.listeners import subscribed_types
 from app.webhooks.service import record_event
+from payouts import pay_shown
 from qualification_tests.eligibility import COUNTED_ASSIGNMENTS
 
 _PICK = text("""
@@ -114,6 +115,9 @@ class SqliteStore:
 
     async def read_job(self, job_id: int) -> Job:
         return service.job_for_work(self.session, job_id, self.settings.routing_cache_seconds)
+
+    async def read_job_pace(self, job_ids: list[int]) -> dict[int, float | None]:
+        return pay_shown.medians(self.session, job_ids)
 
     async def counted_assignments(self, annotator_id: int, job_id: int) -> int:
         used = self.session.scalar(

@@ -125,6 +125,11 @@ class Store(Protocol):
         """A job, read (the flow has tried the active-job cache)."""
         ...
 
+    async def read_job_pace(self, job_ids: list[int]) -> dict[int, float | None]:
+        """Each job's median active seconds per task so far, read and cached
+        (`payouts.pay_shown.medians`; the flow has tried the cache)."""
+        ...
+
     async def counted_assignments(self, annotator_id: int, job_id: int) -> int:
         """The annotator's assignments in the job that count towards its per-annotator limit."""
         ...

@@ -80,6 +80,16 @@ def test_every_route_that_answers_401_without_a_token_documents_it(app: FastAPI)
     assert checked > 50
 
 
+def _answered_elsewhere(
+    by_path: dict[str, set[str]], template: str, path: str, method: str
+) -> bool:
+    for other, methods in by_path.items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(other)) + "$"
+        if other != template and method in methods and re.match(pattern, path):
+            return True
+    return False
+
+
 def test_405_lists_every_method_of_the_path_in_allow(app: FastAPI) -> None:
     """Before: Starlette named only the methods of the first route matching the path (DELETE
     /v1/jobs answered `Allow: POST`, though GET is there too)."""
@@ -91,14 +101,19 @@ def test_405_lists_every_method_of_the_path_in_allow(app: FastAPI) -> None:
         for template, methods in by_path.items():
             if template == "/docs/assets":
                 continue
-            missing = [m for m in HTTP_METHODS if m not in methods]
+            path = re.sub(r"\{[^}]+\}", "1", template)
+            # A method another route answers on this path is allowed too (`GET
+            # /v1/assignments/next` is a GET of the assignment named "next": 422, not 405).
+            answered = methods | {
+                m for m in HTTP_METHODS if _answered_elsewhere(by_path, template, path, m)
+            }
+            missing = [m for m in HTTP_METHODS if m not in answered]
             if not missing:
                 continue
-            path = re.sub(r"\{[^}]+\}", "1", template)
             response = client.request(missing[0], path)
             assert_problem(response, 405, "method-not-allowed")
             allowed = {m.strip() for m in response.headers["allow"].split(",")}
-            assert allowed == methods, template
+            assert allowed == answered, template
             checked += 1
     assert checked > 50
     assert set(client.delete("/v1/jobs").headers["allow"].split(", ")) == {"GET", "POST"}

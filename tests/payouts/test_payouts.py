@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.core import clock
 from app.core.db import Database
+from app.core.settings import Settings
 from app.models import OutboxJob, Payout
 from app.models.money import EntryKind
 from payouts import earnings, ledger, payouts
@@ -59,19 +60,20 @@ def test_a_batch_pays_whole_cents_keeps_the_remainder_and_skips_balances_below_t
     admin: Account,
     client_account: Account,
     make_account: Callable[..., Account],
+    settings: Settings,
 ) -> None:
     job_id = active_job(client, client_account, items=4, overlap={"min": 1}, rate=RATE)
     rich, poor = make_account("annotator"), make_account("annotator")
     earn(client, db, rich, job_id, tasks=2)  # 2.469134
     decide(db, earnings.on_approved, work(client, db, make_account("annotator"), job_id))
-    with db.transaction() as session:  # a small balance: below the 1.00 minimum
+    with db.transaction() as session:  # a small balance: below the minimum
         ledger.post_entry(
             session,
             ledger.transfer(
                 "test:small",
                 EntryKind.topup,
                 ledger.external(USD),
-                [(ledger.annotator_available(poor.id, USD), 999_999)],
+                [(ledger.annotator_available(poor.id, USD), settings.payout_minimum_micros - 1)],
                 "test",
             ),
             clock.utcnow(),
@@ -85,7 +87,9 @@ def test_a_batch_pays_whole_cents_keeps_the_remainder_and_skips_balances_below_t
     assert poor.id not in [p["annotator_id"] for p in made["payouts"]]
     assert balance(db, ledger.annotator_available(rich.id, USD)) == 9_134  # the remainder
     assert balance(db, ledger.payouts_in_flight(rich.id, USD)) == 2_460_000
-    assert balance(db, ledger.annotator_available(poor.id, USD)) == 999_999
+    assert (
+        balance(db, ledger.annotator_available(poor.id, USD)) == settings.payout_minimum_micros - 1
+    )
     assert batch(client, admin)["payouts"] == []  # nothing left to pay: no double payout
 
 

@@ -113,7 +113,7 @@ def race(
         try:
             while not stop.is_set():
                 async with workplace.runner() as runner:
-                    _, claimed, _ = await runner.run(
+                    _, claimed, _, _ = await runner.run(
                         partial(
                             flow.claim_next,
                             annotator_id=annotator.id,

@@ -52,9 +52,11 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "PUT /v1/admin/annotators/{annotator_id}/reputation-override":       "401 403 403 403 403 200",
     "GET /v1/admin/annotators/{annotator_id}/skills":                    "401 403 403 403 403 200",
     "POST /v1/admin/annotators/{annotator_id}/skills":                   "401 403 403 403 403 201",
+    "GET /v1/admin/annotators":                                          "401 403 403 403 403 200",
     "GET /v1/admin/appeals":                                             "401 403 403 403 403 200",
     "POST /v1/admin/appeals/{appeal_id}/resolve":                        "401 403 403 403 403 200",
     "POST /v1/admin/clients/{client_id}/credits":                        "401 403 403 403 403 201",
+    "GET /v1/admin/clients":                                             "401 403 403 403 403 200",
     "GET /v1/admin/invites":                                             "401 403 403 403 403 200",
     "POST /v1/admin/invites":                                            "401 403 403 403 403 201",
     "GET /v1/admin/ledger/accounts/{account_kind}/{owner_id}":           "401 403 403 403 403 200",
@@ -62,6 +64,7 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/admin/ledger/audit":                                        "401 403 403 403 403 200",
     "GET /v1/admin/payouts":                                             "401 403 403 403 403 200",
     "POST /v1/admin/payouts/batches":                                    "401 403 403 403 403 201",
+    "GET /v1/admin/payouts/batches/preview":                             "401 403 403 403 403 200",
     "GET /v1/admin/payouts/export":                                      "401 403 403 403 403 200",
     "POST /v1/admin/payouts/{payout_id}/fail":                           "401 403 403 403 403 200",
     "POST /v1/admin/payouts/{payout_id}/hold":                           "401 403 403 403 403 200",
@@ -93,8 +96,10 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/annotator/quality/actions":                                 "401 200 200 403 403 403",
     "GET /v1/annotator/quality/decisions":                               "401 200 200 403 403 403",
     "GET /v1/annotator/skills":                                          "401 200 200 403 403 403",
+    "GET /v1/annotator/work":                                            "401 200 200 403 403 403",
     "GET /v1/assignments":                                               "401 200 200 403 403 403",
     # the other annotator is banned from the job (403 not eligible)
+    "GET /v1/assignments/{assignment_id}":                               "401 404 200 403 403 403",
     "POST /v1/assignments/next":                                         "401 403 200 403 403 403",
     "POST /v1/assignments/{assignment_id}/heartbeat":                    "401 404 200 403 403 403",
     "POST /v1/assignments/{assignment_id}/release":                      "401 404 200 403 403 403",
@@ -104,6 +109,9 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "GET /v1/balance":                                                   "401 403 403 200 200 200",
     "GET /v1/earnings":                                                  "401 200 200 403 403 403",
     "GET /v1/earnings/statement":                                        "401 200 200 403 403 403",
+    "PUT /v1/earnings/payout-threshold":                                 "401 200 200 403 403 403",
+    "GET /v1/payout-destination":                                        "401 200 200 403 403 403",
+    "PUT /v1/payout-destination":                                        "401 200 200 403 403 403",
     "GET /v1/fundings":                                                  "401 403 403 200 200 200",
     # 409: no Stripe under the manual payouts provider
     "POST /v1/fundings/checkout":                                        "401 403 403 409 409 409",
@@ -147,6 +155,7 @@ MATRIX: dict[str, str] = {  # anonymous, other annotator, annotator, other clien
     "DELETE /v1/qualification-tests/{test_id}/questions/{question_id}":  "401 403 403 404 200 200",
     "GET /v1/qualification-tests/{test_id}/stats":                       "401 403 403 404 200 200",
     "POST /v1/quality/jobs/{job_id}/approve":                            "401 403 403 404 200 200",
+    "GET /v1/quality/jobs/{job_id}/appeals":                             "401 403 403 404 200 200",
     "GET /v1/quality/jobs/{job_id}/assignments":                         "401 403 403 404 200 200",
     "POST /v1/quality/jobs/{job_id}/reject":                             "401 403 403 404 200 200",
     "GET /v1/quality/jobs/{job_id}/report":                              "401 403 403 404 200 200",
@@ -277,6 +286,10 @@ BODIES: dict[str, Body] = {
         "json": {"assignment_ids": [w["submitted_id"]], "reason": "off topic"}
     },
     "PUT /v1/quality/jobs/{job_id}/rules": lambda w: {"json": {"speed_floor_seconds": 5}},
+    "PUT /v1/earnings/payout-threshold": lambda w: {"json": {"minimum_micros": 5_000_000}},
+    "PUT /v1/payout-destination": lambda w: {
+        "json": {"method": "bank_transfer", "details": "DE89 3704 0044 0532 0130 00"}
+    },
     "POST /v1/annotator/appeals": lambda w: {
         "json": {"assignment_id": w["rejected_id"], "kind": "rejection", "message": "please"}
     },
