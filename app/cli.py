@@ -72,6 +72,7 @@ def serve(
     the scheduler run on threads of this process."""
     import uvicorn
 
+    from app.core.slow_clients import http_protocol
     from workers.in_process import InProcessRunner
 
     settings = _settings()
@@ -108,6 +109,7 @@ def serve(
             log_config=None,
             access_log=False,
             proxy_headers=True,
+            http=http_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds),
         )
     finally:
         if runner is not None:

@@ -25,7 +25,7 @@ def test_admin_create_prints_a_working_token(client: TestClient) -> None:
     token = result.output.strip().splitlines()[-1]
     me = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["role"] == "admin"
-    assert me.json()["email"] == "root@example.com"
+    assert me.json()["email"] == "Root@example.com"  # as typed (the domain lower-cased)
 
     again = runner.invoke(cli, ["admin", "create", "--email", "root@example.com"])
     assert again.exit_code == 1

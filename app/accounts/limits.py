@@ -9,10 +9,11 @@ locked are refused and not counted, so a lockout ends when it says it does (`Ret
 Once the window or the lockout is over, counting starts afresh.
 
 A rule with a `first_delay` (an account's password checks from one address) grows delays
-instead: the first `limit` attempts go ahead freely; from the `limit`-th on, each admitted attempt
-makes the next one wait, `first_delay` doubling each time up to `lockout`. Attempts while waiting
-are refused and not counted. Its window slides: the count is forgotten only after a quiet window
-since the last attempt or the end of the last delay. A successful login forgets it at once
+instead: the first `limit` attempts go ahead freely; the next is refused and makes the key wait
+`first_delay`; once a wait is over one attempt goes ahead, and the one after it waits twice as
+long, up to `lockout`. Attempts while waiting are refused and not counted. Its window slides: the
+count is forgotten only after a quiet window since the last attempt or the end of the last wait.
+A successful login forgets it at once
 (`throttle.clear_account`).
 """
 
@@ -78,17 +79,13 @@ def decide(counter: Counter | None, rule: Rule, now: datetime) -> Decision:
 def _growing(
     counter: Counter | None, rule: Rule, first_delay: timedelta, now: datetime
 ) -> Decision:
-    """`decide` for a rule with growing delays (not locked at `now`): count the attempt, and
-    from the `limit`-th on make the next one wait."""
-    attempts = 0
-    if (
-        counter is not None
-        and now < (counter.locked_until or counter.window_started_at) + rule.window
-    ):
-        attempts = counter.attempts
-    attempts += 1
-    locked_until = None
-    if attempts >= rule.limit:
-        doublings = min(attempts - rule.limit, 32)  # 2^32 seconds is past any cap
-        locked_until = now + min(first_delay * 2**doublings, rule.lockout)
-    return Decision(Counter(now, attempts, locked_until), None)
+    """`decide` for a rule with growing delays, at a moment the key is not waiting: past the
+    free attempts, a wait that is over admits one attempt, and the attempt after it is refused
+    with the next, doubled wait (from now, so `Retry-After` is the whole delay)."""
+    if counter is None or now >= (counter.locked_until or counter.window_started_at) + rule.window:
+        counter = Counter(window_started_at=now, attempts=0)
+    if counter.attempts < rule.limit or counter.locked_until is not None:
+        return Decision(Counter(now, counter.attempts + 1), None)
+    doublings = min(counter.attempts - rule.limit, 32)  # 2^32 seconds is past any cap
+    delay = min(first_delay * 2**doublings, rule.lockout)
+    return Decision(Counter(counter.window_started_at, counter.attempts, now + delay), delay)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
+from app.accounts.emails import mixed_script_problem
 from app.core.inputs import RequestBody
 from app.models.accounts import Role, TokenKind, UserStatus
 
@@ -16,8 +18,20 @@ TokenName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 
 
+def _one_script(email: str) -> str:
+    problem = mixed_script_problem(email)
+    if problem:
+        raise PydanticCustomError("mixed_script_email", "{problem}", {"problem": problem})
+    return email
+
+
+#: An address a new account or invite may carry: a valid email whose local part does not mix
+#: look-alike scripts (`app.accounts.emails`).
+NewEmail = Annotated[EmailStr, AfterValidator(_one_script)]
+
+
 class SignupRequest(RequestBody):
-    email: EmailStr
+    email: NewEmail
     password: Password
     display_name: DisplayName
     role: Literal["client", "annotator"]
@@ -84,7 +98,7 @@ class SuspendRequest(RequestBody):
 
 class InviteCreateRequest(RequestBody):
     role: Literal["client", "annotator"]
-    email: EmailStr | None = None
+    email: NewEmail | None = None
     expires_in_days: int = Field(default=14, ge=1, le=365)
 
 

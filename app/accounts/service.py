@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts import throttle
+from app.accounts.emails import email_key, mixed_script_problem
 from app.accounts.errors import (
     CannotSuspendSelf,
     EmailTaken,
@@ -36,21 +37,25 @@ class IssuedToken:
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """The key an address is compared by (`emails.email_key`: NFKC, case-folded)."""
+    return email_key(email)
 
 
 def create_user(
     session: Session, *, email: str, display_name: str, role: Role, password: str | None
 ) -> User:
-    """Create a user; 409 if the email (compared case-insensitively) is taken."""
-    email = normalize_email(email)
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
+    """Create a user, keeping the email as typed; 409 if its key (`emails.email_key`: NFKC,
+    case-folded) is taken."""
+    email = email.strip()
+    key = email_key(email)
+    if session.scalar(select(User.id).where(User.email_key == key)) is not None:
         raise EmailTaken(
             "An account with this email already exists",
             errors=[{"pointer": "#/email", "detail": "already registered"}],
         )
     user = User(
         email=email,
+        email_key=key,
         display_name=display_name,
         role=role,
         password_hash=hash_password(password) if password else None,
@@ -181,7 +186,7 @@ def login(
     caller has counted the attempt (`throttle.admit`); a success forgets the account's
     counted failures."""
     email = normalize_email(email)
-    user = session.scalar(select(User).where(User.email == email))
+    user = session.scalar(select(User).where(User.email_key == email))
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise Unauthorized("Wrong email or password")
     if user.status is UserStatus.suspended:
@@ -221,7 +226,7 @@ def list_users(
     if status is not None:
         stmt = stmt.where(User.status == status)
     if email_contains:
-        stmt = stmt.where(User.email.contains(normalize_email(email_contains), autoescape=True))
+        stmt = stmt.where(User.email_key.contains(normalize_email(email_contains), autoescape=True))
     users = list(session.scalars(paginate(stmt, User.id, params)))
     return page_of(users, params, [u.id for u in users])
 
@@ -308,6 +313,10 @@ def count_admins(session: Session) -> int:
 def ensure_valid_email(email: str) -> str:
     """Validate an email outside a request body (CLI input)."""
     try:
-        return _EMAIL.validate_python(email)
+        valid = _EMAIL.validate_python(email)
     except ValidationError as exc:
         raise ValidationFailed(f"not a valid email address: {email}") from exc
+    problem = mixed_script_problem(valid)
+    if problem:
+        raise ValidationFailed(f"not an email address Tessera accepts: {problem}")
+    return valid

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     login_tokens_per_user: int = Field(default=10, ge=1, le=1000)
     # Largest request body of every endpoint but dataset uploads (TESSERA_MAX_UPLOAD_BYTES).
     max_request_bytes: int = Field(default=4 * 1024**2, ge=1024)
+    # `tessera serve` drops a connection whose request headers take longer than this (from the
+    # connection or the next request's first byte), or whose body takes longer than this after
+    # its headers (`app.core.slow_clients`).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=86_400)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: LogLevel = LogLevel.INFO
     log_json: bool = True

@@ -61,6 +61,7 @@ from app.models.consensus import ConsensusFit
 from app.models.jobs import JobStatus
 from app.runs import service as runs
 from app.webhooks import service as webhooks
+from payouts.errors import InsufficientFunds
 from qualification_tests import annotators as bans
 from qualification_tests import schemas as qualification_schemas
 
@@ -157,7 +158,16 @@ def _move(session: Session, client: Principal, job_id: int, action: str) -> sche
 @router.post(
     "/{job_id}/activate",
     response_model=schemas.JobOut,
-    responses=problem_responses(TransitionNotAllowed, JobHasNoItems, ResumeNeedsAdmin),
+    responses=problem_responses(
+        TransitionNotAllowed,
+        JobHasNoItems,
+        ResumeNeedsAdmin,
+        (
+            InsufficientFunds,
+            "the client's funds cannot reserve the tasks' escrow, or a paused job's escrow "
+            "cannot pay the fair-pay top-ups it owes",
+        ),
+    ),
 )
 def activate_job(job_id: PathId, client: ClientPrincipal, session: DbSession) -> schemas.JobOut:
     """Open the job to annotators: a draft (with at least one regular item) is split into tasks
@@ -267,6 +277,10 @@ def unban_annotator(
                 "more blank or unparseable lines than TESSERA_IMPORT_MAX_UNUSABLE_LINES",
             ),
             (ExternalIdFieldMissing, "the CSV has no external id column"),
+            (
+                InsufficientFunds,
+                "an import into an active job whose new tasks the client's funds cannot reserve",
+            ),
         ),
     },
 )

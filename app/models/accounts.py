@@ -33,7 +33,10 @@ class TokenKind(StrEnum):
 class User(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "users"
 
-    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # as typed (trimmed)
+    # The identity accounts are found and kept unique by (`app.accounts.emails.email_key`:
+    # NFKC, case-folded), so another form of the same address cannot register beside it.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(120))
     role: Mapped[Role] = mapped_column(str_enum(Role, "user_role"), index=True)
     status: Mapped[UserStatus] = mapped_column(

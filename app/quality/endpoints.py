@@ -61,6 +61,7 @@ from app.quality.errors import (
     AssignmentNotSubmitted,
     NothingToAppeal,
 )
+from payouts.errors import InsufficientFunds
 from qualification_tests import annotators
 
 router = APIRouter(prefix="/v1")
@@ -171,6 +172,7 @@ def list_for_review(
     responses=problem_responses(
         (NotFound, "the job is not yours, or an id is not an assignment of it"),
         AssignmentNotSubmitted,
+        (InsufficientFunds, "re-approving rejected work needs escrow the client cannot fund"),
     ),
 )
 def approve(
@@ -486,7 +488,9 @@ def appeal_queue(
     tags=["admin"],
     response_model=schemas.AdminAppealOut,
     responses=problem_responses(
-        AppealResolved, (ValidationFailed, "a gold score on a rejection appeal")
+        AppealResolved,
+        (ValidationFailed, "a gold score on a rejection appeal"),
+        (InsufficientFunds, "overturning a rejection needs escrow the client cannot fund"),
     ),
 )
 def resolve_appeal(

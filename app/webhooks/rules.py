@@ -129,14 +129,18 @@ def should_disable(run: FailureRun, disable_after: timedelta) -> bool:
 
 PROGRESS_STEP: Final = 5.0  # percentage points
 PROGRESS_MIN_INTERVAL: Final = timedelta(minutes=1)
+# The once-a-minute tick lands a little under a minute after the last one (59.x s) as often as
+# not; without this slack `progress_due` refused it, and progress came every other minute.
+PROGRESS_SLACK: Final = timedelta(seconds=5)
 
 
 def progress_due(
     percent: float, last_percent: float | None, last_sent_at: datetime | None, now: datetime
 ) -> bool:
     """Whether a job at `percent` deserves a `job.progress` event: it has moved by 5 points or
-    more since the last one (or reached 100), and the last one is at least a minute old."""
-    if last_sent_at is not None and now - last_sent_at < PROGRESS_MIN_INTERVAL:
+    more since the last one (or reached 100), and the last one is about a minute old (a tick
+    that comes up to `PROGRESS_SLACK` early counts)."""
+    if last_sent_at is not None and now - last_sent_at < PROGRESS_MIN_INTERVAL - PROGRESS_SLACK:
         return False
     last = last_percent or 0.0
     if percent >= 100.0:

@@ -119,46 +119,26 @@ GROWING = Rule(
     lockout=timedelta(minutes=5),
     first_delay=timedelta(seconds=60),
 )
+S = timedelta(seconds=1)
 
 
 @pytest.mark.parametrize(
     ("counter", "now", "admitted", "after", "retry_after"),
     [
         (None, T0, True, Counter(T0, 1), None),
-        # the limit-th attempt goes ahead and makes the next wait the first delay
-        (Counter(T0, 1), T0, True, Counter(T0, 2, T0 + timedelta(seconds=60)), None),
-        # waiting: refused, not counted
-        (
-            Counter(T0, 2, T0 + timedelta(seconds=60)),
-            T0 + timedelta(seconds=30),
-            False,
-            Counter(T0, 2, T0 + timedelta(seconds=60)),
-            timedelta(seconds=30),
-        ),
-        # the wait is over: one more check, and the next waits twice as long ...
-        (
-            Counter(T0, 2, T0 + timedelta(seconds=60)),
-            T0 + timedelta(seconds=60),
-            True,
-            Counter(T0 + timedelta(seconds=60), 3, T0 + timedelta(seconds=180)),
-            None,
-        ),
-        # ... at most the lockout
-        (
-            Counter(T0, 9, T0),
-            T0,
-            True,
-            Counter(T0, 10, T0 + timedelta(minutes=5)),
-            None,
-        ),
+        (Counter(T0, 1), T0 + S, True, Counter(T0 + S, 2), None),
+        # past the free attempts: refused, and the key waits the first delay
+        (Counter(T0, 2), T0 + 2 * S, False, Counter(T0, 2, T0 + 62 * S), 60 * S),
+        # waiting: refused, not counted, told how long is left
+        (Counter(T0, 2, T0 + 62 * S), T0 + 32 * S, False, Counter(T0, 2, T0 + 62 * S), 30 * S),
+        # the wait is over: one more attempt goes ahead ...
+        (Counter(T0, 2, T0 + 62 * S), T0 + 70 * S, True, Counter(T0 + 70 * S, 3), None),
+        # ... and the next waits twice as long
+        (Counter(T0, 3), T0 + 71 * S, False, Counter(T0, 3, T0 + 191 * S), 120 * S),
+        # at most the lockout
+        (Counter(T0, 12), T0, False, Counter(T0, 12, T0 + 300 * S), 300 * S),
         # a quiet window after the last wait: counting starts afresh
-        (
-            Counter(T0, 5, T0 + timedelta(minutes=1)),
-            T0 + timedelta(minutes=11),
-            True,
-            Counter(T0 + timedelta(minutes=11), 1),
-            None,
-        ),
+        (Counter(T0, 5, T0 + 60 * S), T0 + 660 * S, True, Counter(T0 + 660 * S, 1), None),
     ],
 )
 def test_finding_11_the_growing_delay_decision_table(
@@ -237,6 +217,7 @@ def test_finding_11_a_third_party_cannot_lock_the_owner_out_of_their_usual_addre
     with TestClient(app, client=("198.51.100.66", 4000)) as attacker:
         for _ in range(3):
             assert_problem(login(attacker, user.user.email), 401)
+        assert login(attacker, user.user.email).headers["retry-after"] == "60"
         for _ in range(5):
             assert_problem(login(attacker, user.user.email), 429)
         # each wait over buys one more check, and a longer wait

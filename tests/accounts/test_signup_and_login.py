@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.core.settings import Settings, SignupPolicy
@@ -21,7 +22,8 @@ def signup(
 def test_signup_then_login_then_me(client: TestClient) -> None:
     created = signup(client)
     assert created.status_code == 201, created.text
-    assert created.json()["user"]["email"] == "ada@example.com"
+    # kept as typed (the email validator lower-cases the domain only)
+    assert created.json()["user"]["email"] == "Ada@example.com"
     assert created.json()["user"]["role"] == "annotator"
 
     login = client.post("/v1/auth/login", json={"email": "ADA@example.com", "password": PASSWORD})
@@ -31,7 +33,7 @@ def test_signup_then_login_then_me(client: TestClient) -> None:
 
     me = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
-    assert me.json()["email"] == "ada@example.com"
+    assert me.json()["email"] == "Ada@example.com"
     assert "password_hash" not in me.json()
 
 
@@ -130,3 +132,48 @@ def test_invite_policy_needs_a_matching_unused_invite(
         listed = client.get("/v1/admin/invites", headers=admin.headers).json()["items"]
         assert listed[0]["used_at"] is not None
         assert "code" not in listed[0]
+
+
+# --- issue #22 finding 12: email identity -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "other_form",
+    [
+        "\uff4batee9ad@example.com",  # fullwidth k: the same address under NFKC
+        "KATEE9AD@EXAMPLE.COM",
+        "\u212aatee9ad@example.com",  # KELVIN SIGN: K under NFKC, then k
+    ],
+)
+def test_finding_12_another_form_of_a_registered_address_is_taken(
+    client: TestClient, other_form: str
+) -> None:
+    assert signup(client, "katee9ad@example.com").status_code == 201
+    taken = signup(client, other_form)
+    assert_problem(taken, 409, "email-taken")
+    login = client.post("/v1/auth/login", json={"email": other_form, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    assert login.json()["user"]["email"] == "katee9ad@example.com"
+
+
+def test_finding_12_a_local_part_mixing_scripts_is_refused(client: TestClient) -> None:
+    assert signup(client, "katee9ad@example.com").status_code == 201
+    homoglyph = signup(client, "k\u0430tee9ad@example.com")  # a Cyrillic a among Latin letters
+    problem = assert_problem(homoglyph, 422)
+    assert problem["errors"][0]["pointer"] == "#/email"
+    assert "mixes scripts (Cyrillic, Latin)" in problem["errors"][0]["detail"]
+    # one script is fine, whichever it is
+    assert signup(client, "\u0438\u0432\u0430\u043d@example.com").status_code == 201
+
+
+def test_finding_12_the_address_is_stored_as_typed_not_altered_by_lower(
+    client: TestClient,
+) -> None:
+    typed = "\u0130stanbul.Ada@example.com"  # capital I with dot above
+    created = signup(client, typed)
+    assert created.status_code == 201, created.text
+    assert created.json()["user"]["email"] == typed
+    login = client.post(
+        "/v1/auth/login", json={"email": "\u0130STANBUL.ADA@example.com", "password": PASSWORD}
+    )
+    assert login.status_code == 200, login.text

@@ -156,6 +156,8 @@ def test_an_endpoint_is_disabled_after_failing_for_24_hours(hours: float, disabl
         (29.0, 27.0, 5, False),
         (32.0, 27.0, 5, True),
         (40.0, 27.0, 0.5, False),  # at most once a minute
+        (40.0, 27.0, 59.3 / 60, True),  # finding 15: the next tick, a little early, is not refused
+        (40.0, 27.0, 54 / 60, False),
         (100.0, 97.0, 5, True),  # completion is always news
         (100.0, 100.0, 5, False),
         (0.0, None, None, False),
