@@ -11,6 +11,10 @@ Two forms, one method per job (`Job.consensus_method`):
   new version of the job's `ConsensusFit`, which the online form then uses. Run by a background
   job periodically while answers come in, on demand, and when the job completes.
 
+Both count only the answers of submitted or approved work (`COUNTED_WORK`, as agreement and
+exports): a rejected answer leaves the consensus when its work is rejected (`recount_items`, in
+the review's transaction) and comes back if the rejection is overturned.
+
 `item_results.method` records the method of each consensus; `consensus_fits` the fit's version.
 """
 
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,7 +36,7 @@ from app.consensus.model import ConsensusModel
 from app.core.clock import utcnow
 from app.label_schema import LabelSchema
 from app.models.consensus import ConsensusFit, ItemResult
-from app.models.jobs import Answer, Item, Job, Task, TaskItem, TaskStatus
+from app.models.jobs import COUNTED_WORK, Answer, Assignment, Item, Job, Task, TaskItem, TaskStatus
 
 # (item id, annotator id, answer), in answer order
 Vote = tuple[int, int, Any]
@@ -119,6 +123,23 @@ def read_fit(session: Session, job_id: int) -> Fit | None:
     return None if row is None else fit_of(row)
 
 
+def counted_votes(*where: ColumnElement[bool]) -> Select[tuple[int, int, Any]]:
+    """The votes (item, annotator, answer) that count, in answer order: the answers of
+    submitted or approved work (`COUNTED_WORK`) matching `where`."""
+    return (
+        select(Answer.item_id, Answer.annotator_id, Answer.value)
+        .join(Assignment, Assignment.id == Answer.assignment_id)
+        .where(Assignment.status.in_(COUNTED_WORK), *where)
+        .order_by(Answer.id)
+    )
+
+
+def votes_of_items(session: Session, item_ids: Sequence[int]) -> list[Vote]:
+    """The votes that count of the given items, in answer order."""
+    rows = session.execute(counted_votes(Answer.item_id.in_(list(item_ids)))).all()
+    return [(item_id, who, value) for item_id, who, value in rows]
+
+
 def refresh_item_results(
     session: Session,
     job: Job,
@@ -126,29 +147,54 @@ def refresh_item_results(
     item_ids: Sequence[int],
     now: datetime | None = None,
 ) -> int:
-    """Recompute the online consensus of the given items from their answers; return how many
-    items now have one."""
-    votes = session.execute(
-        select(Answer.item_id, Answer.annotator_id, Answer.value)
-        .where(Answer.item_id.in_(item_ids))
-        .order_by(Answer.id)
-    ).all()
-    method, results = decide(job, schema, [tuple(v) for v in votes], read_fit(session, job.id))
+    """Recompute the online consensus of the given items from the answers that count (an item
+    left with none loses its consensus); return how many items now have one."""
+    method, results = decide(
+        job, schema, votes_of_items(session, item_ids), read_fit(session, job.id)
+    )
     write_results(session, job.id, method, results, now or utcnow())
+    kept = {r.item_id for r in results}
+    gone = [i for i in item_ids if i not in kept]
+    if gone:
+        session.execute(delete(ItemResult).where(ItemResult.item_id.in_(gone)))
     return len(results)
 
 
+def recount_items(session: Session, job: Job, task_ids: Sequence[int], now: datetime) -> int:
+    """After a review changed which answers of these tasks count (a rejection, or its overturn
+    or approval after all): recompute the consensus of the tasks' regular items that have one
+    or whose task is complete. Bounded by the tasks' items and their answers; flushes, never
+    commits. Returns how many items now have a consensus."""
+    if not task_ids:
+        return 0
+    item_ids = sorted(
+        set(
+            session.scalars(
+                select(TaskItem.item_id)
+                .join(Task, Task.id == TaskItem.task_id)
+                .join(Item, Item.id == TaskItem.item_id)
+                .outerjoin(ItemResult, ItemResult.item_id == TaskItem.item_id)
+                .where(
+                    TaskItem.task_id.in_(list(task_ids)),
+                    Item.is_gold.is_(False),
+                    (Task.status == TaskStatus.complete) | ItemResult.item_id.is_not(None),
+                )
+            )
+        )
+    )
+    if not item_ids:
+        return 0
+    schema = LabelSchema.model_validate(job.label_schema)
+    return refresh_item_results(session, job, schema, item_ids, now)
+
+
 def refit_job(session: Session, job: Job, schema: LabelSchema, now: datetime) -> ConsensusFit:
-    """Fit the job's method over all its answers (gold items clamped to their known answers),
-    rewrite the consensus of every item of a completed task, and store the model as the job's
-    next fit version. Deterministic for the same answers."""
+    """Fit the job's method over all its answers that count (gold items clamped to their known
+    answers), rewrite the consensus of every item of a completed task, and store the model as the
+    job's next fit version. Deterministic for the same answers."""
     by_item: dict[ItemId, list[tuple[AnnotatorId, AnswerValue]]] = {}
     answers = 0
-    for item_id, annotator_id, value in session.execute(
-        select(Answer.item_id, Answer.annotator_id, Answer.value)
-        .where(Answer.job_id == job.id)
-        .order_by(Answer.id)
-    ):
+    for item_id, annotator_id, value in session.execute(counted_votes(Answer.job_id == job.id)):
         by_item.setdefault(item_id, []).append((annotator_id, value))
         answers += 1
     gold: dict[ItemId, AnswerValue] = dict(

@@ -36,9 +36,10 @@ from app.jobs.errors import ExportFormatUnavailable
 from app.label_schema import BoxesControl, LabelSchema
 from app.label_schema.label_studio import Targets, generated_targets
 from app.label_schema.region_controls import DEFAULT_HEIGHT_KEY, DEFAULT_WIDTH_KEY
-from app.models.jobs import AssignmentStatus
+from app.models.jobs import COUNTED_WORK
 
-COUNTED = (AssignmentStatus.submitted.value, AssignmentStatus.approved.value)
+# Only the answers that count are exported (the statuses are constants, written into the SQL).
+_COUNTED = ", ".join(f"'{status.value}'" for status in COUNTED_WORK)
 
 # Answers are aggregated per item in one grouped pass over the job's answers and merged in by
 # item id, instead of one correlated look-up per item.
@@ -64,7 +65,7 @@ LEFT JOIN (
       'submitted_at', to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
     ) ORDER BY a.id) AS answers
   FROM answers a JOIN assignments s ON s.id = a.assignment_id
-  WHERE a.job_id = %(job_id)s AND s.status IN ('submitted', 'approved')
+  WHERE a.job_id = %(job_id)s AND s.status IN ({counted})
   GROUP BY a.item_id
 ) g ON g.item_id = i.id
 WHERE i.job_id = %(job_id)s {only_regular}
@@ -89,7 +90,7 @@ SELECT json_object(
         'submitted_at', strftime('%Y-%m-%dT%H:%M:%fZ', a.created_at)
       ) AS x
       FROM answers a JOIN assignments s ON s.id = a.assignment_id
-      WHERE a.item_id = i.id AND s.status IN ('submitted', 'approved')
+      WHERE a.item_id = i.id AND s.status IN ({counted})
       ORDER BY a.id
     )
   )
@@ -131,7 +132,9 @@ def _jsonl(
             if include_prelabel
             else ""
         )
-        sql = _PG_QUERY.format(gold=gold, prelabel=prelabel, only_regular=only_regular)
+        sql = _PG_QUERY.format(
+            gold=gold, prelabel=prelabel, only_regular=only_regular, counted=_COUNTED
+        )
         yield from _pg_copy_out(session, sql, {"prefix": prefix, "job_id": job_id})
     else:
         gold = (
@@ -145,7 +148,9 @@ def _jsonl(
             if include_prelabel
             else ""
         )
-        sql = _SQLITE_QUERY.format(gold=gold, prelabel=prelabel, only_regular=only_regular)
+        sql = _SQLITE_QUERY.format(
+            gold=gold, prelabel=prelabel, only_regular=only_regular, counted=_COUNTED
+        )
         yield from _sqlite_rows(session, sql, {"prefix": prefix, "job_id": job_id})
 
 

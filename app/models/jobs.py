@@ -80,6 +80,13 @@ class AssignmentStatus(StrEnum):
     released = "released"
 
 
+#: The work whose answers count, the one definition used by an item's consensus (online and in
+#: refits), agreement and exports: submitted or approved. A rejected assignment's answers do not
+#: count (again after its rejection is overturned or the client approves it after all); released
+#: and expired work has no answers.
+COUNTED_WORK = (AssignmentStatus.submitted, AssignmentStatus.approved)
+
+
 class Job(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "jobs"
 

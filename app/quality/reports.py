@@ -24,7 +24,7 @@ from app.core.settings import Settings
 from app.jobs import gold
 from app.label_schema import ChoicesControl, LabelSchema, NumberControl, RatingControl
 from app.models.consensus import ItemResult
-from app.models.jobs import Answer, Assignment, AssignmentStatus, Item, Job
+from app.models.jobs import COUNTED_WORK, Answer, Assignment, AssignmentStatus, Item, Job
 from app.models.quality import AnnotatorStats, ReviewDecision
 from app.quality import reputation, rules, tracking
 from app.quality.reputation import NextTier, Standing
@@ -185,7 +185,7 @@ def job_agreement(session: Session, job: Job) -> Agreement:
         .where(
             Answer.job_id == job.id,
             Item.is_gold.is_(False),
-            Assignment.status.in_([AssignmentStatus.submitted, AssignmentStatus.approved]),
+            Assignment.status.in_(COUNTED_WORK),
         )
         .order_by(Answer.item_id)
         .execution_options(yield_per=STREAM_ROWS)

@@ -6,6 +6,11 @@ counters and then calls `on_review`, the one hook for all of them (approval, rej
 approval, overturn). The money issue posts its ledger entries from that hook, in the same
 transaction as the status change, so a review and its money commit or roll back together.
 
+What a change does to the consensus: a rejected answer no longer counts, an overturned (or
+approved after all) one counts again, so each review call that rejects or restores work
+recomputes the consensus of the affected tasks' items (`consensus.recount_items`) in its own
+transaction, once for all its assignments: bounded by those tasks' items and their answers.
+
 What a change does to the task: a rejection gives the slot back (the task needs another answer
 and reopens while its job runs; the rejected annotator cannot take it again), an overturn counts
 the work again (the task may then hold one answer more than its target, if the reopened slot
@@ -29,6 +34,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.consensus import service as consensus
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import PageParams, page_of, paginate
 from app.core.settings import Settings
@@ -130,6 +136,7 @@ def approve_assignments(
             reason=reason,
             now=now,
         )
+    consensus.recount_items(session, job, sorted(tasks), now)
     refresh_soon(session, (a.annotator_id for a in changed))
     return Reviewed([a.id for a in changed], unchanged)
 
@@ -175,6 +182,7 @@ def reject_assignments(
             reason=reason.strip(),
             now=now,
         )
+    consensus.recount_items(session, job, sorted(tasks), now)
     refresh_soon(session, (a.annotator_id for a in todo))
     return Reviewed([a.id for a in todo], already)
 
@@ -199,6 +207,7 @@ def overturn_rejection(
         reason=note,
         now=now,
     )
+    consensus.recount_items(session, job, [task.id], now)
 
 
 def auto_approve_due(session: Session, settings: Settings, now: datetime) -> int:

@@ -44,7 +44,7 @@ from app.core.db import AsyncPool, Database
 from app.core.security import LAST_USED_RESOLUTION, KnownToken, last_use_is_stale
 from app.core.settings import Settings
 from app.jobs import completion
-from app.models.jobs import AssignmentStatus, Job, TaskStatus
+from app.models.jobs import COUNTED_WORK, AssignmentStatus, Job, TaskStatus
 from app.quality import enforcement
 from app.routing import eligibility, service
 from app.routing.queue import EmptyQueue, explain_empty
@@ -160,8 +160,8 @@ WHERE an.assignment_id = %(id)s AND an.score IS NOT NULL
 ORDER BY ti.position
 """
 # Answers, assignment and task in one statement. When the task completes, it returns the
-# earlier answers of its regular items for the consensus: this statement's own inserts are not
-# visible to it, so `record_submit` adds them.
+# earlier answers that count (`COUNTED_WORK`) of its regular items for the consensus: this
+# statement's own inserts are not visible to it, so `record_submit` adds them.
 _RECORD_SUBMIT = """
 WITH {events}answered AS (
     INSERT INTO answers (assignment_id, job_id, item_id, annotator_id, value, score, created_at)
@@ -177,10 +177,12 @@ WITH {events}answered AS (
         completed_at = coalesce(%(completed)s, completed_at)
     WHERE id = %(task_id)s
 )
-SELECT an.item_id, an.annotator_id, an.value FROM answers an
-WHERE an.item_id = ANY(%(consensus_items)s)
+SELECT an.item_id, an.annotator_id, an.value
+FROM answers an JOIN assignments s ON s.id = an.assignment_id
+WHERE an.item_id = ANY(%(consensus_items)s) AND s.status = ANY(%(counted_work)s)
 ORDER BY an.id
 """
+_COUNTED_WORK = [status.value for status in COUNTED_WORK]
 # With webhook events: the same statement writing them too (a second text, so the common case
 # carries no empty CTEs), and a consensus upsert that writes them and wakes the outbox relays.
 _RECORD_SUBMITS = {
@@ -355,6 +357,7 @@ class PgStore:
                 "completed": write.slot.completed_at,
                 "task_id": write.task_id,
                 "consensus_items": write.consensus_items,
+                "counted_work": _COUNTED_WORK,
             },
         )
         earlier: list[Vote] = [(item, who, value) for item, who, value in await cursor.fetchall()]

@@ -22,7 +22,14 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.consensus.service import Consensus, Fit, Vote, read_fit, write_results
+from app.consensus.service import (
+    Consensus,
+    Fit,
+    Vote,
+    read_fit,
+    votes_of_items,
+    write_results,
+)
 from app.core.db import Database
 from app.core.security import KnownToken, read_token
 from app.core.settings import Settings
@@ -297,12 +304,7 @@ class SqliteStore:
         self._record_events(write.client_id, write.job_id, write.events)
         if not write.consensus_items:
             return []
-        rows = self.session.execute(
-            select(Answer.item_id, Answer.annotator_id, Answer.value)
-            .where(Answer.item_id.in_(write.consensus_items))
-            .order_by(Answer.id)
-        ).all()
-        return [(item_id, who, value) for item_id, who, value in rows]
+        return votes_of_items(self.session, write.consensus_items)
 
     async def read_fit(self, job_id: int) -> Fit | None:
         return read_fit(self.session, job_id)
