@@ -10,6 +10,7 @@ PostgreSQL fails the run instead of skipping it.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -60,6 +61,19 @@ def pytest_configure(config: pytest.Config) -> None:
         "writes, background workers, crashes); its tables are emptied afterwards instead of its "
         "transaction being rolled back",
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test process gets a temporary directory of its own, so tests that check what an
+    import leaves in the temporary directory see their own files, not another xdist worker's
+    (or another checkout's) imports running at the same moment."""
+    before = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
