@@ -33,6 +33,13 @@ LIMITED = {
 }
 
 
+@pytest.fixture(autouse=True)
+def frozen_clock() -> None:
+    """Waits are asserted to the second: the clock stands still unless a test moves it
+    (conftest resets it after each test)."""
+    clock.freeze()
+
+
 @pytest.fixture
 def limited(settings: Settings, db: Database) -> Iterator[TestClient]:
     with TestClient(create_app(settings.model_copy(update=LIMITED), db)) as client:
