@@ -16,7 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core.clock import utcnow
 from app.core.db import Database
-from app.core.errors import NotFound, ServiceUnavailable, TesseraError, ValidationFailed
+from app.core.errors import (
+    NotFound,
+    ServiceUnavailable,
+    TesseraError,
+    ValidationFailed,
+    problem_responses,
+)
 from app.core.idempotency import Idempotent, IdempotentCall
 from app.core.inputs import Int64, LedgerOwnerId, PathId
 from app.core.money import format_micros
@@ -66,12 +72,7 @@ Paging = Annotated[PageParams, Depends(page_params)]
 
 def _problems(*errors: type[TesseraError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` naming the problem types an endpoint may answer with."""
-    out: dict[int | str, dict[str, Any]] = {}
-    for error in errors:
-        entry = out.setdefault(error.status, {"description": ""})
-        slug = f"`/problems/{error.slug}`: {error.title}"
-        entry["description"] = f"{entry['description']}; {slug}" if entry["description"] else slug
-    return out
+    return problem_responses(*errors)
 
 
 def _settings(request: Request) -> Settings:
