@@ -72,7 +72,8 @@ def test_first_run_prints_working_tokens_and_a_demo_job(tmp_path: Path) -> None:
         [assignment] = claimed.json()["assignments"]
         submitted = httpx.post(
             f"{base}/v1/assignments/{assignment['id']}/submit",
-            json={"answers": [{"sentiment": "positive"}]},
+            # One answer per item shown (a gold item may be among them: chosen at claim).
+            json={"answers": [{"sentiment": "positive"} for _ in assignment["items"]]},
             headers=as_annotator,
         )
         assert submitted.status_code == 200, submitted.text

@@ -30,6 +30,9 @@ limit and the task's free slots.
 - `job_schemas` and `label_studio_views`: per job version (id, `updated_at`), its label schema
   parsed (`app.jobs.service.job_schema`) and its Label Studio config with the object each control
   labels (`app.jobs.label_studio.job_view`); kept `FOREVER`: a new version is a new key.
+- `gold_records`: per (annotator, job), their graded gold answers in the job, gold accuracy and
+  the job's gold accuracy threshold (`app.routing.gold`), read when a claim in a job with gold
+  needs the annotator's gold rate; `routing_cache_seconds`.
 
 A time of 0 turns a cache off (tests do, to see grants and bans at once). `clear_all` forgets
 every one of them (tests call it after each test: ids are reused once tables are emptied).
@@ -150,6 +153,7 @@ webhook_listeners: TtlCache[int, Any] = TtlCache(max_entries=100_000)
 job_schemas: TtlCache[tuple[int, object], Any] = TtlCache(max_entries=10_000)
 label_studio_views: TtlCache[tuple[int, object], Any] = TtlCache(max_entries=10_000)
 job_pace: TtlCache[int, Any] = TtlCache(max_entries=10_000)
+gold_records: TtlCache[tuple[int, int], Any] = TtlCache(max_entries=100_000)
 sweeps = Throttle(every=SWEEP_ON_CLAIM_EVERY)
 
 
@@ -164,6 +168,7 @@ def clear_all() -> None:
         job_schemas,
         label_studio_views,
         job_pace,
+        gold_records,
     ):
         cache.clear()
     sweeps.clear()

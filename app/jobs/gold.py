@@ -1,10 +1,11 @@
-"""How far a job's gold reaches: gold items are baked into tasks when a job is split
-(`splitting`), and nobody is shown a gold item twice, so an annotator can do at most about
+"""How far a job's gold reaches in tasks split with gold baked in (before gold was chosen at
+claim time, `app.routing.gold`; jobs split since hold no gold in their tasks, so this finds
+nothing to warn about). Nobody is shown a gold item twice, so an annotator can do at most about
 `gold items ÷ gold items per gold task` of the tasks holding gold. When finishing those tasks
 (each needing `overlap_min` answers) takes more annotators than a small crowd, the job can stall
 with tasks open while everyone has seen its gold. This module measures that, for the warning
-given on activation and kept in progress, and counts the annotators who have seen all of it (the
-quality report).
+given on activation and kept in progress, and counts the annotators who have seen all of a job's
+gold (the quality report: with gold chosen at claim they keep getting regular work).
 
 Thin gold: the gold-holding tasks need more than `CROWD` annotators to finish, that is
 `ceil(gold tasks × overlap_min ÷ per annotator) > CROWD`, where

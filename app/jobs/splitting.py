@@ -1,14 +1,13 @@
-"""Splitting a job's items into microtasks, with gold items mixed in.
+"""Splitting a job's items into microtasks of regular items only.
 
-Each task has `items_per_task` slots. Gold slots are spread evenly at the job's gold ratio (an
-error-diffusion accumulator), filled from the job's gold pool in a shuffled cycle (a gold item is
-shown in many tasks, never twice in one), and the slot order inside a task is shuffled, so nothing
-an annotator sees tells gold apart. With one item per task the accumulator makes whole gold tasks.
+Gold is not baked into tasks: the claim adds an unseen gold item of the job to an assignment at
+the annotator's gold rate (`app.routing.gold`), so a job's gold never limits how many tasks one
+annotator can do. Tasks split before this (`tasks.has_gold`, gold in `task_items`) still route
+as they were split.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,33 +25,19 @@ def split_into_tasks(session: Session, job: Job) -> int:
     tasks were created. Their slots are reserved in the job's escrow (`InsufficientFunds`, a
     402 stating the shortfall, when the client's balance is short: roll back). The caller holds
     the job's row lock (imports take it too)."""
-    gold_ids = list(
-        session.scalars(
-            select(Item.id).where(Item.job_id == job.id, Item.is_gold.is_(True)).order_by(Item.id)
-        )
-    )
-    rng = random.Random()  # noqa: S311 (mixing, not secrecy: annotators never see the order)
-    gold = _GoldCycle(gold_ids, rng)
     per_task = job.items_per_task
-    ratio = job.gold_ratio if gold_ids else 0.0
     sequence = session.scalar(select(func.count()).where(Task.job_id == job.id)) or 0
-    debt = 0.0
     created = 0
-    pending: list[tuple[list[int], bool, float]] = []
+    pending: list[tuple[list[int], float]] = []
     leftover: list[Any] = []
 
     for rows in _unsplit_batches(session, job):
         leftover.extend(rows)
         while len(leftover) >= per_task or (leftover and rows is _LAST):
-            debt += ratio * per_task
-            gold_slots = min(int(debt + 1e-9), per_task, len(gold_ids))
-            debt -= gold_slots
-            regular = leftover[: per_task - gold_slots]
-            del leftover[: per_task - gold_slots]
-            items = [r.id for r in regular] + gold.take(gold_slots)
-            rng.shuffle(items)
+            regular = leftover[:per_task]
+            del leftover[:per_task]
             sequence += 1
-            pending.append((items, gold_slots > 0, _order_key(job, regular, sequence, rng)))
+            pending.append(([r.id for r in regular], _order_key(job, regular, sequence)))
             if len(pending) >= BATCH_ITEMS // per_task + 1:
                 created += _insert_tasks(session, job, pending)
                 pending.clear()
@@ -86,18 +71,15 @@ def _unsplit_batches(session: Session, job: Job) -> Iterator[list[Any]]:
     yield _LAST
 
 
-def _order_key(job: Job, regular: list[Any], sequence: int, rng: random.Random) -> float:
+def _order_key(job: Job, regular: list[Any], sequence: int) -> float:
     if job.task_order is TaskOrder.uncertainty:
         scores = [r.prelabel_score for r in regular if r.prelabel_score is not None]
-        # Least confident pre-label first; unscored items after every scored one; gold-only
-        # tasks spread at random.
-        if not regular:
-            return rng.random()
+        # Least confident pre-label first; unscored items after every scored one.
         return min(scores) if scores else 1.0 + sequence * 1e-9
     return float(sequence)
 
 
-def _insert_tasks(session: Session, job: Job, pending: list[tuple[list[int], bool, float]]) -> int:
+def _insert_tasks(session: Session, job: Job, pending: list[tuple[list[int], float]]) -> int:
     if not pending:
         return 0
     ids = session.scalars(
@@ -110,35 +92,17 @@ def _insert_tasks(session: Session, job: Job, pending: list[tuple[list[int], boo
                 "overlap_target": job.overlap_min,
                 "live_count": 0,
                 "done_count": 0,
-                "has_gold": has_gold,
+                "has_gold": False,
             }
-            for _, has_gold, key in pending
+            for _, key in pending
         ],
     ).all()
     session.execute(
         insert(TaskItem),
         [
             {"task_id": task_id, "position": position, "item_id": item_id}
-            for task_id, (items, _, _) in zip(ids, pending, strict=True)
+            for task_id, (items, _) in zip(ids, pending, strict=True)
             for position, item_id in enumerate(items)
         ],
     )
     return len(ids)
-
-
-class _GoldCycle:
-    """Hands out gold item ids in a reshuffled cycle, distinct within one task."""
-
-    def __init__(self, ids: list[int], rng: random.Random) -> None:
-        self.ids, self.rng, self.queue = ids, rng, list[int]()
-
-    def take(self, count: int) -> list[int]:
-        chosen: list[int] = []
-        while len(chosen) < count:
-            if not self.queue:
-                self.queue = self.ids[:]
-                self.rng.shuffle(self.queue)
-            candidate = self.queue.pop()
-            if candidate not in chosen:
-                chosen.append(candidate)
-        return chosen

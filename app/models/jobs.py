@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -232,6 +233,10 @@ class Assignment(IdMixin, Base):
     # When the submit's earning reached the ledger: not at submit (the hot path writes no
     # ledger rows) but by the poster in batches, or by approval or rejection if sooner.
     earning_posted_at: Mapped[datetime | None]
+    # The gold item the claim added to this assignment, if any, and its slot among the items
+    # shown (tasks split before gold was chosen at claim hold theirs in `task_items` instead).
+    gold_item_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("items.id"))
+    gold_slot: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
         UniqueConstraint("task_id", "annotator_id"),

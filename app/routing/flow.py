@@ -3,9 +3,11 @@ over a `Store`. This is the only place those sequences are written; the decision
 and the SQL is the store's, so a step added here runs on PostgreSQL and SQLite alike.
 
 Costs on PostgreSQL (measured with `bench/claim_submit.py`; see `postgresql`'s docstring): a
-claim of one task is one statement outside any transaction; a submit is one locking read and
-one write (plus the consensus upsert when it completes its task); heartbeat and release are a
-locking read and one or two writes. Everything else comes from `app.core.caches` while fresh.
+claim of one task is one statement outside any transaction, plus, in a job with gold, one more
+when the annotator's gold rate says a gold item is due (`gold`; their gold record is cached); a
+submit is one locking read and one write (plus the consensus upsert when it completes its task);
+heartbeat and release are a locking read and one or two writes. Everything else comes from
+`app.core.caches` while fresh.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from app.core.security import client_pseudonym
 from app.core.settings import Settings
 from app.jobs.service import job_schema
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
-from app.routing import eligibility, queue, rules, service
+from app.routing import eligibility, gold, queue, rules, service
 from app.routing.eligibility import JobsAndVerdicts
 from app.routing.store import AnswerRow, AssignmentState, Claimed, Store, SubmitWrite
 from app.webhooks import catalog
@@ -66,7 +68,8 @@ async def claim_next(
                 continue
             if caches.sweeps.due(job.id, now):
                 await store.sweep_expired(job.id, now)
-            claimed.extend(await _claim_from_job(store, annotator_id, job, wanted, now))
+            got = await _claim_from_job(store, annotator_id, job, wanted, now)
+            claimed.extend(await _add_gold(store, annotator_id, job, got, settings))
             if len(claimed) >= count:
                 break
     if not claimed:
@@ -84,7 +87,22 @@ async def _with_prelabels(store: Store, claimed: list[Claimed], showing: set[int
     for view in await store.read_prelabels(task_ids):
         if rules.shows_prelabel(view):
             shown.setdefault(view.task_id, {})[view.slot] = (view.prelabel, view.score)
-    return [replace(c, prelabels=shown[c.task_id]) if c.task_id in shown else c for c in claimed]
+    return [
+        replace(c, prelabels=_at_shown_slots(shown[c.task_id], c.gold_slot))
+        if c.task_id in shown
+        else c
+        for c in claimed
+    ]
+
+
+def _at_shown_slots(
+    by_task_slot: dict[int, tuple[dict[str, Any], float | None]], gold_slot: int | None
+) -> dict[int, tuple[dict[str, Any], float | None]]:
+    """Pre-labels keyed by the slot their item is shown at: a gold item chosen at claim moves
+    the task's items at and after its slot one further (`gold.shown_with_gold`)."""
+    if gold_slot is None:
+        return by_task_slot
+    return {s + 1 if s >= gold_slot else s: v for s, v in by_task_slot.items()}
 
 
 async def _pay(
@@ -116,6 +134,44 @@ async def _claim_from_job(
         if len(got) < n:
             break
     return claimed
+
+
+async def _add_gold(
+    store: Store, annotator_id: int, job: Job, got: list[Claimed], settings: Settings
+) -> list[Claimed]:
+    """Gold chosen at claim (`gold`): each claimed task split without gold gets an unseen gold
+    item of the job at the annotator's rate; one statement more per assignment it is due for."""
+    if job.gold_ratio <= 0 or all(c.has_gold for c in got):
+        return got
+    record = await _gold_record(store, annotator_id, job.id, settings)
+    out: list[Claimed] = []
+    for c in got:
+        if c.has_gold or not gold.due(gold.rate(job.gold_ratio, len(c.items), record)):
+            out.append(c)
+            continue
+        slot = gold.slot_for(len(c.items))
+        payload = await store.add_gold(annotator_id, job.id, c.assignment_id, slot)
+        out.append(
+            c
+            if payload is None
+            else replace(c, items=gold.shown_with_gold(c.items, slot, payload), gold_slot=slot)
+        )
+    return out
+
+
+async def _gold_record(
+    store: Store, annotator_id: int, job_id: int, settings: Settings
+) -> gold.GoldRecord:
+    """The annotator's gold record in the job: cached (see `app.core.caches`), else read."""
+    ttl = settings.routing_cache_seconds
+    key = (annotator_id, job_id)
+    hit: gold.GoldRecord | None = caches.gold_records.get(key, ttl)
+    if hit is not None:
+        return hit
+    read_at = time.monotonic()
+    record = await store.read_gold_record(annotator_id, job_id)
+    caches.gold_records.put(key, record, read_at)
+    return record
 
 
 async def heartbeat(

@@ -14,7 +14,10 @@ The pool's connections autocommit, so a single statement costs no BEGIN and COMM
 
 Concurrency: one statement claims (select-and-lock the head of the job's queue with FOR UPDATE
 SKIP LOCKED, bump the task's live count, insert the assignment), so two annotators never hold the
-same slot and nobody waits on a row another claim holds; UNIQUE(task, annotator) is the last line
+same slot and nobody waits on a row another claim holds (in a job with gold, one more
+statement adds an unseen gold item to the assignment when the annotator's gold rate says one is
+due: `app.routing.gold`; the primary key of `gold_exposures` keeps two claims of one annotator
+from taking the same gold item); UNIQUE(task, annotator) is the last line
 of defence against doing a task twice. Submit, heartbeat and release lock the assignment, then
 its task, the lock order used everywhere. A submit is one locking read and one write; when it
 completes the task, the write returns the earlier answers (a new statement, so it sees every
@@ -47,6 +50,7 @@ from app.jobs import completion
 from app.models.jobs import COUNTED_WORK, AssignmentStatus, Job, TaskStatus
 from app.quality import enforcement
 from app.routing import eligibility, service
+from app.routing.gold import GoldRecord, items_with_gold, read_record
 from app.routing.queue import EmptyQueue, explain_empty
 from app.routing.rules import PrelabelView, TaskItemView
 from app.routing.store import (
@@ -108,11 +112,35 @@ WITH picked AS (
     FROM bumped
     RETURNING id, task_id
 )
-SELECT ins.id AS assignment_id, ins.task_id, ti.position AS slot, i.payload
+SELECT ins.id AS assignment_id, ins.task_id, b.has_gold, ti.position AS slot, i.payload
 FROM inserted ins
+JOIN bumped b ON b.id = ins.task_id
 JOIN task_items ti ON ti.task_id = ins.task_id
 JOIN items i ON i.id = ti.item_id
 ORDER BY ins.id, ti.position
+"""
+# Gold chosen at claim (`app.routing.gold`): one gold item of the job the annotator has not been
+# shown, at random, recorded as seen and stored on the assignment at its slot; returns its
+# payload (no row when none is left, or when a concurrent claim of theirs just took it).
+_ADD_GOLD = """
+WITH pick AS (
+    SELECT i.id, i.payload FROM items i
+    WHERE i.job_id = %(job_id)s AND i.is_gold
+      AND NOT EXISTS (SELECT 1 FROM gold_exposures g
+                      WHERE g.annotator_id = %(annotator_id)s AND g.item_id = i.id)
+    ORDER BY random()
+    LIMIT 1
+), seen AS (
+    INSERT INTO gold_exposures (annotator_id, item_id)
+    SELECT %(annotator_id)s, id FROM pick
+    ON CONFLICT DO NOTHING
+    RETURNING item_id
+), stored AS (
+    UPDATE assignments a SET gold_item_id = seen.item_id, gold_slot = %(slot)s
+    FROM seen WHERE a.id = %(assignment_id)s
+    RETURNING a.gold_item_id
+)
+SELECT p.payload FROM pick p JOIN stored s ON s.gold_item_id = p.id
 """
 _COUNTED = """
 SELECT count(*) FROM assignments
@@ -138,26 +166,31 @@ WHERE id = %(id)s
 _FREE_SLOTS = pyformat(service.FREE_SLOTS)
 
 # The assignment and its task, locked together (assignment first, as everywhere), with the
-# task's items in slot order: one row per item.
+# task's items in slot order: one row per item, each with the assignment's gold item, if any.
 _LOCK_FOR_SUBMIT = """
 SELECT a.id, a.annotator_id, a.job_id, a.task_id, a.status, a.claimed_at, a.lease_expires_at,
        a.last_seen_at, a.active_seconds, a.answers_hash, a.submitted_at,
        t.status AS task_status, t.live_count, t.done_count, t.overlap_target,
        ti.position AS slot, i.id AS item_id, i.payload, i.is_gold, i.gold_answer,
-       i.external_id
+       i.external_id, a.gold_slot, g.id AS gold_item_id, g.payload AS gold_payload,
+       g.gold_answer AS gold_gold_answer, g.external_id AS gold_external_id
 FROM assignments a
 JOIN tasks t ON t.id = a.task_id
 JOIN task_items ti ON ti.task_id = a.task_id
 JOIN items i ON i.id = ti.item_id
+LEFT JOIN items g ON g.id = a.gold_item_id
 WHERE a.id = %s
 ORDER BY ti.position
 FOR UPDATE OF a, t
 """
 _STORED_GOLD_SCORES = """
-SELECT ti.position, an.score
-FROM answers an JOIN task_items ti ON ti.item_id = an.item_id AND ti.task_id = %(task_id)s
+SELECT CASE WHEN an.item_id = a.gold_item_id THEN a.gold_slot ELSE ti.position END AS slot,
+       an.score
+FROM answers an
+JOIN assignments a ON a.id = an.assignment_id
+LEFT JOIN task_items ti ON ti.item_id = an.item_id AND ti.task_id = %(task_id)s
 WHERE an.assignment_id = %(id)s AND an.score IS NOT NULL
-ORDER BY ti.position
+ORDER BY slot
 """
 # Answers, assignment and task in one statement. When the task completes, it returns the
 # earlier answers that count (`COUNTED_WORK`) of its regular items for the consensus: this
@@ -250,14 +283,34 @@ class PgStore:
                 "lease_until": lease_until,
             },
         )
-        by_assignment: dict[int, tuple[int, list[tuple[int, dict[str, Any]]]]] = {}
+        by_assignment: dict[int, tuple[int, bool, list[tuple[int, dict[str, Any]]]]] = {}
         for row in await cursor.fetchall():
-            _, items = by_assignment.setdefault(row["assignment_id"], (row["task_id"], []))
+            _, _, items = by_assignment.setdefault(
+                row["assignment_id"], (row["task_id"], row["has_gold"], [])
+            )
             items.append((row["slot"], row["payload"]))
         return [
-            Claimed(assignment_id, task_id, job.id, lease_until, tuple(items))
-            for assignment_id, (task_id, items) in by_assignment.items()
+            Claimed(assignment_id, task_id, job.id, lease_until, tuple(items), has_gold=has_gold)
+            for assignment_id, (task_id, has_gold, items) in by_assignment.items()
         ]
+
+    async def read_gold_record(self, annotator_id: int, job_id: int) -> GoldRecord:
+        return await run_in_threadpool(_gold_record, self.db, annotator_id, job_id)
+
+    async def add_gold(
+        self, annotator_id: int, job_id: int, assignment_id: int, slot: int
+    ) -> dict[str, Any] | None:
+        cursor = await self.conn.execute(
+            _ADD_GOLD,
+            {
+                "job_id": job_id,
+                "annotator_id": annotator_id,
+                "assignment_id": assignment_id,
+                "slot": slot,
+            },
+        )
+        row = await cursor.fetchone()
+        return None if row is None else row[0]
 
     async def explain_empty(
         self, annotator_id: int, job_id: int | None, now: datetime
@@ -294,6 +347,16 @@ class PgStore:
         if not rows:
             return None
         first = rows[0]
+        gold = None
+        if first["gold_item_id"] is not None:
+            gold = TaskItemView(
+                first["gold_slot"],
+                first["gold_item_id"],
+                first["gold_payload"],
+                True,
+                first["gold_gold_answer"],
+                first["gold_external_id"],
+            )
         return SubmitState(
             assignment=_assignment_state(**{k: first[k] for k in _ASSIGNMENT_FIELDS}),
             task=TaskState(
@@ -302,17 +365,20 @@ class PgStore:
                 first["done_count"],
                 first["overlap_target"],
             ),
-            items=[
-                TaskItemView(
-                    row["slot"],
-                    row["item_id"],
-                    row["payload"],
-                    row["is_gold"],
-                    row["gold_answer"],
-                    row["external_id"],
-                )
-                for row in rows
-            ],
+            items=items_with_gold(
+                [
+                    TaskItemView(
+                        row["slot"],
+                        row["item_id"],
+                        row["payload"],
+                        row["is_gold"],
+                        row["gold_answer"],
+                        row["external_id"],
+                    )
+                    for row in rows
+                ],
+                gold,
+            ),
         )
 
     async def apply_submit_rules(self, assignment_id: int, now: datetime) -> None:
@@ -431,6 +497,11 @@ def _explain_empty(
 ) -> list[EmptyQueue]:
     with db.read_session() as session:
         return explain_empty(session, annotator_id, job_id, now, db.settings.routing_cache_seconds)
+
+
+def _gold_record(db: Database, annotator_id: int, job_id: int) -> GoldRecord:
+    with db.read_session() as session:
+        return read_record(session, db.settings, annotator_id, job_id)
 
 
 def _job_for_work(db: Database, job_id: int) -> Job:

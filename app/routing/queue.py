@@ -14,7 +14,8 @@ Reasons, checked in this order for each job (the first that holds is given):
   `leases_end_at` says when the earliest of those leases ends (it may end sooner, by a submit or
   a release, or later, by heartbeats).
 - `gold-exhausted`: the tasks left for the annotator each hold a quality-control item they have
-  already seen, and nobody sees one twice.
+  already seen, and nobody sees one twice (only tasks split with gold baked in, before gold was
+  chosen at claim time: `gold`).
 
 Reads only, in a constant number of queries whatever the number of jobs, on either database
 (SQLAlchemy Core on a synchronous session: the SQLite store's own, or a read session on a worker

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.core import caches
 from app.core.errors import NotFound
 from app.models.jobs import Assignment, AssignmentStatus, Item, Job, JobStatus, TaskItem
-from app.routing import rules
+from app.routing import gold, rules
 
 # --- lease expiry -------------------------------------------------------------------------------
 
@@ -122,4 +122,9 @@ def assignment_in_hand(
         .where(TaskItem.task_id == assignment.task_id)
         .order_by(TaskItem.position)
     ).all()
-    return assignment, job, [(slot, payload) for slot, payload in items]
+    shown = tuple((slot, payload) for slot, payload in items)
+    if assignment.gold_item_id is not None and assignment.gold_slot is not None:
+        # the gold item chosen at claim, at the slot `next` showed it (as a payload only)
+        gold_payload = session.get_one(Item, assignment.gold_item_id).payload
+        shown = gold.shown_with_gold(shown, assignment.gold_slot, gold_payload)
+    return assignment, job, list(shown)

@@ -18,7 +18,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -38,6 +38,7 @@ from app.models.jobs import (
     Answer,
     Assignment,
     AssignmentStatus,
+    GoldExposure,
     Item,
     Job,
     Task,
@@ -46,6 +47,7 @@ from app.models.jobs import (
 )
 from app.quality import enforcement
 from app.routing import eligibility, service
+from app.routing.gold import GoldRecord, items_with_gold, read_record
 from app.routing.queue import EmptyQueue, explain_empty
 from app.routing.rules import PrelabelView, TaskItemView
 from app.routing.store import (
@@ -166,7 +168,8 @@ class SqliteStore:
             assert assignment_id is not None
             assignment_ids.append(assignment_id)
         items = self._task_items(task_ids)
-        if any(item.is_gold for task_id in task_ids for item in items[task_id]):
+        baked = {task_id for task_id in task_ids if any(i.is_gold for i in items[task_id])}
+        if baked:
             self.session.execute(_RECORD_GOLD, {"annotator_id": annotator_id, "task_ids": task_ids})
         return [
             Claimed(
@@ -175,9 +178,36 @@ class SqliteStore:
                 job.id,
                 lease_until,
                 tuple((item.slot, item.payload) for item in items[task_id]),
+                has_gold=task_id in baked,
             )
             for assignment_id, task_id in zip(assignment_ids, task_ids, strict=True)
         ]
+
+    async def read_gold_record(self, annotator_id: int, job_id: int) -> GoldRecord:
+        return read_record(self.session, self.settings, annotator_id, job_id)
+
+    async def add_gold(
+        self, annotator_id: int, job_id: int, assignment_id: int, slot: int
+    ) -> dict[str, Any] | None:
+        seen = select(GoldExposure.item_id).where(
+            GoldExposure.annotator_id == annotator_id, GoldExposure.item_id == Item.id
+        )
+        row = self.session.execute(
+            select(Item.id, Item.payload)
+            .where(Item.job_id == job_id, Item.is_gold.is_(True), ~seen.exists())
+            .order_by(func.random())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        self.session.execute(insert(GoldExposure).values(annotator_id=annotator_id, item_id=row.id))
+        self.session.execute(
+            update(Assignment)
+            .where(Assignment.id == assignment_id)
+            .values(gold_item_id=row.id, gold_slot=slot)
+        )
+        payload: dict[str, Any] = row.payload
+        return payload
 
     async def explain_empty(
         self, annotator_id: int, job_id: int | None, now: datetime
@@ -235,6 +265,8 @@ class SqliteStore:
                 Task.live_count,
                 Task.done_count,
                 Task.overlap_target,
+                Assignment.gold_item_id,
+                Assignment.gold_slot,
             )
             .join(Task, Task.id == Assignment.task_id)
             .where(Assignment.id == assignment_id)
@@ -248,19 +280,27 @@ class SqliteStore:
             columns.pop("done_count"),
             columns.pop("overlap_target"),
         )
+        gold_item_id, gold_slot = columns.pop("gold_item_id"), columns.pop("gold_slot")
         assignment = AssignmentState(**columns)
         items = self._task_items([assignment.task_id])[assignment.task_id]
-        return SubmitState(assignment, task, items)
+        return SubmitState(
+            assignment, task, items_with_gold(items, self._gold(gold_item_id, gold_slot))
+        )
 
     async def stored_gold_scores(self, assignment: AssignmentState) -> list[tuple[int, float]]:
+        slot = case(
+            (Answer.item_id == Assignment.gold_item_id, Assignment.gold_slot),
+            else_=TaskItem.position,
+        )
         rows = self.session.execute(
-            select(TaskItem.position, Answer.score)
-            .join(
+            select(slot, Answer.score)
+            .join(Assignment, Assignment.id == Answer.assignment_id)
+            .outerjoin(
                 TaskItem,
                 (TaskItem.item_id == Answer.item_id) & (TaskItem.task_id == assignment.task_id),
             )
             .where(Answer.assignment_id == assignment.id, Answer.score.is_not(None))
-            .order_by(TaskItem.position)
+            .order_by(slot)
         ).all()
         return [(slot, score) for slot, score in rows if score is not None]
 
@@ -347,6 +387,13 @@ class SqliteStore:
     def _record_events(self, client_id: int, job_id: int, events: Sequence[PendingEvent]) -> None:
         for e in events:
             record_event(self.session, client_id, e.type, e.data, job_id=job_id)
+
+    def _gold(self, item_id: int | None, slot: int | None) -> TaskItemView | None:
+        """The gold item a claim added to an assignment, at its slot (None without one)."""
+        if item_id is None or slot is None:
+            return None
+        item = self.session.get_one(Item, item_id)
+        return TaskItemView(slot, item.id, item.payload, True, item.gold_answer, item.external_id)
 
     def _task_items(self, task_ids: Sequence[int]) -> dict[int, list[TaskItemView]]:
         """The items of each task in slot order (with gold data, for the server's own use)."""

@@ -20,6 +20,7 @@ from app.consensus.service import Consensus, Fit, Vote
 from app.core.security import KnownToken
 from app.models.jobs import AssignmentStatus, Job, TaskStatus
 from app.routing.eligibility import JobsAndVerdicts
+from app.routing.gold import GoldRecord
 from app.routing.queue import EmptyQueue
 from app.routing.rules import PrelabelView, SlotAfterSubmit, TaskItemView
 from app.webhooks.hot_path import PendingEvent
@@ -56,8 +57,9 @@ class TaskState:
 
 @dataclass(frozen=True)
 class SubmitState:
-    """What a submit locks and reads: the assignment, its task and the task's items in slot
-    order (with gold answers: for the server's own use only)."""
+    """What a submit locks and reads: the assignment, its task and the items shown in slot
+    order, the assignment's gold item included (with gold answers: for the server's own use
+    only)."""
 
     assignment: AssignmentState
     task: TaskState
@@ -75,6 +77,8 @@ class Claimed:
     items: tuple[tuple[int, dict[str, Any]], ...]  # (slot, payload)
     # slot → (pre-label, model score), for jobs that show them (`flow.claim_next` adds them)
     prelabels: Mapping[int, tuple[dict[str, Any], float | None]] = field(default_factory=dict)
+    has_gold: bool = False  # a task split with gold in it (before gold was chosen at claim)
+    gold_slot: int | None = None  # where the gold item chosen at claim is shown, if any
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,21 @@ class Store(Protocol):
     async def claim(
         self, annotator_id: int, job: Job, n: int, now: datetime, lease_until: datetime
     ) -> list[Claimed]:
-        """Up to `n` open tasks of an active job the annotator has not worked on (and whose
-        gold items they have not seen), each taken under a lease; their gold items recorded as
-        seen. Atomic on its own; never hands one slot to two annotators."""
+        """Up to `n` open tasks of an active job the annotator has not worked on (and, for tasks
+        split with gold in them, whose gold items they have not seen), each taken under a lease;
+        those gold items recorded as seen. Atomic on its own; never hands one slot to two
+        annotators."""
+        ...
+
+    async def read_gold_record(self, annotator_id: int, job_id: int) -> GoldRecord:
+        """The annotator's gold record in the job, read (the flow has tried the cache)."""
+        ...
+
+    async def add_gold(
+        self, annotator_id: int, job_id: int, assignment_id: int, slot: int
+    ) -> dict[str, Any] | None:
+        """Add one gold item of the job the annotator has not been shown (random among them) to
+        the assignment at `slot`, recorded as seen; its payload, or None when none is left."""
         ...
 
     async def explain_empty(

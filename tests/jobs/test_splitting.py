@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections import Counter
-
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -27,7 +25,7 @@ def task_layout(db: Database, job_id: int) -> list[list[tuple[int, bool]]]:
     return list(tasks.values())
 
 
-def test_items_are_grouped_with_gold_at_the_ratio(
+def test_tasks_hold_regular_items_only_gold_is_chosen_at_claim(
     client: TestClient, client_account: Account, db: Database
 ) -> None:
     regular = reviews(400)
@@ -35,31 +33,23 @@ def test_items_are_grouped_with_gold_at_the_ratio(
     job_id = active_job(client, client_account, regular + gold, items_per_task=5, gold_ratio=0.2)
 
     tasks = task_layout(db, job_id)
-    slots = [slot for task in tasks for slot in task]
-    assert all(len(task) == 5 for task in tasks[:-1])
-    regular_slots = [item for item, is_gold in slots if not is_gold]
-    assert sorted(regular_slots) == sorted(set(regular_slots))  # each regular item once
-    assert len(regular_slots) == 400
-    gold_share = sum(1 for _, is_gold in slots if is_gold) / len(slots)
-    assert abs(gold_share - 0.2) < 0.01
-    for task in tasks:  # never the same gold item twice in one task
-        golds = [item for item, is_gold in task if is_gold]
-        assert len(golds) == len(set(golds))
-    # Gold does not sit in a fixed slot.
-    gold_positions = Counter(pos for task in tasks for pos, (_, g) in enumerate(task) if g)
-    assert len(gold_positions) >= 4
+    assert len(tasks) == 80
+    assert all(len(task) == 5 for task in tasks)
+    slots = [item for task in tasks for item, _ in task]
+    assert sorted(slots) == sorted(set(slots))  # each regular item once
+    assert not any(g for task in tasks for _, g in task)  # gold is added at claim instead
+    with db.read_session() as session:
+        assert not any(session.scalars(select(Task.has_gold).where(Task.job_id == job_id)))
 
 
-def test_one_item_per_task_makes_whole_gold_tasks(
+def test_one_item_per_task_makes_no_gold_tasks(
     client: TestClient, client_account: Account, db: Database
 ) -> None:
     rows = [*reviews(90), {"text": "g", "gold_answer": {"sentiment": "neutral"}}]
     job_id = active_job(client, client_account, rows, gold_ratio=0.1)
     tasks = task_layout(db, job_id)
-    gold_tasks = sum(1 for task in tasks if task[0][1])
-    assert gold_tasks in (9, 10)  # one in ten; the last one may fall after the final item
-    assert len(tasks) == 90 + gold_tasks
-    assert all(len(task) == 1 for task in tasks)
+    assert len(tasks) == 90
+    assert all(len(task) == 1 and not task[0][1] for task in tasks)
 
 
 def test_no_gold_items_means_no_gold_slots(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.core.db import Database
 from app.core.settings import Settings
-from app.models import Answer, AssignmentStatus, Task, TaskStatus
+from app.models import Answer, AssignmentStatus, Item, Task, TaskStatus
 from tests.jobs.factories import active_job
 from tests.quality.factories import actions_of, assignment, do_tasks, refresh
 from tests.support import Account, assert_problem
@@ -129,7 +129,7 @@ def test_an_overturned_gold_judgment_is_rescored_and_a_removal_it_caused_is_reve
         json={"removal_min_gold_answers": 2, "removal_gold_accuracy": 0.6},
         headers=client_account.headers,
     )
-    done = do_tasks(client, annotator, job_id, 4)
+    done = do_tasks(client, annotator, job_id, 2)  # each with a control item, answered wrong
     gold = [t for t in done if t["gold"]]
     assert [t["feedback"][0]["score"] for t in gold] == [0.0, 0.0]  # shown at submit
     assert refresh(db, settings, annotator) == []  # the second gold submit removed them
@@ -169,9 +169,9 @@ def test_gold_judgments_are_appealable_only_where_they_were_shown(
 ) -> None:
     """Without instant feedback annotators are never told which items were control items; the
     appeal route answers the same for a control task and any other."""
-    job_id = active_job(client, client_account, items=2, gold=2, overlap={"min": 1})
+    job_id = active_job(client, client_account, items=2, gold=1, overlap={"min": 1})
     done = do_tasks(client, annotator, job_id, 2)
-    assert {t["gold"] for t in done} == {True, False}
+    assert [t["gold"] for t in done] == [True, False]
     answers = [appeal(client, annotator, t["id"], kind="gold") for t in done]
     bodies = [assert_problem(a, 409, "nothing-to-appeal") for a in answers]
     assert bodies[0]["detail"] == bodies[1]["detail"]
@@ -179,4 +179,8 @@ def test_gold_judgments_are_appealable_only_where_they_were_shown(
 
 def answer_id(db: Database, assignment_id: int) -> int:
     with db.read_session() as session:
-        return session.scalars(select(Answer.id).where(Answer.assignment_id == assignment_id)).one()
+        return session.scalars(
+            select(Answer.id)
+            .join(Item, Item.id == Answer.item_id)
+            .where(Answer.assignment_id == assignment_id, Item.is_gold.is_(True))
+        ).one()

@@ -58,9 +58,10 @@ def test_a_removal_carries_its_evidence_bans_and_is_reversible_without_reimposin
 ) -> None:
     job_id = active_job(client, client_account, items=12, gold=12, overlap={"min": 1})
     set_rules(client, client_account, job_id, removal_gold_accuracy=0.6, removal_min_gold_answers=4)
-    done = do_tasks(client, annotator, job_id, 7)  # 3 control tasks: too few to judge
+    # Every claim of a new annotator gets a control item here (ratio 0.5, one item per task).
+    done = do_tasks(client, annotator, job_id, 3)  # 3 control answers: too few to judge
     assert refresh(db, settings, annotator) == []
-    done += do_tasks(client, annotator, job_id, 1)  # the fourth control task, answered wrong
+    done += do_tasks(client, annotator, job_id, 1)  # the fourth control answer, wrong
     [removal] = actions_of(db, annotator)  # decided by that submit itself
     assert refresh(db, settings, annotator) == []  # and the batch agrees, adding nothing
 
@@ -122,7 +123,7 @@ def test_a_removal_carries_its_evidence_bans_and_is_reversible_without_reimposin
     assert again["current_status"] == "reversed"
 
     # Four new wrong control answers after the reversal are new evidence.
-    more = do_tasks(client, annotator, job_id, 8)
+    more = do_tasks(client, annotator, job_id, 4)
     assert refresh(db, settings, annotator) == []  # the fourth one's submit removed them
     second = actions_of(db, annotator)[-1]
     assert second.numbers == {"gold_accuracy": 0.0, "gold_answers": 4}
@@ -141,7 +142,7 @@ def test_a_ban_lifted_by_hand_reverses_its_removal(
 ) -> None:
     job_id = active_job(client, client_account, items=2, gold=2, overlap={"min": 1})
     set_rules(client, client_account, job_id, removal_min_gold_answers=1)
-    do_tasks(client, annotator, job_id, 2)
+    do_tasks(client, annotator, job_id, 1)  # a control item, answered wrong
     assert refresh(db, settings, annotator) == []  # the submit removed them already
     [removal] = actions_of(db, annotator)
     lifted = client.delete(f"/v1/jobs/{job_id}/bans/{annotator.id}", headers=client_account.headers)
@@ -260,7 +261,7 @@ def test_a_suspension_is_proposed_after_repeated_removals_and_an_admin_decides(
         set_rules(client, client_account, job_id, removal_min_gold_answers=1)
         jobs.append(job_id)
     for job_id in jobs[:3]:
-        do_tasks(client, annotator, job_id, 2)  # each removal, and the proposal, at submit
+        do_tasks(client, annotator, job_id, 1)  # each removal, and the proposal, at submit
     assert refresh(db, settings, annotator) == []
     added = actions_of(db, annotator)
     assert [a.kind.value for a in added] == ["removal"] * 3 + ["suspension_proposal"]
@@ -277,7 +278,7 @@ def test_a_suspension_is_proposed_after_repeated_removals_and_an_admin_decides(
         headers=admin.headers,
     )
     assert refresh(db, settings, annotator) == []
-    do_tasks(client, annotator, jobs[3], 2)
+    do_tasks(client, annotator, jobs[3], 1)
     assert refresh(db, settings, annotator) == []
     added = actions_of(db, annotator)[-2:]
     assert [a.kind.value for a in added] == ["removal", "suspension_proposal"]

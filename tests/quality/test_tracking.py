@@ -58,8 +58,8 @@ def crowd(
     job_id = active_job(
         client,
         client_account,
-        items=4,
-        gold=4,
+        items=7,
+        gold=3,  # a control item in each of the first three claims (gold chosen at claim)
         overlap={"min": 3},
         required_skills=[{"skill": "sentiment-en"}],
     )
@@ -87,7 +87,7 @@ def test_figures_per_job_per_skill_and_overall(
     crowd: dict[str, Any],
 ) -> None:
     job, x, y, z, done = crowd["job"], crowd["x"], crowd["y"], crowd["z"], crowd["done"]
-    assert [len(done[k]) for k in ("x", "y", "z")] == [7, 7, 7]  # 4 regular + 3 control tasks
+    assert [len(done[k]) for k in ("x", "y", "z")] == [7, 7, 7]  # 3 with a control item, 4 without
     x_regular = [t["id"] for t in done["x"] if not t["gold"]]
     client.post(
         f"/v1/quality/jobs/{job}/approve",
@@ -110,23 +110,27 @@ def test_figures_per_job_per_skill_and_overall(
     }
     on_job = sx[("job", str(job))]
     assert (on_job.tasks, on_job.gold_answers, on_job.gold_accuracy) == (7, 3, 1.0)
-    assert (on_job.consensus_answers, on_job.agreement) == (4, 1.0)  # X sided with Y on each
+    assert (on_job.consensus_answers, on_job.agreement) == (7, 1.0)  # X sided with Y on each
     assert (on_job.approved, on_job.rejected, on_job.approval_rate) == (2, 1, pytest.approx(2 / 3))
     assert on_job.median_active_seconds == 30
     assert (on_job.timed_tasks, on_job.fast_submits, on_job.fast_share) == (7, 0, 0.0)
-    assert on_job.longest_identical_run == 1  # positive, neutral, positive, …
+    # Positive on regular items, neutral on the control items of the first three claims (at
+    # random slots): the four claims without one end in a run of 4, or 5 with the regular
+    # answer before it.
+    assert on_job.longest_identical_run in (4, 5)
     assert sx[("skill", "sentiment-en")].tasks == 7  # the job without skills is not in it
     overall = sx[("overall", "")]
     assert (overall.tasks, overall.gold_answers, overall.timed_tasks) == (9, 3, 7)
 
     y_job, z_job = sy[("job", str(job))], sz[("job", str(job))]
-    assert (y_job.gold_accuracy, y_job.agreement, y_job.longest_identical_run) == (0.0, 1.0, 7)
+    # Y answers positive to all 10 items (7 regular, 3 control).
+    assert (y_job.gold_accuracy, y_job.agreement, y_job.longest_identical_run) == (0.0, 1.0, 10)
     assert (z_job.gold_accuracy, z_job.agreement) == (1.0, 0.0)
     assert (z_job.median_active_seconds, z_job.fast_submits, z_job.fast_share) == (5, 7, 1.0)
     # Reputation follows the evidence (Beta prior of 10 neutral observations): X well above
     # neutral; Y, wrong on every control item though always with the majority, hardly above
-    # it, (5 + 0·1 + 0.5·Σc + 7·0.25) / (10 + 3·1 + 4·0.5 + 7·0.25); Z below,
-    # (5 + 3 + 0.5·Σ(1 − c)) / 16.75: an answer's agreement evidence is the consensus model's
+    # it, (5 + 0·1 + 0.5·Σc + 7·0.25) / (10 + 3·1 + 7·0.5 + 7·0.25); Z below,
+    # (5 + 3 + 0.5·Σ(1 − c)) / 18.25: an answer's agreement evidence is the consensus model's
     # probability that it is right, c (the consensus confidence) when it sides with the
     # consensus, 1 − c when not.
     with db.read_session() as session:
@@ -137,12 +141,12 @@ def test_figures_per_job_per_skill_and_overall(
                 .where(ItemResult.job_id == job, Item.is_gold.is_(False))
             )
         )
-    assert len(confidences) == 4
+    assert len(confidences) == 7
     assert all(0.5 < c < 1.0 for c in confidences)
     sure = sum(confidences)
     assert overall.reputation > 0.6
-    assert y_job.reputation == pytest.approx((6.75 + 0.5 * sure) / 16.75, abs=1e-4)
-    assert z_job.reputation == pytest.approx((8 + 0.5 * (4 - sure)) / 16.75, abs=1e-4)
+    assert y_job.reputation == pytest.approx((6.75 + 0.5 * sure) / 18.25, abs=1e-4)
+    assert z_job.reputation == pytest.approx((8 + 0.5 * (7 - sure)) / 18.25, abs=1e-4)
 
 
 def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
@@ -154,7 +158,7 @@ def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
     crowd: dict[str, Any],
 ) -> None:
     x, y = crowd["x"], crowd["y"]
-    picky = active_job(client, client_account, items=1, min_reputation=0.55, overlap={"min": 1})
+    picky = active_job(client, client_account, items=1, min_reputation=0.6, overlap={"min": 1})
 
     def eligible(who: Account) -> bool:
         answer = client.get(f"/v1/annotator/jobs/{picky}/eligibility", headers=who.headers)
@@ -166,7 +170,7 @@ def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
     refresh(db, settings, x, y)
     with db.read_session() as session:
         profiles = {p.user_id: p for p in session.scalars(select(AnnotatorProfile))}
-    assert profiles[x.id].reputation > 0.55 > profiles[y.id].reputation
+    assert profiles[x.id].reputation > 0.6 > profiles[y.id].reputation
     assert eligible(x)
     assert not eligible(y)
 
@@ -177,7 +181,7 @@ def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
     )
     assert override.status_code == 200, override.text
     assert (override.json()["reputation"], override.json()["tier"]) == (0.9, "expert")
-    assert override.json()["computed_reputation"] < 0.55
+    assert override.json()["computed_reputation"] < 0.6
     assert eligible(y)
     refresh(db, settings, y)  # the batch does not undo an override
     mine = client.get("/v1/annotator/quality", headers=y.headers).json()

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from app.core.db import Database
-from app.models import Job
+from app.models import Item, Job, Task, TaskItem
 from payouts.escrow import budget_of, pause_for_funds
 from tests.jobs.factories import active_job, draft_job, reviews
 from tests.support import Account, assert_problem
@@ -115,15 +116,37 @@ def test_every_active_job_gets_its_own_reason(
 
 
 def test_gold_already_seen_in_every_task_left_is_named(
+    client: TestClient, client_account: Account, annotator: Account, db: Database
+) -> None:
+    rows = [{"text": "control", "gold_answer": {"sentiment": "neutral"}}, *reviews(4)]
+    job_id = active_job(client, client_account, rows=rows, items_per_task=2, gold_ratio=0.5)
+    # Tasks split before gold was chosen at claim held their gold: both tasks hold the one
+    # control item beside two reviews, so one is all the annotator may do.
+    with db.transaction() as session:
+        control = session.scalars(
+            select(Item.id).where(Item.job_id == job_id, Item.is_gold.is_(True))
+        ).one()
+        for task in session.scalars(select(Task).where(Task.job_id == job_id)):
+            task.has_gold = True
+            session.add(TaskItem(task_id=task.id, position=2, item_id=control))
+    [got] = next_(client, annotator, job_id=job_id, count=10)["assignments"]
+    assert len(got["items"]) == 3  # the baked-in control item, and no second one added
+    submit(client, annotator, got)
+    why = reasons(client, annotator, job_id=job_id)[job_id]
+    assert (why["reason"], why["eligibility"]) == ("gold-exhausted", None)
+
+
+def test_gold_chosen_at_claim_never_stops_an_annotator(
     client: TestClient, client_account: Account, annotator: Account
 ) -> None:
     rows = [{"text": "control", "gold_answer": {"sentiment": "neutral"}}, *reviews(4)]
     job_id = active_job(client, client_account, rows=rows, items_per_task=2, gold_ratio=0.5)
-    # Four tasks, each holding the one control item beside a review: one is all they may do.
-    [got] = next_(client, annotator, job_id=job_id, count=10)["assignments"]
-    submit(client, annotator, got)
+    got = next_(client, annotator, job_id=job_id, count=10)["assignments"]
+    assert sorted(len(a["items"]) for a in got) == [2, 3]  # the control item once, then none
+    for a in got:
+        submit(client, annotator, a)
     why = reasons(client, annotator, job_id=job_id)[job_id]
-    assert (why["reason"], why["eligibility"]) == ("gold-exhausted", None)
+    assert why["reason"] == "answered-every-task"
 
 
 def test_the_reasons_are_documented_in_openapi(openapi_document: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from app.core.errors import TesseraError
 from app.core.settings import Settings
 from app.models.jobs import AssignmentStatus as A
 from app.models.jobs import TaskStatus as T
-from app.routing import rules
+from app.routing import gold, rules
 from app.routing.errors import (
     AlreadySubmitted,
     AnswersDiffer,
@@ -251,3 +251,27 @@ def test_grows_overlap(
     expected: bool,
 ) -> None:
     assert rules.grows_overlap(slot, target, confidence, threshold, most) is expected
+
+
+def test_the_gold_rate_follows_the_ratio_and_the_annotators_record() -> None:
+    new = gold.GoldRecord(graded=3, accuracy=1.0, threshold=0.6)
+    near = gold.GoldRecord(graded=20, accuracy=0.65, threshold=0.6)
+    proven = gold.GoldRecord(graded=30, accuracy=0.9, threshold=0.6)
+    steady = gold.GoldRecord(graded=20, accuracy=0.9, threshold=0.6)
+    # g = 0.1, k = 3: base 3·0.1/0.9 = 1/3.
+    assert gold.rate(0.1, 3, steady) == pytest.approx(1 / 3)
+    assert gold.rate(0.1, 3, new) == pytest.approx(2 / 3)
+    assert gold.rate(0.1, 3, near) == pytest.approx(0.5)
+    assert gold.rate(0.1, 3, proven) == pytest.approx(1 / 6)
+    assert gold.rate(0.5, 5, new) == 1.0  # clamped
+    assert gold.rate(0.0, 5, new) == 0.0
+
+
+def test_a_gold_item_goes_in_at_its_slot_and_the_others_move_up() -> None:
+    shown = ((0, {"t": "a"}), (1, {"t": "b"}))
+    assert gold.shown_with_gold(shown, 1, {"t": "g"}) == (
+        (0, {"t": "a"}),
+        (1, {"t": "g"}),
+        (2, {"t": "b"}),
+    )
+    assert all(0 <= gold.slot_for(2) <= 2 for _ in range(50))
