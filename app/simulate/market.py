@@ -314,6 +314,8 @@ class Market:
         job.complete_tasks = tasks["complete"]
         if tasks["complete"] != sum(tasks.values()) - tasks.get("cancelled", 0):
             return False
+        if progress["status"] == "completed":  # it completed itself with its last task
+            return True
         self.api.post(f"/v1/jobs/{job.job_id}/complete", job.client.token,
                       route="/v1/jobs/{id}/complete")  # fmt: skip
         return True
