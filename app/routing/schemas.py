@@ -67,6 +67,9 @@ class AssignmentOut(BaseModel):
         description="The task's items by slot; with `prelabel` and `predictions` when the job "
         "shows pre-labels"
     )
+    pay: PayOut | None = Field(
+        default=None, description="What this task pays you (in `next`; null when fetched again)"
+    )
 
 
 class EligibilityReasonOut(BaseModel):
@@ -99,9 +102,6 @@ class EmptyQueueOut(BaseModel):
     )
     eligibility: list[EligibilityReasonOut] | None = Field(
         default=None, description="With `not-eligible`: every rule you do not meet"
-    )
-    pay: PayOut | None = Field(
-        default=None, description="What this task pays you (in `next`; null when fetched again)"
     )
 
 

@@ -32,6 +32,11 @@ SIM_SETTINGS: dict[str, Any] = {
     "log_level": "WARNING",
     "routing_cache_seconds": 0,
     "eligibility_cache_seconds": 0,
+    # a few connections are plenty for one simulated market (its calls come one at a time),
+    # and leave the database's others to whatever runs beside it
+    "db_pool_size": 4,
+    "db_max_overflow": 4,
+    "request_threads": 8,
 }
 
 

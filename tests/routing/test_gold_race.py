@@ -72,7 +72,7 @@ def test_16_threads_never_over_assign_nor_repeat_gold(
         try:
             while not stop.is_set():
                 async with workplace.runner() as runner:
-                    _, claimed, _ = await runner.run(
+                    _, claimed, _, _ = await runner.run(
                         partial(
                             flow.claim_next,
                             annotator_id=annotator.id,

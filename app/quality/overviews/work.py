@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -126,4 +126,20 @@ def _items_with_answers(
         for assignment_id in by_task[task_id]:
             answer = answers.get((assignment_id, item_id))
             out[assignment_id].append(WorkItem(slot, payload, answer))
+    # a gold item chosen at claim, at the slot it was shown (the task's later items one further)
+    with_gold = [a for a in assignments if a.gold_item_id is not None and a.gold_slot is not None]
+    payloads: dict[int, dict[str, Any]] = {}
+    if with_gold:
+        ids = [a.gold_item_id for a in with_gold]
+        for item_id, payload in session.execute(
+            select(Item.id, Item.payload).where(Item.id.in_(ids))
+        ):
+            payloads[item_id] = payload
+    for a in with_gold:
+        assert a.gold_item_id is not None
+        assert a.gold_slot is not None
+        at = a.gold_slot
+        shifted = [replace(w, slot=w.slot + 1) if w.slot >= at else w for w in out[a.id]]
+        gold = WorkItem(at, payloads[a.gold_item_id], answers.get((a.id, a.gold_item_id)))
+        out[a.id] = sorted([*shifted, gold], key=lambda w: w.slot)
     return out
