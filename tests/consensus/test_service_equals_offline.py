@@ -65,7 +65,7 @@ def test_a_jobs_exported_consensus_after_its_final_refit_equals_tessera_aggregat
                 assert submitted.status_code == 200, submitted.text
     completed = client.post(f"/v1/jobs/{job_id}/complete", headers=client_account.headers)
     assert completed.is_success, completed.text
-    run_due_jobs(db, db.settings, prefix="quality.")  # the final refit
+    run_due_jobs(db, db.settings, prefix="jobs.")  # the final refit (jobs.finalize_results)
     fit = client.get(f"/v1/jobs/{job_id}/consensus", headers=client_account.headers).json()["fit"]
     assert fit["answers"] == ITEMS * OVERLAP
     export = client.get(
