@@ -110,7 +110,10 @@ def test_figures_per_job_per_skill_and_overall(
     }
     on_job = sx[("job", str(job))]
     assert (on_job.tasks, on_job.gold_answers, on_job.gold_accuracy) == (7, 3, 1.0)
-    assert (on_job.consensus_answers, on_job.agreement) == (7, 1.0)  # X sided with Y on each
+    # X sided with Y on each item, but the client rejected one of X's answers: that item's
+    # consensus no longer counts it (answers that count: submitted or approved work), and Y
+    # against Z is a tie X's answer does not win
+    assert (on_job.consensus_answers, on_job.agreement) == (7, pytest.approx(6 / 7, abs=1e-6))
     assert (on_job.approved, on_job.rejected, on_job.approval_rate) == (2, 1, pytest.approx(2 / 3))
     assert on_job.median_active_seconds == 30
     assert (on_job.timed_tasks, on_job.fast_submits, on_job.fast_share) == (7, 0, 0.0)
@@ -123,30 +126,36 @@ def test_figures_per_job_per_skill_and_overall(
     assert (overall.tasks, overall.gold_answers, overall.timed_tasks) == (9, 3, 7)
 
     y_job, z_job = sy[("job", str(job))], sz[("job", str(job))]
-    # Y answers positive to all 10 items (7 regular, 3 control).
-    assert (y_job.gold_accuracy, y_job.agreement, y_job.longest_identical_run) == (0.0, 1.0, 10)
-    assert (z_job.gold_accuracy, z_job.agreement) == (1.0, 0.0)
-    assert (z_job.median_active_seconds, z_job.fast_submits, z_job.fast_share) == (5, 7, 1.0)
-    # Reputation follows the evidence (Beta prior of 10 neutral observations): X well above
-    # neutral; Y, wrong on every control item though always with the majority, hardly above
-    # it, (5 + 0·1 + 0.5·Σc + 7·0.25) / (10 + 3·1 + 7·0.5 + 7·0.25); Z below,
-    # (5 + 3 + 0.5·Σ(1 − c)) / 18.25: an answer's agreement evidence is the consensus model's
-    # probability that it is right, c (the consensus confidence) when it sides with the
-    # consensus, 1 − c when not.
+    # The consensus of each regular item, as fitted: Y (positive) and Z (negative) side with it
+    # or not; the item whose X answer was rejected is a tie between them.
     with db.read_session() as session:
-        confidences = list(
-            session.scalars(
-                select(ItemResult.confidence)
+        results = list(
+            session.execute(
+                select(ItemResult.answer, ItemResult.confidence)
                 .join(Item, Item.id == ItemResult.item_id)
                 .where(ItemResult.job_id == job, Item.is_gold.is_(False))
             )
         )
-    assert len(confidences) == 7
-    assert all(0.5 < c < 1.0 for c in confidences)
-    sure = sum(confidences)
+    assert len(results) == 7
+    positive = [c for answer, c in results if answer["sentiment"] == "positive"]
+    negative = [c for answer, c in results if answer["sentiment"] != "positive"]
+    # Y answers positive to all 10 items (7 regular, 3 control).
+    assert (y_job.gold_accuracy, y_job.longest_identical_run) == (0.0, 10)
+    assert y_job.agreement == pytest.approx(len(positive) / 7, abs=1e-6)
+    assert z_job.gold_accuracy == 1.0
+    assert z_job.agreement == pytest.approx(len(negative) / 7, abs=1e-6)
+    assert (z_job.median_active_seconds, z_job.fast_submits, z_job.fast_share) == (5, 7, 1.0)
+    # Reputation follows the evidence (Beta prior of 10 neutral observations): X well above
+    # neutral; Y, wrong on every control item though mostly with the majority, hardly above
+    # it, (5 + 0·1 + 0.5·E_Y + 7·0.25) / (10 + 3·1 + 7·0.5 + 7·0.25); Z below,
+    # (5 + 3 + 0.5·E_Z) / 18.25: an answer's agreement evidence is the consensus model's
+    # probability that it is right, c (the consensus confidence) when it sides with the
+    # consensus, 1 − c when not.
+    evidence_y = sum(positive) + sum(1 - c for c in negative)
+    evidence_z = sum(negative) + sum(1 - c for c in positive)
     assert overall.reputation > 0.6
-    assert y_job.reputation == pytest.approx((6.75 + 0.5 * sure) / 18.25, abs=1e-4)
-    assert z_job.reputation == pytest.approx((8 + 0.5 * (7 - sure)) / 18.25, abs=1e-4)
+    assert y_job.reputation == pytest.approx((6.75 + 0.5 * evidence_y) / 18.25, abs=1e-4)
+    assert z_job.reputation == pytest.approx((8 + 0.5 * evidence_z) / 18.25, abs=1e-4)
 
 
 def test_reputation_and_tier_reach_eligibility_and_an_override_wins(
