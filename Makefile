@@ -79,10 +79,10 @@ imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test-sqlite: $(STAMP)
-	$(PY) -m coverage run -m pytest --db=sqlite -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m coverage run -m pytest --db=sqlite -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-postgresql: $(STAMP)
-	$(PY) -m pytest --db=postgresql -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest --db=postgresql -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 $(LS_STAMP): $(LS_CONSTRAINTS)
 	rm -rf $(LS_VENV)

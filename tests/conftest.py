@@ -76,22 +76,6 @@ def private_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         tempfile.tempdir = before
 
 
-#: Test modules that open many database connections at once (threads racing on real commits,
-#: a whole simulated market).
-MANY_CONNECTIONS = frozenset(
-    {
-        "test_concurrent_claims",
-        "test_concurrent_review",
-        "test_concurrent_start",
-        "test_gold_race",
-        "test_idempotency_keys",
-        "test_money_concurrency",
-        "test_money_race",
-        "test_simulate",
-    }
-)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked for one database skip in the other's pass, saying where they run."""
     if config.getoption("--db") == "postgresql":
@@ -101,12 +85,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if other in item.keywords:
             item.add_marker(skip)
-        elif (
-            item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in MANY_CONNECTIONS
-        ):
-            # one xdist worker runs these one after another (`--dist loadgroup`): two of them
-            # side by side can pass PostgreSQL's 100 connections
-            item.add_marker(pytest.mark.xdist_group("many-connections"))
 
 
 def _pg_admin_conninfo(url: str) -> tuple[str, str]:
